@@ -1,0 +1,53 @@
+# Everyday targets. `make test` and `make demo` are the two set-up commands of the README:
+# each creates the virtual environment it needs, so a fresh clone runs them as they are.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv lint fmt typecheck imports crds check-crds test test-unit test-e2e demo clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+venv: $(STAMP) ## create .venv with kubesweep and its development tools
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+lint: venv ## ruff lint and format check, mypy strict, import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: venv ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: venv
+	$(BIN)/mypy
+
+imports: venv
+	$(BIN)/lint-imports
+
+crds: venv ## regenerate crds/ from the API models
+	$(BIN)/python -m kubesweep.api.crdgen crds
+
+test-unit: venv ## fast tests, no cluster
+	$(BIN)/pytest tests -q
+
+test: lint test-unit test-e2e ## everything: lint, unit tests, e2e tests on the local cluster
+
+test-e2e: venv ## e2e tests against the local cluster (built and started on demand)
+	$(BIN)/pytest e2e -q
+
+demo: venv ## the main job: a sweep end to end
+	$(BIN)/python -m kubesweep.demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,30 @@
+"""kubesweep: hyperparameter sweeps as a Kubernetes operator.
+
+The distribution is spread over two source folders (``operator/`` and
+``suggestion/``); ``extend_path`` joins them into one ``kubesweep`` package when
+both are on ``sys.path`` (an editable install), and a wheel merges them anyway.
+
+Only light names live here: ``kubesweep.report`` for trial programs must import
+nothing beyond the standard library, and the cluster client is loaded lazily.
+"""
+
+from __future__ import annotations
+
+from pkgutil import extend_path
+from typing import Any
+
+__path__ = extend_path(__path__, __name__)
+
+__all__ = ["Client", "report"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "report":
+        from kubesweep.collector.client import report
+
+        return report
+    if name == "Client":
+        from kubesweep.cli.client import Client
+
+        return Client
+    raise AttributeError(f"module 'kubesweep' has no attribute {name!r}")

@@ -1,0 +1,71 @@
+"""The shared base of every API model, and cross-field rules stated once.
+
+Kubernetes speaks camelCase and refuses unknown fields in a structural schema;
+the Python models do the same (``extra="forbid"``) so that a typo in a manifest
+is refused locally with the same field name the API server would name.
+
+A cross-field rule is one value (:class:`Rule`) carrying both its CEL form, which
+goes into the CRD's ``x-kubernetes-validations``, and its Python form, which the
+model runs. One message serves both, so ``kubectl apply`` and ``kubesweep run``
+refuse a bad manifest with the same words. The e2e suite checks that the two
+forms agree on a real API server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic.alias_generators import to_camel
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field validation rule, in CEL for the API server and in Python."""
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+    field_path: str | None = None
+
+    def as_crd(self) -> dict[str, str]:
+        """The ``x-kubernetes-validations`` entry of this rule."""
+        entry = {"rule": self.cel, "message": self.message}
+        if self.field_path is not None:
+            entry["fieldPath"] = self.field_path
+        return entry
+
+
+@dataclass(frozen=True)
+class TransitionRule:
+    """A rule comparing an update with the stored object (CEL ``oldSelf``)."""
+
+    cel: str
+    message: str
+
+
+class ApiModel(BaseModel):
+    """Base of all kubesweep API objects: camelCase on the wire, strict about unknown keys."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    #: Cross-field rules checked here and emitted into the CRD.
+    cel_rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_cel_rules(self) -> Any:
+        for rule in type(self).cel_rules:
+            if not rule.check(self):
+                raise ValueError(rule.message)
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        """The object as Kubernetes stores it: camelCase keys, no unset optionals."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,542 @@
+"""The ``Experiment`` spec: what to search, how, with which budget, running what.
+
+Every cross-field rule of the contract is a :class:`~kubesweep.api.base.Rule` on
+the model it concerns, so the CRD and local validation can never disagree on
+what a valid Experiment is. Limits on list and string sizes exist because the API
+server bounds the cost of CEL rules by them, and because an Experiment must stay
+far below etcd's object size limit.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from kubesweep.api.base import ApiModel, Rule, TransitionRule
+
+#: A parameter's value: what an algorithm suggests and a trial receives.
+ParameterValue = bool | int | float | str
+
+MAX_PARAMETERS = 64
+MAX_CATEGORIES = 256
+MAX_NAME_LENGTH = 63
+PARAMETER_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+
+ShortName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+ParameterName = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PARAMETER_NAME_PATTERN)
+]
+
+
+class Direction(StrEnum):
+    """Whether the objective metric is better when smaller or larger."""
+
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+
+class Strategy(StrEnum):
+    """How a metric's series of observations reduces to one value."""
+
+    MIN = "min"
+    MAX = "max"
+    LATEST = "latest"
+
+
+class AlgorithmName(StrEnum):
+    """The search algorithms the suggestion service implements."""
+
+    GRID = "grid"
+    RANDOM = "random"
+    SOBOL = "sobol"
+    BAYESIAN = "bayesian"
+    TPE = "tpe"
+    HYPERBAND = "hyperband"
+    ASHA = "asha"
+    BOHB = "bohb"
+
+
+#: Algorithms that assign each trial a fidelity budget.
+MULTI_FIDELITY_ALGORITHMS = frozenset(
+    {AlgorithmName.HYPERBAND, AlgorithmName.ASHA, AlgorithmName.BOHB}
+)
+
+
+class EarlyStoppingName(StrEnum):
+    """Rules that stop unpromising running trials."""
+
+    MEDIAN = "median"
+
+
+class ParameterType(StrEnum):
+    """The kinds of search-space dimension."""
+
+    FLOAT = "float"
+    INT = "int"
+    CATEGORICAL = "categorical"
+
+
+class MetricsSource(StrEnum):
+    """Where the collector sidecar reads a trial's metrics from."""
+
+    STDOUT = "stdout"
+    FILE = "file"
+    JSON = "json"
+    TFEVENT = "tfevent"
+    PROMETHEUS = "prometheus"
+    PUSH = "push"
+
+
+SettingValue = bool | int | float | str
+
+_PATH_SOURCES = frozenset({MetricsSource.FILE, MetricsSource.JSON, MetricsSource.TFEVENT})
+
+
+class Objective(ApiModel):
+    """The metric a sweep optimises, and the ones it records beside it."""
+
+    metric: ShortName
+    direction: Direction
+    target: float | None = Field(
+        default=None, description="End the experiment once a trial's objective reaches this."
+    )
+    strategy: Strategy | None = Field(
+        default=None,
+        description="How the objective's series reduces to one value; defaults to the "
+        "direction (min for minimize, max for maximize).",
+    )
+    additional_metrics: list[ShortName] = Field(default_factory=list, max_length=32)
+    metric_strategies: dict[str, Strategy] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Reduction per additional metric; latest unless named here.",
+    )
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!(self.metric in self.additionalMetrics)",
+            message="objective.additionalMetrics must not repeat objective.metric; remove it",
+            check=lambda o: o.metric not in o.additional_metrics,
+            field_path=".additionalMetrics",
+        ),
+    )
+
+    @property
+    def objective_strategy(self) -> Strategy:
+        """The reduction of the objective metric, with the direction as default."""
+        if self.strategy is not None:
+            return self.strategy
+        return Strategy.MIN if self.direction is Direction.MINIMIZE else Strategy.MAX
+
+    def strategy_for(self, metric: str) -> Strategy:
+        """The reduction used for ``metric``."""
+        if metric == self.metric:
+            return self.objective_strategy
+        return self.metric_strategies.get(metric, Strategy.LATEST)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The objective first, then the additional metrics."""
+        return [self.metric, *self.additional_metrics]
+
+
+class Algorithm(ApiModel):
+    """Which search algorithm suggests trials, and its settings."""
+
+    name: AlgorithmName = AlgorithmName.RANDOM
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    settings: dict[str, SettingValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Algorithm settings; each algorithm lists its own and refuses others.",
+    )
+
+
+class EarlyStopping(ApiModel):
+    """A rule that stops running trials that are unlikely to win."""
+
+    name: EarlyStoppingName = EarlyStoppingName.MEDIAN
+    settings: dict[str, SettingValue] = Field(default_factory=dict, max_length=32)
+
+
+class Condition(ApiModel):
+    """Makes a parameter active only while another parameter takes one of some values."""
+
+    parameter: ParameterName
+    values: list[ParameterValue] = Field(min_length=1, max_length=MAX_CATEGORIES)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class Parameter(ApiModel):
+    """One dimension of the search space."""
+
+    name: ParameterName
+    type: ParameterType
+    min: float | None = None
+    max: float | None = None
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+    values: list[ParameterValue] | None = Field(
+        default=None, min_length=1, max_length=MAX_CATEGORIES
+    )
+    when: Condition | None = None
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.type != 'categorical' || has(self.values)",
+            message="parameters[].values: a categorical parameter needs a non-empty values list",
+            check=lambda p: p.type is not ParameterType.CATEGORICAL or bool(p.values),
+            field_path=".values",
+        ),
+        Rule(
+            cel="self.type == 'categorical' || (has(self.min) && has(self.max))",
+            message="parameters[].min and max: a float or int parameter needs both bounds",
+            check=lambda p: p.type is ParameterType.CATEGORICAL
+            or (p.min is not None and p.max is not None),
+            field_path=".min",
+        ),
+        Rule(
+            cel="self.type == 'categorical' || !has(self.values)",
+            message="parameters[].values: only a categorical parameter takes values; "
+            "use min and max (and step) for numbers",
+            check=lambda p: p.type is ParameterType.CATEGORICAL or p.values is None,
+            field_path=".values",
+        ),
+        Rule(
+            cel="!has(self.min) || !has(self.max) || self.min < self.max",
+            message="parameters[].max must be greater than min; swap or widen the bounds",
+            check=lambda p: p.min is None or p.max is None or p.min < p.max,
+            field_path=".max",
+        ),
+        Rule(
+            cel="!self.log || (has(self.min) && self.min > 0.0)",
+            message="parameters[].min must be positive when log is true; raise min above 0 "
+            "or set log: false",
+            check=lambda p: not p.log or (p.min is not None and p.min > 0),
+            field_path=".log",
+        ),
+        Rule(
+            cel="self.type != 'categorical' || (!self.log && !has(self.step))",
+            message="parameters[].log and step apply to numbers only; remove them from a "
+            "categorical parameter",
+            check=lambda p: p.type is not ParameterType.CATEGORICAL
+            or (not p.log and p.step is None),
+            field_path=".type",
+        ),
+        Rule(
+            cel="self.type != 'int' || ((!has(self.min) || self.min == double(int(self.min)))"
+            " && (!has(self.max) || self.max == double(int(self.max))))",
+            message="parameters[].min and max of an int parameter must be whole numbers",
+            check=lambda p: p.type is not ParameterType.INT
+            or all(v is None or float(v).is_integer() for v in (p.min, p.max)),
+            field_path=".min",
+        ),
+    )
+
+    @field_validator("values")
+    @classmethod
+    def _distinct_values(cls, values: list[ParameterValue] | None) -> list[ParameterValue] | None:
+        if values is not None:
+            keys = [(type(v).__name__, v) for v in values]
+            if len(set(keys)) != len(keys):
+                raise ValueError("values must be distinct")
+        return values
+
+    @property
+    def is_numeric(self) -> bool:
+        """Whether the dimension is a number range rather than a set of categories."""
+        return self.type is not ParameterType.CATEGORICAL
+
+    @property
+    def low(self) -> float:
+        """The lower bound of a numeric parameter."""
+        if self.min is None:
+            raise ValueError(f"parameter {self.name} has no min")
+        return self.min
+
+    @property
+    def high(self) -> float:
+        """The upper bound of a numeric parameter."""
+        if self.max is None:
+            raise ValueError(f"parameter {self.name} has no max")
+        return self.max
+
+    def contains(self, value: object) -> bool:
+        """Whether ``value`` is a valid assignment of this parameter."""
+        if self.type is ParameterType.CATEGORICAL:
+            return any(type(value) is type(v) and value == v for v in self.values or ())
+        if not _is_number(value):
+            return False
+        assert isinstance(value, int | float)
+        if self.type is ParameterType.INT and not float(value).is_integer():
+            return False
+        if not self.low <= value <= self.high:
+            return False
+        if self.step is not None:
+            offset = (value - self.low) / self.step
+            return abs(offset - round(offset)) < 1e-6
+        return True
+
+
+class Fidelity(ApiModel):
+    """The resource a multi-fidelity algorithm hands out: epochs, trees, data fraction."""
+
+    parameter: ParameterName
+    min: float = Field(gt=0)
+    max: float
+    eta: float = Field(default=3.0, ge=2)
+    type: Literal["int", "float"] = "int"
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.min < self.max",
+            message="fidelity.max must be greater than fidelity.min",
+            check=lambda f: f.min < f.max,
+            field_path=".max",
+        ),
+    )
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a Go-style duration such as ``6h``, ``1h30m`` or ``90s``."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"invalid duration {text!r}; use forms like 30m, 6h or 1h30m")
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    seconds = sum(
+        float(number) * units[unit]
+        for number, _, unit in re.findall(r"([0-9]+(\.[0-9]+)?)(ms|s|m|h)", text)
+    )
+    return timedelta(seconds=seconds)
+
+
+class Budget(ApiModel):
+    """When the sweep ends and how wide it runs. Editable after creation."""
+
+    max_trials: int = Field(default=10, ge=1, le=1_000_000)
+    parallel_trials: int = Field(default=1, ge=1, le=10_000)
+    max_failed_trials: int | None = Field(
+        default=None, ge=0, description="End the experiment as Failed after this many failures."
+    )
+    max_duration: str | None = Field(
+        default=None, pattern=DURATION_PATTERN, max_length=32, description="e.g. 30m, 6h, 1h30m"
+    )
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.parallelTrials <= self.maxTrials",
+            message="budget.parallelTrials must not exceed budget.maxTrials; lower "
+            "parallelTrials or raise maxTrials",
+            check=lambda b: b.parallel_trials <= b.max_trials,
+            field_path=".parallelTrials",
+        ),
+    )
+
+    @property
+    def duration(self) -> timedelta | None:
+        """``max_duration`` as a timedelta."""
+        return None if self.max_duration is None else parse_duration(self.max_duration)
+
+
+class MetricsCollection(ApiModel):
+    """How the collector sidecar finds the primary container's metrics."""
+
+    source: MetricsSource = MetricsSource.STDOUT
+    path: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="File (file, json) or directory (tfevent) the trainer writes.",
+    )
+    filters: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Regular expressions with groups 'name' and 'value' (or two groups) "
+        "that pick metrics out of text lines; the default reads name=value pairs.",
+    )
+    port: int | None = Field(default=None, ge=1, le=65535)
+    scrape_path: str = Field(default="/metrics", max_length=256)
+    interval_seconds: float = Field(default=10.0, gt=0, le=3600)
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!(self.source in ['file', 'json', 'tfevent']) || has(self.path)",
+            message="trialTemplate.metrics.path is required for the file, json and tfevent "
+            "sources; name the file or directory the trainer writes",
+            check=lambda m: m.source not in _PATH_SOURCES or m.path is not None,
+            field_path=".path",
+        ),
+        Rule(
+            cel="self.source != 'prometheus' || has(self.port)",
+            message="trialTemplate.metrics.port is required for the prometheus source",
+            check=lambda m: m.source is not MetricsSource.PROMETHEUS or m.port is not None,
+            field_path=".port",
+        ),
+    )
+
+    @field_validator("filters")
+    @classmethod
+    def _filters_compile(cls, filters: list[str]) -> list[str]:
+        for pattern in filters:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"filter {pattern!r} is not a regular expression: {error}")
+            if compiled.groups < 2:
+                raise ValueError(f"filter {pattern!r} needs two groups: the name and the value")
+        return filters
+
+
+class TrialTemplate(ApiModel):
+    """What each trial runs: a batch/v1 JobSpec and where its metrics come from."""
+
+    primary_container: ShortName
+    metrics: MetricsCollection = Field(default_factory=MetricsCollection)
+    job: dict[str, Any] = Field(description="A batch/v1 JobSpec; placeholders are substituted.")
+    queue_name: str | None = Field(
+        default=None, max_length=253, description="Kueue LocalQueue the trial Jobs are sent to."
+    )
+    retries: int = Field(
+        default=0, ge=0, le=10, description="Pod retries within a trial (the Job's backoffLimit)."
+    )
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.job.template.spec.containers.exists(c, c.name == self.primaryContainer)",
+            message="trialTemplate.primaryContainer must name a container of "
+            "trialTemplate.job.template.spec.containers",
+            check=lambda t: t.primary_container in t.container_names,
+            field_path=".primaryContainer",
+        ),
+    )
+
+    @field_validator("job")
+    @classmethod
+    def _job_has_containers(cls, job: dict[str, Any]) -> dict[str, Any]:
+        containers = job.get("template", {}).get("spec", {}).get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise ValueError("job.template.spec.containers must list at least one container")
+        for index, container in enumerate(containers):
+            if not isinstance(container, dict) or not isinstance(container.get("name"), str):
+                raise ValueError(f"job.template.spec.containers[{index}].name is required")
+        restart = job["template"]["spec"].get("restartPolicy", "Never")
+        if restart not in ("Never", "OnFailure"):
+            raise ValueError("job.template.spec.restartPolicy must be Never or OnFailure")
+        return job
+
+    @property
+    def container_names(self) -> list[str]:
+        """Names of the containers of the pod template."""
+        containers = self.job["template"]["spec"]["containers"]
+        return [str(c["name"]) for c in containers]
+
+
+class ExperimentSpec(ApiModel):
+    """Everything a user states about a sweep."""
+
+    objective: Objective
+    algorithm: Algorithm = Field(default_factory=Algorithm)
+    early_stopping: EarlyStopping | None = None
+    parameters: list[Parameter] = Field(min_length=1, max_length=MAX_PARAMETERS)
+    fidelity: Fidelity | None = None
+    budget: Budget = Field(default_factory=Budget)
+    trial_template: TrialTemplate
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.parameters.all(p, self.parameters.exists_one(q, q.name == p.name))",
+            message="parameters[].name must be unique; rename or remove the duplicate",
+            check=lambda s: len({p.name for p in s.parameters}) == len(s.parameters),
+            field_path=".parameters",
+        ),
+        Rule(
+            cel="!has(self.fidelity) || self.algorithm.name in ['hyperband', 'asha', 'bohb']",
+            message="fidelity is used only by hyperband, asha and bohb; remove it or change "
+            "algorithm.name",
+            check=lambda s: s.fidelity is None or s.algorithm.name in MULTI_FIDELITY_ALGORITHMS,
+            field_path=".fidelity",
+        ),
+        Rule(
+            cel="!(self.algorithm.name in ['hyperband', 'asha', 'bohb']) || has(self.fidelity)",
+            message="fidelity is required by hyperband, asha and bohb; add fidelity with "
+            "parameter, min and max",
+            check=lambda s: s.algorithm.name not in MULTI_FIDELITY_ALGORITHMS
+            or s.fidelity is not None,
+            field_path=".algorithm.name",
+        ),
+        Rule(
+            cel="!has(self.fidelity) || self.parameters.all(p, p.name != self.fidelity.parameter)",
+            message="fidelity.parameter must not also be a search parameter; the algorithm "
+            "sets it",
+            check=lambda s: s.fidelity is None
+            or all(p.name != s.fidelity.parameter for p in s.parameters),
+            field_path=".fidelity.parameter",
+        ),
+        Rule(
+            cel="self.algorithm.name != 'grid' || self.parameters.all(p, p.type != 'float' "
+            "|| has(p.step))",
+            message="parameters[].step is required for float parameters with the grid "
+            "algorithm; give each float parameter a step",
+            check=lambda s: s.algorithm.name is not AlgorithmName.GRID
+            or all(p.type is not ParameterType.FLOAT or p.step is not None for p in s.parameters),
+            field_path=".parameters",
+        ),
+        Rule(
+            cel="self.parameters.all(p, !has(p.when) || self.parameters.exists(q, "
+            "q.name == p.when.parameter && q.name != p.name && q.type == 'categorical'))",
+            message="parameters[].when.parameter must name another, categorical parameter",
+            check=lambda s: all(
+                p.when is None
+                or any(
+                    q.name == p.when.parameter
+                    and q.name != p.name
+                    and q.type is ParameterType.CATEGORICAL
+                    for q in s.parameters
+                )
+                for p in s.parameters
+            ),
+            field_path=".parameters",
+        ),
+        Rule(
+            cel="!has(self.earlyStopping) || !(self.algorithm.name in ['hyperband', 'asha', "
+            "'bohb'])",
+            message="earlyStopping does not combine with hyperband, asha or bohb, which stop "
+            "trials themselves; remove earlyStopping",
+            check=lambda s: s.early_stopping is None
+            or s.algorithm.name not in MULTI_FIDELITY_ALGORITHMS,
+            field_path=".earlyStopping",
+        ),
+    )
+
+    #: Fields that may not change after creation (checked by the API server).
+    immutable_fields: ClassVar[tuple[str, ...]] = ("objective", "algorithm", "parameters")
+
+    @property
+    def is_multi_fidelity(self) -> bool:
+        """Whether trials receive a fidelity budget from the algorithm."""
+        return self.algorithm.name in MULTI_FIDELITY_ALGORITHMS
+
+    def parameter(self, name: str) -> Parameter:
+        """The parameter called ``name``."""
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        raise KeyError(name)
+
+
+def immutability_rules() -> dict[str, TransitionRule]:
+    """Transition rules, per immutable spec field, for the CRD."""
+    return {
+        field: TransitionRule(
+            cel="self == oldSelf",
+            message=f"spec.{field} is immutable after creation; create a new Experiment "
+            "(budget may change)",
+        )
+        for field in ExperimentSpec.immutable_fields
+    }

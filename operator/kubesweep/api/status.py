@@ -1,0 +1,154 @@
+"""Status of Experiments and Trials, following Kubernetes and kstatus conventions.
+
+Status is always derived from children and observations, never the source of
+truth for what exists; it is bounded so that an experiment of 100,000 trials
+keeps every object far below etcd's size limit: counts instead of lists on the
+Experiment, a summary and a downsampled curve on each Trial.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from kubesweep.api.base import ApiModel
+from kubesweep.api.experiment import ParameterValue
+
+#: Points kept in a trial's objective curve; older points are downsampled.
+MAX_CURVE_POINTS = 100
+#: Metrics kept per trial.
+MAX_TRIAL_METRICS = 33
+
+
+class ConditionType(StrEnum):
+    """Condition types; ``Ready``, ``Reconciling`` and ``Stalled`` are kstatus's."""
+
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class EndReason(StrEnum):
+    """Why an experiment ended; the reason of its ``Succeeded`` or ``Failed`` condition."""
+
+    TARGET_REACHED = "TargetReached"
+    MAX_TRIALS_REACHED = "MaxTrialsReached"
+    SEARCH_SPACE_EXHAUSTED = "SearchSpaceExhausted"
+    MAX_FAILED_TRIALS_REACHED = "MaxFailedTrialsReached"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+
+
+class Condition(ApiModel):
+    """A Kubernetes condition (metav1.Condition)."""
+
+    type: str = Field(max_length=316)
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(max_length=1024)
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: datetime
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class ExperimentPhase(StrEnum):
+    """Coarse lifecycle of an experiment, for printer columns and humans."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class TrialPhase(StrEnum):
+    """Lifecycle of one trial."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    EARLY_STOPPED = "EarlyStopped"
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the trial will not run again."""
+        return self not in (TrialPhase.PENDING, TrialPhase.RUNNING)
+
+
+class TrialCounts(ApiModel):
+    """How many trials are in each phase; ``created`` is their sum."""
+
+    created: int = 0
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    early_stopped: int = 0
+    metrics_unavailable: int = 0
+    completed: int = Field(default=0, description="Trials that finished, in any way.")
+
+
+class BestTrial(ApiModel):
+    """The trial with the best objective so far."""
+
+    name: str
+    parameters: dict[str, ParameterValue]
+    objective: float
+    metrics: dict[str, float] = Field(default_factory=dict)
+    fidelity: float | None = None
+
+
+class ExperimentStatus(ApiModel):
+    """Observed state of an Experiment."""
+
+    observed_generation: int | None = None
+    phase: ExperimentPhase = ExperimentPhase.PENDING
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    trials: TrialCounts = Field(default_factory=TrialCounts)
+    best_trial: BestTrial | None = None
+    gpu_seconds: float = 0.0
+    message: str | None = Field(default=None, max_length=4096)
+
+    def condition(self, type_: str) -> Condition | None:
+        """The condition of the given type, if present."""
+        return next((c for c in self.conditions if c.type == type_), None)
+
+
+class MetricSummary(ApiModel):
+    """One metric of a trial reduced to the figures that matter."""
+
+    name: str
+    latest: float
+    min: float
+    max: float
+    step: int | None = Field(default=None, description="Step of the latest observation.")
+    count: int = Field(default=1, ge=1)
+
+
+class CurvePoint(ApiModel):
+    """One point of a trial's objective curve."""
+
+    step: int
+    value: float
+
+
+class TrialStatus(ApiModel):
+    """Observed state of a Trial."""
+
+    observed_generation: int | None = None
+    phase: TrialPhase = TrialPhase.PENDING
+    reason: str | None = Field(default=None, max_length=1024)
+    message: str | None = Field(default=None, max_length=4096)
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    objective: float | None = None
+    metrics: list[MetricSummary] = Field(default_factory=list, max_length=MAX_TRIAL_METRICS)
+    curve: list[CurvePoint] = Field(default_factory=list, max_length=MAX_CURVE_POINTS)
+    gpu_seconds: float = 0.0

@@ -1,0 +1,200 @@
+"""The one contract every search algorithm and early-stopping rule implements.
+
+Algorithms are pure: a request carries the search space, the objective's
+direction, the algorithm's settings and seed, and every observed trial; the
+reply is computed from that alone. No hidden state survives between calls, so
+any replica of the service can answer, a restart loses nothing, and history the
+algorithm did not produce itself (a warm start) is just more history.
+
+Algorithms see objective values as *losses* (smaller is better):
+:func:`loss_of` flips maximised objectives, so no algorithm handles direction.
+Randomness comes from :func:`rng_for`, seeded by the experiment seed and the
+history length, which makes replies reproducible and still different call by call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+from pydantic import Field
+
+from kubesweep.api.base import ApiModel
+from kubesweep.api.experiment import (
+    Algorithm,
+    Direction,
+    EarlyStopping,
+    Fidelity,
+    Parameter,
+    ParameterValue,
+)
+from kubesweep.api.status import CurvePoint
+
+
+class TrialState(StrEnum):
+    """What the algorithm knows of a trial."""
+
+    PENDING = "pending"  # suggested, not finished: its point is taken but has no value yet
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"  # stopped early; its last intermediate value is its value
+
+
+class ObservedTrial(ApiModel):
+    """One trial of the history, as the algorithm sees it."""
+
+    name: str = Field(min_length=1, max_length=253)
+    parameters: dict[str, ParameterValue] = Field(max_length=64)
+    fidelity: float | None = None
+    state: TrialState
+    value: float | None = Field(default=None, description="Final objective, if any.")
+    intermediate: list[CurvePoint] = Field(
+        default_factory=list, description="Objective by step (epoch, fidelity unit)."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, max_length=16)
+
+
+class SearchSpace(ApiModel):
+    """The parameters to search, and the fidelity of multi-fidelity algorithms."""
+
+    parameters: list[Parameter] = Field(min_length=1, max_length=64)
+    fidelity: Fidelity | None = None
+
+
+class SuggestRequest(ApiModel):
+    """Ask for ``count`` new assignments given the history."""
+
+    experiment_uid: str | None = Field(
+        default=None, max_length=128, description="Key of the optional model cache."
+    )
+    space: SearchSpace
+    direction: Direction = Direction.MINIMIZE
+    algorithm: Algorithm = Field(default_factory=Algorithm)
+    trials: list[ObservedTrial] = Field(default_factory=list)
+    count: int = Field(default=1, ge=1, le=1000)
+
+
+class Assignment(ApiModel):
+    """One suggested configuration."""
+
+    parameters: dict[str, ParameterValue]
+    fidelity: float | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class SuggestReply(ApiModel):
+    """New assignments; ``exhausted`` when the space can give no more, ever."""
+
+    assignments: list[Assignment]
+    exhausted: bool = False
+
+
+class StopRequest(ApiModel):
+    """Ask which running trials should stop."""
+
+    experiment_uid: str | None = Field(default=None, max_length=128)
+    space: SearchSpace
+    direction: Direction = Direction.MINIMIZE
+    algorithm: Algorithm = Field(default_factory=Algorithm)
+    early_stopping: EarlyStopping | None = None
+    trials: list[ObservedTrial] = Field(default_factory=list)
+
+
+class StopDecision(ApiModel):
+    """A running trial to stop, and why (shown to the user)."""
+
+    name: str
+    reason: str
+
+
+class StopReply(ApiModel):
+    """The running trials to stop."""
+
+    stop: list[StopDecision] = Field(default_factory=list)
+
+
+class SettingsError(ValueError):
+    """An unknown or invalid algorithm setting; names the setting."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"algorithm.settings.{setting}: {message}")
+        self.setting = setting
+
+
+class History:
+    """The observed trials of one request, with losses precomputed (smaller is better)."""
+
+    def __init__(self, trials: Sequence[ObservedTrial], direction: Direction) -> None:
+        self.trials = list(trials)
+        self.direction = direction
+
+    def loss(self, trial: ObservedTrial) -> float | None:
+        """The trial's loss, or None when it has no usable value."""
+        return loss_of(trial, self.direction)
+
+    def finished(self) -> list[tuple[ObservedTrial, float]]:
+        """Trials with a usable final loss (completed, or stopped with a last value)."""
+        out = []
+        for trial in self.trials:
+            value = self.loss(trial)
+            if value is not None:
+                out.append((trial, value))
+        return out
+
+    def pending(self) -> list[ObservedTrial]:
+        """Trials that hold a point but have no result yet."""
+        return [t for t in self.trials if t.state is TrialState.PENDING]
+
+
+def loss_of(trial: ObservedTrial, direction: Direction) -> float | None:
+    """A trial's final value as a loss (negated when maximising), or None if unusable."""
+    if trial.state is TrialState.COMPLETED:
+        value = trial.value
+    elif trial.state is TrialState.STOPPED:
+        value = trial.value if trial.value is not None else _last(trial.intermediate)
+    else:
+        return None
+    if value is None or not np.isfinite(value):
+        return None
+    return float(value) if direction is Direction.MINIMIZE else -float(value)
+
+
+def _last(curve: Sequence[CurvePoint]) -> float | None:
+    return curve[-1].value if curve else None
+
+
+def rng_for(seed: int | None, history_length: int, salt: str = "") -> np.random.Generator:
+    """A generator fixed by the seed and the history length (and an optional salt)."""
+    material = f"{seed}:{history_length}:{salt}".encode()
+    digest = hashlib.sha256(material).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+class SearchAlgorithm(Protocol):
+    """Suggests configurations. Constructed per request from validated settings."""
+
+    def suggest(self, history: History, count: int) -> SuggestReply:
+        """Return up to ``count`` assignments; fewer only together with ``exhausted``."""
+        ...
+
+
+class StoppingRule(Protocol):
+    """Decides which running trials to stop."""
+
+    def decide(self, history: History) -> list[StopDecision]:
+        """The pending/running trials that should stop now."""
+        ...
+
+
+class AlgorithmFactory(Protocol):
+    """Builds an algorithm for one request, refusing bad settings with :class:`SettingsError`."""
+
+    def __call__(
+        self,
+        space: SearchSpace,
+        settings: Mapping[str, ParameterValue],
+        seed: int | None,
+    ) -> SearchAlgorithm: ...

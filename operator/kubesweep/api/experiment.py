@@ -199,8 +199,9 @@ class Parameter(ApiModel):
         Rule(
             cel="self.type == 'categorical' || (has(self.min) && has(self.max))",
             message="parameters[].min and max: a float or int parameter needs both bounds",
-            check=lambda p: p.type is ParameterType.CATEGORICAL
-            or (p.min is not None and p.max is not None),
+            check=lambda p: (
+                p.type is ParameterType.CATEGORICAL or (p.min is not None and p.max is not None)
+            ),
             field_path=".min",
         ),
         Rule(
@@ -227,16 +228,19 @@ class Parameter(ApiModel):
             cel="self.type != 'categorical' || (!self.log && !has(self.step))",
             message="parameters[].log and step apply to numbers only; remove them from a "
             "categorical parameter",
-            check=lambda p: p.type is not ParameterType.CATEGORICAL
-            or (not p.log and p.step is None),
+            check=lambda p: (
+                p.type is not ParameterType.CATEGORICAL or (not p.log and p.step is None)
+            ),
             field_path=".type",
         ),
         Rule(
             cel="self.type != 'int' || ((!has(self.min) || self.min == double(int(self.min)))"
             " && (!has(self.max) || self.max == double(int(self.max))))",
             message="parameters[].min and max of an int parameter must be whole numbers",
-            check=lambda p: p.type is not ParameterType.INT
-            or all(v is None or float(v).is_integer() for v in (p.min, p.max)),
+            check=lambda p: (
+                p.type is not ParameterType.INT
+                or all(v is None or float(v).is_integer() for v in (p.min, p.max))
+            ),
             field_path=".min",
         ),
     )
@@ -387,7 +391,9 @@ class MetricsCollection(ApiModel):
             try:
                 compiled = re.compile(pattern)
             except re.error as error:
-                raise ValueError(f"filter {pattern!r} is not a regular expression: {error}")
+                raise ValueError(
+                    f"filter {pattern!r} is not a regular expression: {error}"
+                ) from None
             if compiled.groups < 2:
                 raise ValueError(f"filter {pattern!r} needs two groups: the name and the value")
         return filters
@@ -466,16 +472,17 @@ class ExperimentSpec(ApiModel):
             cel="!(self.algorithm.name in ['hyperband', 'asha', 'bohb']) || has(self.fidelity)",
             message="fidelity is required by hyperband, asha and bohb; add fidelity with "
             "parameter, min and max",
-            check=lambda s: s.algorithm.name not in MULTI_FIDELITY_ALGORITHMS
-            or s.fidelity is not None,
+            check=lambda s: (
+                s.algorithm.name not in MULTI_FIDELITY_ALGORITHMS or s.fidelity is not None
+            ),
             field_path=".algorithm.name",
         ),
         Rule(
             cel="!has(self.fidelity) || self.parameters.all(p, p.name != self.fidelity.parameter)",
-            message="fidelity.parameter must not also be a search parameter; the algorithm "
-            "sets it",
-            check=lambda s: s.fidelity is None
-            or all(p.name != s.fidelity.parameter for p in s.parameters),
+            message="fidelity.parameter must not also be a search parameter; the algorithm sets it",
+            check=lambda s: (
+                s.fidelity is None or all(p.name != s.fidelity.parameter for p in s.parameters)
+            ),
             field_path=".fidelity.parameter",
         ),
         Rule(
@@ -483,8 +490,12 @@ class ExperimentSpec(ApiModel):
             "|| has(p.step))",
             message="parameters[].step is required for float parameters with the grid "
             "algorithm; give each float parameter a step",
-            check=lambda s: s.algorithm.name is not AlgorithmName.GRID
-            or all(p.type is not ParameterType.FLOAT or p.step is not None for p in s.parameters),
+            check=lambda s: (
+                s.algorithm.name is not AlgorithmName.GRID
+                or all(
+                    p.type is not ParameterType.FLOAT or p.step is not None for p in s.parameters
+                )
+            ),
             field_path=".parameters",
         ),
         Rule(
@@ -508,8 +519,9 @@ class ExperimentSpec(ApiModel):
             "'bohb'])",
             message="earlyStopping does not combine with hyperband, asha or bohb, which stop "
             "trials themselves; remove earlyStopping",
-            check=lambda s: s.early_stopping is None
-            or s.algorithm.name not in MULTI_FIDELITY_ALGORITHMS,
+            check=lambda s: (
+                s.early_stopping is None or s.algorithm.name not in MULTI_FIDELITY_ALGORITHMS
+            ),
             field_path=".earlyStopping",
         ),
     )

@@ -119,7 +119,7 @@ class Objective(ApiModel):
 
     cel_rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
-            cel="!(self.metric in self.additionalMetrics)",
+            cel="!has(self.additionalMetrics) || !(self.metric in self.additionalMetrics)",
             message="objective.additionalMetrics must not repeat objective.metric; remove it",
             check=lambda o: o.metric not in o.additional_metrics,
             field_path=".additionalMetrics",
@@ -164,7 +164,7 @@ class EarlyStopping(ApiModel):
     settings: dict[str, SettingValue] = Field(default_factory=dict, max_length=32)
 
 
-class Condition(ApiModel):
+class ActivationCondition(ApiModel):
     """Makes a parameter active only while another parameter takes one of some values."""
 
     parameter: ParameterName
@@ -187,7 +187,7 @@ class Parameter(ApiModel):
     values: list[ParameterValue] | None = Field(
         default=None, min_length=1, max_length=MAX_CATEGORIES
     )
-    when: Condition | None = None
+    when: ActivationCondition | None = None
 
     cel_rules: ClassVar[tuple[Rule, ...]] = (
         Rule(

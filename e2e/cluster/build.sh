@@ -12,7 +12,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 KUBE_VERSION="$(awk '$1=="k8s.io/kubernetes"{print $2}' "$here/kubebin/go.mod")"
 HELM_VERSION="$(awk '$1=="helm.sh/helm/v3"{print $2}' "$here/helmbin/go.mod")"
 cache="${KUBESWEEP_CACHE:-$HOME/.cache/kubesweep}"
-src_hash="$(cat "$here"/build.sh "$here"/kubebin/*.go "$here"/kubebin/go.mod "$here"/helmbin/go.mod \
+src_hash="$(cat "$here"/kubebin/*.go "$here"/kubebin/go.mod "$here"/helmbin/go.mod \
   | sha256sum | cut -c1-10)"
 key="k8s-${KUBE_VERSION}_helm-${HELM_VERSION}_${src_hash}"
 out="$cache/bin/$key"

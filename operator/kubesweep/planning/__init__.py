@@ -1,0 +1,44 @@
+"""Pure decisions of the operator: what an Experiment needs next, and what a Trial is.
+
+Everything here is a function of its inputs (spec, observed children, the
+clock passed in as ``now``); nothing talks to Kubernetes or HTTP. The operator
+feeds observations in and carries the returned values out, so every decision
+can be tested as a table, and a restart at any instant replays the same
+decisions from the same observations.
+"""
+
+from kubesweep.planning.conditions import merge_conditions
+from kubesweep.planning.plan import (
+    FINAL_REASONS,
+    End,
+    NewTrial,
+    Plan,
+    StopOrder,
+    best_trial,
+    plan_experiment,
+    stop_orders,
+)
+from kubesweep.planning.requests import observed_trial, stop_request, suggest_request
+from kubesweep.planning.trial_status import derive_trial_status, gpus_per_pod
+from kubesweep.planning.views import PodView, SuggestionHealth, TrialMetrics, TrialView
+
+__all__ = [
+    "FINAL_REASONS",
+    "End",
+    "NewTrial",
+    "Plan",
+    "PodView",
+    "StopOrder",
+    "SuggestionHealth",
+    "TrialMetrics",
+    "TrialView",
+    "best_trial",
+    "derive_trial_status",
+    "gpus_per_pod",
+    "merge_conditions",
+    "observed_trial",
+    "plan_experiment",
+    "stop_orders",
+    "stop_request",
+    "suggest_request",
+]

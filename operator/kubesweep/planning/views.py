@@ -1,0 +1,66 @@
+"""Plain values the planner reads: what the operator observed about children.
+
+The operator builds these from its kopf indexes (Trials, Jobs, Pods) so the
+planner never sees a raw API object it would have to second-guess, and tests
+build them by hand in one line each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from kubesweep.api import CurvePoint, MetricSummary, ParameterValue, TrialPhase, TrialStatus
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """One Trial of an experiment as last observed, with whether its Job exists."""
+
+    name: str
+    index: int
+    parameters: Mapping[str, ParameterValue] = field(default_factory=dict)
+    fidelity: float | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    status: TrialStatus = field(default_factory=TrialStatus)
+    has_job: bool = False
+
+    @property
+    def phase(self) -> TrialPhase:
+        """The trial's phase from its status."""
+        return self.status.phase
+
+    @property
+    def finished(self) -> bool:
+        """Whether the trial will not run again."""
+        return self.status.phase.is_finished
+
+
+@dataclass(frozen=True)
+class TrialMetrics:
+    """What is known of a trial's metrics: from intake pushes or the termination message."""
+
+    objective: float | None = None
+    metrics: tuple[MetricSummary, ...] = ()
+    curve: tuple[CurvePoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class PodView:
+    """The few facts of a trial pod that tell waiting-for-admission from running."""
+
+    name: str
+    phase: str  # Pending, Running, Succeeded, Failed, Unknown
+    start_time: datetime | None = None
+    unschedulable_message: str | None = None  # PodScheduled=False reason=Unschedulable
+    waiting_reason: str | None = None  # e.g. ImagePullBackOff of the primary container
+
+
+@dataclass(frozen=True)
+class SuggestionHealth:
+    """How the last calls to the suggestion service went, as the executor remembers it."""
+
+    error: str | None = None
+    failing_since: datetime | None = None
+    exhausted: bool = False

@@ -1,0 +1,45 @@
+"""The suggestion requests the operator builds are valid in the service's contract."""
+
+from __future__ import annotations
+
+from kubesweep.api import CurvePoint, TrialPhase, TrialStatus
+from kubesweep.planning import TrialView, stop_request, suggest_request
+from kubesweep.suggestion.contract import StopRequest, SuggestRequest, TrialState
+from tests.planning.builders import make_spec, trial
+
+
+def test_suggest_request_validates_and_maps_states():
+    trials = [
+        trial(0, TrialPhase.SUCCEEDED, 0.5),
+        trial(1, TrialPhase.RUNNING),
+        trial(2, TrialPhase.FAILED),
+        TrialView(
+            name="exp-3",
+            index=3,
+            parameters={"lr": 0.05},
+            status=TrialStatus(
+                phase=TrialPhase.EARLY_STOPPED,
+                objective=0.7,
+                curve=[CurvePoint(step=1, value=0.7)],
+            ),
+        ),
+    ]
+    body = suggest_request(make_spec(), "uid-1", trials, 3)
+    request = SuggestRequest.model_validate(body)
+    assert request.count == 3
+    assert request.experiment_uid == "uid-1"
+    assert [t.state for t in request.trials] == [
+        TrialState.COMPLETED,
+        TrialState.PENDING,
+        TrialState.FAILED,
+        TrialState.STOPPED,
+    ]
+    assert request.trials[0].value == 0.5
+    assert request.trials[3].intermediate[0].value == 0.7
+
+
+def test_stop_request_carries_the_rule():
+    spec = make_spec(extra={"earlyStopping": {"name": "median", "settings": {"minTrials": 2}}})
+    request = StopRequest.model_validate(stop_request(spec, None, [trial(0)]))
+    assert request.early_stopping is not None
+    assert request.early_stopping.settings == {"minTrials": 2}

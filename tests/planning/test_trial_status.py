@@ -1,0 +1,151 @@
+"""``derive_trial_status``: Job + pods + metrics to a trial phase, table-driven."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from kubesweep.api import CurvePoint, MetricSummary, TrialPhase, TrialStatus
+from kubesweep.planning import PodView, TrialMetrics, derive_trial_status, gpus_per_pod
+from kubesweep.planning.trial_status import stopped_status
+from tests.planning.builders import NOW
+
+T0 = "2026-11-22T11:00:00Z"
+T1 = "2026-11-22T11:30:00Z"
+METRICS = TrialMetrics(
+    objective=0.25,
+    metrics=(MetricSummary(name="loss", latest=0.3, min=0.25, max=0.9, step=3, count=4),),
+    curve=(CurvePoint(step=1, value=0.9), CurvePoint(step=3, value=0.3)),
+)
+
+
+def job(*, gpus: int = 0, suspend: bool = False, **status: Any) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main"}
+    if gpus:
+        container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+    return {
+        "spec": {"suspend": suspend, "template": {"spec": {"containers": [container]}}},
+        "status": status,
+    }
+
+
+def done(type_: str, reason: str = "", when: str = T1) -> dict[str, Any]:
+    return {"type": type_, "status": "True", "reason": reason, "lastTransitionTime": when}
+
+
+RUNNING_POD = PodView("p", "Running", start_time=NOW - timedelta(hours=1))
+
+
+@pytest.mark.parametrize(
+    ("the_job", "metrics", "pods", "phase", "reason"),
+    [
+        (None, None, (), TrialPhase.PENDING, "JobNotCreated"),
+        (job(suspend=True), None, (), TrialPhase.PENDING, "Suspended"),
+        (
+            job(active=1),
+            None,
+            (PodView("p", "Pending", unschedulable_message="0/1 nodes: gpu"),),
+            TrialPhase.PENDING,
+            "Unschedulable",
+        ),
+        (
+            job(active=1),
+            None,
+            (PodView("p", "Pending", waiting_reason="ImagePullBackOff"),),
+            TrialPhase.PENDING,
+            "ImagePullBackOff",
+        ),
+        (job(active=1), None, (PodView("p", "Pending"),), TrialPhase.PENDING, "Starting"),
+        (job(active=1), None, (RUNNING_POD,), TrialPhase.RUNNING, "Running"),
+        (job(active=1, ready=1), None, (), TrialPhase.RUNNING, "Running"),
+        (
+            job(startTime=T0, completionTime=T1, conditions=[done("Complete")]),
+            METRICS,
+            (),
+            TrialPhase.SUCCEEDED,
+            "Completed",
+        ),
+        (
+            job(startTime=T0, completionTime=T1, conditions=[done("Complete")]),
+            None,
+            (),
+            TrialPhase.METRICS_UNAVAILABLE,
+            "ObjectiveNotReported",
+        ),
+        (
+            job(startTime=T0, conditions=[done("Failed", "BackoffLimitExceeded")]),
+            None,
+            (),
+            TrialPhase.FAILED,
+            "BackoffLimitExceeded",
+        ),
+    ],
+)
+def test_phase_table(the_job, metrics, pods, phase, reason):
+    status = derive_trial_status(the_job, metrics, NOW, pods=pods, objective_metric="loss")
+    assert (status.phase, status.reason) == (phase, reason)
+
+
+def test_success_carries_metrics_times_and_gpu_seconds():
+    the_job = job(gpus=2, startTime=T0, completionTime=T1, conditions=[done("Complete")])
+    status = derive_trial_status(the_job, METRICS, NOW)
+    assert status.phase is TrialPhase.SUCCEEDED
+    assert status.objective == 0.25
+    assert status.curve == list(METRICS.curve)
+    assert status.metrics == list(METRICS.metrics)
+    assert status.start_time is not None
+    assert status.completion_time is not None
+    assert status.gpu_seconds == 2 * 1800
+
+
+def test_completed_job_waits_briefly_for_late_metrics():
+    just_now = (NOW - timedelta(seconds=2)).isoformat()
+    the_job = job(completionTime=just_now, conditions=[done("Complete", when=just_now)])
+    status = derive_trial_status(the_job, None, NOW)
+    assert (status.phase, status.reason) == (TrialPhase.RUNNING, "CollectingMetrics")
+    assert derive_trial_status(the_job, METRICS, NOW).phase is TrialPhase.SUCCEEDED
+
+
+def test_objective_already_in_status_counts():
+    the_job = job(completionTime=T1, conditions=[done("Complete")])
+    previous = TrialStatus(phase=TrialPhase.RUNNING, objective=0.5)
+    assert derive_trial_status(the_job, None, NOW, previous=previous).phase is TrialPhase.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    "final", [TrialPhase.SUCCEEDED, TrialPhase.FAILED, TrialPhase.EARLY_STOPPED]
+)
+def test_finished_phases_are_final(final):
+    previous = TrialStatus(phase=final, reason="X")
+    for the_job in (None, job(active=1, ready=1)):
+        status = derive_trial_status(the_job, None, NOW, previous=previous)
+        assert status.phase is final
+
+
+def test_running_start_time_is_kept():
+    first = derive_trial_status(job(active=1), None, NOW, pods=(RUNNING_POD,))
+    assert first.start_time == RUNNING_POD.start_time
+    later = derive_trial_status(
+        job(active=1),
+        None,
+        NOW + timedelta(minutes=1),
+        previous=first,
+        pods=(PodView("p2", "Running", start_time=NOW),),
+    )
+    assert later.start_time == first.start_time
+
+
+def test_stopped_status():
+    previous = TrialStatus(phase=TrialPhase.RUNNING, start_time=NOW - timedelta(seconds=100))
+    status = stopped_status(previous, "EarlyStopped", "below median", NOW, job(gpus=1))
+    assert status.phase is TrialPhase.EARLY_STOPPED
+    assert status.message == "below median"
+    assert status.gpu_seconds == 100
+
+
+def test_gpus_per_pod():
+    assert gpus_per_pod(None) == 0
+    assert gpus_per_pod(job(gpus=4)) == 4
+    assert gpus_per_pod(job()) == 0

@@ -1,0 +1,132 @@
+"""Everything about a trial template that can be wrong before any trial exists.
+
+:func:`check_template` lists every problem of a spec at once, each naming the
+field and the fix, so the operator can refuse an Experiment on its first
+reconcile (and ``kubesweep validate`` can do so locally) instead of failing each
+trial at render time. :func:`~kubesweep.rendering.render_trial` runs the same
+checks, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+from kubesweep.api import ExperimentSpec, MetricsSource
+from kubesweep.rendering.placeholders import check_placeholders, primary_container_path
+from kubesweep.rendering.settings import COLLECTOR_NAME, METRICS_DIR, METRICS_VOLUME
+
+#: Env of the primary container that kubesweep owns; a template may not set them.
+ENV_PREFIX = "KUBESWEEP_"
+
+_PATH_SOURCES = (MetricsSource.FILE, MetricsSource.JSON, MetricsSource.TFEVENT)
+_POD = "trialTemplate.job.template.spec"
+
+
+def param_env_name(name: str) -> str:
+    """The environment variable that carries parameter ``name``."""
+    return f"KUBESWEEP_PARAM_{name.upper()}"
+
+
+def metrics_path(spec: ExperimentSpec) -> str | None:
+    """Where the collector finds the trainer's metrics file or directory, as an absolute path.
+
+    A relative ``metrics.path`` is taken inside the shared volume, which is the
+    convention the examples use: the trainer reads ``$KUBESWEEP_METRICS_PATH``.
+    """
+    path = spec.trial_template.metrics.path
+    if spec.trial_template.metrics.source not in _PATH_SOURCES or path is None:
+        return None
+    return posixpath.normpath(posixpath.join(METRICS_DIR, path))
+
+
+def extra_mount_dir(spec: ExperimentSpec) -> str | None:
+    """A directory outside ``/kubesweep`` where the shared volume must also be mounted.
+
+    Like Katib, a metrics file the trainer writes elsewhere (``/output/m.jsonl``)
+    is made visible to the collector by mounting the shared emptyDir at that
+    directory in both containers.
+    """
+    path = metrics_path(spec)
+    if path is None:
+        return None
+    directory = (
+        path
+        if spec.trial_template.metrics.source is MetricsSource.TFEVENT
+        else posixpath.dirname(path)
+    )
+    if directory == METRICS_DIR or directory.startswith(METRICS_DIR + "/"):
+        return None
+    return directory
+
+
+def _objects(items: Any) -> list[Mapping[str, Any]]:
+    if not isinstance(items, list):
+        return []
+    return [item for item in items if isinstance(item, Mapping)]
+
+
+def check_template(spec: ExperimentSpec) -> list[str]:
+    """Every reason the spec's trials could not be rendered, one message each."""
+    problems = check_placeholders(spec)
+    pod = spec.trial_template.job.get("template", {}).get("spec", {})
+    for field in ("containers", "initContainers"):
+        for index, container in enumerate(_objects(pod.get(field))):
+            if container.get("name") == COLLECTOR_NAME:
+                problems.append(
+                    f"{_POD}.{field}[{index}].name: {COLLECTOR_NAME} is reserved for "
+                    "kubesweep's collector sidecar; rename the container"
+                )
+    for index, volume in enumerate(_objects(pod.get("volumes"))):
+        if volume.get("name") == METRICS_VOLUME:
+            problems.append(
+                f"{_POD}.volumes[{index}].name: {METRICS_VOLUME} is reserved for kubesweep's "
+                "metrics volume; rename the volume"
+            )
+
+    located = primary_container_path(spec)
+    if located is not None:
+        path, primary = located
+        for index, entry in enumerate(_objects(primary.get("env"))):
+            name = entry.get("name")
+            if isinstance(name, str) and name.startswith(ENV_PREFIX):
+                problems.append(
+                    f"{path}.env[{index}].name: {name} is set by kubesweep (variables starting "
+                    f"with {ENV_PREFIX} are reserved); remove it from the template"
+                )
+        if spec.trial_template.metrics.source is MetricsSource.STDOUT and not primary.get(
+            "command"
+        ):
+            problems.append(
+                f"{path}.command: the stdout metrics source needs an explicit command, since "
+                "Kubernetes cannot wrap an image's ENTRYPOINT it does not know; set command "
+                "(and args), or use another metrics source"
+            )
+        extra = extra_mount_dir(spec)
+        if extra == "/":
+            problems.append(
+                "trialTemplate.metrics.path: the metrics file may not sit in /; put it in a "
+                "directory such as /kubesweep/, or give a relative path (taken in /kubesweep)"
+            )
+        elif extra is not None and extra in {
+            m.get("mountPath") for m in _objects(primary.get("volumeMounts"))
+        }:
+            problems.append(
+                f"trialTemplate.metrics.path: {extra} is already a volume mount of the primary "
+                "container; write the metrics under /kubesweep or give a relative path"
+            )
+
+    names = [p.name for p in spec.parameters]
+    if spec.fidelity is not None:
+        names.append(spec.fidelity.parameter)
+    seen: dict[str, str] = {}
+    for name in names:
+        variable = param_env_name(name)
+        if variable in seen:
+            problems.append(
+                f"spec.parameters: {seen[variable]} and {name} both become {variable}; "
+                "rename one so their upper-case names differ"
+            )
+        seen[variable] = name
+    return problems

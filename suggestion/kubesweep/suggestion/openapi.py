@@ -1,0 +1,253 @@
+"""The suggestion service's HTTP bodies and its OpenAPI 3.1 document.
+
+The document is generated from the same pydantic models the service validates
+requests with (requests in pydantic's validation mode, replies in serialization
+mode), so the published contract and the server cannot drift apart: a change to
+a model changes the document, and ``tests/suggestion/test_openapi.py`` fails until
+the committed copy is regenerated::
+
+    python -m kubesweep.suggestion.openapi            # writes docs/suggestion-openapi.json
+    python -m kubesweep.suggestion.openapi --check    # exits 1 when it is stale
+
+OpenAPI 3.1 is used because its schema dialect *is* JSON Schema 2020-12, which is
+what pydantic emits; no translation (nullable, exclusiveMinimum as a flag) needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from kubesweep.api.base import ApiModel
+from kubesweep.api.experiment import Algorithm, EarlyStopping
+from kubesweep.suggestion.contract import (
+    SearchSpace,
+    StopReply,
+    StopRequest,
+    SuggestReply,
+    SuggestRequest,
+)
+
+#: Where the committed copy of the document lives, relative to the repository root.
+DOCUMENT_PATH = Path("docs/suggestion-openapi.json")
+API_VERSION = "v1"
+
+
+class ValidateRequest(ApiModel):
+    """A search space with the algorithm and stopping rule meant to search it."""
+
+    space: SearchSpace
+    algorithm: Algorithm = Field(default_factory=Algorithm)
+    early_stopping: EarlyStopping | None = None
+
+
+class ValidateReply(ApiModel):
+    """Whether the algorithm accepts the space and its settings, and if not, why."""
+
+    valid: bool
+    problems: list[str] = Field(
+        default_factory=list, description="One 'field.path: message' line per problem."
+    )
+
+
+class ErrorReply(ApiModel):
+    """The body of every 4xx and 5xx reply."""
+
+    error: str = Field(description="What went wrong, in one sentence.")
+    problems: list[str] = Field(
+        default_factory=list,
+        description="One 'field.path: message' line per problem, naming the field at fault.",
+    )
+
+
+class HealthReply(ApiModel):
+    """The body of the health and readiness probes."""
+
+    status: Literal["ok", "starting", "draining"]
+
+
+_MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
+    (SuggestRequest, "validation"),
+    (SuggestReply, "serialization"),
+    (StopRequest, "validation"),
+    (StopReply, "serialization"),
+    (ValidateRequest, "validation"),
+    (ValidateReply, "serialization"),
+    (ErrorReply, "serialization"),
+    (HealthReply, "serialization"),
+)
+
+
+def _json(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": ref}}}
+
+
+def _error(description: str, refs: dict[str, str]) -> dict[str, Any]:
+    return {"description": description, "content": _json(refs["ErrorReply"])}
+
+
+def _post(
+    operation: str, summary: str, description: str, bodies: tuple[str, str], refs: dict[str, str]
+) -> dict[str, Any]:
+    request, reply = bodies
+    return {
+        "post": {
+            "summary": summary,
+            "description": description,
+            "operationId": operation,
+            "requestBody": {"required": True, "content": _json(refs[request])},
+            "responses": {
+                "200": {"description": "The answer.", "content": _json(refs[reply])},
+                "400": _error("The body is not a JSON object.", refs),
+                "413": _error("The body is larger than the service accepts.", refs),
+                "422": _error(
+                    "The request is well-formed JSON but invalid: wrong types, unknown or "
+                    "missing fields, or settings the algorithm refuses. `problems` names "
+                    "each field at fault.",
+                    refs,
+                ),
+                "500": _error("A bug in the service; its log has the traceback.", refs),
+                "503": _error(
+                    "Too many requests are waiting for a worker; retry after the "
+                    "`Retry-After` header's seconds.",
+                    refs,
+                ),
+            },
+        }
+    }
+
+
+def _probe(operation: str, summary: str, description: str, refs: dict[str, str]) -> dict[str, Any]:
+    body = {"content": _json(refs["HealthReply"])}
+    return {
+        "get": {
+            "summary": summary,
+            "description": description,
+            "operationId": operation,
+            "responses": {
+                "200": {"description": "Healthy.", **body},
+                "503": {"description": "Not serving (starting or shutting down).", **body},
+            },
+        }
+    }
+
+
+def build_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the suggestion service."""
+    key_map, definitions = models_json_schema(
+        _MODELS, by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    refs = {model.__name__: key_map[(model, mode)]["$ref"] for model, mode in _MODELS}
+    paths: dict[str, Any] = {
+        "/v1/suggest": _post(
+            "suggest",
+            "Suggest new trial assignments",
+            "Returns up to `count` new assignments (each with a fidelity budget for "
+            "multi-fidelity algorithms) given the observed trials; fewer only with "
+            "`exhausted: true`, when the space can give no more. Deterministic for a "
+            "given request.",
+            ("SuggestRequest", "SuggestReply"),
+            refs,
+        ),
+        "/v1/stop": _post(
+            "stop",
+            "Stop decisions for running trials",
+            "Returns the pending (running) trials that the early-stopping rule says "
+            "should stop now, each with a reason.",
+            ("StopRequest", "StopReply"),
+            refs,
+        ),
+        "/v1/validate": _post(
+            "validate",
+            "Validate a search space and algorithm settings",
+            "Checks the space, the algorithm's settings and the stopping rule's "
+            "settings. Problems with their values are reported with `valid: false` "
+            "and status 200; a body of the wrong shape is refused with 4xx.",
+            ("ValidateRequest", "ValidateReply"),
+            refs,
+        ),
+        "/healthz": _probe(
+            "healthz", "Liveness probe", "200 while the event loop answers; no dependencies.", refs
+        ),
+        "/readyz": _probe(
+            "readyz",
+            "Readiness probe",
+            "200 once the workers are started, 503 while draining.",
+            refs,
+        ),
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "description": "Latency by endpoint and algorithm, request sizes, errors "
+                "by kind, cache results.",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "kubesweep suggestion service",
+            "version": API_VERSION,
+            "description": "Stateless hyperparameter suggestion and early stopping. Every "
+            "request is answered from its own content; see docs/suggestion-service.md.",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "paths": paths,
+        "components": {"schemas": definitions.get("$defs", {})},
+    }
+
+
+def render(document: dict[str, Any]) -> str:
+    """The document as committed: stable key order, two-space indent, final newline."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the document to a file, or with ``--check`` report whether it is stale."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("path", nargs="?", type=Path, default=DOCUMENT_PATH)
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the file differs instead of writing"
+    )
+    args = parser.parse_args(argv)
+    text = render(build_document())
+    path: Path = args.path
+    if args.check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            print(f"{path} is stale; run: python -m kubesweep.suggestion.openapi", file=sys.stderr)
+            return 1
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

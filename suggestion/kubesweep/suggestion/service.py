@@ -1,0 +1,660 @@
+"""The suggestion service: the algorithms behind an HTTP/JSON API.
+
+This module is the thin I/O edge around the pure algorithms of
+:mod:`kubesweep.suggestion.registry`. It parses and validates requests, runs the
+algorithm in a worker, and classifies every failure once, here:
+
+* a body that is not a JSON object is ``400``; one of the wrong shape (types,
+  unknown or missing fields) or with settings the algorithm refuses is ``422``;
+  both carry ``{"error", "problems"}`` where each problem names its field;
+* a body over the size limit is ``413``; a full work queue is ``503`` with
+  ``Retry-After`` (a temporary condition the operator retries);
+* anything else is a bug in the service: ``500``, with the traceback in the log.
+
+No client input may produce a 5xx; the schemathesis suite checks that.
+
+Algorithm work is CPU-bound (a Gaussian-process fit, a TPE density estimate over
+thousands of trials), so it runs in an executor, never on the event loop: the
+probes and ``/metrics`` stay responsive while a worker computes. A process pool
+(the default) gives real parallelism and isolation from the GIL; a thread pool is
+lighter and suits tests and small deployments. The number of queued computations
+is bounded so that a burst is refused early rather than answered after the
+client has given up.
+
+The service keeps no state a client could observe. The optional reply cache
+(:mod:`kubesweep.suggestion.cache`) only makes identical repeat requests cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Any, Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from kubesweep.api.experiment import Algorithm, EarlyStopping
+from kubesweep.suggestion.cache import CachedReply, ReplyCache
+from kubesweep.suggestion.contract import (
+    SearchSpace,
+    SettingsError,
+    StopReply,
+    StopRequest,
+    SuggestReply,
+    SuggestRequest,
+)
+from kubesweep.suggestion.openapi import (
+    ErrorReply,
+    HealthReply,
+    ValidateReply,
+    ValidateRequest,
+    build_document,
+    render,
+)
+from kubesweep.suggestion.space import SpaceError
+from kubesweep.suggestion.telemetry import CONTENT_TYPE, CacheResult, ErrorKind, Telemetry
+
+logger = logging.getLogger(__name__)
+
+#: Problems listed in one error body; the rest are counted, so a huge bad body
+#: cannot produce a huge error reply.
+MAX_PROBLEMS = 50
+#: Pydantic error types that report a value the schema allows but a rule refuses
+#: (the CEL rules, distinct values). ``/v1/validate`` answers these with ``valid: false``.
+SEMANTIC_ERROR_TYPES = frozenset({"value_error", "assertion_error"})
+
+SUGGEST = "/v1/suggest"
+STOP = "/v1/stop"
+VALIDATE = "/v1/validate"
+
+ExecutorKind = Literal["process", "thread"]
+SuggestFn = Callable[[SuggestRequest], SuggestReply]
+StopFn = Callable[[StopRequest], StopReply]
+ValidateFn = Callable[[SearchSpace, Algorithm, EarlyStopping | None], list[str]]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the service runs; every field has a flag and an environment variable."""
+
+    host: str = "0.0.0.0"  # a container listens on all its interfaces
+    port: int = 8080
+    workers: int = 2
+    executor: ExecutorKind = "process"
+    cache_entries: int = 1024
+    cache_bytes: int = 256 * 1024 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_queue: int = 32
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The pure functions the service serves; module-level so a process pool can pickle them."""
+
+    suggest: SuggestFn
+    stop: StopFn
+    validate: ValidateFn
+
+
+def default_engine() -> Engine:
+    """The algorithms of :mod:`kubesweep.suggestion.registry`."""
+    from kubesweep.suggestion import registry
+
+    return Engine(suggest=registry.suggest, stop=registry.stop, validate=registry.validate)
+
+
+class ClientError(Exception):
+    """A request refused at the edge: the status, the sentence, the problems."""
+
+    def __init__(
+        self, status: int, kind: ErrorKind, error: str, problems: Sequence[str] = ()
+    ) -> None:
+        super().__init__(error)
+        self.status = status
+        self.kind = kind
+        self.error = error
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker hands back: the serialized reply, or the problems that refused it."""
+
+    body: bytes | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+# --- work done in the executor (module-level functions: picklable) -------------------
+
+
+def _finite(value: object) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def _check_assignments(reply: SuggestReply, count: int) -> None:
+    """The contract's promises about a reply; a broken one is a bug, not a client error."""
+    if len(reply.assignments) > count:
+        raise RuntimeError(f"algorithm returned {len(reply.assignments)} assignments for {count}")
+    if len(reply.assignments) < count and not reply.exhausted:
+        raise RuntimeError("algorithm returned fewer assignments than asked without exhaustion")
+    for assignment in reply.assignments:
+        values = [*assignment.parameters.values(), assignment.fidelity]
+        if not all(_finite(v) for v in values):
+            raise RuntimeError(f"algorithm returned a non-finite value: {assignment}")
+
+
+def run_suggest(engine: Engine, request: SuggestRequest) -> Outcome:
+    """Validate the space and settings, then suggest; runs in a worker."""
+    try:
+        problems = engine.validate(request.space, request.algorithm, None)
+        if problems:
+            return Outcome(problems=problems)
+        reply = engine.suggest(request)
+    except SettingsError as error:
+        return Outcome(problems=[str(error)])
+    except SpaceError as error:
+        return Outcome(problems=error.problems)
+    _check_assignments(reply, request.count)
+    return Outcome(body=_dump(reply))
+
+
+def run_stop(engine: Engine, request: StopRequest) -> Outcome:
+    """Validate the space and the stopping rule, then decide; runs in a worker."""
+    try:
+        problems = engine.validate(request.space, request.algorithm, request.early_stopping)
+        if problems:
+            return Outcome(problems=problems)
+        reply = engine.stop(request)
+    except SettingsError as error:
+        return Outcome(problems=[str(error)])
+    except SpaceError as error:
+        return Outcome(problems=error.problems)
+    return Outcome(body=_dump(reply))
+
+
+def run_validate(engine: Engine, request: ValidateRequest) -> Outcome:
+    """Check a space and settings; problems are the answer, not an error; runs in a worker."""
+    try:
+        problems = engine.validate(request.space, request.algorithm, request.early_stopping)
+    except SettingsError as error:
+        problems = [str(error)]
+    except SpaceError as error:
+        problems = error.problems
+    return Outcome(body=_dump(ValidateReply(valid=not problems, problems=problems)))
+
+
+def warm_up() -> None:
+    """Import the algorithms (scikit-learn, scipy) in a fresh worker before traffic arrives."""
+    from kubesweep.suggestion import registry  # noqa: F401
+
+
+def _dump(model: BaseModel) -> bytes:
+    return model.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+# --- request parsing -------------------------------------------------------------------
+
+
+def _problem(error: ErrorDetails) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "body"
+    message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return f"{path}: {message}"
+
+
+def _limited(problems: Sequence[str]) -> list[str]:
+    if len(problems) <= MAX_PROBLEMS:
+        return list(problems)
+    return [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more"]
+
+
+def parse(model: type[ModelT], body: bytes) -> ModelT:
+    """Validate a body strictly (no string-to-number coercion): what the schema says, no more.
+
+    Strict mode matters for the contract: a client sending ``"count": "3"`` is
+    told so, instead of working by accident against this server and failing
+    against a stricter one.
+    """
+    if not body.strip():
+        raise ClientError(400, ErrorKind.BAD_JSON, "the request needs a JSON body", ["body: empty"])
+    try:
+        return model.model_validate_json(body, strict=True)
+    except ValidationError as error:
+        raise refusal(model, error) from None
+
+
+def refusal(model: type[BaseModel], error: ValidationError) -> ClientError:
+    """The 400 (not a JSON object) or 422 (wrong shape or values) for a validation error."""
+    details = error.errors(include_url=False, include_input=False)
+    problems = _limited([_problem(e) for e in details])
+    not_json = any(e["type"] == "json_invalid" for e in details)
+    not_object = len(details) == 1 and details[0]["type"] == "model_type" and not details[0]["loc"]
+    if not_json or not_object:
+        return ClientError(400, ErrorKind.BAD_JSON, "the body must be a JSON object", problems)
+    return ClientError(
+        422, ErrorKind.INVALID_REQUEST, f"the request is not a valid {model.__name__}", problems
+    )
+
+
+def space_problems(space: SearchSpace, prefix: str = "space") -> list[str]:
+    """Bounds that JSON allows but no algorithm can use: overflowing numbers such as ``1e999``."""
+    problems = []
+    for index, parameter in enumerate(space.parameters):
+        for name in ("min", "max", "step"):
+            if not _finite(getattr(parameter, name)):
+                problems.append(f"{prefix}.parameters.{index}.{name}: must be a finite number")
+        for position, value in enumerate(parameter.values or ()):
+            if not _finite(value):
+                problems.append(
+                    f"{prefix}.parameters.{index}.values.{position}: must be a finite number"
+                )
+    if space.fidelity is not None:
+        for name in ("min", "max", "eta"):
+            if not _finite(getattr(space.fidelity, name)):
+                problems.append(f"{prefix}.fidelity.{name}: must be a finite number")
+    return problems
+
+
+def _refuse_space(space: SearchSpace) -> None:
+    problems = space_problems(space)
+    if problems:
+        raise ClientError(422, ErrorKind.INVALID_REQUEST, "the search space is invalid", problems)
+
+
+# --- the application -------------------------------------------------------------------
+
+
+def _error_response(
+    status: int, error: str, problems: Sequence[str] = (), headers: dict[str, str] | None = None
+) -> web.Response:
+    body = ErrorReply(error=error, problems=list(problems))
+    return web.Response(
+        body=_dump(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def _json_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+class Service:
+    """The handlers and the state they share: executor, cache, metrics, readiness."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        executor: Executor | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
+        self.cache = ReplyCache(settings.cache_entries, settings.cache_bytes)
+        self._executor = executor
+        self._owns_executor = executor is None
+        self._pending = 0
+        self.status: Literal["ok", "starting", "draining"] = "starting"
+        self._warm_up: asyncio.Task[None] | None = None
+        self.document = render(build_document()).encode()
+
+    # lifecycle
+
+    async def start(self, _app: web.Application) -> None:
+        """Start the workers; ready once each has imported the algorithms."""
+        if self._executor is None:
+            workers = max(1, self.settings.workers)
+            if self.settings.executor == "process":
+                # spawn, not fork: the parent runs an event loop and threads.
+                self._executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            else:
+                self._executor = ThreadPoolExecutor(workers, thread_name_prefix="suggest")
+        self._warm_up = asyncio.create_task(self._warm())
+
+    async def _warm(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(self._executor, warm_up)
+                    for _ in range(max(1, self.settings.workers))
+                )
+            )
+        except Exception:
+            logger.exception("warming up the workers failed; serving anyway")
+        if self.status == "starting":
+            self.status = "ok"
+
+    async def drain(self, _app: web.Application) -> None:
+        """Report not ready, so that load balancers stop routing here before shutdown."""
+        self.status = "draining"
+
+    async def stop(self, _app: web.Application) -> None:
+        """Stop the workers this service started."""
+        if self._warm_up is not None:
+            self._warm_up.cancel()
+        if self._owns_executor and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # the work queue
+
+    async def _run(self, job: Callable[..., Outcome], *args: Any) -> Outcome:
+        limit = max(1, self.settings.workers) + self.settings.max_queue
+        if self._pending >= limit:
+            raise ClientError(
+                503, ErrorKind.OVERLOADED, f"{self._pending} requests are already waiting"
+            )
+        self._pending += 1
+        self.telemetry.in_flight.set(self._pending)
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, job, self.engine, *args)
+        finally:
+            self._pending -= 1
+            self.telemetry.in_flight.set(self._pending)
+
+    async def _answer(
+        self,
+        *,
+        endpoint: str,
+        body: bytes,
+        experiment: str | None,
+        algorithm: str,
+        trials: int,
+        compute: Callable[[], Awaitable[Outcome]],
+    ) -> bytes:
+        """Compute a reply through the cache; refused settings raise :class:`ClientError`."""
+
+        async def computed() -> CachedReply:
+            outcome = await compute()
+            if outcome.body is None:
+                raise ClientError(
+                    422,
+                    ErrorKind.INVALID_SETTINGS,
+                    "the algorithm refuses the space or its settings",
+                    _limited(outcome.problems),
+                )
+            return CachedReply(experiment or "", outcome.body, algorithm, trials)
+
+        if experiment is None or not self.cache.enabled:
+            self.telemetry.cache_result(endpoint, CacheResult.BYPASS)
+            return (await computed()).body
+        fingerprint = self.cache.fingerprint(endpoint, body)
+        reply, shared = await self.cache.compute_once(fingerprint, computed)
+        self.telemetry.cache_result(endpoint, CacheResult.SHARED if shared else CacheResult.MISS)
+        self.telemetry.cache_entries.set(len(self.cache))
+        return reply.body
+
+    def _cached(self, endpoint: str, body: bytes) -> web.Response | None:
+        """A stored reply to these exact bytes, skipping even the parse."""
+        if not self.cache.enabled:
+            return None
+        reply = self.cache.get(self.cache.fingerprint(endpoint, body))
+        if reply is None:
+            return None
+        self.telemetry.cache_result(endpoint, CacheResult.HIT)
+        self.telemetry.observe_trials(endpoint, reply.trials)
+        return _json_response(reply.body)
+
+    # handlers
+
+    async def suggest(self, request: web.Request) -> web.Response:
+        """``POST /v1/suggest``."""
+        started = time.perf_counter()
+        algorithm = "unknown"
+        try:
+            body = await request.read()
+            cached = self._cached(SUGGEST, body)
+            if cached is not None:
+                return cached
+            parsed = parse(SuggestRequest, body)
+            algorithm = parsed.algorithm.name.value
+            self.telemetry.observe_trials(SUGGEST, len(parsed.trials))
+            _refuse_space(parsed.space)
+            reply = await self._answer(
+                endpoint=SUGGEST,
+                body=body,
+                experiment=parsed.experiment_uid,
+                algorithm=algorithm,
+                trials=len(parsed.trials),
+                compute=lambda: self._run(run_suggest, parsed),
+            )
+            return _json_response(reply)
+        finally:
+            self.telemetry.observe(SUGGEST, algorithm, time.perf_counter() - started)
+
+    async def stop_trials(self, request: web.Request) -> web.Response:
+        """``POST /v1/stop``."""
+        started = time.perf_counter()
+        rule = "unknown"
+        try:
+            body = await request.read()
+            cached = self._cached(STOP, body)
+            if cached is not None:
+                return cached
+            parsed = parse(StopRequest, body)
+            stopping = parsed.early_stopping
+            rule = stopping.name.value if stopping is not None else "none"
+            self.telemetry.observe_trials(STOP, len(parsed.trials))
+            _refuse_space(parsed.space)
+            reply = await self._answer(
+                endpoint=STOP,
+                body=body,
+                experiment=parsed.experiment_uid,
+                algorithm=rule,
+                trials=len(parsed.trials),
+                compute=lambda: self._run(run_stop, parsed),
+            )
+            return _json_response(reply)
+        finally:
+            self.telemetry.observe(STOP, rule, time.perf_counter() - started)
+
+    async def validate(self, request: web.Request) -> web.Response:
+        """``POST /v1/validate``: value problems are the answer (200), shape problems 4xx."""
+        started = time.perf_counter()
+        algorithm = "unknown"
+        try:
+            body = await request.read()
+            if not body.strip():
+                parse(ValidateRequest, body)  # raises the 400
+            try:
+                parsed = ValidateRequest.model_validate_json(body, strict=True)
+            except ValidationError as error:
+                details = error.errors(include_url=False, include_input=False)
+                if not all(e["type"] in SEMANTIC_ERROR_TYPES for e in details):
+                    raise refusal(ValidateRequest, error) from None
+                problems = _limited([_problem(e) for e in details])
+                return _json_response(_dump(ValidateReply(valid=False, problems=problems)))
+            algorithm = parsed.algorithm.name.value
+            problems = space_problems(parsed.space)
+            if problems:
+                return _json_response(_dump(ValidateReply(valid=False, problems=problems)))
+            outcome = await self._run(run_validate, parsed)
+            assert outcome.body is not None
+            return _json_response(outcome.body)
+        finally:
+            self.telemetry.observe(VALIDATE, algorithm, time.perf_counter() - started)
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        """``GET /healthz``: the event loop answers; nothing else is checked."""
+        return _json_response(_dump(HealthReply(status="ok")))
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        """``GET /readyz``: 200 when serving, 503 while starting or draining."""
+        status = 200 if self.status == "ok" else 503
+        return _json_response(_dump(HealthReply(status=self.status)), status=status)
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """``GET /metrics``: Prometheus text format."""
+        response = web.Response(body=self.telemetry.exposition())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        """``GET /openapi.json``."""
+        return _json_response(self.document)
+
+    # the edge
+
+    def _endpoint(self, request: web.Request) -> str:
+        resource = request.match_info.route.resource
+        return resource.canonical if resource is not None else "other"
+
+    @web.middleware
+    async def errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Turn every failure into a JSON error body, and count it by kind."""
+        endpoint = self._endpoint(request)
+        try:
+            return await handler(request)
+        except ClientError as error:
+            self.telemetry.error(endpoint, error.kind)
+            headers = {"Retry-After": "1"} if error.status == 503 else None
+            return _error_response(error.status, error.error, error.problems, headers)
+        except web.HTTPException as error:
+            if error.status < 400:
+                raise
+            kind = {413: ErrorKind.TOO_LARGE}.get(error.status, ErrorKind.NOT_FOUND)
+            self.telemetry.error(endpoint, kind)
+            headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+            return _error_response(error.status, error.reason, headers=headers)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("internal error answering %s %s", request.method, request.path)
+            self.telemetry.error(endpoint, ErrorKind.INTERNAL)
+            return _error_response(500, "internal error; the service log has the traceback")
+
+
+SERVICE_KEY = web.AppKey("service", Service)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    executor: Executor | None = None,
+    telemetry: Telemetry | None = None,
+) -> web.Application:
+    """The aiohttp application; ``executor`` overrides the one ``settings`` describes."""
+    settings = settings if settings is not None else Settings()
+    service = Service(settings, engine or default_engine(), executor, telemetry)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[service.errors])
+    app[SERVICE_KEY] = service
+    app.router.add_post(SUGGEST, service.suggest)
+    app.router.add_post(STOP, service.stop_trials)
+    app.router.add_post(VALIDATE, service.validate)
+    app.router.add_get("/healthz", service.healthz, allow_head=False)
+    app.router.add_get("/readyz", service.readyz, allow_head=False)
+    app.router.add_get("/metrics", service.metrics, allow_head=False)
+    app.router.add_get("/openapi.json", service.openapi, allow_head=False)
+    app.on_startup.append(service.start)
+    app.on_shutdown.append(service.drain)
+    app.on_cleanup.append(service.stop)
+    return app
+
+
+# --- the command -----------------------------------------------------------------------
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"KUBESWEEP_SUGGESTION_{name}", default)
+
+
+def parse_settings(argv: Sequence[str] | None = None) -> Settings:
+    """Settings from flags, each defaulting to its ``KUBESWEEP_SUGGESTION_*`` variable."""
+    d = Settings()
+    parser = argparse.ArgumentParser(
+        prog="kubesweep-suggestion", description="The kubesweep suggestion service."
+    )
+    parser.add_argument("--host", default=_env("HOST", d.host), help="address to listen on")
+    parser.add_argument("--port", type=int, default=int(_env("PORT", str(d.port))))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", str(d.workers))),
+        help="algorithm computations run in parallel",
+    )
+    parser.add_argument(
+        "--executor", choices=["process", "thread"], default=_env("EXECUTOR", d.executor)
+    )
+    parser.add_argument(
+        "--cache-entries",
+        type=int,
+        default=int(_env("CACHE_ENTRIES", str(d.cache_entries))),
+        help="replies kept for repeat requests; 0 disables the cache",
+    )
+    parser.add_argument(
+        "--cache-bytes", type=int, default=int(_env("CACHE_BYTES", str(d.cache_bytes)))
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=int(_env("MAX_BODY_BYTES", str(d.max_body_bytes))),
+        help="larger request bodies are refused with 413",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=int(_env("MAX_QUEUE", str(d.max_queue))),
+        help="computations waiting for a worker before 503",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        default=_env("LOG_LEVEL", d.log_level).upper(),
+    )
+    args = parser.parse_args(argv)
+    if args.workers < 1 or args.max_queue < 0 or args.cache_entries < 0 or args.cache_bytes < 0:
+        parser.error("--workers must be at least 1; queue and cache sizes non-negative")
+    return Settings(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        executor=args.executor,
+        cache_entries=args.cache_entries,
+        cache_bytes=args.cache_bytes,
+        max_body_bytes=args.max_body_bytes,
+        max_queue=args.max_queue,
+        log_level=args.log_level,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``kubesweep-suggestion`` command: configure logging, serve until SIGTERM."""
+    settings = parse_settings(argv)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logger.info(
+        "serving on %s:%d with %d %s workers",
+        settings.host,
+        settings.port,
+        settings.workers,
+        settings.executor,
+    )
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        # Probes would fill an INFO access log; it appears at DEBUG.
+        access_log=logger if settings.log_level == "DEBUG" else None,
+        print=None,
+    )
+
+
+if __name__ == "__main__":
+    main()

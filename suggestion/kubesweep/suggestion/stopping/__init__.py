@@ -1,0 +1,1 @@
+"""Early-stopping rules: decide from the history which running trials to stop."""

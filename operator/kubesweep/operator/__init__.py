@@ -1,0 +1,7 @@
+"""The kopf operator: the I/O edge around :mod:`kubesweep.planning`.
+
+Observations come in through kopf indexes and events, decisions come from the
+pure planner, and :mod:`kubesweep.operator.executor` carries them out against
+the API server and the suggestion service. Nothing here configures logging at
+import; :mod:`kubesweep.operator.main` does, when run as the program.
+"""

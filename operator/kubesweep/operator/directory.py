@@ -1,0 +1,41 @@
+"""What the intake must know about trials, kept current by Trial events.
+
+The intake answers pods, not kopf, so it cannot read kopf indexes; the
+operator's event handlers fill this small in-memory directory instead: each
+trial's UID (to check its token), experiment, and the metrics already in its
+status (to continue from after an operator restart), plus each experiment's
+objective (to compute a trial's objective value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kubesweep.api import CurvePoint, MetricSummary, Objective
+
+
+@dataclass(frozen=True)
+class TrialEntry:
+    """One trial as the intake needs it."""
+
+    uid: str
+    experiment: str
+    finished: bool = False
+    metrics: tuple[MetricSummary, ...] = ()
+    curve: tuple[CurvePoint, ...] = ()
+
+
+@dataclass
+class Directory:
+    """Trials by ``(namespace, name)`` and objectives by ``(namespace, experiment)``."""
+
+    trials: dict[tuple[str, str], TrialEntry] = field(default_factory=dict)
+    objectives: dict[tuple[str, str], Objective] = field(default_factory=dict)
+
+    def trial(self, namespace: str, name: str) -> TrialEntry | None:
+        """The entry of a trial, if known."""
+        return self.trials.get((namespace, name))
+
+    def objective(self, namespace: str, experiment: str) -> Objective | None:
+        """The objective of an experiment, if known."""
+        return self.objectives.get((namespace, experiment))

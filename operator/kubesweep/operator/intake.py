@@ -1,0 +1,290 @@
+"""The metrics intake: collector batches in, coalesced Trial status patches out.
+
+Each batch is authenticated by its trial's token (an HMAC of the trial UID,
+see :mod:`kubesweep.metrics.tokens`) and must name a trial whose UID matches,
+so a pod can only ever report for itself. Observations are merged into per-trial
+accumulators (stats per metric, the objective's curve, downsampled to a fixed
+bound) and written to the Trial's status at most once per ``flush_seconds``
+per trial, however fast pods push: the API server sees a bounded write rate.
+Retried batches are recognised by ``(boot, seq)`` and applied once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from kubesweep.api import Objective
+from kubesweep.api.status import MAX_CURVE_POINTS, MAX_TRIAL_METRICS
+from kubesweep.metrics.models import curve_points, metric_stats, metric_summaries
+from kubesweep.metrics.observation import Observation
+from kubesweep.metrics.reduce import MetricStats, Point, best_for, downsample
+from kubesweep.metrics.tokens import TOKEN_HEADER, token_from_authorization, verify_token
+from kubesweep.metrics.wire import Batch, Summary, WireError, decode_batch
+from kubesweep.operator.directory import Directory, TrialEntry
+from kubesweep.operator.monitoring import OperatorMetrics
+from kubesweep.planning import TrialMetrics
+
+logger = logging.getLogger(__name__)
+
+#: ``patch(namespace, trial, status_patch)`` writes a Trial's status.
+StatusPatcher = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+INTAKE_PATHS = ("/v1/metrics", "/")
+
+
+@dataclass
+class Accumulator:
+    """A trial's metrics merged so far, and when they were last written."""
+
+    stats: dict[str, MetricStats] = field(default_factory=dict)
+    curve: list[Point] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)  # boot -> last applied seq
+    dirty: bool = False
+    flushed_at: float = 0.0
+
+    @staticmethod
+    def from_entry(entry: TrialEntry) -> Accumulator:
+        """Continue from what the trial's status already holds."""
+        return Accumulator(
+            stats={m.name: metric_stats(m) for m in entry.metrics},
+            curve=[(p.step, p.value) for p in entry.curve],
+        )
+
+    def add(self, observations: Iterable[Observation], objective: Objective | None) -> int:
+        """Merge observations in order; returns how many were taken."""
+        taken = 0
+        for obs in observations:
+            current = self.stats.get(obs.name)
+            if current is None:
+                if len(self.stats) >= MAX_TRIAL_METRICS and (
+                    objective is None or obs.name != objective.metric
+                ):
+                    continue
+                current = MetricStats.first(obs)
+            else:
+                current = current.add(obs)
+            self.stats[obs.name] = current
+            if objective is not None and obs.name == objective.metric:
+                step = current.count - 1 if obs.step is None else obs.step
+                self.curve.append((step, obs.value))
+            taken += 1
+        if len(self.curve) > 2 * MAX_CURVE_POINTS:
+            self._shrink(objective)
+        self.dirty = self.dirty or taken > 0
+        return taken
+
+    def take_summary(self, summary: Summary) -> None:
+        """Adopt the collector's whole-run summary where it saw more than we did."""
+        for stats in summary.metrics:
+            mine = self.stats.get(stats.name)
+            if mine is None or mine.count < stats.count:
+                self.stats[stats.name] = stats
+                self.dirty = True
+        if summary.curve and len(summary.curve) > len(self.curve):
+            self.curve = list(summary.curve)
+            self.dirty = True
+
+    def _shrink(self, objective: Objective | None) -> None:
+        best = best_for(objective.strategy_for(objective.metric).value) if objective else None
+        self.curve = downsample(sorted(self.curve), MAX_CURVE_POINTS, best)
+
+    def metrics(self, objective: Objective | None) -> TrialMetrics:
+        """The trial's metrics as status holds them."""
+        if len(self.curve) > MAX_CURVE_POINTS:
+            self._shrink(objective)
+        ordered = dict(self.stats)
+        if objective is not None and objective.metric in ordered:
+            ordered = {objective.metric: ordered[objective.metric], **ordered}
+        value = None
+        if objective is not None and objective.metric in self.stats:
+            strategy = objective.strategy_for(objective.metric).value
+            value = self.stats[objective.metric].value(strategy)
+        return TrialMetrics(
+            objective=value,
+            metrics=tuple(metric_summaries(ordered)),
+            curve=tuple(curve_points(self.curve)),
+        )
+
+
+def status_patch(metrics: TrialMetrics) -> dict[str, Any]:
+    """The Trial status merge patch carrying ``metrics``."""
+    patch: dict[str, Any] = {
+        "metrics": [m.to_wire() for m in metrics.metrics],
+        "curve": [p.to_wire() for p in metrics.curve],
+    }
+    if metrics.objective is not None:
+        patch["objective"] = metrics.objective
+    return patch
+
+
+class Intake:
+    """Receives batches, verifies tokens, coalesces and flushes status patches."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        key: bytes,
+        patch: StatusPatcher,
+        *,
+        flush_seconds: float = 2.0,
+        metrics: OperatorMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.directory = directory
+        self.key = key
+        self.patch = patch
+        self.flush_seconds = flush_seconds
+        self.metrics = metrics
+        self.clock = clock
+        self.accumulators: dict[tuple[str, str], Accumulator] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # -- HTTP ---------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        """The aiohttp application serving the intake."""
+        app = web.Application(client_max_size=1 << 20)
+        for path in INTAKE_PATHS:
+            app.router.add_post(path, self.handle)
+        app.router.add_get("/healthz", self._healthz)
+        return app
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        del request
+        return web.Response(text="ok")
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.intake_batches.labels(outcome).inc()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """``POST`` one batch."""
+        try:
+            batch = decode_batch(await request.read())
+        except WireError as error:
+            self._count("invalid")
+            return web.json_response({"error": str(error)}, status=400)
+        token = token_from_authorization(request.headers.get(TOKEN_HEADER))
+        if token is None:
+            self._count("unauthorized")
+            return web.json_response({"error": "missing bearer token"}, status=401)
+        entry = self.directory.trial(batch.namespace, batch.trial)
+        if entry is None:
+            self._count("unknown")
+            return web.json_response(
+                {"error": f"trial {batch.namespace}/{batch.trial} is not known (yet)"},
+                status=503,
+                headers={"Retry-After": "2"},
+            )
+        if entry.uid != batch.uid or not verify_token(self.key, entry.uid, token):
+            self._count("forbidden")
+            return web.json_response(
+                {"error": "the token does not belong to this trial"}, status=403
+            )
+        applied = await self.accept(batch, entry)
+        self._count("accepted" if applied else "duplicate")
+        return web.json_response({"applied": applied})
+
+    # -- merging and flushing ------------------------------------------------
+
+    async def accept(self, batch: Batch, entry: TrialEntry) -> bool:
+        """Merge an authenticated batch; ``False`` if it was a repeat."""
+        key = (batch.namespace, batch.trial)
+        objective = self.directory.objective(batch.namespace, entry.experiment)
+        acc = self.accumulators.get(key)
+        if acc is None:
+            acc = self.accumulators[key] = Accumulator.from_entry(entry)
+        if batch.boot:
+            last = acc.seen.get(batch.boot)
+            if last is not None and batch.seq <= last:
+                return False
+            acc.seen[batch.boot] = batch.seq
+        taken = acc.add(batch.observations, objective)
+        if self.metrics is not None:
+            self.metrics.intake_points.inc(taken)
+        if batch.summary is not None:
+            acc.take_summary(batch.summary)
+        if batch.final:
+            await self.flush(batch.namespace, batch.trial, force=True)
+        return True
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def flush(self, namespace: str, trial: str, *, force: bool = False) -> bool:
+        """Write a trial's metrics if dirty and (unless forced) not written too recently."""
+        key = (namespace, trial)
+        acc = self.accumulators.get(key)
+        if acc is None or not acc.dirty:
+            return False
+        if not force and self.clock() - acc.flushed_at < self.flush_seconds:
+            return False
+        async with self._lock(key):
+            if not acc.dirty:
+                return False
+            entry = self.directory.trial(namespace, trial)
+            objective = self.directory.objective(namespace, entry.experiment) if entry else None
+            acc.dirty = False
+            acc.flushed_at = self.clock()
+            try:
+                await self.patch(namespace, trial, status_patch(acc.metrics(objective)))
+            except Exception:
+                acc.dirty = True
+                raise
+        return True
+
+    async def flush_now(self, namespace: str, trial: str) -> TrialMetrics | None:
+        """Flush one trial at once (its Job finished); its metrics, if any arrived."""
+        acc = self.accumulators.get((namespace, trial))
+        if acc is None:
+            return None
+        await self.flush(namespace, trial, force=True)
+        entry = self.directory.trial(namespace, trial)
+        objective = self.directory.objective(namespace, entry.experiment) if entry else None
+        return acc.metrics(objective)
+
+    async def flush_due(self) -> int:
+        """Flush every trial whose interval has passed; returns how many were written."""
+        written = 0
+        for namespace, trial in list(self.accumulators):
+            try:
+                written += await self.flush(namespace, trial)
+            except Exception as error:  # keep flushing the others; retried next round
+                logger.warning("could not write metrics of %s/%s: %s", namespace, trial, error)
+        return written
+
+    def forget(self, namespace: str, trial: str) -> None:
+        """Drop a deleted trial's accumulator."""
+        self.accumulators.pop((namespace, trial), None)
+        self._locks.pop((namespace, trial), None)
+
+    async def run_flusher(self) -> None:
+        """Flush due trials forever, at twice the flush rate."""
+        while True:
+            await asyncio.sleep(self.flush_seconds / 2)
+            await self.flush_due()
+
+    def start(self) -> None:
+        """Start the background flusher."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run_flusher())
+
+    async def stop(self) -> None:
+        """Stop the flusher after a last flush."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush_due()

@@ -36,7 +36,7 @@ VALID: dict[str, Any] = {
                         "containers": [
                             {
                                 "name": "trainer",
-                                "image": "ghcr.io/acme/mnist:1.0",
+                                "image": "acme/mnist:1.0",
                                 "command": ["python", "train.py"],
                                 "args": ["--lr=${params.lr}"],
                             }

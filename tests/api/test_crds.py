@@ -26,6 +26,11 @@ def test_committed_crds_are_up_to_date() -> None:
     assert on_disk == generated, "crds/ is stale: run `make crds` and commit the result"
 
 
+def test_chart_crds_are_up_to_date() -> None:
+    chart = CRDS.parent / crdgen.CHART_TEMPLATE
+    assert chart.read_text() == crdgen.chart_template(), "run `make crds` and commit"
+
+
 def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
     found: list[tuple[str, dict[str, Any]]] = []
     if isinstance(node, dict):

@@ -277,13 +277,44 @@ def render_all() -> dict[str, str]:
     }
 
 
+def chart_template() -> str:
+    """The Helm chart's CRD template: the same CRDs behind ``crds.install``/``crds.keep``.
+
+    Templated rather than placed in the chart's ``crds/`` folder, because Helm never
+    upgrades CRDs from there, and a schema change must reach the cluster.
+    """
+    parts = [
+        "# Generated from the API models by `make crds`; do not edit.\n",
+        "{{- if .Values.crds.install }}\n",
+    ]
+    for crd in (experiment_crd(), trial_crd()):
+        crd = copy.deepcopy(crd)
+        crd["metadata"]["annotations"] = {"kubesweep.io/keep": "KEEP"}
+        text = yaml.safe_dump(crd, sort_keys=False)
+        text = text.replace(
+            "  annotations:\n    kubesweep.io/keep: KEEP\n",
+            "  {{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n"
+            "  {{- end }}\n  labels:\n    {{- include \"kubesweep.labels\" . | nindent 4 }}\n",
+        ).replace("  labels:\n    app.kubernetes.io/part-of: kubesweep\n", "", 1)
+        parts.append("---\n" + text)
+    parts.append("{{- end }}\n")
+    return "".join(parts)
+
+
+#: Where ``make crds`` writes the chart's CRD template, relative to the repository.
+CHART_TEMPLATE = Path("charts/kubesweep/templates/crds.yaml")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Write the CRDs into the directory given as the only argument."""
+    """Write the CRDs into the directory given as the only argument, and the chart template."""
     args = sys.argv[1:] if argv is None else argv
     target = Path(args[0] if args else "crds")
     target.mkdir(parents=True, exist_ok=True)
     for name, text in render_all().items():
         (target / name).write_text(text)
+    chart = target.resolve().parent / CHART_TEMPLATE
+    if chart.parent.is_dir():
+        chart.write_text(chart_template())
     return 0
 
 

@@ -1,0 +1,15 @@
+"""The collector sidecar: reads a trial's metrics and delivers them to the operator.
+
+The I/O edge around the pure :mod:`kubesweep.metrics`: it tails files, scrapes
+localhost, serves a localhost push endpoint, POSTs batches to the operator's
+intake and writes the final summary into its termination message. It imports
+the standard library only, so it runs in a minimal image and starts fast.
+
+:func:`wrap_command` is what the Job renderer calls to route the trainer's
+stdout to the collector; :func:`collector_env` builds the sidecar's environment.
+"""
+
+from kubesweep.collector.config import CollectorConfig, collector_env
+from kubesweep.collector.wrapper import wrap_command
+
+__all__ = ["CollectorConfig", "collector_env", "wrap_command"]

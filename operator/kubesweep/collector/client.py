@@ -1,0 +1,61 @@
+"""``kubesweep.report``: the one function a trial program needs, standard library only.
+
+It POSTs the metrics to the collector's localhost push endpoint. When no
+collector answers (a local run, a misconfigured pod, a collector restarting) it
+prints the same values as a ``step=3 loss=0.2`` line instead, which the stdout
+source reads and a human can see, so a value is never silently lost. After a
+failure it prints without trying the endpoint for a few seconds, so a trainer
+without a collector does not pay a connection attempt per call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+DEFAULT_PUSH_URL = "http://127.0.0.1:9477/v1/report"
+_RETRY_AFTER = 10.0
+_state = {"unreachable_until": 0.0}
+
+
+def _push_url() -> str:
+    return os.environ.get("KUBESWEEP_PUSH_URL") or DEFAULT_PUSH_URL
+
+
+def _line(step: int | None, metrics: dict[str, float]) -> str:
+    pairs = [] if step is None else [f"step={step}"]
+    pairs.extend(f"{name}={float(value)!r}" for name, value in metrics.items())
+    return " ".join(pairs)
+
+
+def report(step: int | None = None, **metrics: float) -> bool:
+    """Report ``metrics`` (at ``step``, if given) to the collector.
+
+    Returns ``True`` when the collector took them and ``False`` when they were
+    printed to stdout instead. NaN and infinite values are sent as they are and
+    counted as dropped by the collector.
+    """
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise ValueError(f"step must be a non-negative int, not {step!r}")
+    values = {name: float(value) for name, value in metrics.items()}
+    if time.monotonic() >= _state["unreachable_until"]:
+        payload: dict[str, object] = dict(values)
+        if step is not None:
+            payload["step"] = step
+        body = json.dumps(payload).encode()
+        request = urllib.request.Request(
+            _push_url(), data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2.0) as response:
+                if 200 <= response.status < 300:
+                    return True
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+        _state["unreachable_until"] = time.monotonic() + _RETRY_AFTER
+    print(_line(step, values), flush=True, file=sys.stdout)
+    return False

@@ -1,0 +1,94 @@
+"""The command wrapper that copies the trainer's output to a file the collector reads.
+
+The trainer image may hold nothing but ``/bin/sh`` (no ``tee``, no ``mkfifo``,
+no bash), so the wrapper is a POSIX shell script using builtins only:
+
+* the trainer runs in the background of a pipeline whose reader loop
+  (``read``/``printf``) writes every line both to the container's stdout, so
+  ``kubectl logs`` is unchanged, and to ``log_path`` on the shared volume;
+* the trainer's exit status is saved to ``<log>.rc`` (POSIX sh has no
+  ``PIPESTATUS``) and becomes the wrapper's own, so Job success and failure
+  are exactly what they were;
+* SIGTERM, SIGINT and SIGHUP are forwarded to the trainer (the shell is PID 1
+  and would otherwise keep them, delaying stop until the grace period ends);
+* ``<log>.state`` says ``running`` while the trainer runs and ``exited <rc>``
+  once the pipeline has drained, which is the collector's cue to flush.
+
+If the log cannot be written (no shared volume), the trainer is run directly.
+stderr is merged into stdout, as Katib's wrapper does. Kubernetes expands
+``$(VAR)`` in command and args; the script contains no ``$(`` or ``$$``, so
+that expansion leaves it intact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SHELL = "/bin/sh"
+#: ``$0`` of the wrapper script, seen in ``ps``.
+SCRIPT_NAME = "kubesweep-wrap"
+
+WRAPPER_SCRIPT = """\
+log=$1
+shift
+if ! : >>"$log" 2>/dev/null; then exec "$@"; fi
+state=$log.state
+pidf=$log.pid
+echo running >"$state"
+( "$@" 2>&1 &
+  echo "$!" >"$pidf"
+  wait "$!"
+  echo "$?" >"$log.rc"
+) | (
+  while IFS= read -r line || [ -n "$line" ]; do
+    printf '%s\\n' "$line"
+    printf '%s\\n' "$line" >&3
+  done 3>>"$log"
+) &
+pipe=$!
+forward() { [ -r "$pidf" ] && read -r pid <"$pidf" && kill -"$1" "$pid" 2>/dev/null; }
+trap 'forward TERM' TERM
+trap 'forward INT' INT
+trap 'forward HUP' HUP
+while :; do
+  wait "$pipe" && break
+  kill -0 "$pipe" 2>/dev/null || break
+done
+rc=
+[ -r "$log.rc" ] && read -r rc <"$log.rc"
+[ -n "$rc" ] || rc=1
+echo "exited $rc" >"$state"
+exit "$rc"
+"""
+
+
+def state_path(log_path: str) -> str:
+    """The file where the wrapper records ``running`` or ``exited <rc>``."""
+    return f"{log_path}.state"
+
+
+def exit_code(state: str) -> int | None:
+    """The trainer's exit code from the state file's text, or ``None`` while it runs."""
+    parts = state.split()
+    if len(parts) == 2 and parts[0] == "exited" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def wrap_command(
+    command: Sequence[str], args: Sequence[str], log_path: str
+) -> tuple[list[str], list[str]]:
+    """The (command, args) that run ``command`` + ``args`` with output copied to ``log_path``.
+
+    ``command`` must be the container's full command: the wrapper replaces it, and
+    the image's entrypoint cannot be known here. ``log_path`` must be absolute and
+    on a volume the collector shares.
+    """
+    if not command:
+        raise ValueError(
+            "the primary container must set command (the image entrypoint cannot be "
+            "wrapped); set command and args explicitly"
+        )
+    if not log_path.startswith("/"):
+        raise ValueError(f"log path {log_path!r} must be absolute")
+    return [SHELL, "-c", WRAPPER_SCRIPT, SCRIPT_NAME], [log_path, *command, *args]

@@ -177,7 +177,9 @@ class SearchAlgorithm(Protocol):
     """Suggests configurations. Constructed per request from validated settings."""
 
     def suggest(self, history: History, count: int) -> SuggestReply:
-        """Return up to ``count`` assignments; fewer only together with ``exhausted``."""
+        """Return up to ``count`` assignments; fewer only together with ``exhausted``,
+        or, for a multi-fidelity algorithm in a used-up finite space, while it waits for
+        pending results that may earn promotions (then ``exhausted`` stays false)."""
         ...
 
 

@@ -109,7 +109,7 @@ class Asha:
 
     def suggest(self, history: History, count: int) -> SuggestReply:
         """``count`` promotions or new configurations; fewer only in a used-up finite
-        space (``exhausted`` once no trial is still running)."""
+        space, and ``exhausted`` once nothing runs that could still earn a promotion."""
         rng = rng_for(self.seed, len(history.trials), "asha")
         avoid: set[Key] = set()
         top = len(self.budgets) - 1
@@ -149,10 +149,10 @@ class Asha:
             Assignment(parameters=values, fidelity=start, tags={TAG_RUNG: rung_tag})
             for values in fresh
         )
-        # Short only in a used-up finite space: while trials run, results may still
-        # earn promotions, so that is a wait, not the end.
+        # Short only in a used-up finite space. While trials run (including the ones
+        # just suggested) their results may earn promotions: that is a wait, not the end.
         waiting = any(t.state is TrialState.PENDING for t in history.trials)
-        return SuggestReply(assignments=out, exhausted=len(out) < count and not waiting)
+        return SuggestReply(assignments=out, exhausted=not out and not waiting)
 
     def _next_promotion(
         self,

@@ -1,0 +1,155 @@
+"""Shared builders for the suggestion tests: spaces, trials, requests, a toy objective."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kubesweep.api.experiment import MULTI_FIDELITY_ALGORITHMS, AlgorithmName, ParameterValue
+from kubesweep.api.status import CurvePoint
+from kubesweep.suggestion import registry
+from kubesweep.suggestion.contract import (
+    Assignment,
+    ObservedTrial,
+    SearchSpace,
+    SuggestReply,
+    SuggestRequest,
+    TrialState,
+)
+
+#: Every kind of dimension: log float, plain int, stepped float, log int with a
+#: step, a categorical of mixed value types, and a chain of conditionals.
+MIXED: dict[str, Any] = {
+    "parameters": [
+        {"name": "lr", "type": "float", "min": 1e-5, "max": 0.1, "log": True},
+        {"name": "layers", "type": "int", "min": 1, "max": 8},
+        {"name": "dropout", "type": "float", "min": 0.0, "max": 0.5, "step": 0.1},
+        {"name": "batch", "type": "int", "min": 16, "max": 256, "log": True, "step": 16},
+        {"name": "optimizer", "type": "categorical", "values": ["adam", "sgd", 3, True]},
+        {
+            "name": "momentum",
+            "type": "float",
+            "min": 0.5,
+            "max": 0.99,
+            "when": {"parameter": "optimizer", "values": ["sgd"]},
+        },
+        {
+            "name": "nesterov",
+            "type": "categorical",
+            "values": [True, False],
+            "when": {"parameter": "optimizer", "values": ["sgd"]},
+        },
+        {
+            "name": "dampening",
+            "type": "float",
+            "min": 0.0,
+            "max": 1.0,
+            "when": {"parameter": "nesterov", "values": [False]},
+        },
+    ]
+}
+
+#: Six points in all: what exhaustion is tested on.
+SMALL: dict[str, Any] = {
+    "parameters": [
+        {"name": "kind", "type": "categorical", "values": ["a", "b", "c"]},
+        {"name": "n", "type": "int", "min": 1, "max": 2},
+    ]
+}
+
+FIDELITY: dict[str, Any] = {"parameter": "epochs", "min": 1, "max": 27, "eta": 3, "type": "int"}
+
+ALL_NAMES = list(AlgorithmName)
+
+
+def is_multi_fidelity(name: AlgorithmName) -> bool:
+    """Whether the algorithm hands out fidelity budgets."""
+    return name in MULTI_FIDELITY_ALGORITHMS
+
+
+def space_for(name: AlgorithmName, base: Mapping[str, Any] = MIXED) -> SearchSpace:
+    """``base`` with a fidelity where the algorithm needs one."""
+    raw = dict(base)
+    if is_multi_fidelity(name):
+        raw["fidelity"] = FIDELITY
+    return SearchSpace.model_validate(raw)
+
+
+def request(
+    name: AlgorithmName,
+    trials: Sequence[ObservedTrial] = (),
+    *,
+    count: int = 1,
+    seed: int | None = 7,
+    base: Mapping[str, Any] = MIXED,
+    settings: Mapping[str, ParameterValue] | None = None,
+    direction: str = "minimize",
+) -> SuggestRequest:
+    """A suggest request for ``name`` over ``base``."""
+    return SuggestRequest.model_validate(
+        {
+            "space": space_for(name, base).to_wire(),
+            "direction": direction,
+            "algorithm": {"name": name.value, "seed": seed, "settings": dict(settings or {})},
+            "trials": [t.to_wire() for t in trials],
+            "count": count,
+        }
+    )
+
+
+def objective(parameters: Mapping[str, ParameterValue], fidelity: float | None) -> float:
+    """A deterministic toy loss that improves with fidelity and depends on every kind."""
+    total = 0.0
+    for name, value in sorted(parameters.items()):
+        if isinstance(value, bool):
+            total += 0.3 if value else 0.1
+        elif isinstance(value, int | float):
+            total += math.sin(3.0 * float(value) + len(name)) ** 2
+        else:
+            total += 0.05 * len(str(value))
+    budget = fidelity if fidelity is not None else 27.0
+    return total + 1.0 / budget
+
+
+def observe(
+    assignment: Assignment,
+    index: int,
+    state: TrialState = TrialState.COMPLETED,
+    value: float | None = None,
+) -> ObservedTrial:
+    """The trial that ran ``assignment``; completed with the toy objective by default."""
+    if state is TrialState.COMPLETED and value is None:
+        value = objective(assignment.parameters, assignment.fidelity)
+    return ObservedTrial(
+        name=f"t-{index}",
+        parameters=assignment.parameters,
+        fidelity=assignment.fidelity,
+        state=state,
+        value=value,
+        tags=assignment.tags,
+        intermediate=[] if value is None else [CurvePoint(step=1, value=value)],
+    )
+
+
+def run(
+    name: AlgorithmName,
+    rounds: int,
+    *,
+    count: int = 1,
+    base: Mapping[str, Any] = MIXED,
+    seed: int | None = 7,
+    settings: Mapping[str, ParameterValue] | None = None,
+) -> tuple[list[ObservedTrial], SuggestReply]:
+    """Suggest and complete trials for ``rounds`` calls; the history and the last reply."""
+    trials: list[ObservedTrial] = []
+    reply = SuggestReply(assignments=[])
+    for _ in range(rounds):
+        reply = registry.suggest(
+            request(name, trials, count=count, base=base, seed=seed, settings=settings)
+        )
+        for assignment in reply.assignments:
+            trials.append(observe(assignment, len(trials)))
+        if reply.exhausted:
+            break
+    return trials, reply

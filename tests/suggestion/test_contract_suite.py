@@ -1,0 +1,220 @@
+"""The one contract every search algorithm passes, run against every registered name.
+
+What a sweep relies on whatever algorithm the user picks: values inside the
+space with the right types, exactly ``count`` (fewer only with ``exhausted``),
+the same reply for the same seed and history, any history accepted (trials the
+algorithm did not suggest, failures, NaN and missing values), pending trials
+respected so that parallel slots get distinct points, and fidelity budgets
+within bounds for the multi-fidelity algorithms. Algorithms whose module is not
+importable yet are skipped with the reason; everything else must pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kubesweep.api.experiment import AlgorithmName
+from kubesweep.api.status import CurvePoint
+from kubesweep.suggestion import registry
+from kubesweep.suggestion.contract import (
+    Assignment,
+    ObservedTrial,
+    SettingsError,
+    SuggestReply,
+    TrialState,
+)
+from kubesweep.suggestion.space import Space
+from tests.suggestion.helpers import (
+    ALL_NAMES,
+    FIDELITY,
+    SMALL,
+    is_multi_fidelity,
+    observe,
+    request,
+    run,
+    space_for,
+)
+
+
+def _param(name: AlgorithmName) -> object:
+    if registry.available(name):
+        return pytest.param(name, id=name.value)
+    reason = f"algorithm module for {name.value!r} is not importable yet"
+    return pytest.param(name, id=name.value, marks=pytest.mark.skip(reason=reason))
+
+
+ALGORITHMS = [_param(name) for name in ALL_NAMES]
+
+pytestmark = pytest.mark.parametrize("name", ALGORITHMS)
+
+
+def check_reply(name: AlgorithmName, reply: SuggestReply, count: int) -> None:
+    """Every assignment valid; exactly ``count`` unless exhausted."""
+    space = Space(space_for(name))
+    if not reply.exhausted:
+        assert len(reply.assignments) == count
+    assert len(reply.assignments) <= count
+    for assignment in reply.assignments:
+        assert space.contains(assignment.parameters), assignment.parameters
+        if is_multi_fidelity(name):
+            fidelity = assignment.fidelity
+            assert fidelity is not None
+            assert FIDELITY["min"] <= fidelity <= FIDELITY["max"]
+            assert float(fidelity).is_integer()  # an int fidelity
+        else:
+            assert assignment.fidelity is None
+
+
+def identity(name: AlgorithmName, assignment: Assignment) -> tuple[object, ...]:
+    """What must differ between parallel suggestions: the point (and its budget)."""
+    key = Space(space_for(name)).key(assignment.parameters)
+    return (key, assignment.fidelity) if is_multi_fidelity(name) else (key,)
+
+
+def test_values_are_inside_the_space_with_the_right_types(name: AlgorithmName) -> None:
+    reply = registry.suggest(request(name, count=12))
+    check_reply(name, reply, 12)
+    assert not reply.exhausted
+
+
+def test_values_stay_valid_as_the_history_grows(name: AlgorithmName) -> None:
+    trials, reply = run(name, rounds=6, count=4)
+    assert len(trials) == 24
+    check_reply(name, reply, 4)
+    check_reply(name, registry.suggest(request(name, trials, count=5)), 5)
+
+
+def test_same_seed_and_history_give_the_same_reply(name: AlgorithmName) -> None:
+    trials, _ = run(name, rounds=3, count=3)
+    first = registry.suggest(request(name, trials, count=4))
+    second = registry.suggest(request(name, trials, count=4))
+    assert first == second
+
+
+def test_different_seeds_explore_differently(name: AlgorithmName) -> None:
+    if name is AlgorithmName.GRID:
+        pytest.skip("grid walks a fixed order; it has no seed")
+    one = registry.suggest(request(name, count=4, seed=1))
+    two = registry.suggest(request(name, count=4, seed=2))
+    assert one.assignments != two.assignments
+
+
+def test_parallel_suggestions_are_distinct_and_avoid_pending_trials(name: AlgorithmName) -> None:
+    trials, _ = run(name, rounds=2, count=3)
+    first = registry.suggest(request(name, trials, count=6))
+    pending = [
+        observe(a, len(trials) + i, state=TrialState.PENDING)
+        for i, a in enumerate(first.assignments)
+    ]
+    second = registry.suggest(request(name, trials + pending, count=6))
+    check_reply(name, second, 6)
+    seen = [identity(name, a) for a in first.assignments + second.assignments]
+    assert len(set(seen)) == len(seen)
+
+
+def test_one_slot_at_a_time_never_repeats_a_pending_point(name: AlgorithmName) -> None:
+    trials: list[ObservedTrial] = []
+    for _ in range(8):
+        reply = registry.suggest(request(name, trials, count=1))
+        check_reply(name, reply, 1)
+        trials.append(observe(reply.assignments[0], len(trials), state=TrialState.PENDING))
+    ids = [identity(name, Assignment(parameters=t.parameters, fidelity=t.fidelity)) for t in trials]
+    assert len(set(ids)) == len(ids)
+
+
+def test_failed_and_valueless_trials_are_tolerated(name: AlgorithmName) -> None:
+    trials, _ = run(name, rounds=2, count=4)
+    broken = []
+    for i, trial in enumerate(trials):
+        kind = i % 4
+        if kind == 0:
+            broken.append(trial.model_copy(update={"state": TrialState.FAILED, "value": None}))
+        elif kind == 1:
+            broken.append(trial.model_copy(update={"value": math.nan}))
+        elif kind == 2:
+            broken.append(trial.model_copy(update={"value": None, "intermediate": []}))
+        else:
+            curve = [CurvePoint(step=1, value=math.inf)]
+            broken.append(
+                trial.model_copy(
+                    update={"state": TrialState.STOPPED, "value": None, "intermediate": curve}
+                )
+            )
+    reply = registry.suggest(request(name, broken, count=5))
+    check_reply(name, reply, 5)
+    assert not reply.exhausted
+
+
+def test_maximised_objectives_are_handled(name: AlgorithmName) -> None:
+    trials, _ = run(name, rounds=3, count=3)
+    reply = registry.suggest(request(name, trials, count=3, direction="maximize"))
+    check_reply(name, reply, 3)
+
+
+def _foreign_trials(draw: st.DrawFn, name: AlgorithmName) -> list[ObservedTrial]:
+    """Trials from elsewhere: any valid or leftover parameters, states and values."""
+    space = Space(space_for(name))
+    count = draw(st.integers(min_value=0, max_value=12))
+    out = []
+    for i in range(count):
+        units = draw(st.lists(st.floats(0, 1), min_size=space.dim, max_size=space.dim))
+        parameters = dict(space.from_unit(units))
+        if draw(st.booleans()):
+            parameters["stale"] = draw(st.sampled_from([1, "x", 0.5, True]))
+        state = draw(st.sampled_from(list(TrialState)))
+        value = draw(st.none() | st.floats(allow_nan=True, allow_infinity=True))
+        fidelity = draw(st.none() | st.floats(0.5, 40))
+        tags = draw(st.sampled_from([{}, {"rung": "1"}, {"bracket": "x", "rung": "-1"}]))
+        steps = draw(st.lists(st.floats(allow_nan=True), max_size=3))
+        curve = [CurvePoint(step=s + 1, value=v) for s, v in enumerate(steps)]
+        out.append(
+            ObservedTrial(
+                name=f"foreign-{i}",
+                parameters=parameters,
+                state=state,
+                value=value,
+                fidelity=fidelity,
+                tags=tags,
+                intermediate=curve,
+            )
+        )
+    return out
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_history_is_a_warm_start(name: AlgorithmName, data: st.DataObject) -> None:
+    trials = data.draw(st.composite(_foreign_trials)(name))
+    reply = registry.suggest(request(name, trials, count=3))
+    check_reply(name, reply, 3)
+    assert not reply.exhausted
+    assert reply == registry.suggest(request(name, trials, count=3))
+
+
+def test_a_finite_space_is_exhausted_without_repeats(name: AlgorithmName) -> None:
+    trials, reply = run(name, rounds=200, count=2, base=SMALL)
+    assert reply.exhausted, "a six-point space must end"
+    space = Space(space_for(name, SMALL))
+    if not is_multi_fidelity(name):
+        keys = [space.key(t.parameters) for t in trials]
+        assert len(keys) == len(set(keys)) == 6
+    assert all(space.contains(t.parameters) for t in trials)
+    after = registry.suggest(request(name, trials, count=2, base=SMALL))
+    assert after.exhausted
+    assert after.assignments == []
+
+
+def test_unknown_settings_are_refused_by_name(name: AlgorithmName) -> None:
+    with pytest.raises(SettingsError) as caught:
+        registry.suggest(request(name, settings={"noSuchSetting": 1}))
+    assert caught.value.setting == "noSuchSetting"
+    assert "noSuchSetting" in str(caught.value)
+
+
+def test_the_space_validates_with_the_algorithm(name: AlgorithmName) -> None:
+    space = space_for(name)
+    assert registry.validate(space, request(name).algorithm) == []

@@ -52,32 +52,31 @@ def _problems(manifest: dict[str, Any]) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("path", "value", "expected"),
-    [
-        (("parameters", 0, "max"), 1.0e-6, "parameters[].max must be greater than min"),
-        (("parameters", 0, "min"), 0.0, "min must be positive when log is true"),
-        (("parameters", 2, "values"), None, "categorical parameter needs a non-empty values"),
-        (("parameters", 1, "name"), "lr", "parameters[].name must be unique"),
-        (("parameters", 1, "min"), 1.5, "must be whole numbers"),
-        (("parameters", 0, "name"), "learning-rate", "spec.parameters[0].name"),
-        (("budget", "parallelTrials"), 61, "budget.parallelTrials must not exceed"),
-        (("budget", "maxDuration"), "six hours", "spec.budget.maxDuration"),
-        (("algorithm", "name"), "annealing", "spec.algorithm.name"),
-        (("objective", "direction"), "up", "spec.objective.direction"),
-        (("trialTemplate", "primaryContainer"), "main", "primaryContainer must name a container"),
-        (("fidelity",), {"parameter": "epochs", "min": 1, "max": 27}, "fidelity is used only by"),
-        (("parameters", 3, "when", "parameter"), "layers", "when.parameter must name another"),
-        (("objective", "additionalMetrics"), ["val_loss"], "must not repeat objective.metric"),
-        (("trialTemplate", "metrics"), {"source": "file"}, "metrics.path is required"),
-        (("trialTemplate", "metrics"), {"source": "prometheus"}, "metrics.port is required"),
-        (("trialTemplate", "metrics"), {"filters": ["(x"]}, "is not a regular expression"),
-        (("earlyStopping",), {"name": "hunch"}, "spec.earlyStopping.name"),
-    ],
-)
-def test_mistakes_are_refused_naming_the_field(
-    manifest: dict[str, Any], path: tuple[str | int, ...], value: Any, expected: str
-) -> None:
+#: (path under spec, new value or None to delete, words the refusal must contain)
+MISTAKES: list[tuple[tuple[str | int, ...], Any, str]] = [
+    (("parameters", 0, "max"), 1.0e-6, "parameters[].max must be greater than min"),
+    (("parameters", 0, "min"), 0.0, "min must be positive when log is true"),
+    (("parameters", 2, "values"), None, "categorical parameter needs a non-empty values"),
+    (("parameters", 1, "name"), "lr", "parameters[].name must be unique"),
+    (("parameters", 1, "min"), 1.5, "must be whole numbers"),
+    (("parameters", 0, "name"), "learning-rate", "spec.parameters[0].name"),
+    (("budget", "parallelTrials"), 61, "budget.parallelTrials must not exceed"),
+    (("budget", "maxDuration"), "six hours", "spec.budget.maxDuration"),
+    (("algorithm", "name"), "annealing", "spec.algorithm.name"),
+    (("objective", "direction"), "up", "spec.objective.direction"),
+    (("trialTemplate", "primaryContainer"), "main", "primaryContainer must name a container"),
+    (("fidelity",), {"parameter": "epochs", "min": 1, "max": 27}, "fidelity is used only by"),
+    (("parameters", 3, "when", "parameter"), "layers", "when.parameter must name another"),
+    (("objective", "additionalMetrics"), ["val_loss"], "must not repeat objective.metric"),
+    (("trialTemplate", "metrics"), {"source": "file"}, "metrics.path is required"),
+    (("trialTemplate", "metrics"), {"source": "prometheus"}, "metrics.port is required"),
+    (("trialTemplate", "metrics"), {"filters": ["(x"]}, "is not a regular expression"),
+    (("earlyStopping",), {"name": "hunch"}, "spec.earlyStopping.name"),
+]
+
+
+def set_path(manifest: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    """Set (or delete, for None) the field at ``path`` under ``spec``."""
     node: Any = manifest["spec"]
     for key in path[:-1]:
         node = node[key]
@@ -85,7 +84,14 @@ def test_mistakes_are_refused_naming_the_field(
         del node[path[-1]]
     else:
         node[path[-1]] = value
-    assert expected in _problems(manifest)
+    return manifest
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), MISTAKES)
+def test_mistakes_are_refused_naming_the_field(
+    manifest: dict[str, Any], path: tuple[str | int, ...], value: Any, expected: str
+) -> None:
+    assert expected in _problems(set_path(manifest, path, value))
 
 
 def test_unknown_field_is_refused(manifest: dict[str, Any]) -> None:

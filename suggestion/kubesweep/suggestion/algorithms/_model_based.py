@@ -1,0 +1,150 @@
+"""What the model-based algorithms (``bayesian``, ``tpe``, ``bohb``) share.
+
+- :func:`observe` turns a history into arrays: unit rows and losses of finished
+  trials whose values lie in the space (a warm start may hold others; they are
+  skipped rather than guessed), unit rows of pending trials, and the keys of
+  every point already taken, failed ones included, so no configuration is
+  suggested twice.
+- :class:`Batch` collects one reply: it refuses duplicates, falls back to
+  uniform sampling when a model has nothing new to offer, and reports
+  exhaustion exactly (via :meth:`Space.sample_unique`) once a finite space is
+  used up.
+- :func:`bounded_subset` keeps model fitting cost flat as histories grow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
+from kubesweep.suggestion.contract import Assignment, History, ObservedTrial, SuggestReply
+from kubesweep.suggestion.space import Key
+
+
+@dataclass
+class Observations:
+    """A history as arrays over the unit cube."""
+
+    unit: Array  # (n, dim) finished trials with usable losses, NaN where inactive
+    losses: Array  # (n,) smaller is better
+    pending: Array  # (m, dim) trials that hold a point but have no value yet
+    used: set[bytes]  # row keys of every trial's point
+    trials: list[ObservedTrial] = field(repr=False)
+
+    @property
+    def started(self) -> int:
+        """Trials suggested so far (finished, pending and failed)."""
+        return len(self.trials)
+
+
+def observe(cube: UnitCube, history: History) -> Observations:
+    """The arrays of ``history``; trials with values outside the space are left out."""
+    finished = history.finished()
+    unit = cube.encode([t.parameters for t, _ in finished])
+    losses = np.array([loss for _, loss in finished], dtype=float)
+    keep = cube.valid_rows(unit) if len(unit) else np.zeros(0, dtype=bool)
+    unit, losses = cube.snap(unit[keep]), losses[keep]
+    pending = cube.encode([t.parameters for t in history.pending()])
+    if len(pending):
+        pending = cube.snap(pending[cube.valid_rows(pending)])
+    others = [t.parameters for t in history.trials if history.loss(t) is None]
+    other_unit = cube.encode(others)
+    if len(other_unit):
+        other_unit = cube.snap(other_unit[cube.valid_rows(other_unit)])
+    used = set(cube.row_keys(unit)) | set(cube.row_keys(other_unit))
+    return Observations(unit, losses, pending, used, history.trials)
+
+
+def bounded_subset(
+    losses: Array, limit: int, rng: np.random.Generator, best_share: float = 0.5
+) -> np.ndarray:
+    """Indices of at most ``limit`` observations: the best ones plus a uniform spread.
+
+    The best points shape the model where it matters (near the optimum); the
+    random remainder keeps its global picture. The cost of fitting then depends
+    on ``limit``, not on the history length.
+    """
+    n = len(losses)
+    if n <= limit:
+        return np.arange(n)
+    order = np.argsort(losses, kind="stable")
+    best = int(limit * best_share)
+    rest = rng.choice(order[best:], size=limit - best, replace=False)
+    return np.concatenate([order[:best], np.sort(rest)])
+
+
+class Batch:
+    """The assignments of one reply, distinct from the history and from each other."""
+
+    def __init__(self, cube: UnitCube, observations: Observations, count: int) -> None:
+        self.cube = cube
+        self.count = count
+        self.used = set(observations.used)
+        self.rows: list[Array] = []
+        self.assignments: list[Assignment] = []
+        self.exhausted = False
+        self._trials = observations.trials
+        self._space_keys: set[Key] | None = None
+        self._pending_keys = cube.row_keys(observations.pending)
+
+    @property
+    def full(self) -> bool:
+        """Whether the reply is complete (or the space has run out)."""
+        return self.exhausted or len(self.assignments) >= self.count
+
+    def is_new(self, row: Array) -> bool:
+        """Whether the snapped ``row`` is neither in the history nor in this batch."""
+        key = self.cube.row_keys(row[None, :])[0]
+        return key not in self.used and key not in self._pending_keys
+
+    def take(self, row: Array, fidelity: float | None = None) -> bool:
+        """Add the snapped ``row`` unless it repeats a taken point; True if added."""
+        key = self.cube.row_keys(row[None, :])[0]
+        if key in self.used or key in self._pending_keys:
+            return False
+        self.used.add(key)
+        self.rows.append(row)
+        parameters = self.cube.decode(row)
+        self.assignments.append(Assignment(parameters=parameters, fidelity=fidelity))
+        if self._space_keys is not None:
+            self._space_keys.add(self.cube.space.key(parameters))
+        return True
+
+    def take_first_new(self, rows: Array, fidelity: float | None = None) -> bool:
+        """Take the first row of ``rows`` that is new; False if none is."""
+        return any(self.take(row, fidelity) for row in rows)
+
+    def take_random(self, rng: np.random.Generator, fidelity: float | None = None) -> bool:
+        """Take one uniform new point, or mark the space exhausted if none is left."""
+        for row in self.cube.snap(rng.random((16, self.cube.dim))):
+            if self.take(row, fidelity):
+                return True
+        # The space may be nearly used up: ask the exact, key-based sampler.
+        space = self.cube.space
+        if self._space_keys is None:
+            self._space_keys = {space.key(t.parameters) for t in self._trials}
+            self._space_keys |= {space.key(a.parameters) for a in self.assignments}
+        found = space.sample_unique(rng, 1, self._space_keys)
+        if not found:
+            self.exhausted = True
+            return False
+        row = self.cube.snap(self.cube.encode(found))[0]
+        self.used.add(self.cube.row_keys(row[None, :])[0])
+        self.rows.append(row)
+        self.assignments.append(Assignment(parameters=found[0], fidelity=fidelity))
+        return True
+
+    def batch_rows(self) -> Array:
+        """The unit rows taken so far, ``(k, dim)``."""
+        if not self.rows:
+            return np.zeros((0, self.cube.dim))
+        return np.vstack(self.rows)
+
+    def reply(self) -> SuggestReply:
+        """The reply; ``exhausted`` only when fewer than ``count`` could be found."""
+        return SuggestReply(
+            assignments=self.assignments[: self.count],
+            exhausted=self.exhausted and len(self.assignments) < self.count,
+        )

@@ -1,0 +1,283 @@
+"""Bayesian optimisation with a Gaussian process and expected improvement.
+
+Papers: Jones, Schonlau & Welch 1998, "Efficient Global Optimization of
+Expensive Black-Box Functions" (EI); Snoek, Larochelle & Adams 2012, "Practical
+Bayesian Optimization of Machine Learning Algorithms" (Matérn 5/2 ARD kernel,
+parallel suggestions); Ginsbourger, Le Riche & Carraro 2010, "Kriging Is
+Well-Suited to Parallelize Optimization" (constant liar, kriging believer);
+Ament et al. 2023, "Unexpected Improvements to Expected Improvement" (log EI);
+Hvarfner, Hellsten & Nardi 2024, "Vanilla Bayesian Optimization Performs Great
+in High Dimensions" (length-scale prior).
+
+How it works, and why:
+
+- The model is scikit-learn's ``GaussianProcessRegressor`` with
+  ``Constant * Matern(nu=2.5, ARD) + White`` over the space's model features:
+  numbers in ``[0, 1]`` (log parameters on their log scale, integers and steps
+  at their values), categoricals one-hot, inactive conditional parameters at
+  one fixed point. Losses are standardised and Yeo-Johnson-warped so a few
+  diverged trials do not set the scale. Kernel hyperparameters are MAP
+  estimates by a bounded L-BFGS-B run (see :mod:`._gp`).
+- The acquisition is log expected improvement, maximised over a few hundred
+  uniform candidates plus Gaussian perturbations around the best observed points
+  and the best candidates, refined once at a smaller scale. All candidates are
+  snapped to valid values first, so the model scores what would actually run.
+- Parallel slots: pending trials and the earlier picks of the same batch are
+  added to the model with a *lie* for their value (by default the model's own
+  prediction, the "kriging believer"), which removes their improvement, so a
+  batch spreads out instead of collapsing onto one point.
+- Scale: the GP is conditioned on at most ``maxFitPoints`` observations (the
+  best half and a uniform spread of the rest) and its hyperparameters fitted on
+  at most ``kernelFitPoints`` of those, so a call costs about the same at
+  1,000 or 100,000 observed trials. Linear algebra runs single-threaded: on
+  matrices of a few hundred rows, BLAS threads cost more than they save.
+- The first ``initialTrials`` suggestions follow one scrambled Sobol sequence
+  fixed by the seed, continued across calls.
+
+Settings:
+
+- ``initialTrials`` (default ``10``): trials drawn from the Sobol design before
+  the model is used (pending and failed trials count).
+- ``candidates`` (default ``512``): uniform candidate points scored per pick,
+  besides the local ones.
+- ``maxFitPoints`` (default ``300``): most observations the GP is conditioned on.
+- ``kernelFitPoints`` (default ``100``): most observations the kernel
+  hyperparameters are fitted on.
+- ``kernelFitIterations`` (default ``40``): L-BFGS-B iterations of that fit; 0
+  keeps the prior's mode.
+- ``liar`` (default ``"believer"``): the value assumed for pending points:
+  ``believer`` (the model's prediction), ``best``, ``mean`` or ``worst`` (of the
+  observed losses).
+- ``outputWarping`` (default ``true``): Yeo-Johnson-warp the losses before fitting.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from kubesweep.api.experiment import ParameterValue
+from kubesweep.suggestion.algorithms._gp import (
+    Hyperparameters,
+    build_regressor,
+    fit_hyperparameters,
+    log_expected_improvement,
+    prior_mode,
+    warp_targets,
+)
+from kubesweep.suggestion.algorithms._model_based import (
+    Batch,
+    Observations,
+    bounded_subset,
+    observe,
+)
+from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube, sobol_points
+from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply, rng_for
+from kubesweep.suggestion.settings import Setting, Settings, parse
+from kubesweep.suggestion.space import Space
+
+SETTINGS = (
+    Setting(
+        "initialTrials",
+        10,
+        "trials drawn from a scrambled Sobol design before the model is used",
+        minimum=1,
+        maximum=100_000,
+    ),
+    Setting(
+        "candidates", 512, "uniform candidate points scored per pick", minimum=16, maximum=100_000
+    ),
+    Setting(
+        "maxFitPoints", 300, "most observations the GP is conditioned on", minimum=10, maximum=5000
+    ),
+    Setting(
+        "kernelFitPoints",
+        100,
+        "most observations the kernel hyperparameters are fitted on",
+        minimum=5,
+        maximum=5000,
+    ),
+    Setting(
+        "kernelFitIterations",
+        40,
+        "L-BFGS-B iterations of the hyperparameter fit (0 keeps the prior's mode)",
+        minimum=0,
+        maximum=1000,
+    ),
+    Setting(
+        "liar",
+        "believer",
+        "value assumed for pending points",
+        choices=("believer", "best", "mean", "worst"),
+    ),
+    Setting("outputWarping", True, "Yeo-Johnson-warp the losses before fitting"),
+)
+
+_SALT = "bayesian"
+_ANCHORS = 5  # best observed points and best candidates searched around
+_LOCAL_PER_ANCHOR = 24
+_LOCAL_SCALES = np.array([0.005, 0.02, 0.06, 0.15])
+_CATEGORY_RESAMPLE = 0.25
+
+
+class _Model:
+    """A conditioned GP with fixed hyperparameters, and the lies added to it."""
+
+    def __init__(self, features: Array, targets: Array, hp: Hyperparameters) -> None:
+        self.features = features
+        self.targets = targets
+        self.hp = hp
+        self.noise = float(np.exp(hp.log_noise))
+        self.gpr = build_regressor(features, targets, hp)
+
+    def predict(self, features: Array) -> tuple[Array, Array]:
+        """Posterior mean and the standard deviation of the latent function."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mean, std = self.gpr.predict(features, return_std=True)
+        var = np.maximum(np.asarray(std, dtype=float) ** 2 - self.noise, 1e-12)
+        return np.asarray(mean, dtype=float), np.sqrt(var)
+
+    def mean(self, features: Array) -> Array:
+        """Posterior mean only (no variance: one matrix-vector product)."""
+        return np.asarray(self.gpr.predict(features), dtype=float)
+
+    def with_lies(self, features: Array, liar: str, observed: Array) -> _Model:
+        """The model with ``features`` added at lied values (see the ``liar`` setting)."""
+        if not len(features):
+            return self
+        if liar == "believer":
+            values, _ = self.predict(features)
+        else:
+            lie = {"best": observed.min(), "mean": observed.mean(), "worst": observed.max()}
+            values = np.full(len(features), float(lie[liar]))
+        return _Model(
+            np.vstack([self.features, features]), np.concatenate([self.targets, values]), self.hp
+        )
+
+
+class BayesianOptimization:
+    """GP-EI search; see the module docstring."""
+
+    def __init__(self, space: SearchSpace, settings: Settings, seed: int | None) -> None:
+        self.space = Space(space)
+        self.cube = UnitCube(self.space)
+        self.settings = settings
+        self.seed = seed
+
+    def suggest(self, history: History, count: int) -> SuggestReply:
+        """``count`` distinct suggestions (fewer only when the space is exhausted)."""
+        with threadpool_limits(limits=1):
+            return self._suggest(history, count)
+
+    def _suggest(self, history: History, count: int) -> SuggestReply:
+        observations = observe(self.cube, history)
+        batch = Batch(self.cube, observations, count)
+        rng = rng_for(self.seed, len(history.trials), _SALT)
+        initial = max(0, self.settings.integer("initialTrials") - observations.started)
+        if len(observations.losses) < 2:
+            initial = count
+        if initial:
+            design = sobol_points(
+                self.seed, _SALT, observations.started, min(initial, count), self.cube.dim
+            )
+            for row in self.cube.snap(design):
+                if batch.full:
+                    break
+                if not batch.take(row):
+                    batch.take_random(rng)
+        if not batch.full:
+            self._model_picks(observations, batch, rng)
+        return batch.reply()
+
+    def _model_picks(
+        self, observations: Observations, batch: Batch, rng: np.random.Generator
+    ) -> None:
+        s = self.settings
+        chosen = bounded_subset(observations.losses, s.integer("maxFitPoints"), rng)
+        unit = observations.unit[chosen]
+        losses = observations.losses[chosen]
+        if s.flag("outputWarping"):
+            targets = warp_targets(losses)
+        else:
+            scaled = losses / max(float(np.abs(losses).max()), 1e-300)
+            spread = scaled.std()
+            targets = (scaled - scaled.mean()) / (spread if spread > 0 else 1.0)
+        features = self.cube.features(unit)
+        hp = self._hyperparameters(features, targets, rng)
+        model = _Model(features, targets, hp)
+        liar = s.text("liar")
+        pending = np.vstack([observations.pending, batch.batch_rows()])
+        model = model.with_lies(self.cube.features(pending), liar, targets)
+        pool = self.cube.snap(rng.random((s.integer("candidates"), self.cube.dim)))
+        while not batch.full:
+            ranked = self._ranked_candidates(model, unit, pool, rng)
+            before = len(batch.rows)
+            if not batch.take_first_new(ranked):
+                batch.take_random(rng)
+            if len(batch.rows) > before and not batch.full:
+                model = model.with_lies(self.cube.features(batch.rows[-1][None, :]), liar, targets)
+
+    def _hyperparameters(
+        self, features: Array, targets: Array, rng: np.random.Generator
+    ) -> Hyperparameters:
+        iterations = self.settings.integer("kernelFitIterations")
+        if iterations == 0:
+            return prior_mode(features.shape[1])
+        subset = bounded_subset(targets, self.settings.integer("kernelFitPoints"), rng, 0.25)
+        return fit_hyperparameters(features[subset], targets[subset], iterations)
+
+    def _ranked_candidates(
+        self, model: _Model, observed: Array, pool: Array, rng: np.random.Generator
+    ) -> Array:
+        """Candidates (snapped unit rows) in decreasing order of log EI."""
+        # The incumbent is the lowest posterior mean at the conditioned points
+        # (lies included: a believed pick lowers it), which is robust to noise.
+        fitted = model.mean(model.features)
+        best = float(fitted.min())
+        mean_obs = fitted[: len(observed)]
+        anchors = observed[np.argsort(mean_obs)[:_ANCHORS]]
+        pool_score = self._score(model, pool, best)
+        anchors = np.vstack([anchors, pool[np.argsort(-pool_score)[:_ANCHORS]]])
+        local = self._perturb(anchors, _LOCAL_SCALES, rng)
+        local_score = self._score(model, local, best)
+        top = local[np.argsort(-local_score)[:_ANCHORS]]
+        fine = self._perturb(top, _LOCAL_SCALES / 4, rng)
+        fine_score = self._score(model, fine, best)
+        rows = np.vstack([pool, local, fine])
+        scores = np.concatenate([pool_score, local_score, fine_score])
+        return rows[np.argsort(-scores, kind="stable")]
+
+    def _score(self, model: _Model, rows: Array, best: float) -> Array:
+        mean, sd = model.predict(self.cube.features(rows))
+        return log_expected_improvement(mean, sd, best)
+
+    def _perturb(self, anchors: Array, scales: Array, rng: np.random.Generator) -> Array:
+        """Snapped Gaussian perturbations of each anchor, at a mix of scales.
+
+        Inactive coordinates (NaN) are drawn uniformly, so a perturbation that
+        switches a parent category gives its newly active children fresh values;
+        categorical coordinates are redrawn uniformly with some probability,
+        since their order in the unit interval means nothing.
+        """
+        dim = self.cube.dim
+        base = np.repeat(anchors, _LOCAL_PER_ANCHOR, axis=0)
+        base = np.where(np.isnan(base), rng.random(base.shape), base)
+        sd = rng.choice(scales, size=(len(base), 1))
+        moved = base + sd * rng.standard_normal(base.shape)
+        flip = self.cube.categorical[None, :] & (rng.random(base.shape) < _CATEGORY_RESAMPLE)
+        moved = np.where(flip, rng.random(base.shape), moved)
+        # Reflect at the borders rather than clip, so edges are not over-sampled.
+        moved = np.abs(moved)
+        moved = np.where(moved > 1.0, 2.0 - moved, moved)
+        return self.cube.snap(moved.reshape(-1, dim))
+
+
+def create(
+    space: SearchSpace, settings: Mapping[str, ParameterValue], seed: int | None
+) -> BayesianOptimization:
+    """The ``bayesian`` algorithm for one request; refuses bad settings by name."""
+    return BayesianOptimization(space, parse(SETTINGS, settings), seed)

@@ -6,10 +6,11 @@ intake and writes the final summary into its termination message. It imports
 the standard library only, so it runs in a minimal image and starts fast.
 
 :func:`wrap_command` is what the Job renderer calls to route the trainer's
-stdout to the collector; :func:`collector_env` builds the sidecar's environment.
+stdout to the collector; :mod:`kubesweep.collector.config` lists the sidecar's
+environment.
 """
 
-from kubesweep.collector.config import CollectorConfig, collector_env
+from kubesweep.collector.config import CONFIG_ENV, CollectorConfig
 from kubesweep.collector.wrapper import wrap_command
 
-__all__ = ["CollectorConfig", "collector_env", "wrap_command"]
+__all__ = ["CONFIG_ENV", "CollectorConfig", "wrap_command"]

@@ -1,6 +1,8 @@
 """``kubesweep.report``: the one function a trial program needs, standard library only.
 
-It POSTs the metrics to the collector's localhost push endpoint. When no
+It POSTs the metrics to the collector's localhost push endpoint
+(``KUBESWEEP_PUSH_URL``, else ``KUBESWEEP_REPORT_URL`` as the renderer sets it,
+else ``http://127.0.0.1:9477/v1/report``). When no
 collector answers (a local run, a misconfigured pod, a collector restarting) it
 prints the same values as a ``step=3 loss=0.2`` line instead, which the stdout
 source reads and a human can see, so a value is never silently lost. After a
@@ -17,13 +19,21 @@ import time
 import urllib.error
 import urllib.request
 
-DEFAULT_PUSH_URL = "http://127.0.0.1:9477/v1/report"
+_REPORT_PATH = "/v1/report"
+DEFAULT_PUSH_URL = f"http://127.0.0.1:9477{_REPORT_PATH}"
 _RETRY_AFTER = 10.0
 _state = {"unreachable_until": 0.0}
 
 
 def _push_url() -> str:
-    return os.environ.get("KUBESWEEP_PUSH_URL") or DEFAULT_PUSH_URL
+    """``KUBESWEEP_PUSH_URL`` or ``KUBESWEEP_REPORT_URL`` (a base URL gets the report path)."""
+    url = os.environ.get("KUBESWEEP_PUSH_URL") or os.environ.get("KUBESWEEP_REPORT_URL")
+    if not url:
+        return DEFAULT_PUSH_URL
+    scheme, _, rest = url.partition("://")
+    if "/" not in rest.rstrip("/"):
+        return f"{scheme}://{rest.rstrip('/')}{_REPORT_PATH}"
+    return url
 
 
 def _line(step: int | None, metrics: dict[str, float]) -> str:

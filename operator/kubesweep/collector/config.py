@@ -1,38 +1,45 @@
 """The collector's settings, read from its environment.
 
-The Job renderer sets these variables on the sidecar (:func:`collector_env`
-builds them), so the sidecar needs no API access and no config file. Everything
+The Job renderer (:func:`kubesweep.rendering.collector_config`) sets these on
+the sidecar, so the sidecar needs no API access and no config file. Everything
 has a default that works inside a trial pod; only the intake URL, the token and
 the trial identity come from the operator.
 
+``KUBESWEEP_COLLECTOR_CONFIG`` is the Experiment's ``trialTemplate.metrics``
+as JSON (camelCase: ``source``, ``path``, ``filters``, ``port``,
+``scrapePath``, ``intervalSeconds``) plus ``metrics``, the metric names to keep
+with the objective first, and optionally ``objectiveStrategy`` (``min``,
+``max`` or ``latest``; it picks the curve point that survives downsampling).
+For ``stdout``, ``path`` is the log the wrapper writes; for ``push``, ``port``
+is the push endpoint's port; for ``prometheus``, the port scraped.
+
 | Variable | Meaning | Default |
 |---|---|---|
-| ``KUBESWEEP_METRICS`` | ``trialTemplate.metrics`` as JSON | ``{"source":"stdout"}`` |
-| ``KUBESWEEP_OBJECTIVE_METRIC`` | the objective metric (kept first, curve) | none |
-| ``KUBESWEEP_OBJECTIVE_STRATEGY`` | ``min``/``max``/``latest`` (best curve point) | none |
-| ``KUBESWEEP_METRIC_NAMES`` | comma-separated metrics to keep | all |
+| ``KUBESWEEP_COLLECTOR_CONFIG`` | source settings, above | ``{"source":"stdout"}`` |
 | ``KUBESWEEP_INTAKE_URL`` | where batches are POSTed | none: summary only |
 | ``KUBESWEEP_TRIAL_TOKEN`` | the trial's token (bearer) | none |
 | ``KUBESWEEP_TRIAL_NAME``/``_NAMESPACE``/``_UID`` | the trial's identity | empty |
-| ``KUBESWEEP_STDOUT_LOG`` | the log the wrapper writes | ``/kubesweep/stdout.log`` |
-| ``KUBESWEEP_PUSH_PORT`` | localhost push endpoint port; ``0`` disables | ``9477`` |
+| ``KUBESWEEP_STDOUT_LOG`` | the wrapper's log (``.state`` beside it) | ``/kubesweep/stdout.log`` |
+| ``KUBESWEEP_PUSH_PORT`` | push endpoint port if not the source; ``0``: off | ``9477`` |
 | ``KUBESWEEP_TERMINATION_LOG`` | termination message path | ``/dev/termination-log`` |
 | ``KUBESWEEP_TERMINATION_LIMIT`` | bytes the message may take | ``4096`` |
 | ``KUBESWEEP_FLUSH_SECONDS`` | interval between batches | ``2`` |
 | ``KUBESWEEP_POLL_SECONDS`` | interval between source reads | ``0.5`` |
 | ``KUBESWEEP_SHUTDOWN_SECONDS`` | time allowed for the last push | ``5`` |
 | ``KUBESWEEP_STEP_METRIC`` | Prometheus gauge holding the step | ``step`` |
-| ``KUBESWEEP_EXIT_ON_DONE`` | exit when the trainer exits (not as a native sidecar) | ``false`` |
+| ``KUBESWEEP_EXIT_ON_DONE`` | exit when the trainer exits (plain container) | ``false`` |
 | ``KUBESWEEP_LOG_LEVEL`` | the collector's own log level | ``INFO`` |
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+#: The variable holding the source settings as JSON.
+CONFIG_ENV = "KUBESWEEP_COLLECTOR_CONFIG"
 SOURCES = ("stdout", "file", "json", "tfevent", "prometheus", "push")
 DEFAULT_PUSH_PORT = 9477
 PUSH_PATH = "/v1/report"
@@ -85,43 +92,53 @@ class CollectorConfig:
     @staticmethod
     def from_env(env: Mapping[str, str]) -> CollectorConfig:
         """Read and validate the settings; raises :class:`ConfigError`."""
-        metrics = _metrics(env.get("KUBESWEEP_METRICS", ""))
+        metrics = _metrics(env.get(CONFIG_ENV, ""))
         source = str(metrics.get("source", "stdout"))
         if source not in SOURCES:
-            raise ConfigError(f"KUBESWEEP_METRICS.source: {source!r} is not one of {SOURCES}")
+            raise ConfigError(f"{CONFIG_ENV}.source: {source!r} is not one of {SOURCES}")
         path = metrics.get("path")
         if source in ("file", "json", "tfevent") and not path:
-            raise ConfigError(f"KUBESWEEP_METRICS.path is required for source {source}")
+            raise ConfigError(f"{CONFIG_ENV}.path is required for source {source}")
         port = metrics.get("port")
-        if source == "prometheus" and not isinstance(port, int):
-            raise ConfigError("KUBESWEEP_METRICS.port is required for source prometheus")
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
+            raise ConfigError(f"{CONFIG_ENV}.port must be an integer")
+        if source == "prometheus" and port is None:
+            raise ConfigError(f"{CONFIG_ENV}.port is required for source prometheus")
         filters = metrics.get("filters") or []
         if not isinstance(filters, list) or not all(isinstance(f, str) for f in filters):
-            raise ConfigError("KUBESWEEP_METRICS.filters must be a list of strings")
-        strategy = env.get("KUBESWEEP_OBJECTIVE_STRATEGY") or None
+            raise ConfigError(f"{CONFIG_ENV}.filters must be a list of strings")
+        names = metrics.get("metrics")
+        if names is not None and (
+            not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+        ):
+            raise ConfigError(f"{CONFIG_ENV}.metrics must be a list of metric names")
+        strategy = metrics.get("objectiveStrategy")
         if strategy not in (None, "min", "max", "latest"):
-            raise ConfigError("KUBESWEEP_OBJECTIVE_STRATEGY must be min, max or latest")
-        names = env.get("KUBESWEEP_METRIC_NAMES", "")
+            raise ConfigError(f"{CONFIG_ENV}.objectiveStrategy must be min, max or latest")
+        stdout_log = env.get("KUBESWEEP_STDOUT_LOG", DEFAULT_LOG)
+        if source == "stdout" and path:
+            stdout_log = str(path)
+        push_port = int(_number(env.get("KUBESWEEP_PUSH_PORT", DEFAULT_PUSH_PORT), "PUSH_PORT"))
+        if source == "push" and port is not None:
+            push_port = port
         return CollectorConfig(
             source=source,
             path=str(path) if path else None,
             filters=tuple(filters),
-            port=port if isinstance(port, int) else None,
+            port=port,
             scrape_path=str(metrics.get("scrapePath", "/metrics")),
             interval_seconds=_number(metrics.get("intervalSeconds", 10.0), "intervalSeconds"),
             step_metric=env.get("KUBESWEEP_STEP_METRIC", "step"),
-            objective_metric=env.get("KUBESWEEP_OBJECTIVE_METRIC") or None,
+            objective_metric=names[0] if names else None,
             objective_strategy=strategy,
-            metric_names=(
-                frozenset(n.strip() for n in names.split(",") if n.strip()) if names else None
-            ),
+            metric_names=frozenset(names) if names else None,
             intake_url=env.get("KUBESWEEP_INTAKE_URL") or None,
             token=env.get("KUBESWEEP_TRIAL_TOKEN") or None,
             trial_name=env.get("KUBESWEEP_TRIAL_NAME", ""),
             trial_namespace=env.get("KUBESWEEP_TRIAL_NAMESPACE", ""),
             trial_uid=env.get("KUBESWEEP_TRIAL_UID", ""),
-            stdout_log=env.get("KUBESWEEP_STDOUT_LOG", DEFAULT_LOG),
-            push_port=int(_number(env.get("KUBESWEEP_PUSH_PORT", DEFAULT_PUSH_PORT), "port")),
+            stdout_log=stdout_log,
+            push_port=push_port,
             termination_log=env.get("KUBESWEEP_TERMINATION_LOG", DEFAULT_TERMINATION_LOG),
             termination_limit=int(
                 _number(env.get("KUBESWEEP_TERMINATION_LIMIT", 4096), "TERMINATION_LIMIT")
@@ -142,9 +159,9 @@ def _metrics(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError as error:
-        raise ConfigError(f"KUBESWEEP_METRICS is not JSON: {error}") from None
+        raise ConfigError(f"{CONFIG_ENV} is not JSON: {error}") from None
     if not isinstance(data, dict):
-        raise ConfigError("KUBESWEEP_METRICS must be a JSON object")
+        raise ConfigError(f"{CONFIG_ENV} must be a JSON object")
     return data
 
 
@@ -156,42 +173,3 @@ def _number(value: object, name: str) -> float:
     if number < 0:
         raise ConfigError(f"{name}: must not be negative")
     return number
-
-
-def collector_env(
-    *,
-    metrics: Mapping[str, Any],
-    trial_name: str,
-    trial_namespace: str,
-    trial_uid: str,
-    intake_url: str | None = None,
-    objective_metric: str | None = None,
-    objective_strategy: str | None = None,
-    metric_names: Sequence[str] = (),
-    stdout_log: str = DEFAULT_LOG,
-    termination_limit: int = 4096,
-) -> dict[str, str]:
-    """The sidecar's environment, for the Job renderer (the token comes from a Secret).
-
-    ``metrics`` is ``trialTemplate.metrics`` in its wire (camelCase) form. Pass
-    ``termination_limit`` = ``min(4096, 12288 // containers)`` for pods with more
-    than three containers, since Kubernetes shares 12 KiB of termination
-    messages among all of a pod's containers.
-    """
-    env = {
-        "KUBESWEEP_METRICS": json.dumps(dict(metrics), separators=(",", ":"), sort_keys=True),
-        "KUBESWEEP_TRIAL_NAME": trial_name,
-        "KUBESWEEP_TRIAL_NAMESPACE": trial_namespace,
-        "KUBESWEEP_TRIAL_UID": trial_uid,
-        "KUBESWEEP_STDOUT_LOG": stdout_log,
-        "KUBESWEEP_TERMINATION_LIMIT": str(termination_limit),
-    }
-    if intake_url:
-        env["KUBESWEEP_INTAKE_URL"] = intake_url
-    if objective_metric:
-        env["KUBESWEEP_OBJECTIVE_METRIC"] = objective_metric
-    if objective_strategy:
-        env["KUBESWEEP_OBJECTIVE_STRATEGY"] = objective_strategy
-    if metric_names:
-        env["KUBESWEEP_METRIC_NAMES"] = ",".join(metric_names)
-    return env

@@ -1,6 +1,6 @@
 """The localhost push endpoint: any language can POST its metrics.
 
-``POST /v1/report`` with a JSON object (``{"step": 3, "loss": 0.2}``, the same
+``POST /v1/report`` (any path is taken) with a JSON object (``{"step": 3, "loss": 0.2}``, the same
 shape as a JSON-lines line, or a list of them) or with ``text/plain``
 ``name=value`` lines. The reply is ``202`` with the counts of accepted and
 dropped values, sent as soon as the body is parsed; nothing the trainer does

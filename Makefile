@@ -43,11 +43,31 @@ test-unit: venv ## fast tests, no cluster
 
 test: lint test-unit test-e2e ## everything: lint, unit tests, e2e tests on the local cluster
 
-test-e2e: venv ## e2e tests against the local cluster (built and started on demand)
+test-e2e: venv $(if $(KUBESWEEP_E2E_KUBECONFIG),,cluster-build) ## e2e tests against the local cluster (built and started on demand)
 	$(BIN)/pytest e2e -q
 
 demo: venv ## the main job: a sweep end to end
-	$(BIN)/python -m kubesweep.demo
+	$(BIN)/python e2e/demo.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# ---- local Kubernetes cluster: e2e/cluster (control plane from Go modules) + e2e/node ----
+# See docs/local-cluster.md. State: $KUBESWEEP_CLUSTER_DIR (default ~/.cache/kubesweep/cluster).
+CLUSTER := PYTHONPATH=e2e $(BIN)/python -m cluster
+.PHONY: cluster-build dev-cluster dev-cluster-down dev-cluster-status kubectl
+
+cluster-build: ## build kube-apiserver & co, etcd and helm from Go modules (cached in ~/.cache/kubesweep)
+	e2e/cluster/build.sh
+
+dev-cluster: venv cluster-build ## start the local cluster and its process node (kept running; e2e reuses it)
+	$(CLUSTER) up
+
+dev-cluster-down: venv ## stop the local cluster, nothing left running
+	$(CLUSTER) down
+
+dev-cluster-status: venv ## show the local cluster's components
+	$(CLUSTER) status
+
+kubectl: ## kubectl on the local cluster, e.g. make kubectl ARGS="get pods -A" (or e2e/cluster/kubectl ...)
+	@e2e/cluster/kubectl $(ARGS)

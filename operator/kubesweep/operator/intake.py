@@ -254,6 +254,21 @@ class Intake:
         objective = self.directory.objective(namespace, entry.experiment) if entry else None
         return acc.metrics(objective)
 
+    async def adopt_summary(
+        self, namespace: str, trial: str, summary: Summary
+    ) -> TrialMetrics | None:
+        """Take a collector's termination-message summary (pushes were lost) and write it."""
+        entry = self.directory.trial(namespace, trial)
+        if entry is None:
+            return None
+        key = (namespace, trial)
+        acc = self.accumulators.get(key)
+        if acc is None:
+            acc = self.accumulators[key] = Accumulator.from_entry(entry)
+        acc.take_summary(summary)
+        await self.flush(namespace, trial, force=True)
+        return acc.metrics(self.directory.objective(namespace, entry.experiment))
+
     async def flush_due(self) -> int:
         """Flush every trial whose interval has passed; returns how many were written."""
         written = 0

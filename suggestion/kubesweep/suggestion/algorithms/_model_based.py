@@ -49,7 +49,8 @@ def observe(cube: UnitCube, history: History) -> Observations:
     pending = cube.encode([t.parameters for t in history.pending()])
     if len(pending):
         pending = cube.snap(pending[cube.valid_rows(pending)])
-    others = [t.parameters for t in history.trials if history.loss(t) is None]
+    counted = {id(t) for t, _ in finished}
+    others = [t.parameters for t in history.trials if id(t) not in counted]
     other_unit = cube.encode(others)
     if len(other_unit):
         other_unit = cube.snap(other_unit[cube.valid_rows(other_unit)])

@@ -34,7 +34,7 @@ def _same(a: object, b: object) -> bool:
 @dataclass(frozen=True)
 class _Condition:
     parent: int
-    allowed: frozenset[int]  # category indices of the parent that activate the child
+    allowed: NDArray[np.bool_]  # by category index of the parent: activates the child
 
 
 class UnitCube:
@@ -51,8 +51,8 @@ class UnitCube:
             if when is None:
                 continue
             parent = dims[index[when.parameter]]
-            allowed = frozenset(
-                i for i, c in enumerate(parent.choices) if any(_same(c, v) for v in when.values)
+            allowed = np.array(
+                [any(_same(c, v) for v in when.values) for c in parent.choices], dtype=bool
             )
             self.conditions[d.index] = _Condition(parent.index, allowed)
         self.order = _parents_first(len(dims), self.conditions)
@@ -74,9 +74,11 @@ class UnitCube:
                 continue
             p = condition.parent
             size = self.sizes[p] or 1
-            category = np.clip(np.floor(np.nan_to_num(unit[:, p], nan=0.0) * size), 0, size - 1)
-            allowed = np.isin(category.astype(int), list(condition.allowed))
-            mask[:, i] = mask[:, p] & allowed & ~np.isnan(unit[:, p])
+            column = unit[:, p]
+            known = ~np.isnan(column)
+            category = np.clip(np.floor(np.where(known, column, 0.0) * size), 0, size - 1)
+            allowed = condition.allowed[category.astype(int)]
+            mask[:, i] = mask[:, p] & allowed & known
         return mask
 
     def valid_rows(self, unit: Array) -> Mask:
@@ -107,7 +109,7 @@ class UnitCube:
             known = ~np.isnan(column)
             if d.is_categorical:
                 k = len(d.choices)
-                idx = np.clip(np.floor(np.nan_to_num(column) * k), 0, k - 1).astype(int)
+                idx = np.clip(np.floor(np.where(known, column, 0.0) * k), 0, k - 1).astype(int)
                 rows = np.nonzero(known)[0]
                 out[rows, part.start + idx[known]] = 1.0
             else:
@@ -119,7 +121,7 @@ class UnitCube:
     @staticmethod
     def row_keys(unit: Array) -> list[bytes]:
         """Hashable keys of snapped rows: equal configurations give equal keys."""
-        rounded = np.round(np.nan_to_num(unit, nan=-1.0), 9) + 0.0  # + 0.0 folds -0.0
+        rounded = np.round(np.where(np.isnan(unit), -1.0, unit), 9) + 0.0  # + 0.0 folds -0.0
         return [row.tobytes() for row in rounded]
 
     def decode(self, row: Array) -> dict[str, ParameterValue]:
@@ -137,7 +139,8 @@ class UnitCube:
         if not len(assignments):
             return out
         for d in self.space.dimensions:
-            values = [a.get(d.name) for a in assignments]
+            name = d.name
+            values = [a.get(name) for a in assignments]
             out[:, d.index] = _encode_column(d, self.affine[d.index], values)
         if self.conditions:
             out[~self.active(out)] = np.nan

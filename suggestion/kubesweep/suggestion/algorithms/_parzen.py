@@ -1,0 +1,198 @@
+"""Parzen estimators over the unit cube: the density model of ``tpe`` and ``bohb``.
+
+A :class:`Parzen` is a weighted mixture with one component per observation plus
+a broad prior component (Bergstra et al. 2011; Watanabe 2023 for the choices
+below). Each component is a product over dimensions of
+
+- a Gaussian truncated to ``[0, 1]`` for numbers; a discrete number (integer,
+  stepped) uses the Gaussian's mass over its value's slice of the interval, so a
+  narrow kernel cannot make one integer infinitely likely;
+- a smoothed one-hot distribution for categoricals (``1 + prior/k`` on the
+  observed category, ``prior/k`` elsewhere, normalised);
+- the uniform distribution where the observation's parameter was inactive.
+
+The prior component is uniform in every dimension.
+
+Candidates are scored over their *active* coordinates only, so both densities of
+a ratio ``l(x)/g(x)`` always integrate over the same sub-space, which is how
+conditional parameters stay comparable.
+
+Bandwidths: multivariate kernels use ``0.2 * n^(-1/(d+4))`` (Scott's rule on the
+unit interval, as in Optuna's multivariate TPE); univariate kernels use the
+distance to the farther neighbour (Bergstra et al.). Both are clipped below by
+the "magic clip" ``1/min(100, n+1)`` so a cluster of good points never collapses
+the search onto a point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp, ndtr, ndtri
+
+from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
+
+_PRIOR_SIGMA = 1.0
+_MULTIVARIATE_SIGMA0 = 0.2
+_LOG_TINY = -700.0
+
+
+@dataclass(frozen=True)
+class ParzenOptions:
+    """Shape of the estimator (defaults: Watanabe 2023's recommendations)."""
+
+    prior_weight: float = 1.0
+    multivariate: bool = True
+    magic_clip: bool = True
+    bandwidth_factor: float = 1.0  # widens the kernels when *sampling* (BOHB uses 3)
+
+
+class Parzen:
+    """A mixture density fitted to some unit rows (NaN where inactive)."""
+
+    def __init__(self, cube: UnitCube, rows: Array, weights: Array, options: ParzenOptions) -> None:
+        self.cube = cube
+        self.options = options
+        n, dim = rows.shape
+        # Component 0 is the prior: uniform in every dimension (an all-inactive row).
+        self.mu = np.vstack([np.full((1, dim), np.nan), rows])
+        self.weights = np.concatenate([[options.prior_weight], weights])
+        self.weights = self.weights / self.weights.sum()
+        self.log_weights = np.log(np.maximum(self.weights, 1e-300))
+        self.sigma = np.full((n + 1, dim), _PRIOR_SIGMA)
+        self.sigma[1:] = self._bandwidths(rows)
+        self.inactive = np.isnan(self.mu)
+
+    def _bandwidths(self, rows: Array) -> Array:
+        n, dim = rows.shape
+        if n == 0:
+            return np.zeros((0, dim))
+        if self.options.multivariate:
+            sigma = np.full((n, dim), _MULTIVARIATE_SIGMA0 * n ** (-1.0 / (dim + 4)))
+        else:
+            sigma = np.empty((n, dim))
+            for d in range(dim):
+                sigma[:, d] = _neighbour_bandwidths(rows[:, d])
+        low = 1.0 / min(100.0, n + 1.0) if self.options.magic_clip else 1e-3
+        result: Array = np.clip(sigma, low, 1.0)
+        return result
+
+    # --- sampling ----------------------------------------------------------------------
+
+    def sample(self, rng: np.random.Generator, count: int) -> Array:
+        """``count`` unit rows drawn from the mixture (not yet snapped)."""
+        dim = self.cube.dim
+        pick = rng.choice(len(self.weights), size=count, p=self.weights)
+        mu, sigma = self.mu[pick], self.sigma[pick] * self.options.bandwidth_factor
+        out = np.empty((count, dim))
+        for d in range(dim):
+            out[:, d] = self._sample_column(d, mu[:, d], sigma[:, d], rng)
+        return out
+
+    def _sample_column(self, d: int, mu: Array, sigma: Array, rng: np.random.Generator) -> Array:
+        uniform = rng.random(len(mu))
+        free = np.isnan(mu)
+        if self.cube.categorical[d]:
+            k = self.cube.sizes[d] or 1
+            probs = self._category_probs(mu, k)
+            cumulative = np.cumsum(probs, axis=1)
+            index = (uniform[:, None] > cumulative).sum(axis=1)
+            result: Array = (np.minimum(index, k - 1) + 0.5) / k
+            return result
+        m = np.where(free, 0.5, mu)
+        s = np.where(free, 1.0, sigma)
+        lo, hi = ndtr(-m / s), ndtr((1.0 - m) / s)
+        q = lo + uniform * (hi - lo)
+        x = m + s * ndtri(np.clip(q, 1e-300, 1 - 1e-16))
+        return np.where(free, uniform, np.clip(x, 0.0, 1.0))
+
+    def _category_probs(self, mu: Array, k: int) -> Array:
+        """Per-component category probabilities for component centres ``mu``."""
+        smoothing = self.options.prior_weight / k
+        probs = np.full((len(mu), k), smoothing)
+        known = ~np.isnan(mu)
+        index = np.clip(np.floor(np.where(known, mu, 0.0) * k), 0, k - 1).astype(int)
+        probs[np.nonzero(known)[0], index[known]] += 1.0
+        probs[~known] = 1.0
+        result: Array = probs / probs.sum(axis=1, keepdims=True)
+        return result
+
+    # --- density -------------------------------------------------------------------------
+
+    def log_density(self, rows: Array) -> Array:
+        """log of the mixture density at snapped ``rows``, over their active coordinates."""
+        total = np.zeros((len(rows), len(self.weights))) + self.log_weights[None, :]
+        for d in range(self.cube.dim):
+            x = rows[:, d]
+            active = ~np.isnan(x)
+            if not active.any():
+                continue
+            part = np.zeros_like(total)
+            part[active] = self._log_kernel(d, x[active])
+            total += part
+        result: Array = logsumexp(total, axis=1)
+        return result
+
+    def _log_kernel(self, d: int, x: Array) -> Array:
+        """``(len(x), components)`` log kernel values of dimension ``d``."""
+        mu, sigma, free = self.mu[:, d], self.sigma[:, d], self.inactive[:, d]
+        size = self.cube.sizes[d]
+        if self.cube.categorical[d]:
+            k = size or 1
+            probs = self._category_probs(np.where(free, np.nan, mu), k)
+            index = np.clip(np.floor(x * k), 0, k - 1).astype(int)
+            return np.log(probs[:, index].T)
+        m = np.where(free, 0.5, mu)[None, :]
+        s = np.where(free, 1.0, sigma)[None, :]
+        log_norm = np.log(np.maximum(ndtr((1.0 - m) / s) - ndtr(-m / s), 1e-300))
+        xx = x[:, None]
+        if size is None:
+            log_pdf = -0.5 * ((xx - m) / s) ** 2 - np.log(s) - 0.5 * math.log(2 * math.pi)
+            out = log_pdf - log_norm
+            out[:, free] = 0.0  # uniform density on [0, 1]
+            continuous: Array = out
+            return continuous
+        half = 0.5 / size
+        mass = _log_interval_mass((xx - half - m) / s, (xx + half - m) / s)
+        out = mass - log_norm
+        out[:, free] = -math.log(size)
+        result: Array = np.maximum(out, _LOG_TINY)
+        return result
+
+
+def _log_interval_mass(a: Array, b: Array) -> Array:
+    """``log(Φ(b) - Φ(a))`` for ``a < b``, floored far in the tails.
+
+    The interval is mirrored to the side where the CDFs are small, which avoids
+    cancellation; far in a tail the floor is harmless, because the uniform prior
+    component of every mixture dominates there.
+    """
+    flip = a > 0
+    lo = np.where(flip, -b, a)
+    hi = np.where(flip, -a, b)
+    result: Array = np.log(np.maximum(ndtr(hi) - ndtr(lo), 1e-300))
+    return result
+
+
+def _neighbour_bandwidths(column: Array) -> Array:
+    """Bergstra's bandwidths: each point's distance to its farther neighbour (0 and 1 bound)."""
+    sigma = np.full(len(column), 1.0)
+    known = ~np.isnan(column)
+    values = column[known]
+    if not len(values):
+        return sigma
+    order = np.argsort(values)
+    sorted_values = np.concatenate([[0.0], values[order], [1.0]])
+    gaps = np.diff(sorted_values)
+    widths = np.maximum(gaps[:-1], gaps[1:])
+    result = np.empty(len(values))
+    result[order] = widths
+    sigma[known] = result
+    return sigma
+
+
+def split_count(n: int, gamma: float, cap: int) -> int:
+    """How many of ``n`` observations form the good group: ``min(ceil(gamma n), cap)``, >= 1."""
+    return max(1, min(math.ceil(gamma * n), cap, n))

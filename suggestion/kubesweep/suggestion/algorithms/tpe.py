@@ -1,0 +1,189 @@
+"""Tree-structured Parzen Estimator.
+
+Papers: Bergstra, Bardenet, Bengio & Kégl 2011, "Algorithms for
+Hyper-Parameter Optimization" (TPE); Watanabe 2023, "Tree-Structured Parzen
+Estimator: Understanding Its Algorithm Components and Their Roles for Better
+Empirical Performance" (the defaults below); Falkner, Klein & Hutter 2018
+(multivariate kernels, as BOHB uses).
+
+How it works, and why:
+
+- The finished trials are split by loss: the best ``min(ceil(gamma n),
+  gammaCap)`` form the good group, the rest the bad group. A Parzen estimator
+  (see :mod:`._parzen`) is fitted to each: ``l(x)`` and ``g(x)``.
+- ``nCandidates`` points are drawn from ``l`` and snapped to valid values; the
+  one maximising ``l(x)/g(x)`` (equivalent to expected improvement under the
+  TPE model) is suggested.
+- Multivariate kernels (one joint kernel per observation) capture interactions
+  between parameters that independent per-parameter estimators miss; Watanabe
+  2023 finds them better on most benchmarks. Inactive conditional parameters
+  are uniform in the kernels and ignored when scoring, so trials with different
+  active sets share one model.
+- Parallel slots (``constantLiar``): pending trials and earlier picks of the
+  same batch join the bad group, so the next pick moves away from them
+  (Optuna's constant liar).
+- Scale: the good group is capped by ``gammaCap`` and the bad group keeps the
+  ``maxObservations`` most recent of the rest, so a call's cost stops growing
+  with the history.
+- The first ``nStartupTrials`` suggestions follow a scrambled Sobol sequence
+  fixed by the seed.
+
+Settings:
+
+- ``nStartupTrials`` (default ``10``): Sobol trials before the model is used
+  (pending and failed trials count).
+- ``nCandidates`` (default ``24``): points drawn from ``l(x)`` per pick.
+- ``gamma`` (default ``0.1``): fraction of the finished trials in the good group.
+- ``gammaCap`` (default ``25``): most trials in the good group.
+- ``priorWeight`` (default ``1.0``): weight of the uniform prior component.
+- ``multivariate`` (default ``true``): joint kernels rather than one estimator
+  per parameter.
+- ``magicClip`` (default ``true``): lower-bound bandwidths by ``1/min(100, n+1)``.
+- ``constantLiar`` (default ``true``): count pending points as bad.
+- ``maxObservations`` (default ``1000``): most trials kept in the bad group
+  (the most recent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kubesweep.api.experiment import ParameterValue
+from kubesweep.suggestion.algorithms._model_based import Batch, Observations, observe
+from kubesweep.suggestion.algorithms._parzen import Parzen, ParzenOptions, split_count
+from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube, sobol_points
+from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply, rng_for
+from kubesweep.suggestion.settings import Setting, Settings, parse
+from kubesweep.suggestion.space import Space
+
+SETTINGS = (
+    Setting(
+        "nStartupTrials",
+        10,
+        "Sobol trials before the model is used",
+        minimum=1,
+        maximum=100_000,
+    ),
+    Setting("nCandidates", 24, "points drawn from l(x) per pick", minimum=1, maximum=10_000),
+    Setting(
+        "gamma", 0.1, "fraction of the finished trials in the good group", minimum=0.01, maximum=0.5
+    ),
+    Setting("gammaCap", 25, "most trials in the good group", minimum=1, maximum=10_000),
+    Setting("priorWeight", 1.0, "weight of the uniform prior component", minimum=1e-3, maximum=1e3),
+    Setting("multivariate", True, "joint kernels rather than one estimator per parameter"),
+    Setting("magicClip", True, "lower-bound bandwidths by 1/min(100, n+1)"),
+    Setting("constantLiar", True, "count pending points as bad"),
+    Setting(
+        "maxObservations",
+        1000,
+        "most trials kept in the bad group (the most recent)",
+        minimum=10,
+        maximum=1_000_000,
+    ),
+)
+
+_SALT = "tpe"
+_RESAMPLE_ROUNDS = 3  # extra draws when every candidate repeats a taken point
+
+
+def options_from(settings: Settings) -> ParzenOptions:
+    """The estimator options that the settings describe."""
+    return ParzenOptions(
+        prior_weight=settings.real("priorWeight"),
+        multivariate=settings.flag("multivariate"),
+        magic_clip=settings.flag("magicClip"),
+    )
+
+
+def split(
+    losses: Array, gamma: float, cap: int, max_bad: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Indices of the good group and of the (most recent, bounded) bad group."""
+    order = np.argsort(losses, kind="stable")
+    good = order[: split_count(len(losses), gamma, cap)]
+    bad = np.sort(order[len(good) :])[-max_bad:] if max_bad > 0 else order[:0]
+    return good, bad
+
+
+def pick_by_ratio(
+    cube: UnitCube,
+    good: Parzen,
+    bad: Parzen,
+    batch: Batch,
+    *,
+    rng: np.random.Generator,
+    candidates: int,
+    fidelity: float | None = None,
+) -> bool:
+    """Add the candidate drawn from ``good`` with the best ``good/bad`` ratio; False if none new."""
+    for _ in range(_RESAMPLE_ROUNDS):
+        rows = cube.snap(good.sample(rng, candidates))
+        score = good.log_density(rows) - bad.log_density(rows)
+        if batch.take_first_new(rows[np.argsort(-score, kind="stable")], fidelity):
+            return True
+    return False
+
+
+class TreeParzen:
+    """TPE search; see the module docstring."""
+
+    def __init__(self, space: SearchSpace, settings: Settings, seed: int | None) -> None:
+        self.space = Space(space)
+        self.cube = UnitCube(self.space)
+        self.settings = settings
+        self.seed = seed
+
+    def suggest(self, history: History, count: int) -> SuggestReply:
+        """``count`` distinct suggestions (fewer only when the space is exhausted)."""
+        observations = observe(self.cube, history)
+        batch = Batch(self.cube, observations, count)
+        rng = rng_for(self.seed, len(history.trials), _SALT)
+        initial = max(0, self.settings.integer("nStartupTrials") - observations.started)
+        if not len(observations.losses):
+            initial = count
+        if initial:
+            design = sobol_points(
+                self.seed, _SALT, observations.started, min(initial, count), self.cube.dim
+            )
+            for row in self.cube.snap(design):
+                if batch.full:
+                    break
+                if not batch.take(row):
+                    batch.take_random(rng)
+        if not batch.full:
+            self._model_picks(observations, batch, rng)
+        return batch.reply()
+
+    def _model_picks(
+        self, observations: Observations, batch: Batch, rng: np.random.Generator
+    ) -> None:
+        s = self.settings
+        options = options_from(s)
+        good_idx, bad_idx = split(
+            observations.losses,
+            s.real("gamma"),
+            s.integer("gammaCap"),
+            s.integer("maxObservations"),
+        )
+        good_rows = observations.unit[good_idx]
+        good = Parzen(self.cube, good_rows, np.ones(len(good_rows)), options)
+        liar = s.flag("constantLiar")
+        bad_rows = observations.unit[bad_idx]
+        if liar:
+            bad_rows = np.vstack([bad_rows, observations.pending])
+        candidates = s.integer("nCandidates")
+        while not batch.full:
+            rows = np.vstack([bad_rows, batch.batch_rows()]) if liar else bad_rows
+            bad = Parzen(self.cube, rows, np.ones(len(rows)), options)
+            if not pick_by_ratio(self.cube, good, bad, batch, rng=rng, candidates=candidates):
+                batch.take_random(rng)
+
+
+def create(
+    space: SearchSpace, settings: Mapping[str, ParameterValue], seed: int | None
+) -> TreeParzen:
+    """The ``tpe`` algorithm for one request; refuses bad settings by name."""
+    return TreeParzen(space, parse(SETTINGS, settings), seed)

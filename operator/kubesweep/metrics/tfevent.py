@@ -247,7 +247,7 @@ def parse_event(record: bytes) -> Parsed:
     """
     try:
         wall_time: float | None = None
-        step: int | None = None
+        step: int | None = 0  # proto3 leaves a zero step out
         summaries: list[bytes] = []
         for number, wire, value in _fields(record):
             if number == 1 and wire == 1:

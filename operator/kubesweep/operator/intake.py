@@ -47,7 +47,7 @@ class Accumulator:
     curve: list[Point] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)  # boot -> last applied seq
     dirty: bool = False
-    flushed_at: float = 0.0
+    flushed_at: float = float("-inf")
 
     @staticmethod
     def from_entry(entry: TrialEntry) -> Accumulator:

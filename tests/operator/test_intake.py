@@ -1,0 +1,136 @@
+"""The intake: tokens refused or accepted, repeats dropped, writes coalesced and bounded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from kubesweep.api import Objective
+from kubesweep.api.status import MAX_CURVE_POINTS
+from kubesweep.metrics.observation import Observation
+from kubesweep.metrics.reduce import MetricStats
+from kubesweep.metrics.tokens import authorization, trial_token
+from kubesweep.metrics.wire import Batch, Summary
+from kubesweep.operator.directory import Directory, TrialEntry
+from kubesweep.operator.intake import Intake
+
+KEY = b"secret-key"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def setup():
+    directory = Directory()
+    directory.trials[("ns", "exp-0")] = TrialEntry(uid="uid-0", experiment="exp")
+    directory.trials[("ns", "exp-1")] = TrialEntry(uid="uid-1", experiment="exp")
+    directory.objectives[("ns", "exp")] = Objective(metric="loss", direction="minimize")
+    patches: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def patch(namespace: str, name: str, body: dict[str, Any]) -> None:
+        patches.append((namespace, name, body))
+
+    clock = Clock()
+    intake = Intake(directory, KEY, patch, flush_seconds=2.0, clock=clock)
+    return intake, patches, clock
+
+
+def batch(trial="exp-0", uid="uid-0", seq=1, values=(0.5, 0.3), **kw) -> bytes:
+    observations = tuple(Observation("loss", v, step=i) for i, v in enumerate(values))
+    return Batch(trial, "ns", uid, observations, seq=seq, boot="b1", **kw).to_json()
+
+
+@pytest.fixture
+async def client(setup):
+    intake, _, _ = setup
+    async with TestClient(TestServer(intake.app())) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    ("body", "token", "status"),
+    [
+        (batch(), trial_token(KEY, "uid-0"), 200),
+        (batch(), None, 401),
+        (batch(), trial_token(b"other-key", "uid-0"), 403),  # forged
+        (batch(), trial_token(KEY, "uid-1"), 403),  # another trial's token
+        (batch(uid="uid-1"), trial_token(KEY, "uid-1"), 403),  # claims a foreign uid
+        (batch(trial="exp-9", uid="uid-9"), trial_token(KEY, "uid-9"), 503),  # unknown yet
+        (b"{not json", trial_token(KEY, "uid-0"), 400),
+    ],
+)
+async def test_tokens_and_validation(client, body, token, status):
+    headers = {"Authorization": authorization(token)} if token else {}
+    response = await client.post("/v1/metrics", data=body, headers=headers)
+    assert response.status == status
+
+
+async def test_writes_are_coalesced_per_trial(client, setup):
+    intake, patches, clock = setup
+    headers = {"Authorization": authorization(trial_token(KEY, "uid-0"))}
+    for seq in range(1, 6):
+        response = await client.post("/", data=batch(seq=seq, values=(1.0 / seq,)), headers=headers)
+        assert response.status == 200
+    # first flush writes; an immediate second does not
+    assert await intake.flush_due() == 1
+    assert await intake.flush_due() == 0
+    await client.post("/", data=batch(seq=6, values=(0.1,)), headers=headers)
+    assert await intake.flush_due() == 0  # within the interval
+    clock.now += 2.0
+    assert await intake.flush_due() == 1
+    assert len(patches) == 2
+    _, name, status = patches[-1]
+    assert name == "exp-0"
+    assert status["objective"] == 0.1  # min, the direction's default
+    assert status["metrics"][0]["count"] == 6
+
+
+async def test_repeated_batches_apply_once(client, setup):
+    intake, patches, _ = setup
+    headers = {"Authorization": authorization(trial_token(KEY, "uid-0"))}
+    for _ in range(3):
+        await client.post("/", data=batch(seq=1), headers=headers)
+    await intake.flush_due()
+    assert patches[-1][2]["metrics"][0]["count"] == 2
+
+
+async def test_final_batch_flushes_at_once_with_the_summary(client, setup):
+    _, patches, _ = setup
+    headers = {"Authorization": authorization(trial_token(KEY, "uid-0"))}
+    summary = Summary(metrics=(MetricStats("loss", 0.2, 0.1, 0.9, 9, 10),))
+    response = await client.post(
+        "/", data=batch(seq=1, values=(0.5,), final=True, summary=summary), headers=headers
+    )
+    assert response.status == 200
+    assert len(patches) == 1
+    assert patches[0][2]["objective"] == 0.1  # the summary saw more than the pushes
+
+
+async def test_curve_stays_bounded(setup):
+    intake, patches, _ = setup
+    entry = intake.directory.trial("ns", "exp-0")
+    values = tuple(1.0 / (i + 1) for i in range(1000))
+    observations = tuple(Observation("loss", v, step=i) for i, v in enumerate(values))
+    await intake.accept(Batch("exp-0", "ns", "uid-0", observations, seq=1, boot="b"), entry)
+    await intake.flush("ns", "exp-0", force=True)
+    curve = patches[-1][2]["curve"]
+    assert len(curve) <= MAX_CURVE_POINTS
+    assert curve[0]["step"] == 0
+    assert curve[-1]["step"] == 999  # first and last (the best, here) survive
+
+
+async def test_termination_message_fallback(setup):
+    intake, patches, _ = setup
+    summary = Summary(metrics=(MetricStats("loss", 0.4, 0.25, 0.9, 3, 4),))
+    metrics = await intake.adopt_summary("ns", "exp-1", summary)
+    assert metrics is not None
+    assert metrics.objective == 0.25
+    assert patches[-1][1] == "exp-1"

@@ -1,0 +1,112 @@
+"""The suggestion client against a local aiohttp server: batching, errors, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from kubesweep.operator.monitoring import OperatorMetrics
+from kubesweep.operator.suggestions import (
+    Backoff,
+    HttpSuggestionBackend,
+    SuggestionClient,
+    SuggestionUnavailable,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def service():
+    calls: list[dict[str, Any]] = []
+    mode = {"status": 200, "delay": 0.0}
+
+    async def suggest(request: web.Request) -> web.Response:
+        body = await request.json()
+        calls.append(body)
+        await asyncio.sleep(mode["delay"])
+        if mode["status"] != 200:
+            return web.json_response({"error": "boom"}, status=mode["status"])
+        count = body["count"]
+        return web.json_response({"assignments": [{"parameters": {"x": i}} for i in range(count)]})
+
+    app = web.Application()
+    app.router.add_post("/v1/suggest", suggest)
+    server = TestServer(app)
+    await server.start_server()
+    yield server, calls, mode
+    await server.close()
+
+
+async def test_one_call_for_all_slots(service):
+    server, calls, _ = service
+    client = SuggestionClient(HttpSuggestionBackend(str(server.make_url("")), 5))
+    reply = await client.suggest("e1", {"count": 3})
+    assert len(reply["assignments"]) == 3
+    assert len(calls) == 1
+    await client.close()
+
+
+async def test_errors_back_off_then_recover(service):
+    server, calls, mode = service
+    clock = Clock()
+    metrics = OperatorMetrics()
+    client = SuggestionClient(
+        HttpSuggestionBackend(str(server.make_url("")), 5), metrics, Backoff(clock=clock)
+    )
+    mode["status"] = 500
+    with pytest.raises(SuggestionUnavailable, match="answered 500"):
+        await client.suggest("e1", {"count": 1})
+    # inside the backoff window: no call is made, the message says when it retries
+    with pytest.raises(SuggestionUnavailable, match="retrying in 1s"):
+        await client.suggest("e1", {"count": 1})
+    assert len(calls) == 1
+    # other experiments are not held back
+    with pytest.raises(SuggestionUnavailable, match="answered 500"):
+        await client.suggest("e2", {"count": 1})
+    clock.now += 1.0
+    with pytest.raises(SuggestionUnavailable):
+        await client.suggest("e1", {"count": 1})
+    assert client.backoff.remaining("e1") == 2.0  # doubled
+    mode["status"] = 200
+    clock.now += 2.0
+    assert (await client.suggest("e1", {"count": 1}))["assignments"]
+    assert client.backoff.remaining("e1") == 0
+    errors = metrics.registry.get_sample_value(
+        "kubesweep_suggestion_errors_total", {"endpoint": "suggest"}
+    )
+    assert errors == 3
+    await client.close()
+
+
+async def test_slow_service_times_out_with_a_clear_message(service):
+    server, _, mode = service
+    mode["delay"] = 1.0
+    client = SuggestionClient(HttpSuggestionBackend(str(server.make_url("")), 0.2))
+    with pytest.raises(SuggestionUnavailable, match=r"did not answer suggest within 0\.2s"):
+        await client.suggest("e1", {"count": 1})
+    await client.close()
+
+
+async def test_unreachable_service():
+    client = SuggestionClient(HttpSuggestionBackend("http://127.0.0.1:9", 1))
+    with pytest.raises(SuggestionUnavailable, match="unreachable"):
+        await client.suggest("e1", {"count": 1})
+    await client.close()
+
+
+def test_backoff_is_capped():
+    clock = Clock()
+    backoff = Backoff(base=1, maximum=8, clock=clock)
+    delays = [backoff.failed("k") for _ in range(6)]
+    assert delays == [1, 2, 4, 8, 8, 8]

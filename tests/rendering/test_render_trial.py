@@ -319,6 +319,7 @@ CASES: list[tuple[str, Bend, Check]] = [
                 "intervalSeconds": 10.0,
                 "filters": [],
                 "metrics": ["val_loss", "accuracy"],
+                "objectiveStrategy": "min",
             }
             or pytest.fail("prometheus")
         ),
@@ -505,9 +506,8 @@ def test_render_refuses(case: str, bend: Bend, trial_args: dict[str, Any], messa
     ("conf", "token", "message"),
     [
         (settings(), None, "needs the trial's token"),
-        (settings(wrap_command=None), TOKEN, "wrap_command is required"),
     ],
-    ids=["literal token missing", "no stdout wrapper"],
+    ids=["literal token missing"],
 )
 def test_settings_errors(conf: RenderSettings, token: str | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -521,3 +521,16 @@ def test_trial_without_namespace_anywhere_is_refused() -> None:
     bare: Trial = trial(namespace=None)
     with pytest.raises(ValueError, match="has no namespace"):
         render_trial(exp, bare, settings(), TOKEN)
+
+
+def test_the_default_wrapper_is_the_collectors() -> None:
+    from kubesweep.collector import wrap_command
+
+    conf = RenderSettings(collector_image="c", intake_url="http://intake")
+    assert conf.wrap_command is wrap_command
+    job = render_trial(experiment(), trial(), conf, TOKEN)
+    assert (primary(job)["command"], primary(job)["args"]) == wrap_command(
+        ["python", "train.py"],
+        ["--lr=0.001", "--layers=3", "--optimizer=adam"],
+        "/kubesweep/stdout.log",
+    )

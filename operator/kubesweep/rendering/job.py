@@ -178,7 +178,9 @@ def collector_config(spec: ExperimentSpec, settings: RenderSettings) -> str:
 
     It is the ``trialTemplate.metrics`` object as the user wrote it (camelCase),
     with ``path`` made absolute and the fields the collector cannot know added:
-    the metric names to keep, the stdout log path and the push port.
+    the metric names to keep (objective first), the objective's reduction (which
+    curve point survives downsampling), the stdout log path and the push port.
+    ``kubesweep.collector.config`` reads it.
     """
     metrics = spec.trial_template.metrics
     config: dict[str, Any] = metrics.to_wire()
@@ -190,6 +192,7 @@ def collector_config(spec: ExperimentSpec, settings: RenderSettings) -> str:
     if metrics.source is MetricsSource.PUSH:
         config["port"] = settings.push_port
     config["metrics"] = spec.objective.metric_names
+    config["objectiveStrategy"] = str(spec.objective.objective_strategy)
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
 
 
@@ -337,8 +340,6 @@ def render_trial(
 
     # The stdout source: tee the output into the shared volume, keep the exit code.
     if template.metrics.source is MetricsSource.STDOUT:
-        if settings.wrap_command is None:
-            raise ValueError("RenderSettings.wrap_command is required for the stdout source")
         command, args = settings.wrap_command(
             list(primary["command"]), list(primary.get("args") or []), STDOUT_LOG
         )

@@ -14,6 +14,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from kubesweep.collector.wrapper import wrap_command
+
 #: Name of the collector sidecar; reserved in every trial pod.
 COLLECTOR_NAME = "kubesweep-collector"
 #: Name of the emptyDir shared by the primary container and the collector.
@@ -27,10 +29,10 @@ STDOUT_LOG = f"{METRICS_DIR}/stdout.log"
 class CommandWrapper(Protocol):
     """Rewrites a command so its output is also teed into ``log_path``, keeping its exit code.
 
-    ``kubesweep.collector.wrap_command`` is the implementation; the operator
-    passes it in. The renderer takes it as a value rather than importing it so
-    that rendering stays pure (the collector package is free to depend on HTTP
-    libraries) and so the wrapping logic exists exactly once.
+    :func:`kubesweep.collector.wrap_command` is the implementation and the
+    default; it lives with the collector because the collector reads what it
+    writes (the log and its ``.state`` file), so the two change together. It is
+    a setting so tests can see what the renderer hands it.
     """
 
     def __call__(
@@ -79,8 +81,8 @@ class RenderSettings:
     Attributes:
         collector_image: image of the collector sidecar (runs ``kubesweep-collector``).
         intake_url: the operator's metrics intake, as the sidecar reaches it.
-        wrap_command: the stdout wrapper (``kubesweep.collector.wrap_command``);
-            required only by experiments whose metrics source is ``stdout``.
+        wrap_command: the stdout wrapper (default ``kubesweep.collector.wrap_command``),
+            used by experiments whose metrics source is ``stdout``.
         token_mode: how the per-trial token is rendered (see :class:`TokenMode`).
         token_secret_key: key of the token in the per-trial Secret (``secret`` mode).
         push_port: localhost port of the collector's push endpoint (``push`` source).
@@ -92,7 +94,7 @@ class RenderSettings:
 
     collector_image: str
     intake_url: str
-    wrap_command: CommandWrapper | None = None
+    wrap_command: CommandWrapper = wrap_command
     token_mode: TokenMode = TokenMode.LITERAL
     token_secret_key: str = "token"
     push_port: int = 9477

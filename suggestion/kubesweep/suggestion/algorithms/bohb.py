@@ -1,0 +1,191 @@
+"""BOHB: Hyperband whose new configurations come from a TPE-like model.
+
+Paper: Falkner, Klein & Hutter 2018, "BOHB: Robust and Efficient
+Hyperparameter Optimization at Scale" (ICML).
+
+How it works, and why:
+
+- The budget schedule, brackets, rungs and promotions are exactly
+  :mod:`.hyperband`'s (rebuilt from trial tags, no hidden state); BOHB only
+  replaces its :data:`~.hyperband.ConfigSampler`, so none of that logic is
+  duplicated here.
+- A new configuration is drawn uniformly with probability ``randomFraction``
+  (which keeps BOHB's worst case within a constant factor of Hyperband's);
+  otherwise from a model fitted on the trials of the *largest* budget that has
+  more than ``minPointsInModel`` finished trials: the best ``topFraction`` of
+  them form the good density ``l(x)``, the rest the bad density ``g(x)``
+  (multivariate Parzen estimators, :mod:`._parzen`). ``nCandidates`` points are
+  drawn from ``l`` with kernels widened by ``bandwidthFactor`` and the one with
+  the best ``l(x)/g(x)`` is chosen, as in the paper.
+- The largest budget is used because its losses are the most faithful to the
+  full-budget objective; smaller budgets inform the model only until a larger
+  one has enough data.
+- Pending trials at the model's budget and the configurations drawn earlier in
+  the same call count as bad (constant liar), so parallel slots spread out.
+
+Settings:
+
+- ``randomFraction`` (default ``0.3333``): share of new configurations drawn
+  uniformly at random.
+- ``topFraction`` (default ``0.15``): share of the model budget's trials in the
+  good group.
+- ``nCandidates`` (default ``64``): points drawn from ``l(x)`` per configuration.
+- ``bandwidthFactor`` (default ``3.0``): widening of the kernels when sampling.
+- ``minPointsInModel`` (default ``0``, meaning parameters + 1): finished trials
+  a budget needs (strictly more) before a model is fitted on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from kubesweep.api.experiment import ParameterValue
+from kubesweep.suggestion.algorithms._model_based import observe
+from kubesweep.suggestion.algorithms._parzen import Parzen, ParzenOptions
+from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
+from kubesweep.suggestion.algorithms.hyperband import Hyperband, require_fidelity
+from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply
+from kubesweep.suggestion.settings import Setting, Settings, parse
+from kubesweep.suggestion.space import Key, Space, Values
+
+SETTINGS = (
+    Setting(
+        "randomFraction",
+        1.0 / 3.0,
+        "share of new configurations drawn uniformly at random",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    Setting(
+        "topFraction",
+        0.15,
+        "share of the model budget's trials in the good group",
+        minimum=0.01,
+        maximum=0.5,
+    ),
+    Setting(
+        "nCandidates", 64, "points drawn from l(x) per configuration", minimum=1, maximum=10_000
+    ),
+    Setting(
+        "bandwidthFactor", 3.0, "widening of the kernels when sampling", minimum=1.0, maximum=100.0
+    ),
+    Setting(
+        "minPointsInModel",
+        0,
+        "finished trials a budget needs (strictly more) before a model is fitted; 0 means "
+        "parameters + 1",
+        minimum=0,
+        maximum=100_000,
+    ),
+)
+
+
+class _Model:
+    """The good and bad densities of one budget, and the points lied about so far."""
+
+    def __init__(
+        self, cube: UnitCube, good: Parzen, bad_rows: Array, options: ParzenOptions
+    ) -> None:
+        self.cube = cube
+        self.good = good
+        self.bad_rows = bad_rows
+        self.options = options
+
+    def propose(self, rng: np.random.Generator, candidates: int) -> Array:
+        """Candidate rows, best ``l/g`` first."""
+        bad = Parzen(self.cube, self.bad_rows, np.ones(len(self.bad_rows)), self.options)
+        rows = self.cube.snap(self.good.sample(rng, candidates))
+        score = self.good.log_density(rows) - bad.log_density(rows)
+        ranked: Array = rows[np.argsort(-score, kind="stable")]
+        return ranked
+
+    def lie(self, row: Array) -> None:
+        """Count ``row`` as a bad point from now on."""
+        self.bad_rows = np.vstack([self.bad_rows, row[None, :]])
+
+
+class Bohb:
+    """Hyperband with a model-based sampler; see the module docstring."""
+
+    def __init__(self, space: SearchSpace, settings: Settings, seed: int | None) -> None:
+        self.space = Space(space)
+        require_fidelity(self.space, "bohb")
+        self.cube = UnitCube(self.space)
+        self.settings = settings
+        self.hyperband = Hyperband(self.space, seed, sampler=self._sample)
+        self._history: History | None = None
+        self._model: _Model | None = None
+
+    def suggest(self, history: History, count: int) -> SuggestReply:
+        """Hyperband's reply, its new configurations drawn by the model."""
+        self._history, self._model = history, None
+        try:
+            return self.hyperband.suggest(history, count)
+        finally:
+            self._history, self._model = None, None
+
+    def _sample(
+        self, history: History, count: int, avoid: set[Key], rng: np.random.Generator, budget: float
+    ) -> list[Values]:
+        """Hyperband's sampler: model-based draws, uniform ones with randomFraction."""
+        del budget  # new configurations start at any rung; the model uses the best budget
+        if self._model is None:
+            self._model = self._fit(history)
+        out: list[Values] = []
+        random_fraction = self.settings.real("randomFraction")
+        candidates = self.settings.integer("nCandidates")
+        for _ in range(count):
+            values = None
+            if self._model is not None and rng.random() >= random_fraction:
+                values = self._from_model(self._model, rng, candidates, avoid)
+            if values is None:
+                found = self.space.sample_unique(rng, 1, avoid)
+                if not found:
+                    break
+                values = found[0]
+                if self._model is not None:
+                    self._model.lie(self.cube.snap(self.cube.encode([values]))[0])
+            out.append(values)
+        return out
+
+    def _from_model(
+        self, model: _Model, rng: np.random.Generator, candidates: int, avoid: set[Key]
+    ) -> Values | None:
+        for row in model.propose(rng, candidates):
+            values = self.cube.decode(row)
+            key = self.space.key(values)
+            if key not in avoid:
+                avoid.add(key)
+                model.lie(row)
+                return values
+        return None
+
+    def _fit(self, history: History) -> _Model | None:
+        """The model on the largest budget with enough finished trials, if any."""
+        needed = self.settings.integer("minPointsInModel") or self.space.dim + 1
+        by_budget: dict[float, list[int]] = {}
+        for i, trial in enumerate(history.trials):
+            if trial.fidelity is not None:
+                by_budget.setdefault(round(trial.fidelity, 9), []).append(i)
+        for budget in sorted(by_budget, reverse=True):
+            trials = [history.trials[i] for i in by_budget[budget]]
+            observations = observe(self.cube, History(trials, history.direction))
+            n = len(observations.losses)
+            if n <= needed:
+                continue
+            order = np.argsort(observations.losses, kind="stable")
+            n_good = max(needed, int(np.ceil(self.settings.real("topFraction") * n)))
+            n_bad = max(needed, n - n_good)
+            good_rows = observations.unit[order[:n_good]]
+            bad_rows = np.vstack([observations.unit[order[-n_bad:]], observations.pending])
+            options = ParzenOptions(bandwidth_factor=self.settings.real("bandwidthFactor"))
+            good = Parzen(self.cube, good_rows, np.ones(len(good_rows)), options)
+            return _Model(self.cube, good, bad_rows, options)
+        return None
+
+
+def create(space: SearchSpace, settings: Mapping[str, ParameterValue], seed: int | None) -> Bohb:
+    """The ``bohb`` algorithm for one request; the space must have a fidelity."""
+    return Bohb(space, parse(SETTINGS, settings), seed)

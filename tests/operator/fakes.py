@@ -1,0 +1,207 @@
+"""An in-memory API server and suggestion service, enough to drive reconciliation passes."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kubesweep.collector.wrapper import wrap_command
+from kubesweep.operator.directory import Directory
+from kubesweep.operator.handlers import slim_job, slim_trial
+from kubesweep.operator.intake import Intake
+from kubesweep.operator.reconciler import Children, ExperimentState, Runtime, reconcile
+from kubesweep.operator.suggestions import Backoff, SuggestionClient, SuggestionUnavailable
+from kubesweep.rendering import RenderSettings
+
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def apply_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            apply_merge_patch(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+class FakeKube:
+    """Trials and Jobs in dicts; creation is idempotent like the API server's."""
+
+    def __init__(self) -> None:
+        self.trials: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.experiment_status: dict[str, Any] = {}
+        self.uids = itertools.count()
+        self.trial_creates = 0
+        self.conflicts = 0
+        self.writes = 0
+
+    async def create_trial(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        name = body["metadata"]["name"]
+        if name in self.trials:
+            self.conflicts += 1
+            return None
+        stored = copy.deepcopy(body)
+        stored["metadata"]["uid"] = f"uid-{next(self.uids)}"
+        self.trials[name] = stored
+        self.trial_creates += 1
+        self.writes += 1
+        return copy.deepcopy(stored)
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
+        name = body["metadata"]["name"]
+        if name in self.jobs:
+            return False
+        self.jobs[name] = copy.deepcopy(body)
+        self.writes += 1
+        return True
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        self.jobs.pop(name, None)
+        self.writes += 1
+
+    async def patch_trial_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        if name in self.trials:
+            apply_merge_patch(self.trials[name].setdefault("status", {}), patch)
+            self.writes += 1
+
+    async def patch_experiment_status(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> None:
+        apply_merge_patch(self.experiment_status, patch)
+        self.writes += 1
+
+    def children(self) -> Children:
+        trials = [t for t in (slim_trial(b) for b in self.trials.values()) if t is not None]
+        return Children(trials=trials, jobs={n: slim_job(j) for n, j in self.jobs.items()}, pods={})
+
+    # -- what the job controller and the collector would do ------------------
+
+    def finish_jobs(self, now: datetime, objective: Any, *, fail: set[str] = frozenset()) -> None:
+        """Complete (or fail) every running Job; report ``objective(trial)`` as intake would."""
+        done = (now - timedelta(minutes=1)).isoformat()
+        for name, job in self.jobs.items():
+            if job.get("status"):
+                continue
+            if name in fail:
+                job["status"] = {
+                    "conditions": [
+                        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}
+                    ]
+                }
+                continue
+            job["status"] = {
+                "startTime": done,
+                "completionTime": done,
+                "conditions": [{"type": "Complete", "status": "True"}],
+            }
+            trial = self.trials[name]
+            value = objective(trial)
+            trial.setdefault("status", {})["objective"] = value
+
+
+class FakeBackend:
+    """Assignments ``lr = 0.01 * k``; can be made to fail, or to stop trials."""
+
+    def __init__(self) -> None:
+        self.counter = itertools.count(1)
+        self.down = False
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.stop_names: list[str] = []
+        self.limit: int | None = None  # an exhaustible space
+
+    async def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((endpoint, body))
+        if self.down:
+            raise SuggestionUnavailable("the suggestion service at http://s is unreachable")
+        if endpoint == "stop":
+            return {
+                "stop": [{"name": n, "reason": "worse than the median"} for n in self.stop_names]
+            }
+        assignments = []
+        for _ in range(body["count"]):
+            k = next(self.counter)
+            if self.limit is not None and k > self.limit:
+                return {"assignments": assignments, "exhausted": True}
+            assignments.append({"parameters": {"lr": round(0.001 * k, 6)}})
+        return {"assignments": assignments}
+
+    async def close(self) -> None:
+        pass
+
+
+def make_runtime(kube: FakeKube, backend: FakeBackend) -> Runtime:
+    directory = Directory()
+    return Runtime(
+        kube=kube,
+        suggestions=SuggestionClient(backend, backoff=Backoff(base=0.0, maximum=0.0)),
+        intake=Intake(directory, b"k", kube.patch_trial_status),
+        directory=directory,
+        render_settings=RenderSettings(
+            collector_image="collector:test",
+            intake_url="http://intake",
+            wrap_command=wrap_command,
+        ),
+        token_key=b"k",
+        stall_after=timedelta(seconds=30),
+    )
+
+
+def experiment_body(budget: dict[str, Any], kube: FakeKube, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "exp", "namespace": "ns", "uid": "exp-uid", "generation": 1},
+        "spec": {
+            "objective": {"metric": "loss", "direction": "minimize", **spec.pop("objective", {})},
+            "algorithm": {"name": "random"},
+            "parameters": [{"name": "lr", "type": "float", "min": 0.0001, "max": 0.1}],
+            "budget": budget,
+            "trialTemplate": {
+                "primaryContainer": "main",
+                "job": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "main",
+                                    "image": "trainer",
+                                    "command": ["python", "train.py"],
+                                }
+                            ]
+                        }
+                    }
+                },
+            },
+            **spec,
+        },
+        "status": kube.experiment_status,
+    }
+
+
+class Driver:
+    """Runs passes like the daemon does, with the clock under control."""
+
+    def __init__(self, budget: dict[str, Any], **spec: Any) -> None:
+        self.kube = FakeKube()
+        self.backend = FakeBackend()
+        self.rt = make_runtime(self.kube, self.backend)
+        self.state = ExperimentState()
+        self.body = experiment_body(budget, self.kube, **spec)
+        self.events: list[tuple[str, str]] = []
+        self.now = T0
+
+    async def step(self, children: Children | None = None, state: ExperimentState | None = None):
+        self.body["status"] = copy.deepcopy(self.kube.experiment_status)
+        plan = await reconcile(
+            rt=self.rt,
+            state=state or self.state,
+            body=self.body,
+            children=children or self.kube.children(),
+            emit=lambda reason, message, warning: self.events.append((reason, message)),
+            now=self.now,
+        )
+        self.now += timedelta(seconds=10)
+        return plan

@@ -1,0 +1,164 @@
+"""Reconciliation passes against an in-memory API server: whole sweeps, restarts, outages."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from kubesweep.operator.reconciler import ExperimentState
+from tests.operator.fakes import Driver
+
+
+def lr(trial):
+    return trial["spec"]["parameters"]["lr"]
+
+
+def conditions(driver):
+    return {c["type"]: c for c in driver.kube.experiment_status.get("conditions", [])}
+
+
+async def run_until_end(driver, objective=lr, passes=30, **finish):
+    for _ in range(passes):
+        plan = await driver.step()
+        if plan is not None and plan.end is not None and not plan.stop:
+            return plan
+        driver.kube.finish_jobs(driver.now, objective, **finish)
+    raise AssertionError(f"no end after {passes} passes: {driver.kube.experiment_status}")
+
+
+async def test_sweep_reaches_max_trials_with_a_best_trial():
+    driver = Driver({"maxTrials": 5, "parallelTrials": 2})
+    plan = await run_until_end(driver)
+    assert plan.end.reason.value == "MaxTrialsReached"
+    assert sorted(driver.kube.trials) == [f"exp-{i}" for i in range(5)]
+    assert set(driver.kube.jobs) == set(driver.kube.trials)
+    status = driver.kube.experiment_status
+    assert status["phase"] == "Succeeded"
+    assert status["trials"]["succeeded"] == 5
+    assert status["bestTrial"]["name"] == "exp-0"  # smallest lr, smallest loss
+    assert conditions(driver)["Succeeded"]["reason"] == "MaxTrialsReached"
+    assert conditions(driver)["Ready"]["status"] == "True"
+    reasons = [r for r, _ in driver.events]
+    assert reasons.count("TrialCreated") == 5
+    assert reasons.count("TrialSucceeded") == 5
+    assert "ExperimentSucceeded" in reasons
+    # one suggestion call per pass with free slots, never one per trial
+    suggest_calls = [b for e, b in driver.backend.calls if e == "suggest"]
+    assert [b["count"] for b in suggest_calls] == [2, 2, 1]
+
+
+async def test_trial_jobs_are_owned_by_their_trials():
+    driver = Driver({"maxTrials": 1, "parallelTrials": 1})
+    await driver.step()
+    trial = driver.kube.trials["exp-0"]
+    job = driver.kube.jobs["exp-0"]
+    assert trial["metadata"]["ownerReferences"][0]["kind"] == "Experiment"
+    assert job["metadata"]["ownerReferences"][0]["uid"] == trial["metadata"]["uid"]
+
+
+async def test_crashing_trials_end_the_experiment_as_failed():
+    driver = Driver({"maxTrials": 10, "parallelTrials": 2, "maxFailedTrials": 1})
+    plan = await run_until_end(driver, fail={f"exp-{i}" for i in range(10)})
+    assert plan.end.reason.value == "MaxFailedTrialsReached"
+    assert driver.kube.experiment_status["phase"] == "Failed"
+    assert conditions(driver)["Failed"]["status"] == "True"
+    assert driver.kube.experiment_status["trials"]["failed"] == 2
+
+
+async def test_target_ends_early_and_stops_running_trials():
+    driver = Driver({"maxTrials": 10, "parallelTrials": 3}, objective={"target": 0.0015})
+    await driver.step()  # 3 trials
+    driver.kube.finish_jobs(driver.now, lr)
+    await driver.step()  # exp-0 (0.001) reached the target
+    assert conditions(driver)["Succeeded"]["reason"] == "TargetReached"
+    assert len(driver.kube.trials) == 3
+
+
+async def test_restart_at_any_pass_with_stale_views_creates_exactly_max_trials():
+    rng = random.Random(7)
+    driver = Driver({"maxTrials": 12, "parallelTrials": 4})
+    stale = driver.kube.children()
+    for _ in range(60):
+        # a restarted operator forgets everything; an index may lag behind
+        state = ExperimentState() if rng.random() < 0.5 else None
+        children = stale if rng.random() < 0.5 else None
+        stale = driver.kube.children()
+        plan = await driver.step(children=children, state=state)
+        if plan is not None and plan.end is not None:
+            break
+        if rng.random() < 0.7:
+            driver.kube.finish_jobs(driver.now, lr)
+    else:
+        pytest.fail("the sweep did not end")
+    assert sorted(driver.kube.trials, key=lambda n: int(n.split("-")[1])) == [
+        f"exp-{i}" for i in range(12)
+    ]
+    assert driver.kube.trial_creates == 12
+    assert driver.kube.experiment_status["trials"]["succeeded"] == 12
+
+
+async def test_suggestion_outage_reconciles_then_stalls_then_recovers():
+    driver = Driver({"maxTrials": 2, "parallelTrials": 2})
+    driver.backend.down = True
+    await driver.step()
+    assert conditions(driver)["Reconciling"]["reason"] == "SuggestionServiceUnavailable"
+    assert "unreachable" in conditions(driver)["Reconciling"]["message"]
+    for _ in range(4):
+        await driver.step()
+    assert conditions(driver)["Stalled"]["status"] == "True"
+    assert driver.kube.experiment_status["phase"] != "Failed"
+    driver.backend.down = False
+    await driver.step()
+    assert len(driver.kube.trials) == 2
+    assert "Stalled" not in conditions(driver)
+    plan = await run_until_end(driver)
+    assert plan.end.reason.value == "MaxTrialsReached"
+
+
+async def test_exhausted_space_ends_the_experiment():
+    driver = Driver({"maxTrials": 10, "parallelTrials": 2})
+    driver.backend.limit = 3
+    plan = await run_until_end(driver)
+    assert plan.end.reason.value == "SearchSpaceExhausted"
+    assert len(driver.kube.trials) == 3
+
+
+async def test_early_stopping_stops_the_named_running_trials():
+    driver = Driver({"maxTrials": 4, "parallelTrials": 2}, earlyStopping={"name": "median"})
+    await driver.step()
+    for job in driver.kube.jobs.values():  # running pods
+        job["status"] = {"active": 1, "ready": 1}
+    await driver.step()  # trials become Running
+    driver.backend.stop_names = ["exp-1"]
+    await driver.step()
+    trial = driver.kube.trials["exp-1"]
+    assert trial["status"]["phase"] == "EarlyStopped"
+    assert trial["status"]["message"] == "worse than the median"
+    assert "exp-1" not in driver.kube.jobs
+    assert ("TrialStopped", "trial exp-1 stopped: worse than the median") in driver.events
+
+
+async def test_raising_max_trials_resumes_a_finished_experiment():
+    driver = Driver({"maxTrials": 2, "parallelTrials": 2})
+    await run_until_end(driver)
+    driver.body["spec"]["budget"]["maxTrials"] = 4
+    driver.body["metadata"]["generation"] = 2
+    await driver.step()
+    assert len(driver.kube.trials) == 4
+    assert driver.kube.experiment_status["phase"] == "Running"
+    assert driver.kube.experiment_status["observedGeneration"] == 2
+    assert "ExperimentResumed" in [r for r, _ in driver.events]
+    plan = await run_until_end(driver)
+    assert plan.end.reason.value == "MaxTrialsReached"
+
+
+async def test_quiet_passes_write_nothing():
+    driver = Driver({"maxTrials": 2, "parallelTrials": 2})
+    await run_until_end(driver)
+    writes = driver.kube.writes
+    for _ in range(3):
+        driver.now += timedelta(minutes=1)
+        await driver.step()
+    assert driver.kube.writes == writes

@@ -257,6 +257,8 @@ def test_suggestion_outage_reconciles_then_stalls_never_fails():
     condition = stalled.status.condition(ConditionType.STALLED)
     assert condition is not None
     assert condition.status == "True"
+    assert condition.reason == "SuggestionServiceUnavailable"
+    assert stalled.status.condition(ConditionType.RECONCILING) is None  # kstatus: never both
     assert stalled.end is None
 
 

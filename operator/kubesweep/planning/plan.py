@@ -300,11 +300,14 @@ def _decide_end(
         )
     failures = counts.failed + counts.metrics_unavailable
     if budget.max_failed_trials is not None and failures > budget.max_failed_trials:
-        return End(
-            EndReason.MAX_FAILED_TRIALS_REACHED,
-            False,
-            f"{failures} trials failed, more than maxFailedTrials={budget.max_failed_trials}",
+        message = f"{failures} trials failed, more than maxFailedTrials={budget.max_failed_trials}"
+        last = max(
+            (t for t in trials if t.phase in (TrialPhase.FAILED, TrialPhase.METRICS_UNAVAILABLE)),
+            key=lambda t: t.index,
         )
+        if last.status.message:
+            message += f"; the last, {last.name}: {last.status.message}"
+        return End(EndReason.MAX_FAILED_TRIALS_REACHED, False, message[:1000])
     duration = budget.duration
     if duration is not None and now >= start_time + duration:
         return _budget_end(
@@ -391,13 +394,13 @@ def _status(
         )
         if suggestion.error is not None:
             reason, detail = "SuggestionServiceUnavailable", suggestion.error
-            if stalled:
-                desired.append(Desired(ConditionType.STALLED, "True", reason, detail))
         elif counts.running == 0 and counts.pending > 0:
             reason, detail = "WaitingForAdmission", f"trials wait to be admitted; {progress}"
         else:
             reason, detail = "TrialsRunning", progress
-        desired.append(Desired(ConditionType.RECONCILING, "True", reason, detail))
+        # kstatus: Stalled and Reconciling are never both True.
+        progressing = ConditionType.STALLED if stalled else ConditionType.RECONCILING
+        desired.append(Desired(progressing, "True", reason, detail))
         desired.append(Desired(ConditionType.READY, "False", reason, detail))
         message = detail if suggestion.error is not None else progress
 

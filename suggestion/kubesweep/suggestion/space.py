@@ -29,8 +29,7 @@ operations are O(parameters), so algorithms can afford them over 10,000 trials.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from functools import cached_property
 
 import numpy as np
@@ -38,9 +37,9 @@ import numpy as np
 from kubesweep.api.experiment import Fidelity, Parameter, ParameterType, ParameterValue
 from kubesweep.suggestion.contract import SearchSpace
 
-#: A canonical, hashable form of an assignment: ``(name, normalised value)`` pairs
-#: of the active parameters, sorted by name.
-Key = tuple[tuple[str, str], ...]
+#: A canonical, hashable form of an assignment: one part per parameter in
+#: declaration order (None where inactive or missing). Opaque: compare, hash, store.
+Key = tuple[Hashable, ...]
 
 #: An assignment of values to (active) parameters.
 Values = dict[str, ParameterValue]
@@ -62,68 +61,53 @@ def _same(a: object, b: object) -> bool:
     return type(a) is type(b) and a == b
 
 
-@dataclass(frozen=True)
 class Dimension:
-    """One parameter compiled for fast encoding and decoding.
+    """One parameter compiled for fast encoding, decoding and keys.
 
+    Everything derived from the parameter is computed once here, because keys and
+    codes are computed for every trial of histories of 10,000 trials.
     ``size`` is the number of distinct values (None for a continuous float);
-    ``choices`` are a categorical's values.
+    ``choices`` are a categorical's values; ``step`` the spacing of a discrete
+    number (1 for a plain int, None for a continuous float).
     """
 
-    parameter: Parameter
-    index: int
+    def __init__(self, parameter: Parameter, index: int) -> None:
+        self.parameter = parameter
+        self.index = index
+        self.name: str = parameter.name
+        self.is_categorical = parameter.type is ParameterType.CATEGORICAL
+        self.is_int = parameter.type is ParameterType.INT
+        self.choices: list[ParameterValue] = list(parameter.values or [])
+        self._lookup = {(type(v), v): i for i, v in enumerate(self.choices)}
+        self.step: float | None = None
+        if self.is_int:
+            self.step = float(max(1, round(parameter.step))) if parameter.step is not None else 1.0
+        elif not self.is_categorical:
+            self.step = parameter.step
+        self._count = 0
+        self.size: int | None = len(self.choices) if self.is_categorical else None
+        if self.step is not None:
+            self._count = math.floor((parameter.high - parameter.low) / self.step + _STEP_TOLERANCE)
+            self.size = self._count + 1
+        self._bounds = (0.0, 1.0) if self.is_categorical else self._warped_bounds()
+
+    def __repr__(self) -> str:
+        return f"Dimension({self.name!r}, index={self.index})"
 
     @property
-    def name(self) -> str:
-        """The parameter's name."""
-        return self.parameter.name
-
-    @property
-    def is_categorical(self) -> bool:
-        """Whether the dimension is a set of unordered categories."""
-        return self.parameter.type is ParameterType.CATEGORICAL
-
-    @property
-    def choices(self) -> list[ParameterValue]:
-        """A categorical's values (empty for numbers)."""
-        return list(self.parameter.values or [])
-
-    @cached_property
-    def step(self) -> float | None:
-        """The spacing of a discrete number (1 for a plain int), None for a continuous float."""
-        p = self.parameter
-        if p.type is ParameterType.INT:
-            return float(max(1, round(p.step))) if p.step is not None else 1.0
-        if p.type is ParameterType.FLOAT:
-            return p.step
-        return None
-
-    @cached_property
     def count(self) -> int:
         """Index of the last grid point of a discrete number (points are ``0..count``)."""
-        step = self.step
-        if step is None:
-            raise ValueError(f"parameter {self.name} is continuous")
-        p = self.parameter
-        return math.floor((p.high - p.low) / step + _STEP_TOLERANCE)
-
-    @cached_property
-    def size(self) -> int | None:
-        """Number of distinct values, None when continuous."""
-        if self.is_categorical:
-            return len(self.choices)
         if self.step is None:
-            return None
-        return self.count + 1
+            raise ValueError(f"parameter {self.name} is continuous")
+        return self._count
 
-    @cached_property
-    def _bounds(self) -> tuple[float, float]:
+    def _warped_bounds(self) -> tuple[float, float]:
         """The warped interval that ``[0, 1]`` maps onto (log or linear)."""
         p = self.parameter
         step = self.step
         low, high = p.low, p.high
         if step is not None:
-            high = low + self.count * step
+            high = low + self._count * step
             if p.log:
                 lower = low - step / 2
                 low = low if lower <= 0 else lower
@@ -137,11 +121,8 @@ class Dimension:
     def to_unit(self, value: ParameterValue) -> float:
         """The coordinate in ``[0, 1]`` of ``value`` (NaN if it is not a valid value)."""
         if self.is_categorical:
-            choices = self.choices
-            for i, choice in enumerate(choices):
-                if _same(choice, value):
-                    return (i + 0.5) / len(choices)
-            return math.nan
+            i = self._lookup.get((type(value), value))
+            return math.nan if i is None else (i + 0.5) / len(self.choices)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return math.nan
         v = float(value)
@@ -197,18 +178,22 @@ class Dimension:
         points = [self.from_unit(i / (n - 1)) for i in range(n)]
         return list(dict.fromkeys(points))
 
-    def key_part(self, value: ParameterValue) -> str:
-        """The canonical text of ``value`` used in keys."""
+    def key_part(self, value: ParameterValue) -> Hashable:
+        """The canonical form of ``value`` in keys: a category's index, a stepped
+        number's grid index, an int as int, a float as itself; anything invalid
+        as a tagged tuple that equals nothing valid."""
         if self.is_categorical:
-            for i, choice in enumerate(self.choices):
-                if _same(choice, value):
-                    return str(i)
-            return f"?{type(value).__name__}:{value!r}"
+            i = self._lookup.get((type(value), value))
+            return ("?", type(value).__name__, value) if i is None else i
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"?{type(value).__name__}:{value!r}"
-        if self.parameter.type is ParameterType.INT and float(value).is_integer():
-            return str(int(value))
-        return f"{float(value):.12g}"
+            return ("?", type(value).__name__, value)
+        if self.is_int:
+            return int(value) if float(value).is_integer() else ("?", value)
+        if self.step is not None:
+            offset = (value - self.parameter.low) / self.step
+            k = round(offset)
+            return k if abs(offset - k) < 1e-6 else ("off", float(value))
+        return float(value)
 
     def contains(self, value: object) -> bool:
         """Whether ``value`` is a valid value of this parameter, of the right type."""
@@ -243,6 +228,16 @@ class Space:
         self._by_name = {d.name: d for d in self.dimensions}
         self._order = _topological(space.parameters)
         self.conditional = any(p.when is not None for p in space.parameters)
+        self._key_plan = tuple(
+            (d.name, d if _needs_normalising(d) else None) for d in self.dimensions
+        )
+        self._unconditional = frozenset(p.name for p in space.parameters if p.when is None)
+        # (name, parent, allowed parent values) in dependency order, parents first.
+        self._conditions = tuple(
+            (d.name, d.parameter.when.parameter, {(type(v), v) for v in d.parameter.when.values})
+            for d in self._order
+            if d.parameter.when is not None
+        )
         feature_slices = []
         start = 0
         for d in self.dimensions:
@@ -308,24 +303,24 @@ class Space:
     # --- conditions --------------------------------------------------------------
 
     def active(self, values: Mapping[str, ParameterValue]) -> list[str]:
-        """Names of the parameters active under ``values``, in dependency order.
+        """Names of the parameters active under ``values``, in declaration order.
 
         A parameter with ``when`` is active when its parent is active and takes one
         of the listed values; a parent missing from ``values`` makes it inactive.
         """
-        active: set[str] = set()
-        out = []
-        for d in self._order:
-            when = d.parameter.when
-            if when is not None:
-                if when.parameter not in active or when.parameter not in values:
-                    continue
-                parent = values[when.parameter]
-                if not any(_same(parent, v) for v in when.values):
-                    continue
-            active.add(d.name)
-            out.append(d.name)
-        return out
+        if not self.conditional:
+            return list(self.names)
+        active = self._active_set(values)
+        return [n for n in self.names if n in active]
+
+    def _active_set(self, values: Mapping[str, ParameterValue]) -> set[str]:
+        active = set(self._unconditional)
+        for name, parent, allowed in self._conditions:
+            if parent in active and parent in values:
+                value = values[parent]
+                if (type(value), value) in allowed:
+                    active.add(name)
+        return active
 
     def is_active(self, name: str, values: Mapping[str, ParameterValue]) -> bool:
         """Whether parameter ``name`` is active under ``values``."""
@@ -333,7 +328,7 @@ class Space:
 
     def prune(self, values: Mapping[str, ParameterValue]) -> Values:
         """``values`` restricted to the active parameters, in declaration order."""
-        active = set(self.active(values))
+        active = self._active_set(values) if self.conditional else self._unconditional
         return {n: values[n] for n in self.names if n in active and n in values}
 
     # --- encoding -----------------------------------------------------------------
@@ -437,15 +432,25 @@ class Space:
     # --- identity and validity ------------------------------------------------------
 
     def key(self, values: Mapping[str, ParameterValue]) -> Key:
-        """The canonical key of an assignment (active parameters only)."""
-        names = self.active(values) if self.conditional else self.names
-        return tuple(
-            sorted(
-                (name, self._by_name[name].key_part(values[name]))
-                for name in names
-                if name in values
-            )
-        )
+        """The canonical key of an assignment: inactive and unknown parameters ignored.
+
+        Values that Python already compares correctly (``3 == 3.0``, distinct
+        strings) are used as they are; categoricals whose values Python would
+        confuse (``True == 1``) use the value's index, and stepped floats their grid
+        index, so ``0.30000000000000004`` and ``0.3`` are one point.
+        """
+        get = values.get
+        active = self._active_set(values) if self.conditional else self._unconditional
+        parts: list[Hashable] = []
+        for name, dimension in self._key_plan:
+            value = get(name)
+            if value is None or name not in active:
+                parts.append(None)
+            elif dimension is None:
+                parts.append(value)
+            else:
+                parts.append(dimension.key_part(value))
+        return tuple(parts)
 
     def contains(self, values: Mapping[str, ParameterValue]) -> bool:
         """Whether ``values`` assigns exactly the active parameters, each validly.
@@ -478,6 +483,13 @@ class Space:
             del current[d.name]
             return
         yield {n: current[n] for n in self.names if n in current}
+
+
+def _needs_normalising(d: Dimension) -> bool:
+    """Whether raw values of ``d`` could compare wrongly as key parts."""
+    if d.is_categorical:
+        return len(set(d.choices)) != len(d.choices)  # e.g. True and 1 both listed
+    return d.step is not None and not d.is_int
 
 
 def _topological(parameters: Sequence[Parameter]) -> tuple[Dimension, ...]:

@@ -94,6 +94,7 @@ class BracketPlan:
 @dataclass
 class _Bracket:
     rungs: dict[int, list[ObservedTrial]] = field(default_factory=lambda: defaultdict(list))
+    keys: dict[str, Key] = field(default_factory=dict)
 
 
 def _tag_int(trial: ObservedTrial, tag: str) -> int | None:
@@ -133,10 +134,12 @@ class Hyperband:
         brackets: dict[int, _Bracket] = defaultdict(_Bracket)
         avoid: set[Key] = set()
         for trial in history.trials:
-            avoid.add(self.space.key(trial.parameters))
+            key = self.space.key(trial.parameters)
+            avoid.add(key)
             b, r = _tag_int(trial, TAG_BRACKET), _tag_int(trial, TAG_RUNG)
             if b is not None and r is not None:
                 brackets[b].rungs[r].append(trial)
+                brackets[b].keys[trial.name] = key
         out: list[Assignment] = []
         for index in sorted(brackets):
             if len(out) >= count:
@@ -188,7 +191,7 @@ class Hyperband:
             fresh = self.sampler(history, wanted, avoid, rng, plan.budgets[0])
             if len(fresh) < wanted:
                 # No unused configuration left anywhere: reuse one not yet in this bracket.
-                local = {self.space.key(t.parameters) for t in first}
+                local = {bracket.keys[t.name] for t in first}
                 local.update(self.space.key(v) for v in fresh)
                 fresh += self.sampler(history, wanted - len(fresh), local, rng, plan.budgets[0])
             closed = len(fresh) < wanted
@@ -203,11 +206,11 @@ class Hyperband:
             )
             top = ranked[: min(plan.sizes[j + 1], len(ranked))]
             expected = len(top)
-            children = {self.space.key(t.parameters) for t in rungs.get(j + 1, [])}
+            children = {bracket.keys[t.name] for t in rungs.get(j + 1, [])}
             for _, name, parent in top:
                 if len(out) >= room:
                     return out
-                if self.space.key(parent.parameters) in children:
+                if bracket.keys[name] in children:
                     continue
                 out.append(
                     Assignment(

@@ -1,0 +1,70 @@
+"""Suggestion latency at large histories: ``python -m tests.suggestion.latency [names]``.
+
+Not a test (timings are no pass/fail on a shared machine); it prints the median
+and worst time of ``registry.suggest`` (settings checked, algorithm built,
+history analysed, one assignment returned) at 1,000 and 10,000 observed
+trials. Histories come from the algorithm itself, in large batches, so the
+multi-fidelity ones see their own brackets and rungs, mostly completed with
+some pending and failed trials.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+from kubesweep.api.experiment import AlgorithmName
+from kubesweep.suggestion import registry
+from kubesweep.suggestion.contract import ObservedTrial, SuggestRequest, TrialState
+from tests.suggestion.helpers import observe, request
+
+SIZES = (1_000, 10_000)
+REPEATS = 7
+
+
+def history(name: AlgorithmName, size: int) -> list[ObservedTrial]:
+    """``size`` trials suggested by the algorithm (random for the expensive models)."""
+    source = name if name in {AlgorithmName.HYPERBAND, AlgorithmName.ASHA} else None
+    trials: list[ObservedTrial] = []
+    while len(trials) < size:
+        batch = min(1000, size - len(trials))
+        algo = source or AlgorithmName.RANDOM
+        base = request(algo, trials, count=batch)
+        if source is None and name in {AlgorithmName.BOHB}:
+            base = request(AlgorithmName.HYPERBAND, trials, count=batch)
+        reply = registry.suggest(base)
+        for assignment in reply.assignments:
+            i = len(trials)
+            state = TrialState.FAILED if i % 50 == 0 else TrialState.COMPLETED
+            trials.append(observe(assignment, i, state=state))
+    # The last few are still running.
+    for i in range(1, 11):
+        trials[-i] = trials[-i].model_copy(update={"state": TrialState.PENDING, "value": None})
+    return trials
+
+
+def measure(name: AlgorithmName, size: int) -> tuple[float, float]:
+    """Median and maximum seconds of one suggest call."""
+    trials = history(name, size)
+    req: SuggestRequest = request(name, trials, count=1)
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        registry.suggest(req)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), max(times)
+
+
+def main(argv: list[str]) -> None:
+    """Print a table of latencies for the named (default: all available) algorithms."""
+    names = [AlgorithmName(a) for a in argv] or [n for n in AlgorithmName if registry.available(n)]
+    print(f"{'algorithm':<10} {'trials':>7} {'median ms':>10} {'max ms':>8}")
+    for name in names:
+        for size in SIZES:
+            median, worst = measure(name, size)
+            print(f"{name.value:<10} {size:>7} {median * 1e3:>10.1f} {worst * 1e3:>8.1f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

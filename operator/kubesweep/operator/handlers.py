@@ -141,7 +141,7 @@ class Operator:
         reg = self.registry
         operator = self
 
-        @kopf.on.startup(registry=reg)
+        @kopf.on.startup(id="configure", registry=reg)
         async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
             settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -156,7 +156,7 @@ class Operator:
                 operator.runtime = await build_runtime(operator.config)
             operator.runtime.intake.start()
 
-        @kopf.on.cleanup(registry=reg)
+        @kopf.on.cleanup(id="cleanup", registry=reg)
         async def cleanup(**_: Any) -> None:
             if operator.runtime is not None:
                 await operator.runtime.intake.stop()
@@ -166,36 +166,44 @@ class Operator:
         def probe(**_: Any) -> int:
             return len(operator.states)
 
-        @kopf.index(GROUP, VERSION, "trials", registry=reg)
+        @kopf.index(GROUP, VERSION, "trials", id="trials_idx", registry=reg)
         def trials_idx(**kwargs: Any) -> dict[Key, Trial]:
             trial = slim_trial(kwargs["body"])
             return {} if trial is None else {(kwargs["namespace"], trial.spec.experiment): trial}
 
-        @kopf.index("batch", "v1", "jobs", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg)
+        @kopf.index(
+            "batch", "v1", "jobs", id="jobs_idx", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg
+        )
         def jobs_idx(**kwargs: Any) -> dict[Key, dict[str, Any]]:
             trial = kwargs["labels"][LABEL_TRIAL]
             return {(kwargs["namespace"], trial): slim_job(kwargs["body"])}
 
-        @kopf.index("", "v1", "pods", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg)
+        @kopf.index(
+            "", "v1", "pods", id="pods_idx", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg
+        )
         def pods_idx(**kwargs: Any) -> dict[Key, PodRecord]:
             trial = kwargs["labels"][LABEL_TRIAL]
             return {(kwargs["namespace"], trial): pod_record(kwargs["body"])}
 
-        @kopf.on.event(GROUP, VERSION, "trials", registry=reg)
+        @kopf.on.event(GROUP, VERSION, "trials", id="trial_event", registry=reg)
         def trial_event(**kwargs: Any) -> None:
             namespace, body = kwargs["namespace"], kwargs["body"]
             operator.track_trial(kwargs["type"], namespace, kwargs["name"], body)
             operator.wake(namespace, (body.get("spec") or {}).get("experiment"))
 
-        @kopf.on.event("batch", "v1", "jobs", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg)
+        @kopf.on.event(
+            "batch", "v1", "jobs", id="job_event", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg
+        )
         def job_event(**kwargs: Any) -> None:
             operator.wake(kwargs["namespace"], kwargs["labels"].get(LABEL_EXPERIMENT))
 
-        @kopf.on.event("", "v1", "pods", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg)
+        @kopf.on.event(
+            "", "v1", "pods", id="pod_event", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg
+        )
         def pod_event(**kwargs: Any) -> None:
             operator.wake(kwargs["namespace"], kwargs["labels"].get(LABEL_EXPERIMENT))
 
-        @kopf.on.event(GROUP, VERSION, "experiments", registry=reg)
+        @kopf.on.event(GROUP, VERSION, "experiments", id="experiment_event", registry=reg)
         def experiment_event(**kwargs: Any) -> None:
             namespace, name = kwargs["namespace"], kwargs["name"]
             if kwargs["type"] == "DELETED":
@@ -206,7 +214,9 @@ class Operator:
             else:
                 operator.wake(namespace, name)
 
-        @kopf.daemon(GROUP, VERSION, "experiments", cancellation_timeout=10.0, registry=reg)
+        @kopf.daemon(
+            GROUP, VERSION, "experiments", id="reconcile", cancellation_timeout=10.0, registry=reg
+        )
         async def experiment_daemon(**kwargs: Any) -> None:
             await operator.run_daemon(**kwargs)
 

@@ -190,6 +190,24 @@ async def test_a_body_that_is_not_a_json_object_is_400(
             {"space": {"parameters": [{"name": "x", "type": "float", "min": 0, "max": 1e999}]}},
             "space.parameters.0.max: must be a finite number",
         ),
+        (
+            {
+                "space": {
+                    "parameters": [{"name": "x", "type": "float", "min": -1e308, "max": 1e308}]
+                }
+            },
+            "space.parameters.0.max: max - min must be a finite number",
+        ),
+        (
+            {
+                "space": {
+                    "parameters": [
+                        {"name": "x", "type": "float", "min": 0, "max": 10, "step": 5e-324}
+                    ]
+                }
+            },
+            "space.parameters.0.step: too small for the bounds",
+        ),
         ({"space": None}, "space: Input should be an object"),
     ],
 )

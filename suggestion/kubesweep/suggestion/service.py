@@ -248,12 +248,27 @@ def refusal(model: type[BaseModel], error: ValidationError) -> ClientError:
 
 
 def space_problems(space: SearchSpace, prefix: str = "space") -> list[str]:
-    """Bounds that JSON allows but no algorithm can use: overflowing numbers such as ``1e999``."""
+    """Numbers that JSON allows but no algorithm can compute with.
+
+    ``1e999`` parses as infinity; bounds such as ``-1e308 .. 1e308`` have an
+    infinite width, and a step such as ``5e-324`` an infinite number of grid
+    points. Each is refused here, naming the field, rather than overflowing
+    inside an algorithm.
+    """
     problems = []
     for index, parameter in enumerate(space.parameters):
-        for name in ("min", "max", "step"):
-            if not _finite(getattr(parameter, name)):
-                problems.append(f"{prefix}.parameters.{index}.{name}: must be a finite number")
+        at = f"{prefix}.parameters.{index}"
+        numbers = [getattr(parameter, name) for name in ("min", "max", "step")]
+        for name, number in zip(("min", "max", "step"), numbers, strict=True):
+            if not _finite(number):
+                problems.append(f"{at}.{name}: must be a finite number")
+        low, high, step = numbers
+        if low is not None and high is not None and all(_finite(v) for v in numbers):
+            width = high - low
+            if not math.isfinite(width):
+                problems.append(f"{at}.max: max - min must be a finite number; narrow the bounds")
+            elif step is not None and not math.isfinite(width / step):
+                problems.append(f"{at}.step: too small for the bounds; raise it")
         for position, value in enumerate(parameter.values or ()):
             if not _finite(value):
                 problems.append(

@@ -1,0 +1,179 @@
+"""The operator on a real API server: whole sweeps, failures, targets, deletion, restarts.
+
+The suggestion service and the operator run as processes beside the cluster
+(:mod:`stack`), watching all namespaces; each test works in its own namespace.
+Trial programs are one-line Python scripts printing ``loss=<value>`` so the
+metrics they report are known exactly.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster.kube import path_for
+from conftest import IMAGE, Cluster, wait_for
+from stack import REPO, Stack
+
+API = "kubesweep.io/v1alpha1"
+#: loss = (x - 0.3)^2, printed after an optional sleep; exits with the given code.
+PROGRAM = (
+    "import sys, time; x = float(sys.argv[1]); time.sleep(float(sys.argv[2])); "
+    "print(f'loss={(x - 0.3) ** 2:.6f}', flush=True); sys.exit(int(sys.argv[3]))"
+)
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    log_dir = Path(tmp_path_factory.mktemp("operator-logs"))
+    with Stack(cluster.kubeconfig, log_dir) as running:
+        yield running
+
+
+def experiment(
+    name: str,
+    budget: dict[str, Any],
+    *,
+    sleep: float = 0.0,
+    exit_code: int = 0,
+    target: float | None = None,
+) -> dict[str, Any]:
+    objective: dict[str, Any] = {"metric": "loss", "direction": "minimize"}
+    if target is not None:
+        objective["target"] = target
+    return {
+        "apiVersion": API,
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": {
+            "objective": objective,
+            "algorithm": {"name": "random", "seed": 3},
+            "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+            "budget": budget,
+            "trialTemplate": {
+                "primaryContainer": "trainer",
+                "metrics": {"source": "stdout"},
+                "job": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [
+                                {
+                                    "name": "trainer",
+                                    "image": IMAGE,
+                                    "command": ["python", "-c", PROGRAM],
+                                    "args": ["${params.x}", str(sleep), str(exit_code)],
+                                }
+                            ],
+                        }
+                    }
+                },
+            },
+        },
+    }
+
+
+def get(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return cluster.kube.get(path_for(API, "experiments", namespace, name))
+
+
+def trials(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    return cluster.kube.list(path_for(API, "trials", namespace))
+
+
+def ended(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    status = get(cluster, namespace, name).get("status") or {}
+    for condition in status.get("conditions", []):
+        if condition["type"] in ("Succeeded", "Failed") and condition["status"] == "True":
+            return status
+    return None
+
+
+def wait_end(cluster: Cluster, namespace: str, name: str, timeout: float = 240) -> dict[str, Any]:
+    return wait_for(lambda: ended(cluster, namespace, name), timeout, 1.0, what=f"{name} to end")
+
+
+def end_condition(status: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] in ("Succeeded", "Failed"))
+
+
+def test_sweep_succeeds_with_max_trials_and_the_best_trial(cluster, namespace, apply, stack):
+    apply(experiment("sweep", {"maxTrials": 4, "parallelTrials": 2}))
+    status = wait_end(cluster, namespace, "sweep")
+    assert end_condition(status)["type"] == "Succeeded"
+    assert end_condition(status)["reason"] == "MaxTrialsReached"
+    assert status["trials"]["created"] == 4
+    assert status["trials"]["succeeded"] == 4
+    found = trials(cluster, namespace)
+    assert sorted(t["metadata"]["name"] for t in found) == [f"sweep-{i}" for i in range(4)]
+    # each objective is what its program printed
+    for trial in found:
+        x = float(trial["spec"]["parameters"]["x"])
+        assert trial["status"]["objective"] == pytest.approx((x - 0.3) ** 2, abs=1e-5)
+    best = min(found, key=lambda t: t["status"]["objective"])
+    assert status["bestTrial"]["name"] == best["metadata"]["name"]
+    assert status["bestTrial"]["objective"] == best["status"]["objective"]
+
+
+def test_crashing_trials_count_against_max_failed_trials(cluster, namespace, apply, stack):
+    apply(
+        experiment(
+            "crash", {"maxTrials": 6, "parallelTrials": 1, "maxFailedTrials": 1}, exit_code=3
+        )
+    )
+    status = wait_end(cluster, namespace, "crash")
+    condition = end_condition(status)
+    assert (condition["type"], condition["reason"]) == ("Failed", "MaxFailedTrialsReached")
+    assert status["trials"]["failed"] == 2
+    assert status["phase"] == "Failed"
+
+
+def test_target_ends_the_sweep_early(cluster, namespace, apply, stack):
+    apply(experiment("target", {"maxTrials": 10, "parallelTrials": 1}, target=1.0))
+    status = wait_end(cluster, namespace, "target")
+    assert end_condition(status)["reason"] == "TargetReached"
+    assert status["trials"]["created"] < 10
+
+
+def test_deleting_an_experiment_removes_trials_and_jobs(cluster, namespace, apply, stack):
+    apply(experiment("gone", {"maxTrials": 4, "parallelTrials": 2}, sleep=30))
+    wait_for(
+        lambda: cluster.kube.list(path_for("batch/v1", "jobs", namespace)),
+        60,
+        what="the first Jobs",
+    )
+    cluster.kube.delete(
+        path_for(API, "experiments", namespace, "gone"), propagationPolicy="Background"
+    )
+    wait_for(
+        lambda: (
+            not trials(cluster, namespace)
+            and not cluster.kube.list(path_for("batch/v1", "jobs", namespace))
+            and not cluster.kube.list(path_for("v1", "pods", namespace))
+        ),
+        120,
+        1.0,
+        what="trials, jobs and pods to be deleted",
+    )
+
+
+def test_operator_killed_and_restarted_mid_sweep_ends_with_exactly_max_trials(
+    cluster, namespace, apply, stack
+):
+    rng = random.Random(11)
+    apply(experiment("restart", {"maxTrials": 6, "parallelTrials": 2}, sleep=1.0))
+    for _ in range(3):
+        time.sleep(rng.uniform(1.0, 6.0))
+        stack.restart_operator()
+    status = wait_end(cluster, namespace, "restart", timeout=300)
+    assert end_condition(status)["reason"] == "MaxTrialsReached"
+    names = sorted(t["metadata"]["name"] for t in trials(cluster, namespace))
+    assert names == [f"restart-{i}" for i in range(6)]
+    assert status["trials"]["succeeded"] == 6
+    assert all(t["status"].get("objective") is not None for t in trials(cluster, namespace))

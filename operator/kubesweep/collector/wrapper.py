@@ -31,7 +31,7 @@ SCRIPT_NAME = "kubesweep-wrap"
 WRAPPER_SCRIPT = """\
 log=$1
 shift
-if ! : >>"$log" 2>/dev/null; then exec "$@"; fi
+if ! true 2>/dev/null >>"$log"; then exec "$@"; fi
 state=$log.state
 pidf=$log.pid
 echo running >"$state"

@@ -173,26 +173,48 @@ def sklearn_theta(hp: Hyperparameters) -> Array:
 
 
 def warp_targets(losses: Array) -> Array:
-    """Standardised, Yeo-Johnson-warped losses: a monotone map that tames outliers.
+    """Standardised, outlier-compressed, Yeo-Johnson-warped losses: a monotone map.
 
     Heavy-tailed objectives (Rosenbrock-like valleys, diverged trainings) would
-    otherwise set the GP's scale and flatten the region that matters (HEBO,
-    Cowen-Rivers et al. 2022, does the same).
+    otherwise set the GP's scale and flatten the region that matters. Values
+    beyond ``_CLIP`` robust deviations from the median are compressed
+    logarithmically (so one loss of 1e300 cannot flatten the rest), then a
+    Yeo-Johnson transform removes the remaining skew (HEBO, Cowen-Rivers et al.
+    2022, warps outputs the same way).
     """
-    # Scale first: losses near the float limit would overflow the variance.
-    magnitude = float(np.abs(losses).max()) if len(losses) else 0.0
-    if magnitude <= 0 or not np.isfinite(magnitude):
+    z = _robust_scores(losses)
+    if z is None:
         return np.zeros_like(losses)
-    scaled = losses / magnitude
-    spread = float(scaled.std())
-    if spread <= 0:
-        return np.zeros_like(losses)
-    z = (scaled - scaled.mean()) / spread
     warped = _yeo_johnson(z)
     if not np.all(np.isfinite(warped)) or warped.std() <= 0:
         warped = z
     standard: Array = (warped - warped.mean()) / warped.std()
     return standard
+
+
+_CLIP = 4.0
+
+
+def _robust_scores(losses: Array) -> Array | None:
+    """``(loss - median) / scale``, soft-clipped beyond ``_CLIP``; None if all equal."""
+    if len(losses) == 0:
+        return None
+    median = float(np.median(losses))
+    q1, q3 = np.percentile(losses, [25.0, 75.0])
+    scale = float(q3 - q1) / 1.349
+    if not scale > 0 or not np.isfinite(scale):
+        deviation = np.abs(losses - median)
+        scale = float(deviation.max()) / _CLIP if np.isfinite(deviation.max()) else 0.0
+    if not scale > 0:
+        return None
+    distance = np.abs(losses - median)
+    inner = distance <= _CLIP * scale
+    with np.errstate(all="ignore"):
+        # log1p((d - c s) / s) written as log(d - c s + s) - log(s): no overflow.
+        outer = _CLIP + np.log(np.maximum(distance - _CLIP * scale + scale, scale)) - np.log(scale)
+        magnitude = np.where(inner, distance / scale, outer)
+    scores: Array = np.sign(losses - median) * magnitude
+    return scores
 
 
 _LAMBDAS = np.linspace(-2.0, 4.0, 61)

@@ -1,0 +1,304 @@
+"""The ``bayesian`` algorithm: its GP pieces, its search quality, batches and scale.
+
+The shared contract suite covers validity, determinism and warm starts; these
+tests check what is specific to GP-EI: the hand-written marginal-likelihood
+gradient agrees with scikit-learn, the vectorised encoding agrees with
+:class:`Space`, the search beats random on a bowl, batches spread out, and a
+history of thousands of trials is handled through a bounded subset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+from scipy.stats import norm
+
+from kubesweep.api.experiment import Direction, ParameterValue
+from kubesweep.suggestion.algorithms import _gp, bayesian, random_search
+from kubesweep.suggestion.algorithms._unitcube import UnitCube
+from kubesweep.suggestion.contract import (
+    History,
+    ObservedTrial,
+    SearchSpace,
+    SettingsError,
+    TrialState,
+)
+from kubesweep.suggestion.space import Space
+from tests.suggestion.helpers import MIXED
+
+BOWL: dict[str, Any] = {
+    "parameters": [
+        {"name": "x", "type": "float", "min": -5.0, "max": 5.0},
+        {"name": "y", "type": "float", "min": 1e-3, "max": 10.0, "log": True},
+        {"name": "n", "type": "int", "min": 0, "max": 20},
+        {"name": "kind", "type": "categorical", "values": ["a", "b", "c"]},
+    ]
+}
+
+
+def bowl(p: Mapping[str, ParameterValue]) -> float:
+    """A smooth bowl with its minimum 0 at x=1.3, y=0.1, n=12, kind=b."""
+    x, y, n = float(p["x"]), float(p["y"]), float(p["n"])
+    offset = {"a": 1.0, "b": 0.0, "c": 2.0}[str(p["kind"])]
+    return (x - 1.3) ** 2 + (math.log10(y) + 1.0) ** 2 + ((n - 12) / 4.0) ** 2 + offset
+
+
+def trial(index: int, parameters: Mapping[str, ParameterValue], **fields: Any) -> ObservedTrial:
+    return ObservedTrial(name=f"t{index}", parameters=dict(parameters), **fields)
+
+
+def minimise(
+    create: Callable[..., Any],
+    space: SearchSpace,
+    budget: int,
+    seed: int,
+    settings: Mapping[str, ParameterValue] | None = None,
+) -> float:
+    """Best loss after ``budget`` sequential suggestions."""
+    algorithm = create(space, settings or {}, seed)
+    trials: list[ObservedTrial] = []
+    for _ in range(budget):
+        reply = algorithm.suggest(History(trials, Direction.MINIMIZE), 1)
+        values = reply.assignments[0].parameters
+        trials.append(trial(len(trials), values, state=TrialState.COMPLETED, value=bowl(values)))
+    return min(t.value for t in trials if t.value is not None)
+
+
+# --- settings ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "name"),
+    [
+        ({"initialTrial": 3}, "initialTrial"),
+        ({"initialTrials": 0}, "initialTrials"),
+        ({"initialTrials": 2.5}, "initialTrials"),
+        ({"candidates": "many"}, "candidates"),
+        ({"maxFitPoints": 5}, "maxFitPoints"),
+        ({"kernelFitIterations": -1}, "kernelFitIterations"),
+        ({"liar": "optimist"}, "liar"),
+        ({"outputWarping": 1}, "outputWarping"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(settings: dict[str, ParameterValue], name: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        bayesian.create(SearchSpace.model_validate(BOWL), settings, 1)
+    assert error.value.setting == name
+    assert name in str(error.value)
+
+
+def test_every_setting_is_documented_in_the_module_docstring() -> None:
+    doc = bayesian.__doc__ or ""
+    for setting in bayesian.SETTINGS:
+        assert f"``{setting.name}``" in doc
+
+
+# --- the GP pieces ----------------------------------------------------------------------
+
+
+def test_marginal_likelihood_and_gradient_agree_with_scikit_learn() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.random((40, 4))
+    y = np.sin(4 * x).sum(axis=1)
+    y = (y - y.mean()) / y.std()
+    hp = _gp.Hyperparameters(np.log(rng.uniform(0.2, 2.0, 4)), 0.4, math.log(1e-3))
+    model = _gp.build_regressor(x, y, hp)
+    assert _gp.log_marginal_likelihood(hp, x, y) == pytest.approx(
+        model.log_marginal_likelihood_value_, rel=1e-9
+    )
+    error = check_grad(
+        lambda t: _gp._lml_and_gradient(t, x, y)[0],
+        lambda t: _gp._lml_and_gradient(t, x, y)[1],
+        hp.to_vector(),
+    )
+    assert error < 1e-3 * (1 + np.abs(_gp._lml_and_gradient(hp.to_vector(), x, y)[1]).max())
+
+
+def test_fitted_length_scales_find_the_relevant_dimension() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.random((60, 3))
+    y = np.sin(6 * x[:, 0])  # only the first dimension matters
+    hp = _gp.fit_hyperparameters(x, (y - y.mean()) / y.std(), 50)
+    lengths = np.exp(hp.log_lengths)
+    assert lengths[0] < lengths[1]
+    assert lengths[0] < lengths[2]
+
+
+def test_log_expected_improvement_matches_the_closed_form_and_stays_finite() -> None:
+    mean = np.array([-1.0, 0.0, 0.5, 2.0, 4.0])
+    sd = np.array([1.0, 0.5, 2.0, 1.0, 1.0])
+    u = (0.0 - mean) / sd
+    ei = sd * (u * norm.cdf(u) + norm.pdf(u))
+    assert np.allclose(_gp.log_expected_improvement(mean, sd, 0.0), np.log(ei), rtol=1e-6)
+    tail = _gp.log_expected_improvement(np.array([10.0, 40.0, 1e3]), np.ones(3), 0.0)
+    assert np.all(np.isfinite(tail))
+    assert tail[0] > tail[1] > tail[2]
+
+
+def test_target_warping_is_monotone_and_survives_a_diverged_trial() -> None:
+    losses = np.concatenate([np.linspace(0.1, 2.0, 19), [1e300]])
+    warped = _gp.warp_targets(losses)
+    assert np.all(np.diff(warped) > 0)
+    assert warped.mean() == pytest.approx(0.0, abs=1e-9)
+    assert warped.std() == pytest.approx(1.0)
+    # The ordinary trials keep a usable spread instead of collapsing to one value.
+    assert warped[:19].std() > 0.3
+    assert np.all(_gp.warp_targets(np.full(5, 3.0)) == 0.0)
+
+
+# --- the vectorised encoding ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        MIXED,
+        {
+            "parameters": [
+                {"name": "a", "type": "int", "min": 1, "max": 8, "log": True},
+                {"name": "b", "type": "float", "min": 0.001, "max": 1, "log": True, "step": 0.001},
+                {"name": "c", "type": "int", "min": -3, "max": 20, "step": 4},
+                {"name": "d", "type": "categorical", "values": [1, "1", True, 2.5]},
+                {"name": "e", "type": "int", "min": 0, "max": 3, "step": 5},
+            ]
+        },
+    ],
+    ids=["mixed", "steps"],
+)
+def test_vectorised_encoding_agrees_with_the_space(raw: dict[str, Any]) -> None:
+    space = Space(SearchSpace.model_validate(raw))
+    cube = UnitCube(space)
+    rng = np.random.default_rng(0)
+    points = rng.random((300, space.dim))
+    decoded = [space.from_unit(u) for u in points]
+    reference = space.to_unit_many(decoded)
+    snapped = cube.snap(points)
+    assert np.array_equal(np.isnan(snapped), np.isnan(reference))
+    assert np.allclose(np.nan_to_num(snapped), np.nan_to_num(reference), atol=1e-12)
+    encoded = cube.encode(decoded)
+    assert np.allclose(np.nan_to_num(encoded), np.nan_to_num(reference), atol=1e-12)
+    features = np.array([space.to_features(v) for v in decoded])
+    assert np.allclose(cube.features(snapped), features, atol=1e-12)
+    assert [cube.decode(row) for row in snapped] == decoded
+    keys = {space.key(v) for v in decoded}
+    assert len(set(cube.row_keys(snapped))) == len(keys)
+
+
+def test_invalid_history_values_are_left_out() -> None:
+    space = Space(SearchSpace.model_validate(BOWL))
+    cube = UnitCube(space)
+    rows = cube.encode(
+        [
+            {"x": 0.0, "y": 1.0, "n": 3, "kind": "a"},
+            {"x": "zero", "y": 1.0, "n": 3, "kind": "a"},
+            {"x": 0.0, "y": 1.0, "n": 3, "kind": "z"},
+            {"x": 0.0, "y": 1.0, "kind": "a"},
+        ]
+    )
+    assert cube.valid_rows(rows).tolist() == [True, False, False, False]
+
+
+# --- search behaviour --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_beats_random_search_on_a_bowl_in_median_over_seeds() -> None:
+    space = SearchSpace.model_validate(BOWL)
+    seeds = range(5)
+    ours = [minimise(bayesian.create, space, 30, seed) for seed in seeds]
+    baseline = [minimise(random_search.create, space, 30, seed) for seed in seeds]
+    assert np.median(ours) < np.median(baseline)
+    assert np.median(ours) < 0.5  # random's median is several times this
+
+
+def test_a_batch_is_distinct_spread_out_and_avoids_pending_points() -> None:
+    space = SearchSpace.model_validate(BOWL)
+    rng = np.random.default_rng(1)
+    compiled = Space(space)
+    trials = [
+        trial(i, v, state=TrialState.COMPLETED, value=bowl(v))
+        for i, v in enumerate(compiled.sample(rng, 20))
+    ]
+    first = bayesian.create(space, {}, 3).suggest(History(trials, Direction.MINIMIZE), 4)
+    pending = [
+        trial(100 + i, a.parameters, state=TrialState.PENDING)
+        for i, a in enumerate(first.assignments)
+    ]
+    second = bayesian.create(space, {}, 3).suggest(History(trials + pending, Direction.MINIMIZE), 6)
+    assignments = first.assignments + second.assignments
+    keys = {compiled.key(a.parameters) for a in assignments}
+    assert len(keys) == len(assignments) == 10
+    cube = UnitCube(compiled)
+    features = cube.features(cube.encode([a.parameters for a in assignments]))
+    distances = np.linalg.norm(features[:, None, :] - features[None, :, :], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    assert distances.min() > 1e-3  # the liar keeps picks apart, not just unequal
+
+
+@pytest.mark.parametrize("liar", ["believer", "best", "mean", "worst"])
+def test_every_liar_gives_distinct_points(liar: str) -> None:
+    space = SearchSpace.model_validate(BOWL)
+    compiled = Space(space)
+    rng = np.random.default_rng(2)
+    trials = [
+        trial(i, v, state=TrialState.COMPLETED, value=bowl(v))
+        for i, v in enumerate(compiled.sample(rng, 15))
+    ]
+    reply = bayesian.create(space, {"liar": liar}, 1).suggest(
+        History(trials, Direction.MINIMIZE), 5
+    )
+    assert len({compiled.key(a.parameters) for a in reply.assignments}) == 5
+
+
+def test_the_initial_design_continues_one_sobol_sequence_across_calls() -> None:
+    space = SearchSpace.model_validate(BOWL)
+    algorithm = bayesian.create(space, {"initialTrials": 8}, 4)
+    at_once = algorithm.suggest(History([], Direction.MINIMIZE), 4).assignments
+    first = algorithm.suggest(History([], Direction.MINIMIZE), 2).assignments
+    pending = [trial(i, a.parameters, state=TrialState.PENDING) for i, a in enumerate(first)]
+    then = algorithm.suggest(History(pending, Direction.MINIMIZE), 2).assignments
+    assert [a.parameters for a in first + then] == [a.parameters for a in at_once]
+
+
+def test_a_finite_space_is_exhausted_exactly() -> None:
+    small = SearchSpace.model_validate(
+        {
+            "parameters": [
+                {"name": "kind", "type": "categorical", "values": ["a", "b", "c"]},
+                {"name": "n", "type": "int", "min": 1, "max": 2},
+            ]
+        }
+    )
+    algorithm = bayesian.create(small, {"initialTrials": 2}, 0)
+    trials: list[ObservedTrial] = []
+    for _ in range(4):
+        reply = algorithm.suggest(History(trials, Direction.MINIMIZE), 2)
+        for a in reply.assignments:
+            value = 1.0 + float(a.parameters["n"])
+            trials.append(trial(len(trials), a.parameters, state=TrialState.COMPLETED, value=value))
+    assert len({Space(small).key(t.parameters) for t in trials}) == 6
+    assert reply.exhausted
+    assert len(reply.assignments) == 0
+
+
+def test_thousands_of_observations_are_fitted_on_a_bounded_subset() -> None:
+    space = SearchSpace.model_validate(BOWL)
+    compiled = Space(space)
+    rng = np.random.default_rng(9)
+    samples = compiled.sample(rng, 5000)
+    trials = [trial(i, v, state=TrialState.COMPLETED, value=bowl(v)) for i, v in enumerate(samples)]
+    trials += [trial(6000 + i, v, state=TrialState.PENDING) for i, v in enumerate(samples[:3])]
+    reply = bayesian.create(space, {}, 1).suggest(History(trials, Direction.MINIMIZE), 3)
+    assert len(reply.assignments) == 3
+    taken = {compiled.key(t.parameters) for t in trials}
+    best = min(bowl(v) for v in samples)
+    for assignment in reply.assignments:
+        assert compiled.contains(assignment.parameters)
+        assert compiled.key(assignment.parameters) not in taken
+    # The model still knows where the bowl is: the picks are near the best seen.
+    assert min(bowl(a.parameters) for a in reply.assignments) < best + 0.5

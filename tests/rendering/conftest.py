@@ -85,7 +85,7 @@ def settings(**changes: Any) -> RenderSettings:
     return RenderSettings(**values)
 
 
-def experiment(bend: Callable[[dict[str, Any]], None] | None = None) -> Experiment:
+def experiment(bend: Callable[[dict[str, Any]], object] | None = None) -> Experiment:
     """The base Experiment, after ``bend`` has changed its manifest."""
     document = copy.deepcopy(BASE)
     if bend is not None:

@@ -155,7 +155,7 @@ def _experiment() -> Any:
 
 def strip_injections(job: dict[str, Any]) -> dict[str, Any]:
     """Undo the documented additions of the renderer; what remains is the user's JobSpec."""
-    spec = copy.deepcopy(job["spec"])
+    spec: dict[str, Any] = copy.deepcopy(job["spec"])
     pod = spec["template"]["spec"]
     pod["initContainers"] = [c for c in pod["initContainers"] if c["name"] != COLLECTOR_NAME]
     pod["volumes"] = [v for v in pod["volumes"] if v["name"] != METRICS_VOLUME]

@@ -32,8 +32,9 @@ from .conftest import (
     user_args,
 )
 
-Bend = Callable[[dict[str, Any]], None] | None
-Check = Callable[[dict[str, Any]], None]
+Bender = Callable[[dict[str, Any]], object]
+Bend = Bender | None
+Check = Callable[[dict[str, Any]], object]
 
 
 def _template(document: dict[str, Any]) -> dict[str, Any]:
@@ -46,14 +47,14 @@ def _trainer(document: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
-def _set_args(*args: str) -> Bend:
+def _set_args(*args: str) -> Bender:
     def bend(document: dict[str, Any]) -> None:
         _trainer(document)["args"] = list(args)
 
     return bend
 
 
-def _metrics(**metrics: Any) -> Bend:
+def _metrics(**metrics: Any) -> Bender:
     def bend(document: dict[str, Any]) -> None:
         _template(document)["metrics"] = metrics
 
@@ -470,7 +471,7 @@ def _error_cases() -> list[tuple[str, Bend, dict[str, Any], str]]:
         (
             "metrics dir already mounted",
             lambda d: (
-                _metrics(source="json", path="/data/m.jsonl")(d),  # type: ignore[func-returns-value]
+                _metrics(source="json", path="/data/m.jsonl")(d),
                 _trainer(d).update(volumeMounts=[{"name": "data", "mountPath": "/data"}]),
             ),
             {},

@@ -1,0 +1,1 @@
+"""Trial programs of the example Experiments; each runs in seconds on a CPU (or a GPU)."""

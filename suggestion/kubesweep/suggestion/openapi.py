@@ -84,6 +84,84 @@ _MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
 )
 
 
+_SPACE: dict[str, Any] = {
+    "parameters": [
+        {"name": "lr", "type": "float", "min": 1.0e-5, "max": 0.1, "log": True},
+        {"name": "layers", "type": "int", "min": 1, "max": 8},
+        {"name": "optimizer", "type": "categorical", "values": ["adam", "sgd"]},
+    ]
+}
+_TRIALS: list[dict[str, Any]] = [
+    {
+        "name": "mnist-lr-0",
+        "parameters": {"lr": 0.001, "layers": 2, "optimizer": "adam"},
+        "state": "completed",
+        "value": 0.21,
+        "intermediate": [{"step": 1, "value": 0.4}, {"step": 2, "value": 0.21}],
+    },
+    {
+        "name": "mnist-lr-1",
+        "parameters": {"lr": 0.05, "layers": 6, "optimizer": "sgd"},
+        "state": "completed",
+        "value": 0.35,
+        "intermediate": [{"step": 1, "value": 0.6}, {"step": 2, "value": 0.35}],
+    },
+    {
+        "name": "mnist-lr-2",
+        "parameters": {"lr": 0.0003, "layers": 4, "optimizer": "adam"},
+        "state": "pending",
+        "intermediate": [{"step": 1, "value": 0.9}],
+    },
+]
+
+#: Request examples: documentation, and the first requests schemathesis sends.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "SuggestRequest": {
+        "bayesian": {
+            "summary": "Two more trials of a Bayesian search, one still running",
+            "value": {
+                "experimentUid": "6f1c2a9e-0d1b-4c55-9a43-3f0f8e2b7c11",
+                "space": _SPACE,
+                "direction": "minimize",
+                "algorithm": {"name": "bayesian", "seed": 7},
+                "trials": _TRIALS,
+                "count": 2,
+            },
+        },
+        "hyperband": {
+            "summary": "Hyperband: each assignment carries a fidelity (epochs)",
+            "value": {
+                "space": {
+                    **_SPACE,
+                    "fidelity": {"parameter": "epochs", "min": 1, "max": 27, "eta": 3},
+                },
+                "algorithm": {"name": "hyperband", "seed": 7},
+                "count": 3,
+            },
+        },
+    },
+    "StopRequest": {
+        "median": {
+            "summary": "Should the running trial stop?",
+            "value": {
+                "space": _SPACE,
+                "earlyStopping": {"name": "median"},
+                "trials": _TRIALS,
+            },
+        }
+    },
+    "ValidateRequest": {
+        "typo": {
+            "summary": "A misspelt setting is reported, naming it",
+            "value": {
+                "space": _SPACE,
+                "algorithm": {"name": "random", "settings": {"initalTrials": 5}},
+            },
+        }
+    },
+}
+
+
 def _json(ref: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": ref}}}
 
@@ -101,7 +179,15 @@ def _post(
             "summary": summary,
             "description": description,
             "operationId": operation,
-            "requestBody": {"required": True, "content": _json(refs[request])},
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": refs[request]},
+                        "examples": EXAMPLES[request],
+                    }
+                },
+            },
             "responses": {
                 "200": {"description": "The answer.", "content": _json(refs[reply])},
                 "400": _error("The body is not a JSON object.", refs),

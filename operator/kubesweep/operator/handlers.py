@@ -39,6 +39,15 @@ FINALIZER = f"{PREFIX}/finalizer"
 Key = tuple[str, str]
 
 
+def plain(value: Any) -> Any:
+    """kopf's mapping views as plain dicts and lists, for pydantic and merge patches."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def slim_trial(body: Mapping[str, Any]) -> Trial | None:
     """A Trial from its body, without the metadata kubesweep never reads."""
     meta = body.get("metadata", {})
@@ -51,8 +60,8 @@ def slim_trial(body: Mapping[str, Any]) -> Trial | None:
                     "uid": meta.get("uid"),
                     "labels": dict(meta.get("labels") or {}),
                 },
-                "spec": body.get("spec"),
-                "status": body.get("status") or None,
+                "spec": plain(body.get("spec")),
+                "status": plain(body.get("status")) or None,
             }
         )
     except ValidationError as error:
@@ -281,7 +290,7 @@ class Operator:
                     plan = await reconcile(
                         rt=rt,
                         state=state,
-                        body=body,
+                        body=plain(body),
                         children=children,
                         emit=emit,
                         now=datetime.now(UTC),

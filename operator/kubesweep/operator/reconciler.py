@@ -123,6 +123,10 @@ class ExperimentState:
     jobs_created: set[str] = field(default_factory=set)
     health: SuggestionHealth = field(default_factory=SuggestionHealth)
     last_end: str | None = None
+    # What this process last wrote, so a pass that runs before the watch shows
+    # our own write does not write the same thing again.
+    written_status: dict[str, Any] | None = None
+    written_trials: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,9 @@ class Pass:
                 self.state.jobs_created.discard(name)
             has_job = job is not None or name in self.state.jobs_created
             status = trial.status or TrialStatus()
-            if not status.phase.is_finished:
+            if status.phase.is_finished:
+                self.state.written_trials.pop(name, None)
+            else:
                 metrics = await self._metrics_for(trial, job)
                 pods = [p.view for p in self.children.pods.get(name, ())]
                 new = derive_trial_status(
@@ -240,8 +246,11 @@ class Pass:
                     objective_metric=spec.objective.metric,
                 )
                 if new != status:
-                    patch = merge_patch(status.to_wire(), new.to_wire())
-                    await self.rt.kube.patch_trial_status(self.namespace, name, patch)
+                    wire = new.to_wire()
+                    if self.state.written_trials.get(name) != wire:
+                        patch = merge_patch(status.to_wire(), wire)
+                        await self.rt.kube.patch_trial_status(self.namespace, name, patch)
+                        self.state.written_trials[name] = wire
                     status = new
                     if new.phase.is_finished:
                         self.emit(*_finished_event(_view(trial, new, has_job)))
@@ -420,11 +429,11 @@ class Pass:
                     await self._render_failed(trial, str(error))
 
         final = self._plan(spec, views, previous)
-        if final.status_changed:
-            patch = merge_patch(
-                raw_status if isinstance(raw_status, dict) else {}, final.status.to_wire()
-            )
+        wire = final.status.to_wire()
+        if final.status_changed and wire != self.state.written_status:
+            patch = merge_patch(raw_status if isinstance(raw_status, dict) else {}, wire)
             await self.rt.kube.patch_experiment_status(self.namespace, self.name, patch)
+            self.state.written_status = wire
         self._report(final)
         return final
 

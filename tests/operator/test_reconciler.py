@@ -131,7 +131,11 @@ async def test_early_stopping_stops_the_named_running_trials():
     for job in driver.kube.jobs.values():  # running pods
         job["status"] = {"active": 1, "ready": 1}
     await driver.step()  # trials become Running
+    stop_calls = [e for e, _ in driver.backend.calls].count("stop")
+    await driver.step()  # nothing changed: the rule is not asked again
+    assert [e for e, _ in driver.backend.calls].count("stop") == stop_calls
     driver.backend.stop_names = ["exp-1"]
+    driver.kube.trials["exp-1"]["status"]["curve"] = [{"step": 1, "value": 0.9}]
     await driver.step()
     trial = driver.kube.trials["exp-1"]
     assert trial["status"]["phase"] == "EarlyStopped"

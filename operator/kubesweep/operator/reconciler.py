@@ -126,6 +126,8 @@ class ExperimentState:
     # What this process last wrote, so a pass that runs before the watch shows
     # our own write does not write the same thing again.
     written_status: dict[str, Any] | None = None
+    # The curves the early-stopping rule last judged: unchanged curves, same answer.
+    judged: tuple[Any, ...] | None = None
     written_trials: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -294,6 +296,14 @@ class Pass:
 
     async def early_stop(self, spec: ExperimentSpec, views: list[TrialView]) -> list[TrialView]:
         """Ask the early-stopping rule, then stop what it names."""
+        signature = tuple(
+            (v.name, v.phase.value, len(v.status.curve), v.status.curve[-1].step)
+            if v.status.curve
+            else (v.name, v.phase.value)
+            for v in views
+        )
+        if signature == self.state.judged:
+            return views
         key = self.uid or f"{self.namespace}/{self.name}"
         try:
             reply = await self.rt.suggestions.stop(key, stop_request(spec, self.uid, views))
@@ -301,6 +311,7 @@ class Pass:
             self._failing(error)
             return views
         self._healthy()
+        self.state.judged = signature
         decisions = [
             (str(d.get("name")), str(d.get("reason", ""))) for d in reply.get("stop") or []
         ]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from kubesweep.api import status
-from kubesweep.metrics import MAX_CURVE_POINTS, MAX_TRIAL_METRICS, MetricStats
+from kubesweep.api import Strategy, status
+from kubesweep.metrics import (
+    MAX_CURVE_POINTS,
+    MAX_TRIAL_METRICS,
+    MetricStats,
+    best_for,
+    objective_value,
+)
 from kubesweep.metrics.models import curve_points, metric_stats, metric_summaries
 
 
@@ -34,3 +40,12 @@ def test_metrics_and_collector_import_no_third_party_packages() -> None:
         [sys.executable, "-c", code], check=False, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_api_strategy_enum_drives_the_reduction() -> None:
+    stats = {"loss": MetricStats("loss", 0.2, 0.1, 0.9, 4, 5)}
+    assert objective_value(stats, "loss", Strategy.MIN) == 0.1
+    assert objective_value(stats, "loss", Strategy.MAX) == 0.9
+    assert objective_value(stats, "loss", Strategy.LATEST) == 0.2
+    assert best_for(Strategy.MIN) == "min"
+    assert best_for(Strategy.LATEST) is None

@@ -115,8 +115,10 @@ def objective_value(stats: Mapping[str, MetricStats], metric: str, strategy: str
 
 def best_for(strategy: str) -> Best:
     """The point a curve of a metric reduced by ``strategy`` must keep."""
-    if strategy in ("min", "max"):
-        return strategy  # type: ignore[return-value]
+    if strategy == "min":
+        return "min"
+    if strategy == "max":
+        return "max"
     return None
 
 

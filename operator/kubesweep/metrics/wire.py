@@ -24,7 +24,7 @@ Two messages cross the pod boundary:
       {"v": 1, "kind": "kubesweep.io/summary", "observed": 120, "dropped": 0,
        "truncated": false, "metrics": [{"name": "loss", "latest": 0.2, "min": 0.19,
        "max": 1.3, "step": 9, "count": 10}], "curveMetric": "loss",
-       "curve": [[0, 1.3], [9, 0.2]]}
+       "curve": [[0, 1.3], [9, 0.2]], "curveBest": "min"}
 
 Decoding validates everything and raises :class:`WireError` (a ``ValueError``)
 with a message fit for a 400 reply.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -355,6 +356,10 @@ async def test_repeat_requests_are_answered_from_the_cache(
     assert 'kubesweep_suggestion_cache_requests_total{endpoint="/v1/suggest",result="hit"} 1.0' in (
         text
     )
+    assert (  # hits are labelled with the algorithm too, though they skip the parse
+        'kubesweep_suggestion_request_duration_seconds_count{algorithm="random",'
+        'endpoint="/v1/suggest"} 3.0' in text
+    )
 
 
 async def test_requests_without_an_experiment_uid_are_not_cached(
@@ -446,13 +451,39 @@ def test_settings_come_from_flags_and_environment(monkeypatch: pytest.MonkeyPatc
         parse_settings(["--workers", "0"])
 
 
+def suggest_or_die(request: SuggestRequest) -> SuggestReply:
+    """Runs in a worker process: exits it abruptly when asked to, like an OOM kill."""
+    if "die" in request.algorithm.settings:
+        os._exit(3)
+    return SuggestReply(assignments=[Assignment(parameters={"lr": 0.01})] * request.count)
+
+
+def no_problems(*_: Any) -> list[str]:
+    return []
+
+
+def no_stops(_: StopRequest) -> StopReply:
+    return StopReply()
+
+
+async def test_a_dead_worker_is_503_and_the_pool_is_replaced() -> None:
+    engine = Engine(suggest=suggest_or_die, stop=no_stops, validate=no_problems)
+    app = create_app(Settings(executor="process", workers=1, cache_entries=0), engine=engine)
+    async with TestClient(TestServer(app)) as client:
+        body = suggest_body(algorithm={"name": "random", "settings": {"die": True}})
+        response = await client.post("/v1/suggest", json=body)
+        await error_of(response, 503)
+        response = await client.post("/v1/suggest", json=suggest_body())
+        assert response.status == 200, await response.text()
+
+
 # --- the real algorithms ------------------------------------------------------------------
 
 
-async def test_the_real_registry_in_a_process_pool() -> None:
-    """The default deployment: spawned worker processes running the registry's algorithms."""
+async def test_the_real_registry() -> None:
+    """The registry's algorithms behind the service (threads: processes cost seconds to start)."""
     pytest.importorskip("kubesweep.suggestion.registry")
-    app = create_app(Settings(executor="process", workers=1, cache_entries=0))
+    app = create_app(Settings(executor="thread", workers=1, cache_entries=0))
     async with TestClient(TestServer(app)) as client:
         body = suggest_body(count=4)
         first = await client.post("/v1/suggest", json=body)

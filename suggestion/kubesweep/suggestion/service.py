@@ -34,7 +34,7 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Literal, TypeVar
@@ -106,13 +106,29 @@ class Engine:
     suggest: SuggestFn
     stop: StopFn
     validate: ValidateFn
+    #: Loads what the functions import lazily, in each worker before traffic arrives.
+    prepare: Callable[[], None] | None = None
+
+
+def prepare_registry() -> None:
+    """Import every algorithm's module (scikit-learn, scipy) so no request pays for it."""
+    from kubesweep.api.experiment import AlgorithmName
+    from kubesweep.suggestion import registry
+
+    for name in AlgorithmName:
+        registry.available(name)
 
 
 def default_engine() -> Engine:
     """The algorithms of :mod:`kubesweep.suggestion.registry`."""
     from kubesweep.suggestion import registry
 
-    return Engine(suggest=registry.suggest, stop=registry.stop, validate=registry.validate)
+    return Engine(
+        suggest=registry.suggest,
+        stop=registry.stop,
+        validate=registry.validate,
+        prepare=prepare_registry,
+    )
 
 
 class ClientError(Exception):
@@ -195,9 +211,10 @@ def run_validate(engine: Engine, request: ValidateRequest) -> Outcome:
     return Outcome(body=_dump(ValidateReply(valid=not problems, problems=problems)))
 
 
-def warm_up() -> None:
-    """Import the algorithms (scikit-learn, scipy) in a fresh worker before traffic arrives."""
-    from kubesweep.suggestion import registry  # noqa: F401
+def warm_up(engine: Engine) -> None:
+    """Prepare a fresh worker; receiving ``engine`` already imported the modules it names."""
+    if engine.prepare is not None:
+        engine.prepare()
 
 
 def _dump(model: BaseModel) -> bytes:
@@ -329,20 +346,22 @@ class Service:
     async def start(self, _app: web.Application) -> None:
         """Start the workers; ready once each has imported the algorithms."""
         if self._executor is None:
-            workers = max(1, self.settings.workers)
-            if self.settings.executor == "process":
-                # spawn, not fork: the parent runs an event loop and threads.
-                self._executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-            else:
-                self._executor = ThreadPoolExecutor(workers, thread_name_prefix="suggest")
+            self._executor = self._new_executor()
         self._warm_up = asyncio.create_task(self._warm())
+
+    def _new_executor(self) -> Executor:
+        workers = max(1, self.settings.workers)
+        if self.settings.executor == "process":
+            # spawn, not fork: the parent runs an event loop and threads.
+            return ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        return ThreadPoolExecutor(workers, thread_name_prefix="suggest")
 
     async def _warm(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             await asyncio.gather(
                 *(
-                    loop.run_in_executor(self._executor, warm_up)
+                    loop.run_in_executor(self._executor, warm_up, self.engine)
                     for _ in range(max(1, self.settings.workers))
                 )
             )
@@ -372,9 +391,20 @@ class Service:
             )
         self._pending += 1
         self.telemetry.in_flight.set(self._pending)
+        executor = self._executor
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, job, self.engine, *args)
+            return await loop.run_in_executor(executor, job, self.engine, *args)
+        except BrokenExecutor:
+            # A worker died (killed for memory, most likely). Replace the pool once
+            # for everyone waiting on it; this request may be retried.
+            logger.exception("a worker died; starting a new pool")
+            if self._owns_executor and executor is self._executor and executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._new_executor()
+            raise ClientError(
+                503, ErrorKind.WORKER_LOST, "the worker computing this request died; retry"
+            ) from None
         finally:
             self._pending -= 1
             self.telemetry.in_flight.set(self._pending)
@@ -411,16 +441,15 @@ class Service:
         self.telemetry.cache_entries.set(len(self.cache))
         return reply.body
 
-    def _cached(self, endpoint: str, body: bytes) -> web.Response | None:
+    def _cached(self, endpoint: str, body: bytes) -> CachedReply | None:
         """A stored reply to these exact bytes, skipping even the parse."""
         if not self.cache.enabled:
             return None
         reply = self.cache.get(self.cache.fingerprint(endpoint, body))
-        if reply is None:
-            return None
-        self.telemetry.cache_result(endpoint, CacheResult.HIT)
-        self.telemetry.observe_trials(endpoint, reply.trials)
-        return _json_response(reply.body)
+        if reply is not None:
+            self.telemetry.cache_result(endpoint, CacheResult.HIT)
+            self.telemetry.observe_trials(endpoint, reply.trials)
+        return reply
 
     # handlers
 
@@ -432,7 +461,8 @@ class Service:
             body = await request.read()
             cached = self._cached(SUGGEST, body)
             if cached is not None:
-                return cached
+                algorithm = cached.algorithm
+                return _json_response(cached.body)
             parsed = parse(SuggestRequest, body)
             algorithm = parsed.algorithm.name.value
             self.telemetry.observe_trials(SUGGEST, len(parsed.trials))
@@ -457,10 +487,12 @@ class Service:
             body = await request.read()
             cached = self._cached(STOP, body)
             if cached is not None:
-                return cached
+                rule = cached.algorithm
+                return _json_response(cached.body)
             parsed = parse(StopRequest, body)
+            # The stopping rule decides, or else a stop-based algorithm (asha).
             stopping = parsed.early_stopping
-            rule = stopping.name.value if stopping is not None else "none"
+            rule = stopping.name.value if stopping is not None else parsed.algorithm.name.value
             self.telemetry.observe_trials(STOP, len(parsed.trials))
             _refuse_space(parsed.space)
             reply = await self._answer(

@@ -61,6 +61,7 @@ class ErrorKind(StrEnum):
     TOO_LARGE = "too_large"  # body over the size limit
     NOT_FOUND = "not_found"  # unknown path or method
     OVERLOADED = "overloaded"  # too many requests queued for the workers
+    WORKER_LOST = "worker_lost"  # a worker process died computing the request
     INTERNAL = "internal"  # a bug: logged with its traceback
 
 

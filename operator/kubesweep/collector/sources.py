@@ -146,9 +146,18 @@ class TfEventSource:
     tags with that path, so ``train/…/loss`` and ``val/…/loss`` stay apart.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(
+        self,
+        directory: str,
+        *,
+        rescan_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.directory = directory
         self._files: dict[str, _EventFile] = {}
+        self._rescan_seconds = rescan_seconds
+        self._clock = clock
+        self._next_scan = float("-inf")
 
     def _discover(self) -> None:
         if os.path.isfile(self.directory):
@@ -167,7 +176,10 @@ class TfEventSource:
                     self._files[path] = _EventFile(path, prefix)
 
     def poll(self, *, final: bool = False) -> Parsed:
-        self._discover()
+        now = self._clock()
+        if final or now >= self._next_scan:  # walking a checkpoint-laden tree is not free
+            self._next_scan = now + self._rescan_seconds
+            self._discover()
         parts: list[Parsed] = []
         for event_file in self._files.values():
             try:

@@ -9,6 +9,8 @@ Which cluster
 - ``KUBESWEEP_E2E_KUBECONFIG=/path/to/kubeconfig``: use that cluster (kind, a
   real one) and start nothing. ``KUBECONFIG`` alone is deliberately *not* used,
   so a developer's everyday cluster is never touched by accident.
+- ``KUBESWEEP_E2E_KEEP=1``: leave a cluster this session started running (to
+  look around with ``e2e/cluster/kubectl``; ``make dev-cluster-down`` stops it).
 
 Every test under ``e2e/`` gets the ``e2e`` marker; ``pytest tests/`` never loads
 this file and needs no cluster.
@@ -43,6 +45,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -52,6 +55,10 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+
+# e2e/ holds the harness packages (cluster, node) and the helpers tests import
+# from this module; put it on sys.path whatever pytest's import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster import local
 from cluster.kube import JSON, ApiError, Kube, path_for
@@ -164,7 +171,7 @@ def cluster() -> Iterator[Cluster]:
     try:
         yield Cluster(info.kubeconfig, info.client(), info.kubectl, info.helm, info)
     finally:
-        if not reuse:
+        if not reuse and not os.environ.get("KUBESWEEP_E2E_KEEP"):
             local.down()
 
 

@@ -14,10 +14,11 @@ import statistics
 import sys
 import time
 
-from kubesweep.api.experiment import AlgorithmName
+from kubesweep.api.experiment import Algorithm, AlgorithmName, EarlyStopping
+from kubesweep.api.status import CurvePoint
 from kubesweep.suggestion import registry
-from kubesweep.suggestion.contract import ObservedTrial, SuggestRequest, TrialState
-from tests.suggestion.helpers import observe, request
+from kubesweep.suggestion.contract import ObservedTrial, StopRequest, SuggestRequest, TrialState
+from tests.suggestion.helpers import observe, request, space_for
 
 SIZES = (1_000, 10_000)
 REPEATS = 7
@@ -56,14 +57,64 @@ def measure(name: AlgorithmName, size: int) -> tuple[float, float]:
     return statistics.median(times), max(times)
 
 
+def curves(size: int, points: int = 20) -> list[ObservedTrial]:
+    """``size`` trials with objective curves, the last 100 still running."""
+    out = []
+    for i in range(size):
+        running = i >= size - 100
+        length = 1 + i % points if running else points
+        curve = [CurvePoint(step=s + 1, value=1.0 / (s + 1) + (i % 17) / 17) for s in range(length)]
+        out.append(
+            ObservedTrial(
+                name=f"t{i}",
+                parameters={"lr": 0.01},
+                fidelity=27,
+                state=TrialState.PENDING if running else TrialState.COMPLETED,
+                value=None if running else curve[-1].value,
+                intermediate=curve,
+            )
+        )
+    return out
+
+
+def measure_stop(kind: str, size: int) -> tuple[float, float]:
+    """Median and maximum seconds of one stop call (median rule or asha stopping)."""
+    trials = curves(size)
+    if kind == "median":
+        req = StopRequest(
+            space=space_for(AlgorithmName.RANDOM),
+            early_stopping=EarlyStopping(),
+            trials=trials,
+        )
+    else:
+        req = StopRequest(
+            space=space_for(AlgorithmName.ASHA),
+            algorithm=Algorithm(name=AlgorithmName.ASHA, settings={"mode": "stopping"}),
+            trials=trials,
+        )
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        registry.stop(req)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), max(times)
+
+
 def main(argv: list[str]) -> None:
     """Print a table of latencies for the named (default: all available) algorithms."""
-    names = [AlgorithmName(a) for a in argv] or [n for n in AlgorithmName if registry.available(n)]
+    names = [AlgorithmName(a) for a in argv if a != "stop"] or [
+        n for n in AlgorithmName if registry.available(n)
+    ]
     print(f"{'algorithm':<10} {'trials':>7} {'median ms':>10} {'max ms':>8}")
     for name in names:
         for size in SIZES:
             median, worst = measure(name, size)
             print(f"{name.value:<10} {size:>7} {median * 1e3:>10.1f} {worst * 1e3:>8.1f}")
+    if not argv or "stop" in argv:
+        for kind in ("median", "asha-stop"):
+            for size in SIZES:
+                median, worst = measure_stop(kind, size)
+                print(f"{kind:<10} {size:>7} {median * 1e3:>10.1f} {worst * 1e3:>8.1f}")
 
 
 if __name__ == "__main__":

@@ -37,8 +37,6 @@ import bisect
 import math
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from kubesweep.api.experiment import Direction, ParameterValue
 from kubesweep.api.status import CurvePoint
 from kubesweep.suggestion.algorithms.hyperband import (
@@ -214,7 +212,7 @@ class Asha:
 
 def _values_at(curve: Sequence[CurvePoint], gates: Sequence[float]) -> list[float | None]:
     """The curve's latest finite value at or before each gate it reached, else None."""
-    points = [(p.step, p.value) for p in curve if np.isfinite(p.value)]
+    points = [(p.step, p.value) for p in curve if math.isfinite(p.value)]
     if not points:
         return [None for _ in gates]
     points.sort()

@@ -20,6 +20,7 @@ Settings:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -49,46 +50,57 @@ class MedianStopping:
     def decide(self, history: History) -> list[StopDecision]:
         """Pending trials whose best value so far is worse than the completed trials' median."""
         sign = 1.0 if history.direction is Direction.MINIMIZE else -1.0
-        ids: list[np.ndarray] = []
-        steps: list[np.ndarray] = []
-        means: list[np.ndarray] = []
+        # Completed curves, flattened: trial number, step, loss; one pass in Python,
+        # the rest in numpy (curves hold up to a few hundred points each).
+        steps: list[int] = []
+        raw: list[float] = []
+        lengths: list[int] = []
         running: list[tuple[str, int, float]] = []
-        completed = 0
+        isfinite = math.isfinite
         for trial in history.trials:
-            curve = [(p.step, sign * p.value) for p in trial.intermediate if np.isfinite(p.value)]
+            curve = trial.intermediate
             if not curve:
                 continue
-            curve.sort()
             if trial.state is TrialState.COMPLETED:
-                s = np.array([c[0] for c in curve], dtype=np.int64)
-                v = np.array([c[1] for c in curve])
-                ids.append(np.full(len(s), completed, dtype=np.int64))
-                steps.append(s)
-                means.append(np.cumsum(v) / np.arange(1, len(v) + 1))
-                completed += 1
+                steps += [p.step for p in curve]
+                raw += [p.value for p in curve]
+                lengths.append(len(curve))
             elif trial.state is TrialState.PENDING:
-                step = curve[-1][0]
-                if step >= self.start_step:
-                    running.append((trial.name, step, min(c[1] for c in curve)))
+                points = [(p.step, sign * p.value) for p in curve if isfinite(p.value)]
+                if points:
+                    step = max(points)[0]
+                    if step >= self.start_step:
+                        running.append((trial.name, step, min(v for _, v in points)))
+        completed = len(lengths)
         if completed < self.min_trials or not running:
             return []
-        all_ids = np.concatenate(ids)
-        all_steps = np.concatenate(steps)
-        all_means = np.concatenate(means)
-        # Composite sort key: trial id major, step minor (curves are sorted already).
-        span = int(max(all_steps.max(), *(step for _, step, _ in running))) + 1
-        low = int(min(all_steps.min(), 0))
-        composite = all_ids * (span - low + 1) + (all_steps - low)
+        ids = np.repeat(np.arange(completed), lengths)
+        all_steps = np.asarray(steps, dtype=np.int64)
+        values = sign * np.asarray(raw, dtype=float)
+        keep = np.isfinite(values)
+        order = np.lexsort((all_steps[keep], ids[keep]))
+        all_ids, all_steps, values = ids[keep][order], all_steps[keep][order], values[keep][order]
+        if len(values) == 0:
+            return []
+        # Running average of each curve at each of its points: group-wise cumulative mean.
         firsts = np.searchsorted(all_ids, np.arange(completed))
+        totals = np.cumsum(values)
+        before = np.where(firsts > 0, totals[np.maximum(firsts - 1, 0)], 0.0)[all_ids]
+        position = np.arange(len(values)) - firsts[all_ids] + 1
+        means = (totals - before) / position
+        # Composite sort key: trial number major, step minor (each curve is sorted).
+        low = int(min(int(all_steps.min()), 0))
+        span = int(max(int(all_steps.max()), *(step for _, step, _ in running))) - low + 2
+        composite = all_ids * span + (all_steps - low)
         medians: dict[int, float | None] = {}
         for step in {step for _, step, _ in running}:
-            probes = np.arange(completed) * (span - low + 1) + (step - low)
+            probes = np.arange(completed) * span + (step - low)
             index = np.searchsorted(composite, probes, side="right") - 1
             valid = index >= firsts
             if int(valid.sum()) < self.min_trials:
                 medians[step] = None
                 continue
-            medians[step] = float(np.median(all_means[index[valid]]))
+            medians[step] = float(np.median(means[index[valid]]))
         out = []
         for name, step, best in running:
             median = medians[step]

@@ -466,7 +466,7 @@ def _error_cases() -> list[tuple[str, Bend, dict[str, Any], str]]:
             "metrics file in /",
             _metrics(source="json", path="/metrics.jsonl"),
             {},
-            r"metrics\.path: the metrics file may not sit in /",
+            r"mount the metrics volume over /, which the container needs",
         ),
         (
             "metrics dir already mounted",
@@ -476,6 +476,18 @@ def _error_cases() -> list[tuple[str, Bend, dict[str, Any], str]]:
             ),
             {},
             r"/data is already a volume mount of the primary container",
+        ),
+        (
+            "metrics dir is a system directory",
+            _metrics(source="file", path="/etc/metrics.txt"),
+            {},
+            r"over /etc, which the container needs",
+        ),
+        (
+            "relative path escapes the volume",
+            _metrics(source="json", path="../etc/m.jsonl"),
+            {},
+            r"relative path '\.\./etc/m\.jsonl' leaves /kubesweep",
         ),
         ("no uid", None, {"uid": None}, r"has no metadata\.uid"),
         (

@@ -21,6 +21,36 @@ from kubesweep.rendering.settings import COLLECTOR_NAME, METRICS_DIR, METRICS_VO
 ENV_PREFIX = "KUBESWEEP_"
 
 _PATH_SOURCES = (MetricsSource.FILE, MetricsSource.JSON, MetricsSource.TFEVENT)
+#: Directories the shared volume may never be mounted over: it would hide what the
+#: image (or the kernel) keeps there and break the container.
+_SYSTEM_DIRS = frozenset(
+    {
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/sys",
+        "/usr",
+        "/usr/bin",
+        "/usr/lib",
+        "/usr/local",
+        "/usr/local/bin",
+        "/usr/local/lib",
+        "/usr/sbin",
+        "/var",
+    }
+)
+_KERNEL_TREES = ("/proc/", "/sys/", "/dev/")
 _POD = "trialTemplate.job.template.spec"
 
 
@@ -67,6 +97,32 @@ def _objects(items: Any) -> list[Mapping[str, Any]]:
     return [item for item in items if isinstance(item, Mapping)]
 
 
+def _metrics_path_problems(spec: ExperimentSpec, primary: Mapping[str, Any]) -> list[str]:
+    given = spec.trial_template.metrics.path
+    if given is None or spec.trial_template.metrics.source not in _PATH_SOURCES:
+        return []
+    if not given.startswith("/") and not (metrics_path(spec) or "").startswith(METRICS_DIR + "/"):
+        return [
+            f"trialTemplate.metrics.path: the relative path {given!r} leaves /kubesweep; "
+            "give a path inside it (such as metrics.jsonl) or an absolute one"
+        ]
+    extra = extra_mount_dir(spec)
+    if extra is None:
+        return []
+    if extra in _SYSTEM_DIRS or extra.startswith(_KERNEL_TREES):
+        return [
+            f"trialTemplate.metrics.path: kubesweep would mount the metrics volume over "
+            f"{extra}, which the container needs; write the metrics under /kubesweep, or "
+            "give a relative path (taken in /kubesweep)"
+        ]
+    if extra in {m.get("mountPath") for m in _objects(primary.get("volumeMounts"))}:
+        return [
+            f"trialTemplate.metrics.path: {extra} is already a volume mount of the primary "
+            "container; write the metrics under /kubesweep or give a relative path"
+        ]
+    return []
+
+
 def check_template(spec: ExperimentSpec) -> list[str]:
     """Every reason the spec's trials could not be rendered, one message each."""
     problems = check_placeholders(spec)
@@ -103,19 +159,7 @@ def check_template(spec: ExperimentSpec) -> list[str]:
                 "Kubernetes cannot wrap an image's ENTRYPOINT it does not know; set command "
                 "(and args), or use another metrics source"
             )
-        extra = extra_mount_dir(spec)
-        if extra == "/":
-            problems.append(
-                "trialTemplate.metrics.path: the metrics file may not sit in /; put it in a "
-                "directory such as /kubesweep/, or give a relative path (taken in /kubesweep)"
-            )
-        elif extra is not None and extra in {
-            m.get("mountPath") for m in _objects(primary.get("volumeMounts"))
-        }:
-            problems.append(
-                f"trialTemplate.metrics.path: {extra} is already a volume mount of the primary "
-                "container; write the metrics under /kubesweep or give a relative path"
-            )
+        problems += _metrics_path_problems(spec, primary)
 
     names = [p.name for p in spec.parameters]
     if spec.fidelity is not None:

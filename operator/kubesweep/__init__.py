@@ -13,7 +13,8 @@ from __future__ import annotations
 from pkgutil import extend_path
 from typing import Any
 
-__path__ = extend_path(__path__, __name__)
+# In place, so that the module's spec lists both folders too (import-linter reads it).
+__path__[:] = extend_path(__path__, __name__)
 
 __all__ = ["Client", "report"]
 

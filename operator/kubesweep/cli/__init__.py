@@ -1,0 +1,1 @@
+"""The ``kubesweep`` command and the Python client for notebooks."""

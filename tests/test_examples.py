@@ -205,3 +205,35 @@ def test_gpu_trainer_refuses_a_cpu_and_trains_with_allow_cpu(
     assert torch_digits_gpu.main(["--epochs=2", "--channels=4", "--allow-cpu"]) == 0
     parsed = parse_text(capsys.readouterr().out.splitlines())
     assert {(o.name, o.step) for o in parsed.observations} >= {("val_loss", 2), ("accuracy", 2)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("extra", "code"), [(["--epochs=1"], 0), (["--epochs=bogus"], 2)])
+def test_wrapped_stdout_trainer_keeps_its_exit_code_and_tees_its_metrics(
+    tmp_path: Path, extra: list[str], code: int
+) -> None:
+    """The rendered command line, run as the process node would, from the repository root."""
+    import os
+    import subprocess
+    import sys
+
+    experiment = dict(EXPERIMENTS)["examples/random.yaml"]
+    container = render(experiment)["spec"]["template"]["spec"]["containers"][0]
+    log = tmp_path / "stdout.log"
+    args = [str(log) if a == "/kubesweep/stdout.log" else a for a in container["args"]]
+    assert args[1] == "python"
+    args[1] = sys.executable
+    done = subprocess.run(
+        [*container["command"], *args, *extra],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == code, done.stdout
+    assert log.read_text() == done.stdout
+    if code == 0:
+        parsed = parse_text(log.read_text().splitlines())
+        assert {o.name for o in parsed.observations} == {"val_loss", "accuracy"}

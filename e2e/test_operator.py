@@ -8,6 +8,7 @@ metrics they report are known exactly.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -21,16 +22,21 @@ from conftest import IMAGE, Cluster, wait_for
 from stack import REPO, Stack
 
 API = "kubesweep.io/v1alpha1"
-#: loss = (x - 0.3)^2, printed after an optional sleep; exits with the given code.
+#: loss = (x - 0.3)^2, printed after a sleep; exits with the given code. The sleep gives
+#: the collector sidecar (a Python process) time to start before the trainer ends.
 PROGRAM = (
     "import sys, time; x = float(sys.argv[1]); time.sleep(float(sys.argv[2])); "
     "print(f'loss={(x - 0.3) ** 2:.6f}', flush=True); sys.exit(int(sys.argv[3]))"
 )
 
 
+#: CRDs to install; ``KUBESWEEP_E2E_CRDS`` points at another directory (e.g. fresh from crdgen).
+CRDS = Path(os.environ.get("KUBESWEEP_E2E_CRDS", REPO / "crds"))
+
+
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     log_dir = Path(tmp_path_factory.mktemp("operator-logs"))
     with Stack(cluster.kubeconfig, log_dir) as running:
         yield running
@@ -40,7 +46,7 @@ def experiment(
     name: str,
     budget: dict[str, Any],
     *,
-    sleep: float = 0.0,
+    sleep: float = 2.0,
     exit_code: int = 0,
     target: float | None = None,
 ) -> dict[str, Any]:
@@ -99,6 +105,15 @@ def wait_end(cluster: Cluster, namespace: str, name: str, timeout: float = 240) 
     return wait_for(lambda: ended(cluster, namespace, name), timeout, 1.0, what=f"{name} to end")
 
 
+def describe(cluster: Cluster, namespace: str) -> str:
+    """Experiments and trials of the namespace, for assertion messages."""
+    lines = [
+        str(e.get("status")) for e in cluster.kube.list(path_for(API, "experiments", namespace))
+    ]
+    lines += [f"{t['metadata']['name']}: {t.get('status')}" for t in trials(cluster, namespace)]
+    return "\n".join(lines)
+
+
 def end_condition(status: dict[str, Any]) -> dict[str, Any]:
     return next(c for c in status["conditions"] if c["type"] in ("Succeeded", "Failed"))
 
@@ -106,7 +121,7 @@ def end_condition(status: dict[str, Any]) -> dict[str, Any]:
 def test_sweep_succeeds_with_max_trials_and_the_best_trial(cluster, namespace, apply, stack):
     apply(experiment("sweep", {"maxTrials": 4, "parallelTrials": 2}))
     status = wait_end(cluster, namespace, "sweep")
-    assert end_condition(status)["type"] == "Succeeded"
+    assert end_condition(status)["type"] == "Succeeded", describe(cluster, namespace)
     assert end_condition(status)["reason"] == "MaxTrialsReached"
     assert status["trials"]["created"] == 4
     assert status["trials"]["succeeded"] == 4

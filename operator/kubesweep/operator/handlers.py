@@ -165,11 +165,20 @@ class Operator:
                 operator.runtime = await build_runtime(operator.config)
             operator.runtime.intake.start()
 
+        @kopf.on.login(id="login", registry=reg)
+        def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+            # A private registry has none of kopf's default login handlers.
+            info: kopf.ConnectionInfo | None = kopf.login_with_service_account(
+                **kwargs
+            ) or kopf.login_with_kubeconfig(**kwargs)
+            return info
+
         @kopf.on.cleanup(id="cleanup", registry=reg)
         async def cleanup(**_: Any) -> None:
             if operator.runtime is not None:
                 await operator.runtime.intake.stop()
                 await operator.runtime.suggestions.close()
+                await operator.runtime.close()
 
         @kopf.on.probe(id="experiments", registry=reg)
         def probe(**_: Any) -> int:

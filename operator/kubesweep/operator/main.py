@@ -68,7 +68,7 @@ async def build_runtime(config: OperatorConfig) -> Runtime:
         flush_seconds=config.intake_flush_seconds,
         metrics=metrics,
     )
-    runner = web.AppRunner(intake.app())
+    runner = web.AppRunner(intake.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.intake_host, config.intake_port).start()
     logger.info("metrics intake listening on %s:%d", config.intake_host, config.intake_port)
@@ -76,7 +76,7 @@ async def build_runtime(config: OperatorConfig) -> Runtime:
         from prometheus_client import start_http_server
 
         start_http_server(config.metrics_port, registry=metrics.registry)
-    return Runtime(
+    runtime = Runtime(
         kube=kube,
         suggestions=SuggestionClient(backend, metrics),
         intake=intake,
@@ -90,6 +90,8 @@ async def build_runtime(config: OperatorConfig) -> Runtime:
         metrics=metrics,
         stall_after=timedelta(seconds=config.stall_after_seconds),
     )
+    runtime.closers += [runner.cleanup, kube.api.close]
+    return runtime
 
 
 async def run(config: OperatorConfig) -> None:
@@ -116,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if level.upper() != "DEBUG":
+        # kopf reports every successful handler call at INFO: one line per watch event.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(run(config))
 
 

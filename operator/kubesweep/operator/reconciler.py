@@ -20,7 +20,7 @@ remembered except suggestion backoff and trials created but not yet indexed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -113,6 +113,12 @@ class Runtime:
     token_key: bytes
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     stall_after: timedelta = timedelta(seconds=60)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Release what :func:`~kubesweep.operator.main.build_runtime` opened."""
+        for closer in self.closers:
+            await closer()
 
 
 @dataclass

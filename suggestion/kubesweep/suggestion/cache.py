@@ -34,6 +34,9 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: Replies kept per experiment; histories grow, so older ones rarely recur.
 DEFAULT_PER_EXPERIMENT = 4
@@ -70,7 +73,7 @@ class ReplyCache:
         self._experiments: OrderedDict[str, OrderedDict[str, CachedReply]] = OrderedDict()
         self._index: dict[str, str] = {}  # fingerprint -> experiment UID
         self._bytes = 0
-        self._in_flight: dict[str, asyncio.Future[CachedReply]] = {}
+        self._in_flight: dict[str, asyncio.Future[Any]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -129,23 +132,25 @@ class ReplyCache:
             del self._experiments[experiment]
 
     async def compute_once(
-        self, fingerprint: str, compute: Callable[[], Awaitable[CachedReply]]
-    ) -> tuple[CachedReply, bool]:
-        """Compute a reply, or join the identical computation already running.
+        self, fingerprint: str, compute: Callable[[], Awaitable[T]]
+    ) -> tuple[T, bool]:
+        """Compute, or join the identical computation already running (single flight).
 
-        Returns the reply and whether it was shared with a computation started by
-        another request. The reply is stored when the cache is enabled; a failure
-        reaches every waiter and stores nothing.
+        Returns the result and whether it was shared with a computation started
+        by another request. Storing the result is the caller's decision (only
+        successful replies of requests with an experiment UID are stored); a
+        failure reaches every waiter.
         """
         running = self._in_flight.get(fingerprint)
         if running is not None:
             # Shielded: one waiter giving up (client disconnect) must not cancel the
             # computation the others wait for.
-            return await asyncio.shield(running), True
-        future: asyncio.Future[CachedReply] = asyncio.get_running_loop().create_future()
+            result: T = await asyncio.shield(running)
+            return result, True
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._in_flight[fingerprint] = future
         try:
-            reply = await compute()
+            result = await compute()
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -155,6 +160,5 @@ class ReplyCache:
             raise
         finally:
             del self._in_flight[fingerprint]
-        future.set_result(reply)
-        self.put(fingerprint, reply)
-        return reply, False
+        future.set_result(result)
+        return result, False

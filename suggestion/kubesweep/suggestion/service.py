@@ -1,21 +1,23 @@
 """The suggestion service: the algorithms behind an HTTP/JSON API.
 
 This module is the thin I/O edge around the pure algorithms of
-:mod:`kubesweep.suggestion.registry`. It parses and validates requests, runs the
-algorithm in a worker, and classifies every failure once, here:
+:mod:`kubesweep.suggestion.registry`. It hands each request body to a worker,
+which parses, validates and computes, and it classifies every failure once, here:
 
 * a body that is not a JSON object is ``400``; one of the wrong shape (types,
   unknown or missing fields) or with settings the algorithm refuses is ``422``;
   both carry ``{"error", "problems"}`` where each problem names its field;
-* a body over the size limit is ``413``; a full work queue is ``503`` with
-  ``Retry-After`` (a temporary condition the operator retries);
+* a body over the size limit is ``413``; a full work queue, or a worker that
+  died, is ``503`` (temporary conditions the operator retries);
 * anything else is a bug in the service: ``500``, with the traceback in the log.
 
 No client input may produce a 5xx; the schemathesis suite checks that.
 
 Algorithm work is CPU-bound (a Gaussian-process fit, a TPE density estimate over
-thousands of trials), so it runs in an executor, never on the event loop: the
-probes and ``/metrics`` stay responsive while a worker computes. A process pool
+thousands of trials), and so is validating a body of many thousands of trials;
+both run in an executor, never on the event loop, so the probes and ``/metrics``
+stay responsive while a worker computes. The event loop only reads the body and
+hashes it for the cache. A process pool
 (the default) gives real parallelism and isolation from the GIL; a thread pool is
 lighter and suits tests and small deployments. The number of queued computations
 is bounded so that a burst is refused early rather than answered after the
@@ -37,7 +39,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -145,14 +147,45 @@ class ClientError(Exception):
 
 
 @dataclass(frozen=True)
+class Labels:
+    """What the metrics and the cache need to know of a request, once it is parsed."""
+
+    experiment: str | None = None
+    algorithm: str = "unknown"
+    trials: int | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """What a worker hands back: the serialized reply, or the problems that refused it."""
+    """What a worker hands back (plain values, so it crosses a process boundary).
 
-    body: bytes | None = None
+    Either a serialized reply (``kind`` None) or a refusal, and in both cases the
+    labels the metrics need, known only once the body is parsed.
+    """
+
+    body: bytes = b""
+    status: int = 200
+    kind: ErrorKind | None = None
+    error: str = ""
     problems: list[str] = field(default_factory=list)
+    labels: Labels = Labels()
+
+    @classmethod
+    def refused(cls, error: ClientError, labels: Labels | None = None) -> Outcome:
+        """The outcome of a request refused with ``error``."""
+        return cls(
+            status=error.status,
+            kind=error.kind,
+            error=error.error,
+            problems=error.problems,
+            labels=labels or Labels(),
+        )
 
 
-# --- work done in the executor (module-level functions: picklable) -------------------
+# --- work done in a worker: module-level functions, picklable ---------------------------
+#
+# Parsing runs here too, not on the event loop: validating a body of 100,000
+# trials takes seconds, during which the probes would go unanswered.
 
 
 def _finite(value: object) -> bool:
@@ -171,44 +204,87 @@ def _check_assignments(reply: SuggestReply, count: int) -> None:
             raise RuntimeError(f"algorithm returned a non-finite value: {assignment}")
 
 
-def run_suggest(engine: Engine, request: SuggestRequest) -> Outcome:
-    """Validate the space and settings, then suggest; runs in a worker."""
+def _engine_problems(
+    engine: Engine, space: SearchSpace, algorithm: Algorithm, stopping: EarlyStopping | None
+) -> list[str]:
+    """Every problem the service and the algorithms find with a space and its settings."""
+    problems = space_problems(space)
+    if problems:
+        return problems
     try:
-        problems = engine.validate(request.space, request.algorithm, None)
-        if problems:
-            return Outcome(problems=problems)
-        reply = engine.suggest(request)
+        return engine.validate(space, algorithm, stopping)
     except SettingsError as error:
-        return Outcome(problems=[str(error)])
+        return [str(error)]
     except SpaceError as error:
-        return Outcome(problems=error.problems)
+        return error.problems
+
+
+def _settings_refused(problems: Sequence[str], labels: Labels) -> Outcome:
+    error = ClientError(
+        422,
+        ErrorKind.INVALID_SETTINGS,
+        "the algorithm refuses the space or its settings",
+        _limited(problems),
+    )
+    return Outcome.refused(error, labels)
+
+
+def handle_suggest(engine: Engine, body: bytes) -> Outcome:
+    """Parse, validate the space and settings, then suggest."""
+    try:
+        request = parse(SuggestRequest, body)
+    except ClientError as error:
+        return Outcome.refused(error)
+    labels = Labels(request.experiment_uid, request.algorithm.name.value, len(request.trials))
+    problems = _engine_problems(engine, request.space, request.algorithm, None)
+    if not problems:
+        try:
+            reply = engine.suggest(request)
+        except SettingsError as error:
+            problems = [str(error)]
+        except SpaceError as error:
+            problems = error.problems
+    if problems:
+        return _settings_refused(problems, labels)
     _check_assignments(reply, request.count)
-    return Outcome(body=_dump(reply))
+    return Outcome(body=_dump(reply), labels=labels)
 
 
-def run_stop(engine: Engine, request: StopRequest) -> Outcome:
-    """Validate the space and the stopping rule, then decide; runs in a worker."""
+def handle_stop(engine: Engine, body: bytes) -> Outcome:
+    """Parse, validate the space and the stopping rule, then decide."""
     try:
-        problems = engine.validate(request.space, request.algorithm, request.early_stopping)
-        if problems:
-            return Outcome(problems=problems)
-        reply = engine.stop(request)
-    except SettingsError as error:
-        return Outcome(problems=[str(error)])
-    except SpaceError as error:
-        return Outcome(problems=error.problems)
-    return Outcome(body=_dump(reply))
+        request = parse(StopRequest, body)
+    except ClientError as error:
+        return Outcome.refused(error)
+    # The stopping rule decides, or else a stop-based algorithm (asha).
+    stopping = request.early_stopping
+    rule = stopping.name.value if stopping else request.algorithm.name.value
+    labels = Labels(request.experiment_uid, rule, len(request.trials))
+    problems = _engine_problems(engine, request.space, request.algorithm, stopping)
+    if not problems:
+        try:
+            reply = engine.stop(request)
+        except SettingsError as error:
+            problems = [str(error)]
+        except SpaceError as error:
+            problems = error.problems
+    if problems:
+        return _settings_refused(problems, labels)
+    return Outcome(body=_dump(reply), labels=labels)
 
 
-def run_validate(engine: Engine, request: ValidateRequest) -> Outcome:
-    """Check a space and settings; problems are the answer, not an error; runs in a worker."""
+def handle_validate(engine: Engine, body: bytes) -> Outcome:
+    """Parse and check; problems with values are the answer (200), not a refusal."""
     try:
-        problems = engine.validate(request.space, request.algorithm, request.early_stopping)
-    except SettingsError as error:
-        problems = [str(error)]
-    except SpaceError as error:
-        problems = error.problems
-    return Outcome(body=_dump(ValidateReply(valid=not problems, problems=problems)))
+        request = parse(ValidateRequest, body)
+    except ClientError as error:
+        details = error.details if isinstance(error, InvalidBodyError) else []
+        if details and all(e["type"] in SEMANTIC_ERROR_TYPES for e in details):
+            return Outcome(body=_dump(ValidateReply(valid=False, problems=error.problems)))
+        return Outcome.refused(error)
+    problems = _engine_problems(engine, request.space, request.algorithm, request.early_stopping)
+    reply = ValidateReply(valid=not problems, problems=_limited(problems))
+    return Outcome(body=_dump(reply), labels=Labels(algorithm=request.algorithm.name.value))
 
 
 def warm_up(engine: Engine) -> None:
@@ -236,6 +312,28 @@ def _limited(problems: Sequence[str]) -> list[str]:
     return [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more"]
 
 
+class InvalidBodyError(ClientError):
+    """A body pydantic refused, with its error details (kept to tell shape from values)."""
+
+    def __init__(self, model: type[BaseModel], error: ValidationError) -> None:
+        self.details = error.errors(include_url=False, include_input=False)
+        problems = _limited([_problem(e) for e in self.details])
+        not_json = any(e["type"] == "json_invalid" for e in self.details)
+        first = self.details[0] if self.details else None
+        not_object = (
+            len(self.details) == 1 and first is not None and first["type"] == "model_type"
+        ) and not first["loc"]
+        if not_json or not_object:
+            super().__init__(400, ErrorKind.BAD_JSON, "the body must be a JSON object", problems)
+        else:
+            super().__init__(
+                422,
+                ErrorKind.INVALID_REQUEST,
+                f"the request is not a valid {model.__name__}",
+                problems,
+            )
+
+
 def parse(model: type[ModelT], body: bytes) -> ModelT:
     """Validate a body strictly (no string-to-number coercion): what the schema says, no more.
 
@@ -248,20 +346,7 @@ def parse(model: type[ModelT], body: bytes) -> ModelT:
     try:
         return model.model_validate_json(body, strict=True)
     except ValidationError as error:
-        raise refusal(model, error) from None
-
-
-def refusal(model: type[BaseModel], error: ValidationError) -> ClientError:
-    """The 400 (not a JSON object) or 422 (wrong shape or values) for a validation error."""
-    details = error.errors(include_url=False, include_input=False)
-    problems = _limited([_problem(e) for e in details])
-    not_json = any(e["type"] == "json_invalid" for e in details)
-    not_object = len(details) == 1 and details[0]["type"] == "model_type" and not details[0]["loc"]
-    if not_json or not_object:
-        return ClientError(400, ErrorKind.BAD_JSON, "the body must be a JSON object", problems)
-    return ClientError(
-        422, ErrorKind.INVALID_REQUEST, f"the request is not a valid {model.__name__}", problems
-    )
+        raise InvalidBodyError(model, error) from None
 
 
 def space_problems(space: SearchSpace, prefix: str = "space") -> list[str]:
@@ -288,20 +373,12 @@ def space_problems(space: SearchSpace, prefix: str = "space") -> list[str]:
                 problems.append(f"{at}.step: too small for the bounds; raise it")
         for position, value in enumerate(parameter.values or ()):
             if not _finite(value):
-                problems.append(
-                    f"{prefix}.parameters.{index}.values.{position}: must be a finite number"
-                )
+                problems.append(f"{at}.values.{position}: must be a finite number")
     if space.fidelity is not None:
         for name in ("min", "max", "eta"):
             if not _finite(getattr(space.fidelity, name)):
                 problems.append(f"{prefix}.fidelity.{name}: must be a finite number")
     return problems
-
-
-def _refuse_space(space: SearchSpace) -> None:
-    problems = space_problems(space)
-    if problems:
-        raise ClientError(422, ErrorKind.INVALID_REQUEST, "the search space is invalid", problems)
 
 
 # --- the application -------------------------------------------------------------------
@@ -383,7 +460,7 @@ class Service:
 
     # the work queue
 
-    async def _run(self, job: Callable[..., Outcome], *args: Any) -> Outcome:
+    async def _run(self, job: Callable[[Engine, bytes], Outcome], body: bytes) -> Outcome:
         limit = max(1, self.settings.workers) + self.settings.max_queue
         if self._pending >= limit:
             raise ClientError(
@@ -394,7 +471,7 @@ class Service:
         executor = self._executor
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(executor, job, self.engine, *args)
+            return await loop.run_in_executor(executor, job, self.engine, body)
         except BrokenExecutor:
             # A worker died (killed for memory, most likely). Replace the pool once
             # for everyone waiting on it; this request may be retried.
@@ -409,37 +486,48 @@ class Service:
             self._pending -= 1
             self.telemetry.in_flight.set(self._pending)
 
-    async def _answer(
-        self,
-        *,
-        endpoint: str,
-        body: bytes,
-        experiment: str | None,
-        algorithm: str,
-        trials: int,
-        compute: Callable[[], Awaitable[Outcome]],
-    ) -> bytes:
-        """Compute a reply through the cache; refused settings raise :class:`ClientError`."""
+    async def _serve(
+        self, endpoint: str, request: web.Request, job: Callable[[Engine, bytes], Outcome]
+    ) -> web.Response:
+        """Answer a POST: from the cache, by joining an identical computation, or by a worker."""
+        started = time.perf_counter()
+        algorithm = "unknown"
+        try:
+            body = await request.read()
+            cached = self._cached(endpoint, body)
+            if cached is not None:
+                algorithm = cached.algorithm
+                return _json_response(cached.body)
+            outcome = await self._compute(endpoint, body, job)
+            algorithm = outcome.labels.algorithm
+            if outcome.labels.trials is not None:
+                self.telemetry.observe_trials(endpoint, outcome.labels.trials)
+            if outcome.kind is not None:
+                raise ClientError(outcome.status, outcome.kind, outcome.error, outcome.problems)
+            return _json_response(outcome.body)
+        finally:
+            self.telemetry.observe(endpoint, algorithm, time.perf_counter() - started)
 
-        async def computed() -> CachedReply:
-            outcome = await compute()
-            if outcome.body is None:
-                raise ClientError(
-                    422,
-                    ErrorKind.INVALID_SETTINGS,
-                    "the algorithm refuses the space or its settings",
-                    _limited(outcome.problems),
-                )
-            return CachedReply(experiment or "", outcome.body, algorithm, trials)
-
-        if experiment is None or not self.cache.enabled:
+    async def _compute(
+        self, endpoint: str, body: bytes, job: Callable[[Engine, bytes], Outcome]
+    ) -> Outcome:
+        """Run ``job`` on a worker, once for identical concurrent bodies; store what may be."""
+        if not self.cache.enabled:
             self.telemetry.cache_result(endpoint, CacheResult.BYPASS)
-            return (await computed()).body
+            return await self._run(job, body)
         fingerprint = self.cache.fingerprint(endpoint, body)
-        reply, shared = await self.cache.compute_once(fingerprint, computed)
-        self.telemetry.cache_result(endpoint, CacheResult.SHARED if shared else CacheResult.MISS)
-        self.telemetry.cache_entries.set(len(self.cache))
-        return reply.body
+        outcome, shared = await self.cache.compute_once(fingerprint, lambda: self._run(job, body))
+        if shared:
+            self.telemetry.cache_result(endpoint, CacheResult.SHARED)
+        elif outcome.kind is None and (experiment := outcome.labels.experiment) is not None:
+            labels = outcome.labels
+            reply = CachedReply(experiment, outcome.body, labels.algorithm, labels.trials or 0)
+            self.cache.put(fingerprint, reply)
+            self.telemetry.cache_result(endpoint, CacheResult.MISS)
+            self.telemetry.cache_entries.set(len(self.cache))
+        else:
+            self.telemetry.cache_result(endpoint, CacheResult.BYPASS)
+        return outcome
 
     def _cached(self, endpoint: str, body: bytes) -> CachedReply | None:
         """A stored reply to these exact bytes, skipping even the parse."""
@@ -455,83 +543,15 @@ class Service:
 
     async def suggest(self, request: web.Request) -> web.Response:
         """``POST /v1/suggest``."""
-        started = time.perf_counter()
-        algorithm = "unknown"
-        try:
-            body = await request.read()
-            cached = self._cached(SUGGEST, body)
-            if cached is not None:
-                algorithm = cached.algorithm
-                return _json_response(cached.body)
-            parsed = parse(SuggestRequest, body)
-            algorithm = parsed.algorithm.name.value
-            self.telemetry.observe_trials(SUGGEST, len(parsed.trials))
-            _refuse_space(parsed.space)
-            reply = await self._answer(
-                endpoint=SUGGEST,
-                body=body,
-                experiment=parsed.experiment_uid,
-                algorithm=algorithm,
-                trials=len(parsed.trials),
-                compute=lambda: self._run(run_suggest, parsed),
-            )
-            return _json_response(reply)
-        finally:
-            self.telemetry.observe(SUGGEST, algorithm, time.perf_counter() - started)
+        return await self._serve(SUGGEST, request, handle_suggest)
 
     async def stop_trials(self, request: web.Request) -> web.Response:
         """``POST /v1/stop``."""
-        started = time.perf_counter()
-        rule = "unknown"
-        try:
-            body = await request.read()
-            cached = self._cached(STOP, body)
-            if cached is not None:
-                rule = cached.algorithm
-                return _json_response(cached.body)
-            parsed = parse(StopRequest, body)
-            # The stopping rule decides, or else a stop-based algorithm (asha).
-            stopping = parsed.early_stopping
-            rule = stopping.name.value if stopping is not None else parsed.algorithm.name.value
-            self.telemetry.observe_trials(STOP, len(parsed.trials))
-            _refuse_space(parsed.space)
-            reply = await self._answer(
-                endpoint=STOP,
-                body=body,
-                experiment=parsed.experiment_uid,
-                algorithm=rule,
-                trials=len(parsed.trials),
-                compute=lambda: self._run(run_stop, parsed),
-            )
-            return _json_response(reply)
-        finally:
-            self.telemetry.observe(STOP, rule, time.perf_counter() - started)
+        return await self._serve(STOP, request, handle_stop)
 
     async def validate(self, request: web.Request) -> web.Response:
         """``POST /v1/validate``: value problems are the answer (200), shape problems 4xx."""
-        started = time.perf_counter()
-        algorithm = "unknown"
-        try:
-            body = await request.read()
-            if not body.strip():
-                parse(ValidateRequest, body)  # raises the 400
-            try:
-                parsed = ValidateRequest.model_validate_json(body, strict=True)
-            except ValidationError as error:
-                details = error.errors(include_url=False, include_input=False)
-                if not all(e["type"] in SEMANTIC_ERROR_TYPES for e in details):
-                    raise refusal(ValidateRequest, error) from None
-                problems = _limited([_problem(e) for e in details])
-                return _json_response(_dump(ValidateReply(valid=False, problems=problems)))
-            algorithm = parsed.algorithm.name.value
-            problems = space_problems(parsed.space)
-            if problems:
-                return _json_response(_dump(ValidateReply(valid=False, problems=problems)))
-            outcome = await self._run(run_validate, parsed)
-            assert outcome.body is not None
-            return _json_response(outcome.body)
-        finally:
-            self.telemetry.observe(VALIDATE, algorithm, time.perf_counter() - started)
+        return await self._serve(VALIDATE, request, handle_validate)
 
     async def healthz(self, _request: web.Request) -> web.Response:
         """``GET /healthz``: the event loop answers; nothing else is checked."""

@@ -38,7 +38,7 @@ from kubesweep.suggestion.openapi import build_document  # noqa: E402
 from kubesweep.suggestion.service import Settings, create_app  # noqa: E402
 
 #: Examples per operation and phase; enough to reach every field, bounded in time.
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 25
 
 CONFIG = schemathesis.Config.from_dict(
     {

@@ -140,3 +140,21 @@ def test_stopping_mode_stops_trials_outside_the_top_third_of_their_rung() -> Non
     assert stop_names(trials, "promotion") == []
     # Maximising: large values win, so the 0.5 curve is now the loser.
     assert "winner" in stop_names(trials, "stopping", direction="maximize")
+
+
+def test_float_fidelities_stay_floats_within_bounds() -> None:
+    raw = {
+        **RAW,
+        "fidelity": {"parameter": "fraction", "min": 0.1, "max": 1.0, "eta": 2, "type": "float"},
+    }
+    for name in (AlgorithmName.ASHA, AlgorithmName.HYPERBAND):
+        reply = registry.suggest(
+            SuggestRequest(
+                space=SearchSpace.model_validate(raw),
+                algorithm=Algorithm(name=name, seed=1),
+                count=40,
+            )
+        )
+        fidelities = {a.fidelity for a in reply.assignments}
+        assert fidelities <= {0.1, 0.2, 0.4, 1.0}
+        assert 0.1 in fidelities

@@ -22,6 +22,10 @@ from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
 from kubesweep.suggestion.contract import Assignment, History, ObservedTrial, SuggestReply
 from kubesweep.suggestion.space import Key
 
+#: Most model-based picks in one reply; the rest of a larger batch is uniform, so
+#: a request for hundreds of parallel slots stays fast.
+MAX_MODEL_PICKS = 64
+
 
 @dataclass
 class Observations:

@@ -16,6 +16,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 from numpy.typing import NDArray
@@ -201,21 +202,29 @@ def _snap_column(d: Dimension, affine: _Affine | None, u: Array) -> Array:
 
 def _encode_column(d: Dimension, affine: _Affine | None, values: Sequence[object]) -> Array:
     """Unit coordinates of one parameter's values (NaN where missing or invalid)."""
+    kinds = set(map(type, values))
     if d.is_categorical:
-        index: dict[tuple[type, object], int] = {(type(c), c): i for i, c in enumerate(d.choices)}
         k = len(d.choices)
-        codes = [index.get((type(v), v), -1) for v in values]
+        if kinds <= {str} and all(type(c) is str for c in d.choices):
+            by_text: dict[object, int] = {c: i for i, c in enumerate(d.choices)}
+            codes = list(map(by_text.get, values, repeat(-1)))
+        else:  # keep True, 1 and "1" apart, as the space does
+            index: dict[object, int] = {(type(c), c): i for i, c in enumerate(d.choices)}
+            codes = list(map(index.get, zip(map(type, values), values, strict=True), repeat(-1)))
         column = (np.asarray(codes, dtype=float) + 0.5) / k
         column[np.asarray(codes) < 0] = np.nan
         return column
     assert affine is not None
-    numbers = np.array(
-        [
-            float(v) if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
-            for v in values
-        ],
-        dtype=float,
-    )
+    if kinds <= {int, float}:  # the common case, without a Python loop
+        numbers = np.asarray(values, dtype=float)
+    else:
+        numbers = np.array(
+            [
+                float(v) if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+                for v in values
+            ],
+            dtype=float,
+        )
     return affine.forward(numbers)
 
 

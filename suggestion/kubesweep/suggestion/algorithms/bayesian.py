@@ -29,7 +29,10 @@ How it works, and why:
 - Scale: the GP is conditioned on at most ``maxFitPoints`` observations (the
   best half and a uniform spread of the rest) and its hyperparameters fitted on
   at most ``kernelFitPoints`` of those, so a call costs about the same at
-  1,000 or 100,000 observed trials. Linear algebra runs single-threaded: on
+  1,000 or 100,000 observed trials. One call makes at most 64 model-based
+  picks; the rest of a larger batch is drawn uniformly (with hundreds of
+  parallel slots, a model adds little and would cost a refit per pick).
+  Linear algebra runs single-threaded: on
   matrices of a few hundred rows, BLAS threads cost more than they save.
 - The first ``initialTrials`` suggestions follow one scrambled Sobol sequence
   fixed by the seed, continued across calls.
@@ -38,12 +41,12 @@ Settings:
 
 - ``initialTrials`` (default ``10``): trials drawn from the Sobol design before
   the model is used (pending and failed trials count).
-- ``candidates`` (default ``512``): uniform candidate points scored per pick,
+- ``candidates`` (default ``256``): uniform candidate points scored per pick,
   besides the local ones.
-- ``maxFitPoints`` (default ``300``): most observations the GP is conditioned on.
-- ``kernelFitPoints`` (default ``100``): most observations the kernel
+- ``maxFitPoints`` (default ``200``): most observations the GP is conditioned on.
+- ``kernelFitPoints`` (default ``64``): most observations the kernel
   hyperparameters are fitted on.
-- ``kernelFitIterations`` (default ``40``): L-BFGS-B iterations of that fit; 0
+- ``kernelFitIterations`` (default ``30``): L-BFGS-B iterations of that fit; 0
   keeps the prior's mode.
 - ``liar`` (default ``"believer"``): the value assumed for pending points:
   ``believer`` (the model's prediction), ``best``, ``mean`` or ``worst`` (of the
@@ -69,6 +72,7 @@ from kubesweep.suggestion.algorithms._gp import (
     warp_targets,
 )
 from kubesweep.suggestion.algorithms._model_based import (
+    MAX_MODEL_PICKS,
     Batch,
     Observations,
     bounded_subset,
@@ -88,21 +92,21 @@ SETTINGS = (
         maximum=100_000,
     ),
     Setting(
-        "candidates", 512, "uniform candidate points scored per pick", minimum=16, maximum=100_000
+        "candidates", 256, "uniform candidate points scored per pick", minimum=16, maximum=100_000
     ),
     Setting(
-        "maxFitPoints", 300, "most observations the GP is conditioned on", minimum=10, maximum=5000
+        "maxFitPoints", 200, "most observations the GP is conditioned on", minimum=10, maximum=5000
     ),
     Setting(
         "kernelFitPoints",
-        100,
+        64,
         "most observations the kernel hyperparameters are fitted on",
         minimum=5,
         maximum=5000,
     ),
     Setting(
         "kernelFitIterations",
-        40,
+        30,
         "L-BFGS-B iterations of the hyperparameter fit (0 keeps the prior's mode)",
         minimum=0,
         maximum=1000,
@@ -213,7 +217,12 @@ class BayesianOptimization:
         pending = np.vstack([observations.pending, batch.batch_rows()])
         model = model.with_lies(self.cube.features(pending), liar, targets)
         pool = self.cube.snap(rng.random((s.integer("candidates"), self.cube.dim)))
+        picks = 0
         while not batch.full:
+            picks += 1
+            if picks > MAX_MODEL_PICKS:
+                batch.take_random(rng)
+                continue
             ranked = self._ranked_candidates(model, unit, pool, rng)
             before = len(batch.rows)
             if not batch.take_first_new(ranked):

@@ -24,7 +24,8 @@ How it works, and why:
   (Optuna's constant liar).
 - Scale: the good group is capped by ``gammaCap`` and the bad group keeps the
   ``maxObservations`` most recent of the rest, so a call's cost stops growing
-  with the history.
+  with the history. One call makes at most 64 model-based picks; the rest of
+  a larger batch is drawn uniformly.
 - The first ``nStartupTrials`` suggestions follow a scrambled Sobol sequence
   fixed by the seed.
 
@@ -52,7 +53,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kubesweep.api.experiment import ParameterValue
-from kubesweep.suggestion.algorithms._model_based import Batch, Observations, observe
+from kubesweep.suggestion.algorithms._model_based import (
+    MAX_MODEL_PICKS,
+    Batch,
+    Observations,
+    observe,
+)
 from kubesweep.suggestion.algorithms._parzen import Parzen, ParzenOptions, split_count
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube, sobol_points
 from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply, rng_for
@@ -175,7 +181,12 @@ class TreeParzen:
         if liar:
             bad_rows = np.vstack([bad_rows, observations.pending])
         candidates = s.integer("nCandidates")
+        picks = 0
         while not batch.full:
+            picks += 1
+            if picks > MAX_MODEL_PICKS:
+                batch.take_random(rng)
+                continue
             rows = np.vstack([bad_rows, batch.batch_rows()]) if liar else bad_rows
             bad = Parzen(self.cube, rows, np.ones(len(rows)), options)
             if not pick_by_ratio(self.cube, good, bad, batch, rng=rng, candidates=candidates):

@@ -75,3 +75,18 @@ dev-cluster-status: venv ## show the local cluster's components
 
 kubectl: ## kubectl on the local cluster, e.g. make kubectl ARGS="get pods -A" (or e2e/cluster/kubectl ...)
 	@e2e/cluster/kubectl $(ARGS)
+
+# ---- benchmark: suggestion algorithms against Optuna, scikit-optimize and hyperopt ----
+# Writes its section of docs/benchmarks.md and docs/img/bench-suggest-*.png; raw results
+# (resumable) in artifacts/bench-suggest/. BENCH_ARGS passes flags, e.g.
+# BENCH_ARGS="--profile smoke" for a seconds-long pass, or "--fresh" to start over.
+BENCH_STAMP := $(VENV)/.installed-bench
+.PHONY: bench-suggest
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench-suggest: $(BENCH_STAMP) ## suggestion benchmark, full run (about 45 min on 2 cores)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(BIN)/python -m bench.suggest.run $(BENCH_ARGS)

@@ -165,10 +165,18 @@ def _foreign_trials(draw: st.DrawFn, name: AlgorithmName) -> list[ObservedTrial]
         parameters = dict(space.from_unit(units))
         if draw(st.booleans()):
             parameters["stale"] = draw(st.sampled_from([1, "x", 0.5, True]))
+        if draw(st.integers(0, 3)) == 0:  # a value outside the space
+            parameters[draw(st.sampled_from(space.names))] = draw(
+                st.sampled_from([-1.0, 1e9, "junk", False, 2.5])
+            )
         state = draw(st.sampled_from(list(TrialState)))
         value = draw(st.none() | st.floats(allow_nan=True, allow_infinity=True))
         fidelity = draw(st.none() | st.floats(0.5, 40))
-        tags = draw(st.sampled_from([{}, {"rung": "1"}, {"bracket": "x", "rung": "-1"}]))
+        tags = draw(
+            st.sampled_from(
+                [{}, {"rung": "0"}, {"rung": "1"}, {"bracket": "0", "rung": "0"}, {"bracket": "x"}]
+            )
+        )
         steps = draw(st.lists(st.floats(allow_nan=True), max_size=3))
         curve = [CurvePoint(step=s + 1, value=v) for s, v in enumerate(steps)]
         out.append(

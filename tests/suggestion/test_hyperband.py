@@ -148,3 +148,12 @@ def test_a_sweep_runs_its_best_configurations_at_the_full_budget() -> None:
             assert parent.tags["bracket"] == t.tags["bracket"]
             assert int(parent.tags["rung"]) + 1 == int(t.tags["rung"])
             assert parent.parameters == t.parameters
+
+
+def test_trials_holding_values_outside_the_space_are_never_promoted() -> None:
+    trials: list[ObservedTrial] = []
+    extend(trials, ask(trials, 27))
+    trials[0] = trials[0].model_copy(update={"parameters": {"x": 7.0}, "value": -100.0})
+    reply = ask(trials, 9)
+    assert all(a.tags.get("parent") != "t0" for a in reply.assignments)
+    assert len([a for a in reply.assignments if "parent" in a.tags]) == 9

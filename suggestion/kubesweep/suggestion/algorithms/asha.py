@@ -167,7 +167,8 @@ class Asha:
                 _, _, trial = ranked[pointers[rung]]
                 pointers[rung] += 1
                 key = self.space.key(trial.parameters)
-                if key not in present[rung + 1]:
+                valid = self.space.contains(self.space.prune(trial.parameters))
+                if valid and key not in present[rung + 1]:
                     present[rung + 1].add(key)
                     return rung, trial
         return None

@@ -202,9 +202,10 @@ class Hyperband:
             if len(trials) < expected or any(t.state is TrialState.PENDING for t in trials):
                 break
             ranked = sorted(
-                (loss, t.name, t) for t in trials if (loss := history.loss(t)) is not None
+                ((loss, t.name, t) for t in trials if (loss := history.loss(t)) is not None),
+                key=lambda item: (item[0], item[1]),
             )
-            top = ranked[: min(plan.sizes[j + 1], len(ranked))]
+            top = self._best_valid(ranked, plan.sizes[j + 1])
             expected = len(top)
             children = {bracket.keys[t.name] for t in rungs.get(j + 1, [])}
             for _, name, parent in top:
@@ -223,6 +224,19 @@ class Hyperband:
             out.append(
                 Assignment(parameters=values, fidelity=plan.budgets[0], tags=self._tags(plan, 0))
             )
+        return out
+
+    def _best_valid(
+        self, ranked: list[tuple[float, str, ObservedTrial]], k: int
+    ) -> list[tuple[float, str, ObservedTrial]]:
+        """The first ``k`` of ``ranked`` whose parameters are a valid point of the space
+        (a trial from elsewhere may hold values outside it; it is never promoted)."""
+        out: list[tuple[float, str, ObservedTrial]] = []
+        for item in ranked:
+            if len(out) >= k:
+                break
+            if self.space.contains(self.space.prune(item[2].parameters)):
+                out.append(item)
         return out
 
     def _tags(self, plan: BracketPlan, rung: int, parent: str | None = None) -> dict[str, str]:

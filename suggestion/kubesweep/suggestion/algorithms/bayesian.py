@@ -46,7 +46,7 @@ Settings:
 - ``maxFitPoints`` (default ``200``): most observations the GP is conditioned on.
 - ``kernelFitPoints`` (default ``64``): most observations the kernel
   hyperparameters are fitted on.
-- ``kernelFitIterations`` (default ``30``): L-BFGS-B iterations of that fit; 0
+- ``kernelFitIterations`` (default ``20``): L-BFGS-B iterations of that fit; 0
   keeps the prior's mode.
 - ``liar`` (default ``"believer"``): the value assumed for pending points:
   ``believer`` (the model's prediction), ``best``, ``mean`` or ``worst`` (of the
@@ -106,7 +106,7 @@ SETTINGS = (
     ),
     Setting(
         "kernelFitIterations",
-        30,
+        20,
         "L-BFGS-B iterations of the hyperparameter fit (0 keeps the prior's mode)",
         minimum=0,
         maximum=1000,

@@ -173,6 +173,7 @@ class Container:
     backoff: float = BACKOFF_BASE
     done: bool = False  # terminated and will not run again
     gpus: list[int] = field(default_factory=list)
+    container_id: str = ""
 
     @property
     def name(self) -> str:
@@ -193,8 +194,8 @@ class Container:
             "state": self.state,
             "lastState": self.last_state,
         }
-        if self.proc is not None:
-            st["containerID"] = f"process://{self.proc.pid}"
+        if self.container_id:
+            st["containerID"] = self.container_id
         return st
 
 
@@ -258,10 +259,13 @@ class PodRunner(threading.Thread):
         old = self.conditions.get(ctype)
         if old and old["status"] == status and old.get("reason") == reason:
             return
-        c: JSON = {"type": ctype, "status": status, "lastTransitionTime": now()}
-        if reason:
-            c["reason"] = reason
-        self.conditions[ctype] = c
+        # reason is always present: null removes a stale one under strategic merge
+        self.conditions[ctype] = {
+            "type": ctype,
+            "status": status,
+            "lastTransitionTime": now(),
+            "reason": reason,
+        }
 
     def write_status(self) -> None:
         if self.shutdown.is_set() or self.deleted.is_set():
@@ -300,10 +304,7 @@ class PodRunner(threading.Thread):
         }
         if self.init:
             status["initContainerStatuses"] = [c.status() for c in self.init]
-        if self.reason:
-            status["reason"] = self.reason
-        if self.message:
-            status["message"] = self.message
+        status["reason"], status["message"] = self.reason, self.message  # None clears
         text = json.dumps(status, sort_keys=True)
         if text == self._last_written:
             return
@@ -536,6 +537,7 @@ class PodRunner(threading.Thread):
                 cwd=str(self.dir),
             )
         (self.dir / f"{c.name}.pid").write_text(str(c.proc.pid))
+        c.container_id = f"process://{self.uid[:8]}-{c.name}-{c.restarts}-{c.proc.pid}"
         c.started_at = now()
         c.state = {"running": {"startedAt": c.started_at}}
 
@@ -566,8 +568,8 @@ class PodRunner(threading.Thread):
             term["exitCode"], term["signal"] = 128 - code, -code
         if message:
             term["message"] = message
-        if c.proc is not None:
-            term["containerID"] = f"process://{c.proc.pid}"
+        if c.container_id:
+            term["containerID"] = c.container_id
         c.state = {"terminated": term}
         c.proc = None
 

@@ -192,3 +192,106 @@ def test_operator_killed_and_restarted_mid_sweep_ends_with_exactly_max_trials(
     assert names == [f"restart-{i}" for i in range(6)]
     assert status["trials"]["succeeded"] == 6
     assert all(t["status"].get("objective") is not None for t in trials(cluster, namespace))
+
+
+ALGORITHMS = ["grid", "random", "sobol", "bayesian", "tpe", "hyperband", "asha", "bohb"]
+MULTI_FIDELITY = {"hyperband", "asha", "bohb"}
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_algorithm_sweeps_to_the_end(cluster, namespace, apply, stack, algorithm):
+    from kubesweep.api import AlgorithmName
+    from kubesweep.suggestion import registry
+
+    if not registry.available(AlgorithmName(algorithm)):
+        pytest.skip(f"{algorithm} is not installed here")
+    manifest = experiment("algo", {"maxTrials": 4, "parallelTrials": 2})
+    spec = manifest["spec"]
+    spec["algorithm"] = {"name": algorithm, "seed": 5}
+    if algorithm == "grid":
+        spec["parameters"][0]["step"] = 0.25
+    if algorithm in MULTI_FIDELITY:
+        spec["fidelity"] = {"parameter": "epochs", "min": 1, "max": 9, "eta": 3}
+    apply(manifest)
+    status = wait_end(cluster, namespace, "algo")
+    assert end_condition(status)["type"] == "Succeeded", describe(cluster, namespace)
+    assert end_condition(status)["reason"] in ("MaxTrialsReached", "SearchSpaceExhausted")
+    assert status["trials"]["created"] <= 4
+    assert status["bestTrial"]["objective"] == min(
+        t["status"]["objective"]
+        for t in trials(cluster, namespace)
+        if t["status"].get("phase") == "Succeeded"
+    )
+
+
+def test_raising_max_trials_extends_a_finished_experiment(cluster, namespace, apply, stack):
+    manifest = experiment("grow", {"maxTrials": 2, "parallelTrials": 2})
+    apply(manifest)
+    first = wait_end(cluster, namespace, "grow")
+    assert end_condition(first)["reason"] == "MaxTrialsReached"
+    cluster.kube.patch(
+        path_for(API, "experiments", namespace, "grow"), {"spec": {"budget": {"maxTrials": 3}}}
+    )
+    wait_for(
+        lambda: (
+            (get(cluster, namespace, "grow").get("status") or {}).get("observedGeneration") == 2
+        ),
+        60,
+        what="the edit to be observed",
+    )
+    status = wait_end(cluster, namespace, "grow")
+    assert end_condition(status)["reason"] == "MaxTrialsReached"
+    assert status["trials"]["created"] == 3
+    assert status["observedGeneration"] == 2
+
+
+def test_suggestion_outage_stalls_then_the_sweep_finishes(cluster, namespace, apply, stack):
+    stack.stop_suggestion()
+    try:
+        apply(experiment("outage", {"maxTrials": 2, "parallelTrials": 2}))
+
+        def stalled() -> dict[str, Any] | None:
+            status = get(cluster, namespace, "outage").get("status") or {}
+            return next(
+                (
+                    c
+                    for c in status.get("conditions", [])
+                    if c["type"] == "Stalled" and c["status"] == "True"
+                ),
+                None,
+            )
+
+        condition = wait_for(stalled, 90, 1.0, what="Stalled")
+        assert condition["reason"] == "SuggestionServiceUnavailable"
+        assert get(cluster, namespace, "outage")["status"]["phase"] != "Failed"
+    finally:
+        stack.start_suggestion()
+    status = wait_end(cluster, namespace, "outage", timeout=180)
+    assert end_condition(status)["type"] == "Succeeded"
+
+
+#: loss = index + 1/(epoch+1), one epoch a second: later trials are always worse.
+EPOCHS_PROGRAM = (
+    "import sys, time\n"
+    "index = int(sys.argv[1])\n"
+    "for epoch in range(8):\n"
+    "    print(f'epoch={epoch} loss={index + 1 / (epoch + 1):.6f}', flush=True)\n"
+    "    time.sleep(1)\n"
+)
+
+
+def test_median_stopping_stops_worse_trials(cluster, namespace, apply, stack):
+    manifest = experiment("median", {"maxTrials": 5, "parallelTrials": 2})
+    spec = manifest["spec"]
+    spec["earlyStopping"] = {"name": "median", "settings": {"minTrials": 2, "startStep": 1}}
+    container = spec["trialTemplate"]["job"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python", "-c", EPOCHS_PROGRAM]
+    container["args"] = ["${trial.index}"]
+    apply(manifest)
+    status = wait_end(cluster, namespace, "median", timeout=300)
+    assert end_condition(status)["type"] == "Succeeded", describe(cluster, namespace)
+    assert status["trials"]["earlyStopped"] >= 1, describe(cluster, namespace)
+    stopped = [t for t in trials(cluster, namespace) if t["status"].get("phase") == "EarlyStopped"]
+    assert all(t["spec"]["index"] >= 2 for t in stopped)
+    assert all(t["status"]["reason"] == "EarlyStopped" for t in stopped)
+    assert status["bestTrial"]["name"] == "median-0"

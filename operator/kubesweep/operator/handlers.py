@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from kubesweep.api import GROUP, VERSION, Trial
@@ -319,6 +320,16 @@ class Operator:
                 if state.health.error is not None:
                     backoff = rt.suggestions.backoff.remaining(body["metadata"].get("uid") or "")
                     delay = min(delay, max(backoff, 0.5))
+            except ApiException as error:  # the API refused: say what, without a trace
+                logger.warning(
+                    "reconciling %s/%s: the API answered %s %s; retrying",
+                    namespace,
+                    name,
+                    error.status,
+                    error.reason,
+                )
+                rt.metrics.reconcile_errors.inc()
+                delay = min(delay, 5.0)
             except Exception:
                 logger.exception("reconciling %s/%s failed; retrying", namespace, name)
                 rt.metrics.reconcile_errors.inc()

@@ -147,7 +147,11 @@ def stop(request: StopRequest) -> StopReply:
         )
         for decision in rule.decide(history):
             decisions.setdefault(decision.name, decision)
-    algorithm = build(request.space, request.algorithm)
+    try:
+        algorithm = build(request.space, request.algorithm)
+    except AlgorithmUnavailableError:
+        # Only the rule is needed then; a missing model module must not block stopping.
+        return StopReply(stop=list(decisions.values()))
     decide = getattr(algorithm, "decide", None)
     if callable(decide):
         for decision in decide(history):

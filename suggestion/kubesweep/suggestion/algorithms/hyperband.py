@@ -155,7 +155,11 @@ class Hyperband:
                 )
             )
         index = max(brackets, default=-1) + 1
-        while len(out) < count:
+        idle = 0
+        # A used-up finite space can leave every new bracket empty until results
+        # arrive; after one empty cycle of schedules, stop and wait.
+        while len(out) < count and idle <= self.s_max:
+            before = len(out)
             out.extend(
                 self._advance(
                     self.plan(index),
@@ -166,6 +170,7 @@ class Hyperband:
                     rng=rng,
                 )
             )
+            idle = idle + 1 if len(out) == before else 0
             index += 1
         return SuggestReply(assignments=out)
 
@@ -190,8 +195,10 @@ class Hyperband:
             wanted = min(missing, room)
             fresh = self.sampler(history, wanted, avoid, rng, plan.budgets[0])
             if len(fresh) < wanted:
-                # No unused configuration left anywhere: reuse one not yet in this bracket.
-                local = {bracket.keys[t.name] for t in first}
+                # No unused configuration left anywhere: reuse one not yet in this bracket
+                # and not yet run at this budget or above (that would repeat a result).
+                local = self._tried_at(history, plan.budgets[0])
+                local.update(bracket.keys[t.name] for t in first)
                 local.update(self.space.key(v) for v in fresh)
                 fresh += self.sampler(history, wanted - len(fresh), local, rng, plan.budgets[0])
             closed = len(fresh) < wanted
@@ -225,6 +232,15 @@ class Hyperband:
                 Assignment(parameters=values, fidelity=plan.budgets[0], tags=self._tags(plan, 0))
             )
         return out
+
+    def _tried_at(self, history: History, budget: float) -> set[Key]:
+        """Keys of configurations with a trial (in any state) at ``budget`` or more."""
+        floor = budget - 1e-9 * budget
+        return {
+            self.space.key(t.parameters)
+            for t in history.trials
+            if t.fidelity is not None and t.fidelity >= floor
+        }
 
     def _best_valid(
         self, ranked: list[tuple[float, str, ObservedTrial]], k: int

@@ -27,6 +27,16 @@ if [[ $force == 0 && -f "$out/.complete" ]]; then
 fi
 command -v go >/dev/null || { echo "build.sh: go is not on PATH" >&2; exit 1; }
 mkdir -p "$out"
+# One build at a time per cache (a test session and `make dev-cluster` may race).
+exec 9>"$cache/bin/.build.lock"
+if ! flock -n 9; then
+  echo "build.sh: another build is running; waiting for it" >&2
+  flock 9
+fi
+if [[ $force == 0 && -f "$out/.complete" ]]; then
+  echo "$out"
+  exit 0
+fi
 log="$cache/bin/build-$key.log"
 export GOFLAGS=-mod=mod CGO_ENABLED=0
 # Two cores: -p 2 keeps the compile jobs to the cores we have without starving the linker.
@@ -39,7 +49,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 hver="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 start=$(date +%s)
-echo "build.sh: building $key (cold: ~1 h on 2 cores; log: $log)" >&2
+echo "build.sh: building $key (cold: 25-40 min on 2 cores; log: $log)" >&2
 {
   echo "== $(date -u +%FT%TZ) building $key with $(go version) -p $jobs"
   (cd "$here/kubebin" && go build -p "$jobs" -trimpath -ldflags "-s -w $kver" -o "$out/kubebin.tmp" .)

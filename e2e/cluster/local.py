@@ -21,6 +21,7 @@ CLI: ``python e2e/cluster up [--fresh] | down | status | env``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,23 +192,42 @@ def _https_ok(port: int, path: str) -> bool:
         return bool(r.status == 200)
 
 
+@contextlib.contextmanager
+def _locked(sd: Path) -> Iterator[None]:
+    """One ``up``/``down`` at a time per state dir, across processes."""
+    sd.mkdir(parents=True, exist_ok=True)
+    with open(sd / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def up(
     state_dir: Path | None = None,
     *,
     fresh: bool = False,
     gpus: int = 4,
     node: bool = True,
-    timeout: float = 180.0,
 ) -> ClusterInfo:
-    """Start the cluster, or return the one already running in ``state_dir``."""
+    """Start the cluster, or return the one already running in ``state_dir``.
+
+    ``fresh`` wipes etcd and node state first (certificates are kept).
+    """
     sd = (state_dir or default_state_dir()).resolve()
+    with _locked(sd):
+        return _up(sd, fresh=fresh, gpus=gpus, node=node)
+
+
+def _up(sd: Path, *, fresh: bool, gpus: int, node: bool) -> ClusterInfo:
     existing = ClusterInfo.load(sd)
     if existing and existing.running() and not fresh:
         with contextlib.suppress(Exception):
             existing.client().get_raw("/readyz")
             return existing
     if existing:
-        down(sd)
+        _down(sd)
     bin_dir = build_binaries()
     kubebin = str(bin_dir / "kubebin")
     sd.mkdir(parents=True, exist_ok=True)
@@ -356,7 +377,7 @@ def up(
             60,
         )
     except BaseException:
-        down(sd)
+        _down(sd)
         raise
     return info
 
@@ -411,6 +432,13 @@ def kill_orphan_containers(node_dir: Path) -> int:
 def down(state_dir: Path | None = None) -> None:
     """Stop every component (SIGTERM, then SIGKILL after a grace period)."""
     sd = (state_dir or default_state_dir()).resolve()
+    if not sd.exists():
+        return
+    with _locked(sd):
+        _down(sd)
+
+
+def _down(sd: Path) -> None:
     info = ClusterInfo.load(sd)
     if info is None:
         return

@@ -26,16 +26,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import schemathesis
+from aiohttp import web
+from hypothesis import HealthCheck, settings
 
-schemathesis = pytest.importorskip("schemathesis")
+from kubesweep.api.experiment import MULTI_FIDELITY_ALGORITHMS, AlgorithmName
+from kubesweep.suggestion.openapi import build_document
+from kubesweep.suggestion.service import Settings, create_app
+
 pytest.importorskip("kubesweep.suggestion.registry")
-
-from aiohttp import web  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
-
-from kubesweep.api.experiment import MULTI_FIDELITY_ALGORITHMS, AlgorithmName  # noqa: E402
-from kubesweep.suggestion.openapi import build_document  # noqa: E402
-from kubesweep.suggestion.service import Settings, create_app  # noqa: E402
 
 #: Examples per operation and phase; enough to reach every field, bounded in time.
 MAX_EXAMPLES = 25
@@ -83,7 +82,7 @@ def base_url() -> Iterator[str]:
     suppress_health_check=list(HealthCheck),
 )
 def test_no_server_errors_and_responses_match_the_document(
-    case: schemathesis.Case, base_url: str
+    case: schemathesis.Case[Any], base_url: str
 ) -> None:
     if case.meta is not None and case.meta.generation.mode is schemathesis.GenerationMode.POSITIVE:
         case.body = repaired(case.body)

@@ -85,6 +85,26 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def start_time(pid: int) -> str:
+    """Start time in clock ticks (field 22 of /proc/PID/stat): with the pid, unique."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _ours(pid: int, state_dir: str) -> bool:
+    """Alive and started for this state dir (guards against a reused pid)."""
+    if not _alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return state_dir.encode() in f.read()
+    except OSError:
+        return False
+
+
 @dataclass
 class ClusterInfo:
     """What ``cluster.json`` holds: enough for any process to use or stop the cluster."""
@@ -131,7 +151,7 @@ class ClusterInfo:
         return Kube.from_kubeconfig(self.kubeconfig)
 
     def running(self) -> bool:
-        return bool(self.pids) and all(_alive(p) for p in self.pids.values())
+        return bool(self.pids) and all(_ours(p, self.state_dir) for p in self.pids.values())
 
 
 def _log_tail(path: Path, lines: int = 40) -> str:
@@ -420,8 +440,9 @@ def kill_orphan_containers(node_dir: Path) -> int:
     n = 0
     for pidfile in node_dir.glob("pods/*/*.pid"):
         with contextlib.suppress(ValueError, OSError):
-            pid = int(pidfile.read_text().strip())
-            if _alive(pid):
+            pid_s, _, started = pidfile.read_text().strip().partition(" ")
+            pid = int(pid_s)
+            if _alive(pid) and start_time(pid) == started:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
                     n += 1
@@ -444,7 +465,7 @@ def _down(sd: Path) -> None:
         return
     for name in STOP_ORDER:
         pid = info.pids.get(name)
-        if pid and _alive(pid):
+        if pid and _ours(pid, info.state_dir):
             _stop_group(pid, 20.0 if name == "process-node" else 10.0)
     kill_orphan_containers(info.node_dir)
     info.pids = {}
@@ -461,7 +482,9 @@ def status(state_dir: Path | None = None) -> dict[str, Any]:
         "running": info.running(),
         "kubeconfig": info.kubeconfig,
         "server": info.server,
-        "components": {n: {"pid": p, "alive": _alive(p)} for n, p in info.pids.items()},
+        "components": {
+            n: {"pid": p, "alive": _ours(p, info.state_dir)} for n, p in info.pids.items()
+        },
         "logs": str(info.log_dir),
     }
 

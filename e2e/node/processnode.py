@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.kube import JSON, ApiError, Kube, KubeConfig
+from cluster.local import start_time
 
 log = logging.getLogger("processnode")
 
@@ -536,7 +537,8 @@ class PodRunner(threading.Thread):
                 start_new_session=True,
                 cwd=str(self.dir),
             )
-        (self.dir / f"{c.name}.pid").write_text(str(c.proc.pid))
+        # "pid start-time": lets `cluster down` kill what a dead node left, and only that
+        (self.dir / f"{c.name}.pid").write_text(f"{c.proc.pid} {start_time(c.proc.pid)}")
         c.container_id = f"process://{self.uid[:8]}-{c.name}-{c.restarts}-{c.proc.pid}"
         c.started_at = now()
         c.state = {"running": {"startedAt": c.started_at}}

@@ -297,6 +297,22 @@ async def test_validate_reports_value_problems_as_the_answer(
     }
 
 
+async def test_validate_reports_numbers_no_algorithm_can_use(client: TestClient[Any, Any]) -> None:
+    space = {"parameters": [{"name": "x", "type": "float", "min": -1e308, "max": 1e308}]}
+    response = await client.post("/v1/validate", json={"space": space})
+    body = await response.json()
+    assert body["valid"] is False
+    assert body["problems"] == [
+        "space.parameters.0.max: max - min must be a finite number; narrow the bounds"
+    ]
+
+
+async def test_stop_refuses_bad_settings_naming_them(client: TestClient[Any, Any]) -> None:
+    body = {"space": SPACE, "algorithm": {"settings": {"bad": 1}}, "earlyStopping": {}}
+    error = await error_of(await client.post("/v1/stop", json=body), 422)
+    assert error["problems"] == ["algorithm.settings.bad: must be a positive integer"]
+
+
 async def test_validate_refuses_a_body_of_the_wrong_shape(client: TestClient[Any, Any]) -> None:
     error = await error_of(await client.post("/v1/validate", json={"space": SPACE, "x": 1}), 422)
     assert error["problems"] == ["x: Extra inputs are not permitted"]

@@ -295,3 +295,33 @@ def test_median_stopping_stops_worse_trials(cluster, namespace, apply, stack):
     assert all(t["spec"]["index"] >= 2 for t in stopped)
     assert all(t["status"]["reason"] == "EarlyStopped" for t in stopped)
     assert status["bestTrial"]["name"] == "median-0"
+
+
+def test_gpu_trials_never_oversubscribe_and_waiting_ones_show_as_pending(
+    cluster, namespace, apply, stack
+):
+    gpus = cluster.gpus
+    if gpus < 1:
+        pytest.skip("the cluster offers no GPUs")
+    trials_wanted = gpus + 2
+    manifest = experiment(
+        "gpu", {"maxTrials": trials_wanted, "parallelTrials": trials_wanted}, sleep=6
+    )
+    container = manifest["spec"]["trialTemplate"]["job"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    apply(manifest)
+    most_running, most_pending = 0, 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status = get(cluster, namespace, "gpu").get("status") or {}
+        counts = status.get("trials", {})
+        most_running = max(most_running, counts.get("running", 0))
+        most_pending = max(most_pending, counts.get("pending", 0))
+        if ended(cluster, namespace, "gpu"):
+            break
+        time.sleep(0.5)
+    status = wait_end(cluster, namespace, "gpu")
+    assert end_condition(status)["type"] == "Succeeded", describe(cluster, namespace)
+    assert most_running <= gpus
+    assert most_pending >= 1  # the trials without a GPU waited, and said so
+    assert status["gpuSeconds"] >= trials_wanted * 5  # each held one GPU for ~6 s

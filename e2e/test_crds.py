@@ -73,7 +73,7 @@ def test_server_and_python_refuse_the_same_mistakes(
         _create(cluster, namespace, manifest)
     assert refused.value.status == 422
     message = refused.value.message
-    field = ".".join(str(p) for p in path if not isinstance(p, int))
+    field = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
     assert expected in message or field in message, message
 
 

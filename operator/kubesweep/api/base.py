@@ -25,15 +25,22 @@ from pydantic_core import CoreSchema
 
 @dataclass(frozen=True)
 class Rule:
-    """A cross-field validation rule, in CEL for the API server and in Python."""
+    """A cross-field validation rule, in CEL for the API server and in Python.
 
-    cel: str
+    ``cel`` is None for a rule CEL cannot state, because it reads a field whose
+    schema CEL cannot type (a list of mixed scalars); such a rule is enforced by
+    the model's structural schema instead (``structural_rules``).
+    """
+
+    cel: str | None
     message: str
     check: Callable[[Any], bool]
     field_path: str | None = None
 
     def as_crd(self) -> dict[str, str]:
         """The ``x-kubernetes-validations`` entry of this rule."""
+        if self.cel is None:
+            raise ValueError(f"rule {self.message!r} has no CEL form")
         entry = {"rule": self.cel, "message": self.message}
         if self.field_path is not None:
             entry["fieldPath"] = self.field_path
@@ -60,6 +67,8 @@ class ApiModel(BaseModel):
 
     #: Cross-field rules checked here and emitted into the CRD.
     cel_rules: ClassVar[tuple[Rule, ...]] = ()
+    #: Schema keywords (``anyOf``) for rules without a CEL form, merged into the CRD.
+    structural_rules: ClassVar[dict[str, Any]] = {}
 
     @model_validator(mode="after")
     def _check_cel_rules(self) -> Any:
@@ -73,9 +82,11 @@ class ApiModel(BaseModel):
         cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         schema = handler(core_schema)
-        if cls.cel_rules:
-            target = handler.resolve_ref_schema(schema)
-            target["x-kubernetes-validations"] = [rule.as_crd() for rule in cls.cel_rules]
+        target = handler.resolve_ref_schema(schema)
+        validations = [rule.as_crd() for rule in cls.cel_rules if rule.cel is not None]
+        if validations:
+            target["x-kubernetes-validations"] = validations
+        target.update(cls.structural_rules)
         return schema
 
     def to_wire(self) -> dict[str, Any]:

@@ -50,6 +50,10 @@ def _is_null(node: Schema) -> bool:
 def structural(node: Schema, defs: dict[str, Schema]) -> Schema:
     """Turn one pydantic JSON-schema node into a structural Kubernetes schema node."""
     node = _resolve(node, defs)
+    if "anyOf" in node and "properties" in node:
+        # Alternatives of a typed object (structural rules): kept as they are.
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        return {**structural(rest, defs), "anyOf": node["anyOf"]}
     if "anyOf" in node:
         options = [o for o in node["anyOf"] if not _is_null(o)]
         rest = {k: v for k, v in node.items() if k != "anyOf"}
@@ -149,7 +153,7 @@ _JOB_SPEC_SCHEMA: Schema = {
 
 
 def _defaults_for_nested_objects(schema: Schema, model: type[Any]) -> None:
-    """Give object-typed fields with a default factory ``default: {}`` so inner defaults apply."""
+    """Give object-typed fields with a default factory their full default object."""
     for name, field in model.model_fields.items():
         alias = field.alias or name
         prop = schema.get("properties", {}).get(alias)
@@ -158,7 +162,9 @@ def _defaults_for_nested_objects(schema: Schema, model: type[Any]) -> None:
         annotation = field.annotation
         if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
             if field.default_factory is not None:
-                prop["default"] = {}
+                # The API server checks a default against the object's CEL rules as it is,
+                # without applying nested defaults first, so the default is spelled out.
+                prop["default"] = annotation().to_wire()
             _defaults_for_nested_objects(prop, annotation)
 
 
@@ -288,13 +294,12 @@ def chart_template() -> str:
         "{{- if .Values.crds.install }}\n",
     ]
     for crd in (experiment_crd(), trial_crd()):
-        crd = copy.deepcopy(crd)
         crd["metadata"]["annotations"] = {"kubesweep.io/keep": "KEEP"}
         text = yaml.safe_dump(crd, sort_keys=False)
         text = text.replace(
             "  annotations:\n    kubesweep.io/keep: KEEP\n",
             "  {{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n"
-            "  {{- end }}\n  labels:\n    {{- include \"kubesweep.labels\" . | nindent 4 }}\n",
+            '  {{- end }}\n  labels:\n    {{- include "kubesweep.labels" . | nindent 4 }}\n',
         ).replace("  labels:\n    app.kubernetes.io/part-of: kubesweep\n", "", 1)
         parts.append("---\n" + text)
     parts.append("{{- end }}\n")

@@ -189,9 +189,19 @@ class Parameter(ApiModel):
     )
     when: ActivationCondition | None = None
 
+    # CEL cannot read ``values`` (a list of any scalars has no CEL type), so the two
+    # rules about it are schema alternatives: a categorical parameter with values,
+    # or a number without them. The API server then names ``values`` or ``type``.
+    structural_rules: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"properties": {"type": {"enum": ["categorical"]}}, "required": ["values"]},
+            {"properties": {"type": {"enum": ["float", "int"]}}, "not": {"required": ["values"]}},
+        ]
+    }
+
     cel_rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
-            cel="self.type != 'categorical' || has(self.values)",
+            cel=None,
             message="parameters[].values: a categorical parameter needs a non-empty values list",
             check=lambda p: p.type is not ParameterType.CATEGORICAL or bool(p.values),
             field_path=".values",
@@ -205,7 +215,7 @@ class Parameter(ApiModel):
             field_path=".min",
         ),
         Rule(
-            cel="self.type == 'categorical' || !has(self.values)",
+            cel=None,
             message="parameters[].values: only a categorical parameter takes values; "
             "use min and max (and step) for numbers",
             check=lambda p: p.type is ParameterType.CATEGORICAL or p.values is None,

@@ -160,6 +160,9 @@ class Operator:
             settings.persistence.finalizer = FINALIZER
             settings.posting.level = logging.INFO
             settings.watching.server_timeout = 300
+            # The resources are known and the namespaces given: no cluster-wide listing of
+            # CRDs or namespaces, so the operator needs no permission beyond its Role.
+            settings.scanning.disabled = True
             if operator.runtime is None:
                 from kubesweep.operator.main import build_runtime
 

@@ -1,0 +1,115 @@
+"""The live view of a local run: a rich panel on a terminal, plain lines elsewhere.
+
+On a terminal the panel shows the running trials, counts, the best trial so
+far, elapsed time and what is left of the budget, redrawn after every tick,
+with trial events scrolling above it. Piped (CI, tests) it prints one line
+per event, which is what a log wants.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from kubesweep.cli.local.runner import Snapshot
+from kubesweep.cli.output import fmt_duration, fmt_number, fmt_params
+
+
+def summary_line(snapshot: Snapshot) -> str:
+    """Counts, best so far, elapsed and remaining budget, in one line."""
+    status = snapshot.status
+    counts = status.trials
+    budget = snapshot.experiment.spec.budget
+    parts = [
+        f"{counts.completed}/{budget.max_trials} done",
+        f"{counts.running} running",
+    ]
+    if counts.pending:
+        parts.append(f"{counts.pending} pending")
+    if counts.failed or counts.metrics_unavailable:
+        parts.append(f"{counts.failed + counts.metrics_unavailable} failed")
+    if counts.early_stopped:
+        parts.append(f"{counts.early_stopped} stopped")
+    best = status.best_trial
+    metric = snapshot.experiment.spec.objective.metric
+    parts.append(
+        f"best {metric}={fmt_number(best.objective)} ({best.name})" if best else "no best yet"
+    )
+    parts.append(f"elapsed {fmt_duration(snapshot.elapsed)}")
+    left = budget.max_trials - counts.created
+    remaining = f"{left} trials left"
+    if snapshot.remaining_time is not None:
+        remaining += f", {fmt_duration(snapshot.remaining_time)} of maxDuration"
+    parts.append(remaining)
+    return " · ".join(parts)
+
+
+def panel(snapshot: Snapshot) -> RenderableType:
+    """The live panel: a table of running trials under the summary line."""
+    metric = snapshot.experiment.spec.objective.metric
+    table = Table(header_style="bold", expand=False, box=None)
+    table.add_column("RUNNING")
+    table.add_column("STEP", justify="right")
+    table.add_column(metric.upper(), justify="right")
+    table.add_column("TIME", justify="right")
+    table.add_column("PARAMETERS")
+    for trial in snapshot.running:
+        table.add_row(
+            trial.name,
+            "-" if trial.step is None else str(trial.step),
+            fmt_number(trial.objective),
+            fmt_duration(trial.seconds),
+            fmt_params(trial.parameters, 60),
+        )
+    head = Text(f"{snapshot.experiment.metadata.name}: {summary_line(snapshot)}", style="bold")
+    return Group(head, table) if snapshot.running else head
+
+
+class Progress:
+    """The runner's :class:`~kubesweep.cli.local.runner.Observer` for the terminal."""
+
+    def __init__(self, console: Console, *, live: bool | None = None) -> None:
+        self.console = console
+        self.live_enabled = console.is_terminal if live is None else live
+        self._live: Live | None = None
+        self._last_line = ""
+
+    def __enter__(self) -> Progress:
+        if self.live_enabled:
+            self._live = Live(console=self.console, refresh_per_second=4, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._live is not None:
+            self._live.__exit__(kind, error, traceback)
+            self._live = None
+
+    def note(self, message: str) -> None:
+        """A remark, printed once."""
+        self.console.print(f"[dim]note:[/dim] {message}", highlight=False)
+
+    def trial_event(self, name: str, phase: str, message: str) -> None:
+        """A trial event line."""
+        first = message.splitlines()[0] if message else ""
+        self.console.print(f"{name} [bold]{phase}[/bold] {first}", highlight=False)
+
+    def progress(self, snapshot: Snapshot) -> None:
+        """Redraw the panel (terminal) or print the summary when it changed (pipe)."""
+        if self._live is not None:
+            self._live.update(panel(snapshot))
+            return
+        line = summary_line(snapshot)
+        core = line.split(" · elapsed")[0]
+        if core != self._last_line:
+            self._last_line = core
+            self.console.print(f"[dim]{line}[/dim]", highlight=False)

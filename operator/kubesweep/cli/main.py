@@ -1,0 +1,514 @@
+"""The ``kubesweep`` command: run sweeps locally, follow and compare them on a cluster.
+
+Exit codes: 0 success (for ``run``: the experiment Succeeded), 1 the
+experiment Failed or a cluster call failed, 2 a bad manifest or usage (the
+message names the field), 130 interrupted (state saved for ``--resume``).
+
+Commands that read results (``describe``, ``trials``, ``best``, ``logs``,
+``report``) work on a cluster by default and on a local run's state file with
+``--state FILE`` (or ``--local`` for the default file of the experiment).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from kubesweep.api import Direction, Experiment, ManifestError, load_experiments
+from kubesweep.cli import views
+from kubesweep.cli.output import FORMATS, emit, trials_table
+from kubesweep.cli.ranking import SORT_KEYS, is_known_sort_key, rank, sort_records
+from kubesweep.cli.sources import LocalSource, NotFoundError, Source, default_state
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console.width = 160  # piped into a log: do not squeeze tables into 80 columns
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print an error and exit."""
+    errors.print(f"[red]error:[/red] {message}")
+    sys.exit(code)
+
+
+def load_manifest(path: str) -> Experiment:
+    """The one Experiment of a manifest file; exit 2 with field-named problems otherwise."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror}", 2)
+    try:
+        experiments = load_experiments(text)
+    except ManifestError as error:
+        fail(f"{path} is not a valid Experiment:\n  " + "\n  ".join(error.problems), 2)
+    if len(experiments) != 1:
+        fail(f"{path} must hold exactly one Experiment, found {len(experiments)}", 2)
+    return experiments[0]
+
+
+def cluster_options(func: F) -> F:
+    """``--kubeconfig``, ``--context``, ``-n``, ``--state`` and ``--local``: every reader's."""
+    options = [
+        click.option(
+            "--kubeconfig", envvar=None, help="Path of the kubeconfig (else $KUBECONFIG)."
+        ),
+        click.option("--context", help="The kubeconfig context to use."),
+        click.option("-n", "--namespace", help="Namespace (else the context's)."),
+        click.option(
+            "--state",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Read a local run's state file instead of a cluster.",
+        ),
+        click.option(
+            "--local", is_flag=True, help="Read the default local state (.kubesweep/EXP.db)."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def open_source(
+    *,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    state: Path | None,
+    local: bool = False,
+    experiment: str | None = None,
+    all_namespaces: bool = False,
+) -> Source:
+    """A local state file or the cluster, as the options say."""
+    if state is None and local and experiment:
+        state = default_state(experiment)
+    try:
+        if state is not None:
+            return LocalSource(state)
+        from kubesweep.cli.cluster import ClusterSource
+        from kubesweep.cli.kube import Kube
+
+        kube = Kube.connect(kubeconfig, context, namespace)
+        return ClusterSource(kube, namespace, all_namespaces)
+    except NotFoundError as error:
+        fail(str(error))
+    except Exception as error:
+        fail(str(error))
+    raise AssertionError  # unreachable: fail exits
+
+
+def guarded(func: F) -> F:
+    """Turn not-found and API errors into one line and exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from kubesweep.cli.kube import KubeError
+
+        try:
+            return func(*args, **kwargs)
+        except (NotFoundError, KubeError) as error:
+            fail(str(error))
+
+    return wrapper  # type: ignore[return-value]
+
+
+output_option = click.option(
+    "-o", "--output", type=click.Choice(FORMATS), default="table", show_default=True
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kubesweep")
+def main() -> None:
+    """Hyperparameter sweeps: run an Experiment locally, or follow one on a cluster."""
+
+
+# -- run ------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--resume", is_flag=True, help="Continue the run recorded in the state file.")
+@click.option("--fresh", is_flag=True, help="Discard the recorded run and start over.")
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="State file (default .kubesweep/<experiment>.db).",
+)
+@click.option("--allow-cpu", is_flag=True, help="Run a GPU experiment on a machine without GPUs.")
+@click.option("--parallel", type=click.IntRange(min=1), help="Override budget.parallelTrials.")
+@click.option("--max-trials", type=click.IntRange(min=1), help="Override budget.maxTrials.")
+@click.option("--no-live", is_flag=True, help="Plain lines instead of the live panel.")
+def run(
+    *,
+    manifest: str,
+    resume: bool,
+    fresh: bool,
+    state: Path | None,
+    allow_cpu: bool,
+    parallel: int | None,
+    max_trials: int | None,
+    no_live: bool,
+) -> None:
+    """Run MANIFEST's Experiment on this machine: trials are local processes."""
+    from kubesweep.cli.local.progress import Progress
+    from kubesweep.cli.local.runner import Interrupted, RunError, RunOptions, run_experiment
+
+    experiment = load_manifest(manifest)
+    if resume and fresh:
+        fail("--resume and --fresh exclude each other", 2)
+    path = state or default_state(experiment.metadata.name)
+    options = RunOptions(
+        state=path,
+        cwd=Path.cwd(),
+        resume=resume,
+        fresh=fresh,
+        allow_cpu=allow_cpu,
+        parallel=parallel,
+        max_trials=max_trials,
+    )
+    try:
+        with Progress(console, live=False if no_live else None) as progress:
+            status, trials = run_experiment(experiment, options, progress)
+    except RunError as error:
+        fail(str(error), error.code)
+    except Interrupted:
+        errors.print(
+            f"interrupted; state saved in {path}. Continue with: "
+            f"kubesweep run {manifest} --resume" + (f" --state {state}" if state else "")
+        )
+        sys.exit(130)
+    source = LocalSource(path)
+    done = source.experiment(experiment.metadata.name)
+    records = rank(source.trials(done), done.spec.objective.direction)
+    console.print(
+        trials_table(
+            records,
+            objective=done.spec.objective.metric,
+            metrics=done.spec.objective.additional_metrics,
+            parameters=[p.name for p in done.spec.parameters],
+            title=f"{done.metadata.name}: trials ranked by {done.spec.objective.metric}",
+            ranked=True,
+        )
+    )
+    console.print(views.end_line(status))
+    del trials
+    sys.exit(0 if status.phase.value == "Succeeded" else 1)
+
+
+@main.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+def validate(manifest: str) -> None:
+    """Check MANIFEST as the API server and the suggestion service would."""
+    from kubesweep.cli.local.runner import spec_problems
+
+    experiment = load_manifest(manifest)
+    problems = spec_problems(experiment)
+    if problems:
+        fail(f"{manifest} is not a valid Experiment:\n  " + "\n  ".join(problems), 2)
+    console.print(f"{manifest}: experiment {experiment.metadata.name} is valid")
+
+
+# -- readers --------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("name", required=False)
+@cluster_options
+@click.option("-A", "--all-namespaces", is_flag=True, help="Experiments of every namespace.")
+@output_option
+@guarded
+def get(
+    *,
+    name: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    state: Path | None,
+    local: bool,
+    all_namespaces: bool,
+    output: str,
+) -> None:
+    """List experiments with phase, best objective and progress."""
+    source = open_source(
+        kubeconfig=kubeconfig,
+        context=context,
+        namespace=namespace,
+        state=state,
+        local=local,
+        experiment=name,
+        all_namespaces=all_namespaces,
+    )
+    found = [source.experiment(name)] if name else source.experiments()
+    if output != "table":
+        emit(console, views.list_wire(found), output)
+        return
+    console.print(views.experiments_table(found, show_namespace=all_namespaces))
+
+
+@main.command()
+@click.argument("name")
+@cluster_options
+@click.option("--tail", default=20, show_default=True, help="Log lines of each failed trial.")
+@guarded
+def describe(
+    *,
+    name: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    state: Path | None,
+    local: bool,
+    tail: int,
+) -> None:
+    """Best trial, parameters, conditions and failures of experiment NAME."""
+    source = open_source(
+        kubeconfig=kubeconfig,
+        context=context,
+        namespace=namespace,
+        state=state,
+        local=local,
+        experiment=name,
+    )
+    experiment = source.experiment(name)
+    records = source.trials(experiment)
+    logs = {}
+    for record in views.failed(records)[:3]:
+        try:
+            logs[record.name] = source.log(record.name, tail)
+        except Exception as error:
+            logs[record.name] = f"(log unavailable: {error})"
+    console.print(views.describe(experiment, records, logs))
+
+
+@main.command()
+@click.argument("name")
+@cluster_options
+@click.option(
+    "--sort-by",
+    default="objective",
+    show_default=True,
+    help=f"One of {', '.join(SORT_KEYS)}, or a metric or parameter name.",
+)
+@click.option("--desc", is_flag=True, help="Reverse the order.")
+@output_option
+@guarded
+def trials(
+    *,
+    name: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    state: Path | None,
+    local: bool,
+    sort_by: str,
+    desc: bool,
+    output: str,
+) -> None:
+    """The trials of experiment NAME with their metrics, sorted."""
+    source = open_source(
+        kubeconfig=kubeconfig,
+        context=context,
+        namespace=namespace,
+        state=state,
+        local=local,
+        experiment=name,
+    )
+    experiment = source.experiment(name)
+    records = source.trials(experiment)
+    if records and not is_known_sort_key(sort_by, records):
+        fail(f"--sort-by {sort_by}: not one of {', '.join(SORT_KEYS)}, a metric or a parameter", 2)
+    ordered = sort_records(records, sort_by, experiment.spec.objective.direction, descending=desc)
+    if output != "table":
+        emit(console, [r.to_dict() for r in ordered], output)
+        return
+    spec = experiment.spec
+    console.print(
+        trials_table(
+            ordered,
+            objective=spec.objective.metric,
+            metrics=spec.objective.additional_metrics,
+            parameters=[p.name for p in spec.parameters],
+            ranked=sort_by == "objective" and not desc,
+        )
+    )
+
+
+@main.command()
+@click.argument("name")
+@cluster_options
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes.")
+@guarded
+def watch(
+    *,
+    name: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    state: Path | None,
+    local: bool,
+    interval: float,
+) -> None:
+    """Follow experiment NAME until it ends; exit 0 if it Succeeded, 1 if it Failed."""
+    from rich.live import Live
+
+    source = open_source(
+        kubeconfig=kubeconfig,
+        context=context,
+        namespace=namespace,
+        state=state,
+        local=local,
+        experiment=name,
+    )
+    last = ""
+    with Live(console=console, refresh_per_second=2, auto_refresh=False) as live:
+        while True:
+            experiment = source.experiment(name)
+            records = source.trials(experiment)
+            if console.is_terminal:
+                live.update(views.watch_panel(experiment, records), refresh=True)
+            else:
+                line = views.progress_line(experiment)
+                if line != last:
+                    console.print(line)
+                    last = line
+            status = experiment.status
+            if status is not None and status.phase.value in ("Succeeded", "Failed"):
+                break
+            time.sleep(interval)
+    assert status is not None
+    console.print(views.end_line(status))
+    sys.exit(0 if status.phase.value == "Succeeded" else 1)
+
+
+@main.command()
+@click.argument("trial")
+@cluster_options
+@click.option("--tail", type=int, help="Only the last N lines.")
+@guarded
+def logs(
+    *,
+    trial: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    state: Path | None,
+    local: bool,
+    tail: int | None,
+) -> None:
+    """The output of TRIAL (its primary container, or its local process)."""
+    experiment = trial.rsplit("-", 1)[0] if "-" in trial else None
+    source = open_source(
+        kubeconfig=kubeconfig,
+        context=context,
+        namespace=namespace,
+        state=state,
+        local=local,
+        experiment=experiment,
+    )
+    console.file.write(source.log(trial, tail))
+
+
+@main.command()
+@click.argument("name")
+@cluster_options
+@click.option("-o", "--output", type=click.Choice(["yaml", "json", "env"]), default="yaml")
+@click.option("--to-configmap", "configmap", help="Also store the parameters in this ConfigMap.")
+@guarded
+def best(
+    *,
+    name: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    state: Path | None,
+    local: bool,
+    output: str,
+    configmap: str | None,
+) -> None:
+    """The winning parameters of experiment NAME, ready to paste or to mount."""
+    source = open_source(
+        kubeconfig=kubeconfig,
+        context=context,
+        namespace=namespace,
+        state=state,
+        local=local,
+        experiment=name,
+    )
+    experiment = source.experiment(name)
+    result = views.best_result(experiment)
+    if result is None:
+        fail(f"experiment {name} has no best trial yet")
+        return
+    if output == "env":
+        console.file.write(views.best_env(experiment, result))
+    else:
+        emit(console, result, output)
+    if configmap:
+        from kubesweep.cli.cluster import ClusterSource
+
+        if not isinstance(source, ClusterSource):
+            fail("--to-configmap needs a cluster (not --state)", 2)
+            return
+        body = views.best_configmap(experiment, result, configmap, source.namespace)
+        views.apply_configmap(source.kube, body)
+        errors.print(f"configmap/{configmap} written in namespace {source.namespace}")
+
+
+@main.command()
+@click.argument("name")
+@cluster_options
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="HTML file to write (default <experiment>-report.html).",
+)
+@guarded
+def report(
+    *,
+    name: str,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    state: Path | None,
+    local: bool,
+    out: Path | None,
+) -> None:
+    """Write a self-contained HTML report of experiment NAME (plots, importance, Pareto)."""
+    from kubesweep.cli.report.html import write_report
+
+    source = open_source(
+        kubeconfig=kubeconfig,
+        context=context,
+        namespace=namespace,
+        state=state,
+        local=local,
+        experiment=name,
+    )
+    experiment = source.experiment(name)
+    records = source.trials(experiment)
+    path = out or Path(f"{name}-report.html")
+    write_report(experiment, records, path)
+    console.print(f"wrote {path} ({len(records)} trials)")
+
+
+def direction_of(experiment: Experiment) -> Direction:
+    """The objective's direction."""
+    return experiment.spec.objective.direction
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

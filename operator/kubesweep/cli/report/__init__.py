@@ -1,0 +1,1 @@
+"""``kubesweep report``: a self-contained HTML report of an experiment."""

@@ -1,0 +1,233 @@
+"""The report's content as plain JSON-ready data, computed from trial records.
+
+Everything a plot shows is decided here (which trials, which values, the
+best-so-far line, the Pareto front, importances), so it is tested without a
+browser; the page's script only draws what it is given.
+
+Directions of additional metrics are not in the spec; for the Pareto front a
+metric whose name says it is a score (accuracy, auc, f1, precision, recall,
+score, r2, reward) is maximised and any other minimised.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from kubesweep.api import Direction, Experiment, ExperimentStatus, ParameterType, TrialPhase
+from kubesweep.cli.ranking import TrialRecord, best_so_far, rank
+from kubesweep.cli.report.importance import importance
+
+_MAXIMISED = re.compile(r"acc|auc|f1|precision|recall|score|r2|reward|map\b|iou", re.I)
+
+
+def metric_direction(metric: str, experiment: Experiment) -> Direction:
+    """The objective's direction, or a guess from an additional metric's name."""
+    if metric == experiment.spec.objective.metric:
+        return experiment.spec.objective.direction
+    return Direction.MAXIMIZE if _MAXIMISED.search(metric) else Direction.MINIMIZE
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def history(records: Sequence[TrialRecord], direction: Direction) -> dict[str, Any]:
+    """Objective per trial (by index) and the best-so-far line over succeeded trials."""
+    ordered = sorted(records, key=lambda r: r.index)
+    points = [
+        {"x": r.index, "y": r.objective, "name": r.name, "phase": r.phase.value}
+        for r in ordered
+        if _finite(r.objective)
+    ]
+    succeeded = [r for r in ordered if r.phase is TrialPhase.SUCCEEDED and _finite(r.objective)]
+    running = best_so_far([r.objective for r in succeeded], direction)
+    best = [[r.index, b] for r, b in zip(succeeded, running, strict=True)]
+    return {"points": points, "best": best}
+
+
+def dimensions(experiment: Experiment) -> list[dict[str, Any]]:
+    """Axes of the parameter plots: numeric (maybe log) or categorical with its values."""
+    out: list[dict[str, Any]] = []
+    for parameter in experiment.spec.parameters:
+        if parameter.type is ParameterType.CATEGORICAL:
+            values = [str(v) for v in parameter.values or []]
+            out.append({"name": parameter.name, "kind": "categorical", "values": values})
+        else:
+            out.append(
+                {
+                    "name": parameter.name,
+                    "kind": "numeric",
+                    "log": parameter.log,
+                    "min": parameter.low,
+                    "max": parameter.high,
+                }
+            )
+    if experiment.spec.fidelity is not None:
+        fidelity = experiment.spec.fidelity
+        out.append(
+            {
+                "name": fidelity.parameter,
+                "kind": "numeric",
+                "log": False,
+                "min": fidelity.min,
+                "max": fidelity.max,
+            }
+        )
+    return out
+
+
+def _value(record: TrialRecord, name: str, experiment: Experiment) -> Any:
+    fidelity = experiment.spec.fidelity
+    if fidelity is not None and name == fidelity.parameter:
+        return record.fidelity
+    value = record.parameters.get(name)
+    if value is None:
+        return None
+    parameter = experiment.spec.parameter(name)
+    return str(value) if parameter.type is ParameterType.CATEGORICAL else value
+
+
+def parallel(records: Sequence[TrialRecord], experiment: Experiment) -> dict[str, Any]:
+    """One line per trial with an objective across every parameter axis and the objective."""
+    dims = dimensions(experiment)
+    rows = [
+        {
+            "name": r.name,
+            "values": [_value(r, d["name"], experiment) for d in dims],
+            "objective": r.objective,
+            "phase": r.phase.value,
+        }
+        for r in records
+        if _finite(r.objective)
+    ]
+    return {"dimensions": dims, "rows": rows}
+
+
+def slices(records: Sequence[TrialRecord], experiment: Experiment) -> list[dict[str, Any]]:
+    """Objective against each parameter."""
+    out = []
+    for dim in dimensions(experiment):
+        points = [
+            {"x": _value(r, dim["name"], experiment), "y": r.objective, "name": r.name}
+            for r in records
+            if _finite(r.objective) and _value(r, dim["name"], experiment) is not None
+        ]
+        out.append({**dim, "points": points})
+    return out
+
+
+def curves(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
+    """Intermediate values per trial; early-stopped trials are marked."""
+    return [
+        {
+            "name": r.name,
+            "phase": r.phase.value,
+            "stopped": r.phase is TrialPhase.EARLY_STOPPED,
+            "points": [[step, value] for step, value in r.curve],
+        }
+        for r in sorted(records, key=lambda r: r.index)
+        if r.curve
+    ]
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether ``a`` is at least as good as ``b`` everywhere and better somewhere (minimising)."""
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(
+        x < y for x, y in zip(a, b, strict=True)
+    )
+
+
+def pareto_front(points: Sequence[Sequence[float]]) -> list[bool]:
+    """For each point (all coordinates minimised), whether no other point dominates it."""
+    return [not any(dominates(q, p) for q in points if q is not p) for p in points]
+
+
+def pareto(records: Sequence[TrialRecord], experiment: Experiment) -> dict[str, Any] | None:
+    """The Pareto front over the objective and the additional metrics, or ``None``."""
+    metrics = experiment.spec.objective.metric_names
+    if len(metrics) < 2:
+        return None
+    directions = [metric_direction(m, experiment) for m in metrics]
+    signs = [1.0 if d is Direction.MINIMIZE else -1.0 for d in directions]
+    candidates = []
+    for record in records:
+        if record.phase is not TrialPhase.SUCCEEDED:
+            continue
+        values = [record.objective, *(record.metrics.get(m) for m in metrics[1:])]
+        if all(_finite(v) for v in values):
+            candidates.append((record, [float(v) for v in values if v is not None]))
+    signed = [[s * v for s, v in zip(signs, values, strict=True)] for _, values in candidates]
+    front = pareto_front(signed)
+    return {
+        "metrics": metrics,
+        "directions": [d.value for d in directions],
+        "points": [
+            {"name": record.name, "values": values, "front": on}
+            for (record, values), on in zip(candidates, front, strict=True)
+        ],
+    }
+
+
+def importances(records: Sequence[TrialRecord], experiment: Experiment) -> list[dict[str, Any]]:
+    """Parameter importance, largest first (empty with too few trials)."""
+    usable = [r for r in records if r.phase is TrialPhase.SUCCEEDED and _finite(r.objective)]
+    parameters = list(experiment.spec.parameters)
+    shares = importance(
+        parameters,
+        [r.parameters for r in usable],
+        [float(r.objective) for r in usable if r.objective is not None],
+    )
+    return [
+        {"name": name, "importance": share}
+        for name, share in sorted(shares.items(), key=lambda item: -item[1])
+    ]
+
+
+def summary(experiment: Experiment, records: Sequence[TrialRecord]) -> dict[str, Any]:
+    """Headline figures: phase, counts, best trial."""
+    status = experiment.status or ExperimentStatus()
+    best = status.best_trial
+    ranked = rank(records, experiment.spec.objective.direction)
+    return {
+        "phase": status.phase.value,
+        "message": status.message or "",
+        "trials": len(records),
+        "counts": {phase.value: sum(r.phase is phase for r in records) for phase in TrialPhase},
+        "best": None
+        if best is None
+        else {"name": best.name, "objective": best.objective, "parameters": best.parameters},
+        "top": [
+            {
+                "name": r.name,
+                "phase": r.phase.value,
+                "objective": r.objective,
+                "parameters": {k: str(v) for k, v in r.parameters.items()},
+            }
+            for r in ranked[:10]
+        ],
+    }
+
+
+def report_data(
+    experiment: Experiment, records: Sequence[TrialRecord], now: datetime | None = None
+) -> dict[str, Any]:
+    """Everything the page shows."""
+    objective = experiment.spec.objective
+    return {
+        "experiment": experiment.metadata.name,
+        "namespace": experiment.metadata.namespace,
+        "generated": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "objective": {"metric": objective.metric, "direction": objective.direction.value},
+        "algorithm": experiment.spec.algorithm.name.value,
+        "summary": summary(experiment, records),
+        "history": history(records, objective.direction),
+        "parallel": parallel(records, experiment),
+        "importance": importances(records, experiment),
+        "slices": slices(records, experiment),
+        "curves": curves(records),
+        "pareto": pareto(records, experiment),
+    }

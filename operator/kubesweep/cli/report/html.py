@@ -1,0 +1,156 @@
+"""The report as one self-contained HTML file: data, script and style inline.
+
+Nothing is fetched when the file is opened (no CDN, no fonts), so it can be
+mailed, attached to a ticket or opened offline. The data is embedded as JSON in
+a ``<script type="application/json">`` block with ``<`` escaped, so no trial
+name or parameter value can break out of it; the drawing script is
+:file:`report.js` beside this module.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from kubesweep.api import Experiment
+from kubesweep.cli.ranking import TrialRecord
+from kubesweep.cli.report.data import report_data
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
+max-width:1400px;color:#111827;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
+.meta{color:#6b7280}.grid2{display:flex;flex-wrap:wrap;gap:16px}
+.plot{border:1px solid #e5e7eb;border-radius:6px;padding:8px;overflow-x:auto;background:#fff}
+.plot h3{font-size:13px;margin:0 0 4px;color:#374151}
+.chart .plot-bg{fill:#fafafa}.chart .grid{stroke:#e5e7eb}.chart .axis{stroke:#9ca3af}
+.chart .tick{font-size:10px;fill:#6b7280}.chart .label{font-size:11px;fill:#374151}
+.chart .mark{stroke:#fff;stroke-width:1}.chart .slice-mark{fill:#2563eb;opacity:.75}
+.chart .best-line{fill:none;stroke:#16a34a;stroke-width:2}
+.chart .pc-line{fill:none;stroke-width:1.5;opacity:.7}
+.chart .bar{fill:#2563eb}.chart .curve{fill:none;stroke-width:1.5;opacity:.85}
+.chart .curve.stopped{stroke-dasharray:4 3}.chart .stop-mark{stroke:#dc2626;stroke-width:2}
+.chart .front{fill:#dc2626}.chart .dominated{fill:#9ca3af}
+.chart .front-line{fill:none;stroke:#dc2626;stroke-dasharray:3 2}
+table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;border-bottom:1px solid #eee;
+text-align:left}.empty{color:#6b7280;font-style:italic}
+"""
+
+
+def _script() -> str:
+    return resources.files("kubesweep.cli.report").joinpath("report.js").read_text()
+
+
+def embed_json(data: Any) -> str:
+    """JSON safe inside a ``<script>`` element."""
+    text = json.dumps(data, allow_nan=False, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _sanitize(value: Any) -> Any:
+    """NaN and infinities become null (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _sanitize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_sanitize(v) for v in value]
+    return value
+
+
+def plot_ids(data: dict[str, Any]) -> list[str]:
+    """The id of every plot container the page holds (the browser test checks each)."""
+    ids = ["plot-history", "plot-parallel", "plot-importance", "plot-curves"]
+    ids += [f"plot-slice-{i}" for i in range(len(data["slices"]))]
+    if data["pareto"]:
+        ids += [f"plot-pareto-{k}" for k in range(1, len(data["pareto"]["metrics"]))]
+    return ids
+
+
+def _plot(id_: str, title: str) -> str:
+    return f'<div class="plot" id="{id_}"><h3>{html.escape(title)}</h3></div>'
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The page for report data from :func:`~kubesweep.cli.report.data.report_data`."""
+    data = _sanitize(data)
+    esc = html.escape
+    summary = data["summary"]
+    metric = data["objective"]["metric"]
+    best = summary["best"]
+    best_html = (
+        f"<p><b>Best trial</b> {esc(best['name'])}: {esc(metric)} = {best['objective']:.6g} "
+        + esc(", ".join(f"{k}={v}" for k, v in best["parameters"].items()))
+        + "</p>"
+        if best
+        else "<p>No best trial yet.</p>"
+    )
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{esc(t['name'])}</td><td>{esc(t['phase'])}</td>"
+        f"<td>{'-' if t['objective'] is None else format(t['objective'], '.6g')}</td>"
+        f"<td>{esc(', '.join(f'{k}={v}' for k, v in t['parameters'].items()))}</td></tr>"
+        for i, t in enumerate(summary["top"], start=1)
+    )
+    slices = "".join(
+        _plot(f"plot-slice-{i}", f"{s['name']}{' (log)' if s.get('log') else ''}")
+        for i, s in enumerate(data["slices"])
+    )
+    pareto = ""
+    if data["pareto"]:
+        names = data["pareto"]["metrics"]
+        pareto = (
+            "<h2>Pareto front</h2><p class='meta'>Red: trials no other trial beats on every "
+            "metric. Directions of additional metrics are guessed from their names.</p>"
+            '<div class="grid2">'
+            + "".join(
+                _plot(f"plot-pareto-{k}", f"{names[0]} vs {names[k]}") for k in range(1, len(names))
+            )
+            + "</div>"
+        )
+    counts = ", ".join(f"{n} {p}" for p, n in summary["counts"].items() if n)
+    title = f"kubesweep report: {data['experiment']}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title><style>{STYLE}</style></head>
+<body>
+<h1>{esc(title)}</h1>
+<p class="meta">{esc(data["objective"]["direction"])} {esc(metric)}
+ with {esc(data["algorithm"])} · {esc(summary["phase"])} · {summary["trials"]} trials
+ ({esc(counts)}) · generated {esc(data["generated"])}</p>
+<p class="meta">{esc(summary["message"])}</p>
+{best_html}
+<h2>Optimisation history</h2>
+<div class="grid2">{_plot("plot-history", f"{metric} per trial, and the best so far (green)")}
+{_plot("plot-importance", "Parameter importance (random-forest fANOVA, main effects)")}</div>
+<h2>Parallel coordinates</h2>
+{_plot("plot-parallel", "Each line a trial; colour: better objective is bluer")}
+<h2>Slices</h2><div class="grid2">{slices}</div>
+<h2>Intermediate values</h2>
+{_plot("plot-curves", f"{metric} per step; dashed with a red cross: stopped early")}
+{pareto}
+<h2>Top trials</h2><table><tr><th>#</th><th>trial</th><th>phase</th><th>{esc(metric)}</th>
+<th>parameters</th></tr>{rows}</table>
+<script type="application/json" id="report-data">{embed_json(data)}</script>
+<script>{_script()}</script>
+</body></html>
+"""
+
+
+def write_report(
+    experiment: Experiment,
+    records: Sequence[TrialRecord],
+    path: Path,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Write the report of ``experiment`` to ``path``; returns the data it shows."""
+    data = report_data(experiment, records, now)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(data), encoding="utf-8")
+    return data

@@ -1,0 +1,111 @@
+"""Where experiments are read from: a cluster, or the state file of a local run.
+
+``describe``, ``trials``, ``best``, ``logs`` and ``report`` work on both: a
+:class:`Source` yields typed Experiments and :class:`TrialRecord` rows, and the
+commands never know which one they hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from kubesweep.api import Experiment, Trial
+from kubesweep.cli.local.processes import log_tail
+from kubesweep.cli.local.runner import trials_dir
+from kubesweep.cli.local.store import Store
+from kubesweep.cli.ranking import TrialRecord, record_from_status, record_from_trial
+
+
+class NotFoundError(LookupError):
+    """The experiment or trial does not exist where it was looked for."""
+
+
+#: Default folder of local state files, relative to the working directory.
+STATE_DIR = Path(".kubesweep")
+
+
+def default_state(name: str) -> Path:
+    """The state file ``kubesweep run`` uses for experiment ``name`` by default."""
+    return STATE_DIR / f"{name}.db"
+
+
+class Source(Protocol):
+    """Read access to experiments and their trials."""
+
+    def experiments(self) -> list[Experiment]:
+        """Every experiment in scope."""
+        ...
+
+    def experiment(self, name: str) -> Experiment:
+        """One experiment, with status; raises :class:`NotFoundError`."""
+        ...
+
+    def trials(self, experiment: Experiment) -> list[TrialRecord]:
+        """The experiment's trials as records."""
+        ...
+
+    def log(self, trial: str, tail: int | None = None) -> str:
+        """A trial's output (the primary container's log)."""
+        ...
+
+
+class LocalSource:
+    """A local run's SQLite state file."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise NotFoundError(f"no state file {path}; run the experiment with kubesweep run")
+        self.path = path
+        self.store = Store(path)
+
+    def experiments(self) -> list[Experiment]:
+        """The one experiment of the file."""
+        return [self._experiment()]
+
+    def _experiment(self) -> Experiment:
+        manifest = self.store.manifest
+        if manifest is None:
+            raise NotFoundError(f"{self.path} holds no experiment yet")
+        status = self.store.status()
+        if status is not None:
+            manifest["status"] = status.to_wire()
+        return Experiment.model_validate(manifest)
+
+    def experiment(self, name: str) -> Experiment:
+        """The file's experiment if it is called ``name``."""
+        found = self._experiment()
+        if name and found.metadata.name != name:
+            raise NotFoundError(f"{self.path} holds experiment {found.metadata.name}, not {name}")
+        return found
+
+    def trials(self, experiment: Experiment) -> list[TrialRecord]:
+        """Every recorded trial."""
+        return [
+            record_from_status(
+                name=t.name,
+                index=t.index,
+                parameters=t.parameters,
+                fidelity=t.fidelity,
+                status=t.status,
+                spec=experiment.spec,
+                attempts=t.attempts,
+            )
+            for t in self.store.trials()
+        ]
+
+    def log(self, trial: str, tail: int | None = None) -> str:
+        """The trial's stdout log from its folder beside the state file."""
+        path = trials_dir(self.path) / trial / "stdout.log"
+        if not path.exists():
+            raise NotFoundError(f"no log for trial {trial} in {path.parent}")
+        if tail is not None:
+            return "\n".join(log_tail(path, tail)) + "\n"
+        return path.read_text(errors="replace")
+
+
+def trial_records(trials: Sequence[Trial], experiment: Experiment) -> list[TrialRecord]:
+    """Cluster Trials as records, by index."""
+    records = [record_from_trial(t, experiment.spec) for t in trials]
+    return sorted(records, key=lambda r: r.index)

@@ -1,0 +1,283 @@
+"""What the reader commands print, built from typed Experiments and trial records.
+
+Pure: each function turns models into rich renderables, plain data or text;
+:mod:`kubesweep.cli.main` decides where it goes. ``best_*`` shape the winning
+configuration for YAML/JSON, shell env and a ConfigMap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from kubesweep.api import Experiment, ExperimentStatus, TrialPhase
+from kubesweep.cli.output import age, fmt_number, fmt_params, phase_text, trials_table
+from kubesweep.cli.ranking import TrialRecord, rank
+from kubesweep.rendering import format_value, param_env_name
+
+
+def end_line(status: ExperimentStatus) -> str:
+    """``Succeeded (MaxTrialsReached): ...`` from the final condition."""
+    for kind in ("Succeeded", "Failed"):
+        condition = status.condition(kind)
+        if condition is not None and condition.status == "True":
+            style = "green" if kind == "Succeeded" else "red"
+            return f"[{style}]{kind}[/{style}] ({condition.reason}): {condition.message}"
+    return f"{status.phase.value}: {status.message or ''}"
+
+
+def progress_text(experiment: Experiment) -> str:
+    """``5/20`` trials completed of the budget."""
+    status = experiment.status
+    done = status.trials.completed if status else 0
+    return f"{done}/{experiment.spec.budget.max_trials}"
+
+
+def progress_line(experiment: Experiment) -> str:
+    """One line of ``watch`` output when not on a terminal."""
+    status = experiment.status or ExperimentStatus()
+    best = status.best_trial
+    best_text = f"best {fmt_number(best.objective)} ({best.name})" if best else "no best yet"
+    counts = status.trials
+    return (
+        f"{experiment.metadata.name} {status.phase.value} {progress_text(experiment)} done, "
+        f"{counts.running} running, {counts.pending} pending, {best_text}"
+    )
+
+
+def experiments_table(experiments: Sequence[Experiment], show_namespace: bool = False) -> Table:
+    """``kubesweep get``: phase, best objective, progress, algorithm, age."""
+    table = Table(header_style="bold", box=None)
+    if show_namespace:
+        table.add_column("NAMESPACE")
+    for column in ("NAME", "PHASE", "OBJECTIVE", "BEST", "TRIALS", "RUNNING", "ALGORITHM", "AGE"):
+        table.add_column(column)
+    for experiment in experiments:
+        status = experiment.status or ExperimentStatus()
+        best = status.best_trial
+        objective = experiment.spec.objective
+        row = [experiment.metadata.namespace or ""] if show_namespace else []
+        row += [
+            experiment.metadata.name,
+            status.phase.value,
+            f"{objective.metric} ({objective.direction.value})",
+            fmt_number(best.objective) if best else "-",
+            progress_text(experiment),
+            str(status.trials.running),
+            experiment.spec.algorithm.name.value,
+            age(status.start_time),
+        ]
+        table.add_row(*row)
+    return table
+
+
+def list_wire(experiments: Sequence[Experiment]) -> Any:
+    """``-o yaml|json`` of ``get``: one object, or a List like kubectl's."""
+    items = [e.to_wire() for e in experiments]
+    if len(items) == 1:
+        return items[0]
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+def failed(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """Failed trials, latest first."""
+    bad = (TrialPhase.FAILED, TrialPhase.METRICS_UNAVAILABLE)
+    return sorted((r for r in records if r.phase in bad), key=lambda r: -r.index)
+
+
+def describe(
+    experiment: Experiment, records: Sequence[TrialRecord], logs: Mapping[str, str]
+) -> RenderableType:
+    """``kubesweep describe``: spec summary, best trial, conditions, top trials, failures."""
+    spec = experiment.spec
+    status = experiment.status or ExperimentStatus()
+    meta = Table.grid(padding=(0, 2))
+    meta.add_column(style="bold")
+    meta.add_column()
+    meta.add_row("Name", experiment.metadata.name)
+    if experiment.metadata.namespace:
+        meta.add_row("Namespace", experiment.metadata.namespace)
+    meta.add_row("Phase", status.phase.value)
+    meta.add_row(
+        "Objective",
+        f"{spec.objective.direction.value} {spec.objective.metric}"
+        + (f" (target {spec.objective.target:g})" if spec.objective.target is not None else ""),
+    )
+    meta.add_row("Algorithm", spec.algorithm.name.value)
+    if spec.early_stopping is not None:
+        meta.add_row("Early stopping", spec.early_stopping.name.value)
+    budget = spec.budget
+    meta.add_row(
+        "Budget",
+        f"maxTrials {budget.max_trials}, parallelTrials {budget.parallel_trials}"
+        + (f", maxDuration {budget.max_duration}" if budget.max_duration else ""),
+    )
+    counts = status.trials
+    meta.add_row(
+        "Trials",
+        f"{counts.created} created, {counts.succeeded} succeeded, {counts.running} running, "
+        f"{counts.pending} pending, {counts.early_stopped} stopped, "
+        f"{counts.failed + counts.metrics_unavailable} failed",
+    )
+    meta.add_row("Started", age(status.start_time) + " ago" if status.start_time else "-")
+    if status.message:
+        meta.add_row("Message", status.message)
+    parts: list[RenderableType] = [meta]
+
+    best = status.best_trial
+    if best is not None:
+        table = Table(title=f"Best trial {best.name}", header_style="bold", box=None)
+        table.add_column("PARAMETER")
+        table.add_column("VALUE")
+        for name, value in best.parameters.items():
+            table.add_row(name, str(value))
+        if best.fidelity is not None and spec.fidelity is not None:
+            table.add_row(spec.fidelity.parameter, f"{best.fidelity:g} (fidelity)")
+        table.add_row(f"[bold]{spec.objective.metric}[/bold]", fmt_number(best.objective))
+        for name, value in best.metrics.items():
+            if name != spec.objective.metric:
+                table.add_row(name, fmt_number(value))
+        parts.append(table)
+
+    if status.conditions:
+        conditions = Table(title="Conditions", header_style="bold", box=None)
+        for column in ("TYPE", "STATUS", "REASON", "MESSAGE"):
+            conditions.add_column(column)
+        for condition in status.conditions:
+            conditions.add_row(
+                condition.type, condition.status, condition.reason, condition.message
+            )
+        parts.append(conditions)
+
+    if records:
+        top = rank(records, spec.objective.direction)[:10]
+        parts.append(
+            trials_table(
+                top,
+                objective=spec.objective.metric,
+                metrics=spec.objective.additional_metrics,
+                parameters=[p.name for p in spec.parameters],
+                title="Top trials",
+                ranked=True,
+            )
+        )
+    for record in failed(records)[:3]:
+        text = Text()
+        text.append(f"Trial {record.name} {record.phase.value}", style="bold red")
+        text.append(f": {record.reason or ''} {record.message or ''}\n")
+        log = logs.get(record.name)
+        if log:
+            text.append(log.rstrip() + "\n", style="dim")
+        parts.append(text)
+    return Group(*parts)
+
+
+def watch_panel(experiment: Experiment, records: Sequence[TrialRecord]) -> RenderableType:
+    """``kubesweep watch`` on a terminal: the progress line and the running and best trials."""
+    spec = experiment.spec
+    running = [r for r in records if r.phase is TrialPhase.RUNNING]
+    table = Table(header_style="bold", box=None)
+    table.add_column("TRIAL")
+    table.add_column("PHASE")
+    table.add_column(spec.objective.metric.upper(), justify="right")
+    table.add_column("PARAMETERS")
+    shown = running + [r for r in rank(records, spec.objective.direction)[:5] if r not in running]
+    for record in shown:
+        table.add_row(
+            record.name,
+            phase_text(record.phase),
+            fmt_number(record.objective),
+            fmt_params(record.parameters, 60),
+        )
+    return Group(Text(progress_line(experiment), style="bold"), table)
+
+
+def best_result(experiment: Experiment) -> dict[str, Any] | None:
+    """The winning trial as plain data: parameters (with the fidelity), objective, metrics."""
+    status = experiment.status
+    if status is None or status.best_trial is None:
+        return None
+    best = status.best_trial
+    parameters: dict[str, Any] = dict(best.parameters)
+    fidelity = experiment.spec.fidelity
+    if fidelity is not None and best.fidelity is not None:
+        parameters[fidelity.parameter] = (
+            int(best.fidelity) if fidelity.type == "int" else best.fidelity
+        )
+    return {
+        "experiment": experiment.metadata.name,
+        "trial": best.name,
+        "objective": {"metric": experiment.spec.objective.metric, "value": best.objective},
+        "parameters": parameters,
+        "metrics": dict(best.metrics),
+    }
+
+
+def best_env(experiment: Experiment, result: Mapping[str, Any]) -> str:
+    """``KUBESWEEP_PARAM_LR=0.01`` lines, the variables a trial of the experiment sees."""
+    del experiment
+    lines = [
+        f"{param_env_name(name)}={_shell(format_value(value))}"
+        for name, value in result["parameters"].items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _shell(text: str) -> str:
+    if text and all(c.isalnum() or c in "._-+:/@%" for c in text):
+        return text
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def best_configmap(
+    experiment: Experiment, result: Mapping[str, Any], name: str, namespace: str
+) -> dict[str, Any]:
+    """A ConfigMap holding each winning parameter under its name, plus its provenance."""
+    data = {key: format_value(value) for key, value in result["parameters"].items()}
+    data["kubesweep.params.json"] = _json(result["parameters"])
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "kubesweep",
+                "kubesweep.io/experiment": experiment.metadata.name,
+            },
+            "annotations": {
+                "kubesweep.io/trial": str(result["trial"]),
+                "kubesweep.io/objective": f"{result['objective']['metric']}="
+                f"{result['objective']['value']!r}",
+            },
+        },
+        "data": data,
+    }
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def apply_configmap(kube: Any, body: dict[str, Any]) -> None:
+    """Create the ConfigMap, or replace its data if it exists."""
+    from kubesweep.cli.kube import KubeError, path_for
+
+    namespace = body["metadata"]["namespace"]
+    try:
+        kube.request("POST", path_for("v1", "configmaps", namespace), body)
+    except KubeError as error:
+        if error.status != 409:
+            raise
+        kube.request(
+            "PATCH",
+            path_for("v1", "configmaps", namespace, body["metadata"]["name"]),
+            {"metadata": body["metadata"], "data": body["data"]},
+            content_type="application/merge-patch+json",
+        )

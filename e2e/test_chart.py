@@ -239,6 +239,18 @@ def test_trial_pod_identity_can_do_nothing(
 
 def test_install_upgrade_uninstall_leaves_no_orphans(cluster: Cluster, namespace: str) -> None:
     release = "ks-lifecycle"
+    # CRDs other tests applied are adopted by the release, as Helm allows for objects
+    # carrying its ownership metadata; with crds.keep they must outlive the release.
+    for crd in ("experiments.kubesweep.io", "trials.kubesweep.io"):
+        cluster.kubectl("label", "--overwrite", "crd", crd, "app.kubernetes.io/managed-by=Helm")
+        cluster.kubectl(
+            "annotate",
+            "--overwrite",
+            "crd",
+            crd,
+            f"meta.helm.sh/release-name={release}",
+            f"meta.helm.sh/release-namespace={namespace}",
+        )
     common = [
         "--namespace",
         namespace,

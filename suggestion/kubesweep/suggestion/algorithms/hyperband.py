@@ -144,9 +144,12 @@ class Hyperband:
         for index in sorted(brackets):
             if len(out) >= count:
                 break
+            plan = self.plan(index)
+            if len(brackets[index].rungs.get(len(plan.sizes) - 1, ())) >= plan.sizes[-1]:
+                continue  # its top rung is full: nothing left to promote or start
             out.extend(
                 self._advance(
-                    self.plan(index),
+                    plan,
                     brackets[index],
                     history,
                     room=count - len(out),

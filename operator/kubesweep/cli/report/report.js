@@ -125,7 +125,7 @@
     const width = Math.max(W, 140 * dims.length);
     const svg = el("svg", { viewBox: `0 0 ${width} ${H}`, width: width, height: H, class: "chart" });
     container.appendChild(svg);
-    const step = (width - M.l - M.r) / Math.max(dims.length - 1, 1);
+    const step = (width - M.l - 70) / Math.max(dims.length - 1, 1);
     const axes = dims.map((d, i) => {
       const x = M.l + step * i;
       const s = d.kind === "categorical"

@@ -302,3 +302,17 @@ def test_thousands_of_observations_are_fitted_on_a_bounded_subset() -> None:
         assert compiled.key(assignment.parameters) not in taken
     # The model still knows where the bowl is: the picks are near the best seen.
     assert min(bowl(a.parameters) for a in reply.assignments) < best + 0.5
+
+
+def test_a_batch_larger_than_the_model_pick_cap_is_filled() -> None:
+    space = SearchSpace.model_validate(BOWL)
+    compiled = Space(space)
+    rng = np.random.default_rng(6)
+    trials = [
+        trial(i, v, state=TrialState.COMPLETED, value=bowl(v))
+        for i, v in enumerate(compiled.sample(rng, 12))
+    ]
+    reply = bayesian.create(space, {"candidates": 32}, 1).suggest(
+        History(trials, Direction.MINIMIZE), 40
+    )
+    assert len({compiled.key(a.parameters) for a in reply.assignments}) == 40

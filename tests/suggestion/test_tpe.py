@@ -254,3 +254,15 @@ def test_univariate_mode_also_searches() -> None:
             trials.append(trial(len(trials), a.parameters, state=TrialState.COMPLETED, value=1.0))
     compiled = Space(space)
     assert len({compiled.key(t.parameters) for t in trials}) == 24
+
+
+def test_a_batch_larger_than_the_model_pick_cap_is_filled() -> None:
+    space = SearchSpace.model_validate(BOWL)
+    compiled = Space(space)
+    rng = np.random.default_rng(6)
+    trials = [
+        trial(i, v, state=TrialState.COMPLETED, value=bowl(v))
+        for i, v in enumerate(compiled.sample(rng, 12))
+    ]
+    reply = tpe.create(space, {}, 1).suggest(History(trials, Direction.MINIMIZE), 40)
+    assert len({compiled.key(a.parameters) for a in reply.assignments}) == 40

@@ -24,7 +24,7 @@ from kubesweep.suggestion.space import Key
 
 #: Most model-based picks in one reply; the rest of a larger batch is uniform, so
 #: a request for hundreds of parallel slots stays fast.
-MAX_MODEL_PICKS = 64
+MAX_MODEL_PICKS = 32
 
 
 @dataclass

@@ -7,8 +7,8 @@ below). Each component is a product over dimensions of
 - a Gaussian truncated to ``[0, 1]`` for numbers; a discrete number (integer,
   stepped) uses the Gaussian's mass over its value's slice of the interval, so a
   narrow kernel cannot make one integer infinitely likely;
-- a smoothed one-hot distribution for categoricals (``1 + prior/k`` on the
-  observed category, ``prior/k`` elsewhere, normalised);
+- a smoothed one-hot distribution for categoricals (``1 + prior/(n+1)`` on
+  the observed category, ``prior/(n+1)`` elsewhere, normalised, as in Optuna);
 - the uniform distribution where the observation's parameter was inactive.
 
 The prior component is uniform in every dimension.
@@ -17,11 +17,13 @@ Candidates are scored over their *active* coordinates only, so both densities of
 a ratio ``l(x)/g(x)`` always integrate over the same sub-space, which is how
 conditional parameters stay comparable.
 
-Bandwidths: multivariate kernels use ``0.2 * n^(-1/(d+4))`` (Scott's rule on the
-unit interval, as in Optuna's multivariate TPE); univariate kernels use the
-distance to the farther neighbour (Bergstra et al.). Both are clipped below by
-the "magic clip" ``1/min(100, n+1)`` so a cluster of good points never collapses
-the search onto a point.
+Bandwidths, per dimension: each kernel's distance to its farther neighbour
+(Bergstra et al.), clipped below by the "magic clip" ``1/min(100, kernels+1)``
+so a cluster of good points never collapses the search onto a point; this is
+also what Optuna 4+ uses for its (default) multivariate TPE. Multivariate mode
+draws one component per point for all dimensions (a joint kernel, which keeps
+interactions); univariate mode is a product of independent per-dimension
+estimators.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from scipy.special import logsumexp, ndtr, ndtri
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
 
 _PRIOR_SIGMA = 1.0
-_MULTIVARIATE_SIGMA0 = 0.2
 _LOG_TINY = -700.0
 
 
@@ -66,29 +67,46 @@ class Parzen:
         self.inactive = np.isnan(self.mu)
 
     def _bandwidths(self, rows: Array) -> Array:
+        """Per dimension, each kernel's distance to its farther neighbour, magic-clipped."""
         n, dim = rows.shape
-        if n == 0:
-            return np.zeros((0, dim))
-        if self.options.multivariate:
-            sigma = np.full((n, dim), _MULTIVARIATE_SIGMA0 * n ** (-1.0 / (dim + 4)))
-        else:
-            sigma = np.empty((n, dim))
-            for d in range(dim):
-                sigma[:, d] = _neighbour_bandwidths(rows[:, d])
-        low = 1.0 / min(100.0, n + 1.0) if self.options.magic_clip else 1e-3
-        result: Array = np.clip(sigma, low, 1.0)
+        sigma = np.empty((n, dim))
+        for d in range(dim):
+            column = rows[:, d]
+            sigma[:, d] = _neighbour_bandwidths(column)
+            if self.options.magic_clip:
+                kernels = int((~np.isnan(column)).sum()) + 1  # the prior counts
+                sigma[:, d] = np.maximum(sigma[:, d], 1.0 / min(100.0, 1.0 + kernels))
+        result: Array = np.clip(sigma, 1e-3, 1.0)
+        return result
+
+    def _dim_weights(self, d: int) -> Array:
+        """Univariate mode: the mixture weights of dimension ``d``'s own estimator.
+
+        Only observations where the parameter was active take part (and the prior).
+        """
+        weights = np.where(self.inactive[:, d], 0.0, self.weights)
+        weights[0] = self.weights[0]
+        result: Array = weights / weights.sum()
         return result
 
     # --- sampling ----------------------------------------------------------------------
 
     def sample(self, rng: np.random.Generator, count: int) -> Array:
-        """``count`` unit rows drawn from the mixture (not yet snapped)."""
+        """``count`` unit rows drawn from the estimator (not yet snapped).
+
+        Multivariate: one component per row, shared by all dimensions (a joint
+        kernel); univariate: a component per row and dimension.
+        """
         dim = self.cube.dim
-        pick = rng.choice(len(self.weights), size=count, p=self.weights)
-        mu, sigma = self.mu[pick], self.sigma[pick] * self.options.bandwidth_factor
+        size = len(self.weights)
         out = np.empty((count, dim))
+        pick = rng.choice(size, size=count, p=self.weights)
         for d in range(dim):
-            out[:, d] = self._sample_column(d, mu[:, d], sigma[:, d], rng)
+            if not self.options.multivariate:
+                pick = rng.choice(size, size=count, p=self._dim_weights(d))
+            mu = self.mu[pick, d]
+            sigma = self.sigma[pick, d] * self.options.bandwidth_factor
+            out[:, d] = self._sample_column(d, mu, sigma, rng)
         return out
 
     def _sample_column(self, d: int, mu: Array, sigma: Array, rng: np.random.Generator) -> Array:
@@ -110,7 +128,9 @@ class Parzen:
 
     def _category_probs(self, mu: Array, k: int) -> Array:
         """Per-component category probabilities for component centres ``mu``."""
-        smoothing = self.options.prior_weight / k
+        # As in Optuna: the prior's weight spread over the kernels, so the
+        # smoothing fades as observations accumulate.
+        smoothing = self.options.prior_weight / len(self.weights)
         probs = np.full((len(mu), k), smoothing)
         known = ~np.isnan(mu)
         index = np.clip(np.floor(np.where(known, mu, 0.0) * k), 0, k - 1).astype(int)
@@ -122,7 +142,9 @@ class Parzen:
     # --- density -------------------------------------------------------------------------
 
     def log_density(self, rows: Array) -> Array:
-        """log of the mixture density at snapped ``rows``, over their active coordinates."""
+        """log density at snapped ``rows``, over their active coordinates."""
+        if not self.options.multivariate:
+            return self._log_density_univariate(rows)
         total = np.zeros((len(rows), len(self.weights))) + self.log_weights[None, :]
         for d in range(self.cube.dim):
             x = rows[:, d]
@@ -134,6 +156,18 @@ class Parzen:
             total += part
         result: Array = logsumexp(total, axis=1)
         return result
+
+    def _log_density_univariate(self, rows: Array) -> Array:
+        total = np.zeros(len(rows))
+        for d in range(self.cube.dim):
+            x = rows[:, d]
+            active = ~np.isnan(x)
+            if not active.any():
+                continue
+            with np.errstate(divide="ignore"):
+                log_w = np.log(self._dim_weights(d))
+            total[active] += logsumexp(self._log_kernel(d, x[active]) + log_w[None, :], axis=1)
+        return total
 
     def _log_kernel(self, d: int, x: Array) -> Array:
         """``(len(x), components)`` log kernel values of dimension ``d``."""
@@ -177,16 +211,24 @@ def _log_interval_mass(a: Array, b: Array) -> Array:
 
 
 def _neighbour_bandwidths(column: Array) -> Array:
-    """Bergstra's bandwidths: each point's distance to its farther neighbour (0 and 1 bound)."""
+    """Each point's distance to its farther neighbour (Bergstra et al. 2011).
+
+    The interval's ends count as neighbours except for the outermost points,
+    whose bandwidth is the gap to their inner neighbour (Optuna's default of
+    not considering the endpoints), so a point near a bound is not blurred
+    across the whole interval. NaN (inactive) entries get the full width.
+    """
     sigma = np.full(len(column), 1.0)
     known = ~np.isnan(column)
     values = column[known]
     if not len(values):
         return sigma
-    order = np.argsort(values)
-    sorted_values = np.concatenate([[0.0], values[order], [1.0]])
-    gaps = np.diff(sorted_values)
-    widths = np.maximum(gaps[:-1], gaps[1:])
+    order = np.argsort(values, kind="stable")
+    ends = np.concatenate([[0.0], values[order], [1.0]])
+    widths = np.maximum(ends[1:-1] - ends[:-2], ends[2:] - ends[1:-1])
+    if len(values) >= 2:
+        widths[0] = ends[2] - ends[1]
+        widths[-1] = ends[-2] - ends[-3]
     result = np.empty(len(values))
     result[order] = widths
     sigma[known] = result

@@ -29,7 +29,7 @@ How it works, and why:
 - Scale: the GP is conditioned on at most ``maxFitPoints`` observations (the
   best half and a uniform spread of the rest) and its hyperparameters fitted on
   at most ``kernelFitPoints`` of those, so a call costs about the same at
-  1,000 or 100,000 observed trials. One call makes at most 64 model-based
+  1,000 or 100,000 observed trials. One call makes at most 32 model-based
   picks; the rest of a larger batch is drawn uniformly (with hundreds of
   parallel slots, a model adds little and would cost a refit per pick).
   Linear algebra runs single-threaded: on

@@ -24,7 +24,7 @@ How it works, and why:
   (Optuna's constant liar).
 - Scale: the good group is capped by ``gammaCap`` and the bad group keeps the
   ``maxObservations`` most recent of the rest, so a call's cost stops growing
-  with the history. One call makes at most 64 model-based picks; the rest of
+  with the history. One call makes at most 32 model-based picks; the rest of
   a larger batch is drawn uniformly.
 - The first ``nStartupTrials`` suggestions follow a scrambled Sobol sequence
   fixed by the seed.

@@ -111,7 +111,7 @@ class Asha:
         rng = rng_for(self.seed, len(history.trials), "asha")
         avoid: set[Key] = set()
         top = len(self.budgets) - 1
-        finished: list[list[tuple[float, str, ObservedTrial]]] = [[] for _ in self.budgets]
+        finished: list[list[tuple[float, str, ObservedTrial, Key]]] = [[] for _ in self.budgets]
         present: list[set[Key]] = [set() for _ in self.budgets]
         for trial in history.trials:
             key = self.space.key(trial.parameters)
@@ -122,7 +122,7 @@ class Asha:
             present[rung].add(key)
             loss = history.loss(trial)
             if loss is not None:
-                finished[rung].append((loss, trial.name, trial))
+                finished[rung].append((loss, trial.name, trial, key))
         out: list[Assignment] = []
         if self.mode == "promotion":
             for ranked in finished:
@@ -154,7 +154,7 @@ class Asha:
 
     def _next_promotion(
         self,
-        finished: list[list[tuple[float, str, ObservedTrial]]],
+        finished: list[list[tuple[float, str, ObservedTrial, Key]]],
         present: list[set[Key]],
         pointers: list[int],
         top: int,
@@ -164,11 +164,11 @@ class Asha:
             ranked = finished[rung]
             best = math.floor(len(ranked) / self.eta + 1e-9)
             while pointers[rung] < best:
-                _, _, trial = ranked[pointers[rung]]
+                _, _, trial, key = ranked[pointers[rung]]
                 pointers[rung] += 1
-                key = self.space.key(trial.parameters)
-                valid = self.space.contains(self.space.prune(trial.parameters))
-                if valid and key not in present[rung + 1]:
+                if key not in present[rung + 1] and self.space.contains(
+                    self.space.prune(trial.parameters)
+                ):
                     present[rung + 1].add(key)
                     return rung, trial
         return None

@@ -1,0 +1,198 @@
+"""Report data (pure), the HTML page, and the page rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from kubesweep.api import Direction, Experiment, ExperimentStatus, TrialPhase
+from kubesweep.cli.ranking import TrialRecord
+from kubesweep.cli.report.data import (
+    history,
+    metric_direction,
+    pareto,
+    pareto_front,
+    report_data,
+)
+from kubesweep.cli.report.html import embed_json, plot_ids, render_html, write_report
+from kubesweep.cli.report.importance import importance
+from tests.cli.conftest import ROOT, T0, record
+
+ARTIFACTS = ROOT / "artifacts"
+
+
+def synthetic(experiment: Experiment, count: int = 12) -> list[TrialRecord]:
+    """Trials of the random example where the objective depends mostly on eta0."""
+    rng = random.Random(3)
+    out = []
+    for index in range(count):
+        eta0 = 10 ** rng.uniform(-3, 0)
+        alpha = 10 ** rng.uniform(-6, -2)
+        penalty = rng.choice(["l2", "l1", "elasticnet"])
+        loss = abs(math.log10(eta0) + 1) + 0.01 * rng.random()
+        phase = TrialPhase.EARLY_STOPPED if index % 5 == 4 else TrialPhase.SUCCEEDED
+        if index == 7:
+            phase = TrialPhase.FAILED
+        curve = tuple(
+            (step, loss + 1.0 / step)
+            for step in range(1, 6 if phase.value != "EarlyStopped" else 3)
+        )
+        out.append(
+            TrialRecord(
+                name=f"digits-random-{index}",
+                index=index,
+                phase=phase,
+                parameters={"alpha": alpha, "eta0": eta0, "penalty": penalty},
+                objective=None if phase is TrialPhase.FAILED else loss,
+                metrics={}
+                if phase is TrialPhase.FAILED
+                else {"val_loss": loss, "accuracy": 1 - loss / 4},
+                start_time=T0,
+                completion_time=T0,
+                curve=() if phase is TrialPhase.FAILED else curve,
+            )
+        )
+    return out
+
+
+def test_history_best_so_far_follows_succeeded_trials_only() -> None:
+    records = [
+        record(0, 0.5),
+        record(1, 0.1, TrialPhase.EARLY_STOPPED),
+        record(2, 0.3),
+        record(3, 0.4),
+    ]
+    data = history(records, Direction.MINIMIZE)
+    assert [p["x"] for p in data["points"]] == [0, 1, 2, 3]
+    assert data["best"] == [[0, 0.5], [2, 0.3], [3, 0.3]]
+
+
+def test_pareto_front_minimising_every_coordinate() -> None:
+    points = [[1.0, 5.0], [2.0, 2.0], [3.0, 3.0], [5.0, 1.0], [2.0, 2.0]]
+    assert pareto_front(points) == [True, True, False, True, True]
+
+
+def test_pareto_uses_the_guessed_direction_of_additional_metrics(
+    random_experiment: Experiment,
+) -> None:
+    assert metric_direction("accuracy", random_experiment) is Direction.MAXIMIZE
+    assert metric_direction("latency_ms", random_experiment) is Direction.MINIMIZE
+    records = synthetic(random_experiment)
+    data = pareto(records, random_experiment)
+    assert data is not None
+    assert data["metrics"] == ["val_loss", "accuracy"]
+    assert all(p["front"] is not None for p in data["points"])
+    # accuracy = 1 - loss/4 is monotone in the loss: only the best loss is on the front
+    front = [p for p in data["points"] if p["front"]]
+    best = min(p["values"][0] for p in data["points"])
+    assert [p["values"][0] for p in front] == [best]
+
+
+def test_importance_finds_the_parameter_that_matters(random_experiment: Experiment) -> None:
+    records = [r for r in synthetic(random_experiment, 30) if r.objective is not None]
+    shares = importance(
+        random_experiment.spec.parameters,
+        [r.parameters for r in records],
+        [float(r.objective) for r in records if r.objective is not None],
+    )
+    assert math.isclose(sum(shares.values()), 1.0)
+    assert max(shares, key=lambda k: shares[k]) == "eta0"
+    assert importance(random_experiment.spec.parameters, [{}] * 2, [1.0, 2.0]) == {}
+
+
+def test_report_data_has_every_section(random_experiment: Experiment) -> None:
+    data = report_data(random_experiment, synthetic(random_experiment), now=T0)
+    assert [s["name"] for s in data["slices"]] == ["alpha", "eta0", "penalty"]
+    assert data["slices"][2]["kind"] == "categorical"
+    assert any(c["stopped"] for c in data["curves"])
+    assert data["importance"]
+    assert len(data["parallel"]["rows"]) == 11
+    assert data["pareto"] is not None
+    json.dumps(data)  # JSON-ready
+
+
+def test_html_embeds_data_safely_and_names_every_plot(random_experiment: Experiment) -> None:
+    records = synthetic(random_experiment)
+    records[0] = TrialRecord(**{**records[0].__dict__, "name": "</script><b>x"})
+    data = report_data(random_experiment, records, now=T0)
+    page = render_html(data)
+    assert "</script><b>" not in page.split('id="report-data">')[1].split("</script>")[0]
+    assert "\\u003c/script\\u003e" in embed_json({"a": "</script>"})
+    for plot in plot_ids(data):
+        assert f'id="{plot}"' in page
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in page
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def run_chromium(binary: str, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                *extra,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def test_every_plot_renders_in_headless_chromium(
+    random_experiment: Experiment, tmp_path: Path
+) -> None:
+    binary = chromium()
+    if binary is None:
+        pytest.skip(
+            "chromium not found (apt-get install -y chromium); the report is untested in a browser"
+        )
+    status = ExperimentStatus.model_validate(
+        {"phase": "Succeeded", "message": "all 12 trials finished"}
+    )
+    experiment = random_experiment.model_copy(update={"status": status})
+    path = tmp_path / "report.html"
+    data = write_report(experiment, synthetic(random_experiment), path, now=T0)
+    dom = run_chromium(binary, path.as_uri(), "--dump-dom", "--virtual-time-budget=5000")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-plots-done="true"' in dom.stdout, "the report script did not finish"
+    for plot in plot_ids(data):
+        match = re.search(rf'<div class="plot" id="{plot}"([^>]*)>', dom.stdout)
+        assert match, f"{plot} missing"
+        attributes = match.group(1)
+        assert "data-error" not in attributes, f"{plot} failed: {attributes}"
+        assert 'data-rendered="true"' in attributes, f"{plot} did not render"
+        marks = int(re.search(r'data-marks="(\d+)"', attributes).group(1))  # type: ignore[union-attr]
+        assert marks > 0, f"{plot} drew nothing"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "cli-report.png"
+    result = run_chromium(binary, path.as_uri(), f"--screenshot={shot}", "--window-size=1400,3200")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
+    os.replace(path, ARTIFACTS / "cli-report.html")

@@ -1,0 +1,73 @@
+"""The SQLite state: trials by index, status round trips, resume turns running into pending."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from kubesweep.api import ExperimentStatus, TrialPhase, TrialStatus
+from kubesweep.cli.local.store import LocalTrial, StateError, Store, resumed_status
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "state.db")
+    s.set_meta(experiment="exp", manifest="{}")
+    return s
+
+
+def test_a_trial_index_is_recorded_once(store: Store) -> None:
+    trial = LocalTrial(index=0, name="exp-0", parameters={"lr": 0.1})
+    assert store.add_trial(trial)
+    assert not store.add_trial(replace(trial, parameters={"lr": 0.2}))
+    assert [t.parameters for t in store.trials()] == [{"lr": 0.1}]
+
+
+def test_a_trial_must_be_named_after_its_experiment_and_index(store: Store) -> None:
+    with pytest.raises(StateError):
+        store.add_trial(LocalTrial(index=1, name="exp-2", parameters={}))
+
+
+def test_status_and_process_round_trip(store: Store) -> None:
+    trial = LocalTrial(index=3, name="exp-3", parameters={"opt": "sgd"}, fidelity=9.0)
+    store.add_trial(trial)
+    status = TrialStatus(phase=TrialPhase.RUNNING, reason="Running", objective=0.5)
+    store.update_trial(replace(trial, status=status, attempts=1, pid=42, pid_start="77"))
+    again = store.trial("exp-3")
+    assert again is not None
+    assert again.status == status
+    assert (again.attempts, again.pid, again.pid_start, again.fidelity) == (1, 42, "77", 9.0)
+    store.save_status(ExperimentStatus(message="hi"))
+    status_again = store.status()
+    assert status_again is not None
+    assert status_again.message == "hi"
+
+
+def test_resume_turns_unfinished_trials_pending_and_keeps_finished_ones(store: Store) -> None:
+    done = TrialStatus(phase=TrialPhase.SUCCEEDED, objective=0.1)
+    running = TrialStatus(phase=TrialPhase.RUNNING, objective=0.7)
+    store.add_trial(LocalTrial(index=0, name="exp-0", parameters={}, status=done))
+    store.add_trial(LocalTrial(index=1, name="exp-1", parameters={}, status=running))
+    store.add_trial(LocalTrial(index=2, name="exp-2", parameters={}))
+    before = store.resume_unfinished()
+    assert [t.name for t in before] == ["exp-1", "exp-2"]
+    phases = {t.name: (t.status.phase, t.status.objective) for t in store.trials()}
+    assert phases == {
+        "exp-0": (TrialPhase.SUCCEEDED, 0.1),
+        "exp-1": (TrialPhase.PENDING, None),
+        "exp-2": (TrialPhase.PENDING, None),
+    }
+
+
+def test_resumed_status_keeps_a_finished_status() -> None:
+    stopped = TrialStatus(phase=TrialPhase.EARLY_STOPPED)
+    assert resumed_status(stopped) is stopped
+    assert resumed_status(TrialStatus(phase=TrialPhase.RUNNING)).reason == "Resumed"
+
+
+def test_exhausted_flag(store: Store) -> None:
+    assert not store.exhausted
+    store.set_exhausted(True)
+    assert store.exhausted

@@ -39,6 +39,7 @@ class FakeKube:
         self.trial_creates = 0
         self.conflicts = 0
         self.writes = 0
+        self.experiment_patches = 0
 
     async def create_trial(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
         name = body["metadata"]["name"]
@@ -74,6 +75,7 @@ class FakeKube:
     ) -> None:
         apply_merge_patch(self.experiment_status, patch)
         self.writes += 1
+        self.experiment_patches += 1
 
     def children(self) -> Children:
         trials = [t for t in (slim_trial(b) for b in self.trials.values()) if t is not None]
@@ -193,7 +195,12 @@ class Driver:
         self.events: list[tuple[str, str]] = []
         self.now = T0
 
-    async def step(self, children: Children | None = None, state: ExperimentState | None = None):
+    async def step(
+        self,
+        children: Children | None = None,
+        state: ExperimentState | None = None,
+        advance: timedelta = timedelta(seconds=10),
+    ):
         self.body["status"] = copy.deepcopy(self.kube.experiment_status)
         plan = await reconcile(
             rt=self.rt,
@@ -203,5 +210,5 @@ class Driver:
             emit=lambda reason, message, warning: self.events.append((reason, message)),
             now=self.now,
         )
-        self.now += timedelta(seconds=10)
+        self.now += advance
         return plan

@@ -102,16 +102,30 @@ async def test_repeated_batches_apply_once(client, setup):
     assert patches[-1][2]["metrics"][0]["count"] == 2
 
 
-async def test_final_batch_flushes_at_once_with_the_summary(client, setup):
-    _, patches, _ = setup
+async def test_final_batch_is_left_to_the_pass_then_flushed(client, setup):
+    intake, patches, clock = setup
     headers = {"Authorization": authorization(trial_token(KEY, "uid-0"))}
     summary = Summary(metrics=(MetricStats("loss", 0.2, 0.1, 0.9, 9, 10),))
     response = await client.post(
         "/", data=batch(seq=1, values=(0.5,), final=True, summary=summary), headers=headers
     )
     assert response.status == 200
-    assert len(patches) == 1
-    assert patches[0][2]["objective"] == 0.1  # the summary saw more than the pushes
+    assert await intake.flush_due() == 0  # held for the pass that sees the Job complete
+    taken = intake.take("ns", "exp-0")
+    assert taken is not None
+    assert taken.objective == 0.1  # the summary saw more than the pushes
+    clock.now += 10
+    assert await intake.flush_due() == 0  # the pass took them: nothing left to write
+    assert patches == []
+
+
+async def test_final_batch_is_flushed_if_no_pass_takes_it(client, setup):
+    intake, patches, clock = setup
+    headers = {"Authorization": authorization(trial_token(KEY, "uid-0"))}
+    await client.post("/", data=batch(seq=1, final=True), headers=headers)
+    clock.now += 10
+    assert await intake.flush_due() == 1
+    assert patches[0][2]["objective"] == 0.3
 
 
 async def test_curve_stays_bounded(setup):
@@ -128,9 +142,8 @@ async def test_curve_stays_bounded(setup):
 
 
 async def test_termination_message_fallback(setup):
-    intake, patches, _ = setup
+    intake, _, _ = setup
     summary = Summary(metrics=(MetricStats("loss", 0.4, 0.25, 0.9, 3, 4),))
     metrics = await intake.adopt_summary("ns", "exp-1", summary)
     assert metrics is not None
-    assert metrics.objective == 0.25
-    assert patches[-1][1] == "exp-1"
+    assert metrics.objective == 0.25  # written by the pass with the trial's final phase

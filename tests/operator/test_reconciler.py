@@ -166,3 +166,20 @@ async def test_quiet_passes_write_nothing():
         driver.now += timedelta(minutes=1)
         await driver.step()
     assert driver.kube.writes == writes
+
+
+async def test_progress_only_status_changes_are_rate_limited():
+    driver = Driver({"maxTrials": 4, "parallelTrials": 2})
+    half = timedelta(seconds=0.5)
+    await driver.step(advance=half)  # two trials created
+    assert driver.kube.experiment_patches == 1
+    driver.kube.jobs["exp-0"]["status"] = {"active": 1, "ready": 1}
+    await driver.step(advance=half)  # the phase changes to Running: written at once
+    assert driver.kube.experiment_patches == 2
+    driver.kube.jobs["exp-1"]["status"] = {"active": 1, "ready": 1}
+    await driver.step(advance=timedelta(seconds=2))  # only counts changed: held back
+    assert driver.kube.experiment_patches == 2
+    assert driver.state.status_due
+    await driver.step()  # the interval passed
+    assert driver.kube.experiment_patches == 3
+    assert driver.kube.experiment_status["trials"]["running"] == 2

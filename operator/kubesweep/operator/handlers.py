@@ -28,7 +28,14 @@ from pydantic import ValidationError
 from kubesweep.api import GROUP, VERSION, Trial
 from kubesweep.operator.config import OperatorConfig
 from kubesweep.operator.directory import TrialEntry
-from kubesweep.operator.reconciler import Children, ExperimentState, PodRecord, Runtime, reconcile
+from kubesweep.operator.reconciler import (
+    STATUS_INTERVAL,
+    Children,
+    ExperimentState,
+    PodRecord,
+    Runtime,
+    reconcile,
+)
 from kubesweep.planning import PodView
 from kubesweep.planning.trial_status import parse_time
 from kubesweep.rendering import COLLECTOR_NAME, LABEL_EXPERIMENT, LABEL_TRIAL
@@ -37,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "kubesweep.io"
 FINALIZER = f"{PREFIX}/finalizer"
+#: The shortest pause between two passes of one experiment.
+DEBOUNCE_SECONDS = 0.3
 Key = tuple[str, str]
 
 
@@ -320,6 +329,8 @@ class Operator:
                         or state.created
                     ):
                         delay = min(delay, 2.0)
+                if state.status_due:
+                    delay = min(delay, STATUS_INTERVAL.total_seconds())
                 if state.health.error is not None:
                     backoff = rt.suggestions.backoff.remaining(body["metadata"].get("uid") or "")
                     delay = min(delay, max(backoff, 0.5))
@@ -337,7 +348,10 @@ class Operator:
                 logger.exception("reconciling %s/%s failed; retrying", namespace, name)
                 rt.metrics.reconcile_errors.inc()
                 delay = min(delay, 5.0)
-            await _sleep(wake, stopped, delay)
+            # Events come in bursts (pod, Job and Trial of one transition): a short
+            # pause lets one pass see them all, and write status once.
+            await _sleep(wake, stopped, DEBOUNCE_SECONDS)
+            await _sleep(wake, stopped, max(0.0, delay - DEBOUNCE_SECONDS))
 
 
 async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:

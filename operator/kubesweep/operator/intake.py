@@ -48,6 +48,7 @@ class Accumulator:
     seen: dict[str, int] = field(default_factory=dict)  # boot -> last applied seq
     dirty: bool = False
     flushed_at: float = float("-inf")
+    hold_until: float = float("-inf")  # after the final batch: leave the write to the pass
 
     @staticmethod
     def from_entry(entry: TrialEntry) -> Accumulator:
@@ -213,7 +214,10 @@ class Intake:
         if batch.summary is not None:
             acc.take_summary(batch.summary)
         if batch.final:
-            await self.flush(batch.namespace, batch.trial, force=True)
+            # The Job completes next; its pass writes these metrics together with the
+            # trial's final phase (one write). Should no pass take them, the flusher
+            # writes them once the hold is over.
+            acc.hold_until = self.clock() + self.flush_seconds * 2
         return True
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
@@ -228,7 +232,9 @@ class Intake:
         acc = self.accumulators.get(key)
         if acc is None or not acc.dirty:
             return False
-        if not force and self.clock() - acc.flushed_at < self.flush_seconds:
+        if not force and (
+            self.clock() - acc.flushed_at < self.flush_seconds or self.clock() < acc.hold_until
+        ):
             return False
         async with self._lock(key):
             if not acc.dirty:
@@ -244,6 +250,21 @@ class Intake:
                 raise
         return True
 
+    def take(self, namespace: str, trial: str) -> TrialMetrics | None:
+        """A trial's metrics for the caller to write (its Job finished); marks them written.
+
+        The caller writes them with the trial's final status, in one patch; if that
+        write fails, the next pass takes them again (the trial has no final phase yet).
+        """
+        acc = self.accumulators.get((namespace, trial))
+        if acc is None:
+            return None
+        entry = self.directory.trial(namespace, trial)
+        objective = self.directory.objective(namespace, entry.experiment) if entry else None
+        acc.dirty = False
+        acc.flushed_at = self.clock()
+        return acc.metrics(objective)
+
     async def flush_now(self, namespace: str, trial: str) -> TrialMetrics | None:
         """Flush one trial at once (its Job finished); its metrics, if any arrived."""
         acc = self.accumulators.get((namespace, trial))
@@ -257,7 +278,7 @@ class Intake:
     async def adopt_summary(
         self, namespace: str, trial: str, summary: Summary
     ) -> TrialMetrics | None:
-        """Take a collector's termination-message summary (pushes were lost) and write it."""
+        """Take a collector's termination-message summary (pushes were lost), like :meth:`take`."""
         entry = self.directory.trial(namespace, trial)
         if entry is None:
             return None
@@ -266,8 +287,7 @@ class Intake:
         if acc is None:
             acc = self.accumulators[key] = Accumulator.from_entry(entry)
         acc.take_summary(summary)
-        await self.flush(namespace, trial, force=True)
-        return acc.metrics(self.directory.objective(namespace, entry.experiment))
+        return self.take(namespace, trial)
 
     async def flush_due(self) -> int:
         """Flush every trial whose interval has passed; returns how many were written."""

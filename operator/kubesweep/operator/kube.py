@@ -14,6 +14,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubesweep.api import GROUP, VERSION
+from kubesweep.operator.monitoring import OperatorMetrics
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -21,13 +22,19 @@ MERGE_PATCH = "application/merge-patch+json"
 class Kube:
     """Typed-enough wrappers over ``kubernetes_asyncio``."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, metrics: OperatorMetrics | None = None) -> None:
         self.api = api
+        self.metrics = metrics
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
 
+    def _count(self, resource: str, verb: str) -> None:
+        if self.metrics is not None:
+            self.metrics.api_writes.labels(resource, verb).inc()
+
     async def create_trial(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create a Trial; ``None`` when it already exists."""
+        self._count("trials", "create")
         try:
             created: dict[str, Any] = await self.custom.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, "trials", body
@@ -40,6 +47,7 @@ class Kube:
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create a Job; ``False`` when it already exists."""
+        self._count("jobs", "create")
         try:
             await self.batch.create_namespaced_job(namespace, body)  # type: ignore[arg-type]
         except ApiException as error:
@@ -50,6 +58,7 @@ class Kube:
 
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and, in the background, its pods."""
+        self._count("jobs", "delete")
         try:
             await self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
         except ApiException as error:
@@ -62,6 +71,7 @@ class Kube:
         """Merge-patch the status subresource of a kubesweep object (gone is fine)."""
         if not patch:
             return
+        self._count(f"{plural}/status", "patch")
         try:
             await self.custom.patch_namespaced_custom_object_status(
                 GROUP,

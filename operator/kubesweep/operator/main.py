@@ -47,7 +47,7 @@ async def build_runtime(config: OperatorConfig) -> Runtime:
     from kubesweep.operator.kube import Kube
 
     metrics = OperatorMetrics()
-    kube = Kube(await _kube_client())  # type: ignore[arg-type]
+    kube = Kube(await _kube_client(), metrics)  # type: ignore[arg-type]
     backend: SuggestionBackend = (
         InProcessSuggestionBackend()
         if config.in_process_suggestions

@@ -56,6 +56,12 @@ class OperatorMetrics:
             "Metric observations accepted by the intake",
             registry=r,
         )
+        self.api_writes = Counter(
+            "kubesweep_api_writes_total",
+            "Writes to the API server",
+            ["resource", "verb"],
+            registry=r,
+        )
         self.gpu_seconds = Gauge(
             "kubesweep_experiment_gpu_seconds",
             "GPU-seconds consumed by an experiment's trials",

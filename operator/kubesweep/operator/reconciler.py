@@ -63,6 +63,11 @@ from kubesweep.rendering import LABEL_EXPERIMENT, LABEL_MANAGED_BY, RenderSettin
 
 logger = logging.getLogger(__name__)
 
+#: Status fields that only report progress; their changes are written at a bounded rate.
+PROGRESS_FIELDS = frozenset({"trials", "gpuSeconds", "message"})
+#: The shortest interval between two progress-only writes of an Experiment's status.
+STATUS_INTERVAL = timedelta(seconds=2)
+
 #: ``emit(reason, message, warning)`` posts an Event on the Experiment.
 Emit = Callable[[str, str, bool], None]
 
@@ -132,6 +137,8 @@ class ExperimentState:
     # What this process last wrote, so a pass that runs before the watch shows
     # our own write does not write the same thing again.
     written_status: dict[str, Any] | None = None
+    written_at: datetime | None = None
+    status_due: bool = False  # a progress-only change waits for STATUS_INTERVAL
     # The curves the early-stopping rule last judged: unchanged curves, same answer.
     judged: tuple[Any, ...] | None = None
     written_trials: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -178,6 +185,16 @@ def _finished_event(view: TrialView) -> tuple[str, str, bool]:
     )
 
 
+def _significant(status: Mapping[str, Any]) -> dict[str, Any]:
+    """Status without progress: conditions by type, status and reason (not message)."""
+    kept = {k: v for k, v in status.items() if k not in PROGRESS_FIELDS}
+    kept["conditions"] = [
+        (c.get("type"), c.get("status"), c.get("reason"), c.get("observedGeneration"))
+        for c in status.get("conditions", [])
+    ]
+    return kept
+
+
 class Pass:
     """One pass over one experiment; construct, then ``await run()``."""
 
@@ -209,12 +226,14 @@ class Pass:
     async def _metrics_for(
         self, trial: Trial, job: Mapping[str, Any] | None
     ) -> TrialMetrics | None:
-        """Metrics of a trial whose Job completed without the objective in status."""
-        if not _complete(job) or (trial.status and trial.status.objective is not None):
+        """The last metrics of a trial whose Job completed, to write with its final phase."""
+        if not _complete(job):
             return None
         name = trial.metadata.name
-        metrics = await self.rt.intake.flush_now(self.namespace, name)
-        if metrics is not None and metrics.objective is not None:
+        metrics = self.rt.intake.take(self.namespace, name)
+        if (metrics is not None and metrics.objective is not None) or (
+            trial.status is not None and trial.status.objective is not None
+        ):
             return metrics
         for pod in self.children.pods.get(name, ()):
             if not pod.summary_message:
@@ -253,6 +272,9 @@ class Pass:
                     pods=pods,
                     objective_metric=spec.objective.metric,
                 )
+                fresh = trial.status is None and new.phase is TrialPhase.PENDING
+                if fresh and new.reason in ("Starting", "JobNotCreated"):
+                    new = status  # nothing to tell yet: a Trial without status is Pending
                 if new != status:
                     wire = new.to_wire()
                     if self.state.written_trials.get(name) != wire:
@@ -447,12 +469,32 @@ class Pass:
 
         final = self._plan(spec, views, previous)
         wire = final.status.to_wire()
-        if final.status_changed and wire != self.state.written_status:
+        if final.status_changed and wire != self.state.written_status and self._status_now(wire):
             patch = merge_patch(raw_status if isinstance(raw_status, dict) else {}, wire)
             await self.rt.kube.patch_experiment_status(self.namespace, self.name, patch)
             self.state.written_status = wire
+            self.state.written_at = self.now
+            self.state.status_due = False
         self._report(final)
         return final
+
+    def _status_now(self, wire: dict[str, Any]) -> bool:
+        """Whether to write status now: at once for what matters, progress at a bounded rate.
+
+        Conditions (type, status, reason), phase, best trial and the rest are written
+        at once; a change in counts, GPU-seconds or messages alone waits until
+        ``STATUS_INTERVAL`` after the last write, so a burst of trial transitions costs
+        one write, not one each.
+        """
+        before = self.state.written_status
+        if before is None or self.state.written_at is None:
+            return True
+        if _significant(wire) != _significant(before):
+            return True
+        if self.now - self.state.written_at >= STATUS_INTERVAL:
+            return True
+        self.state.status_due = True
+        return False
 
     def _previous(self, raw: object) -> ExperimentStatus | None:
         if not isinstance(raw, dict) or not raw:

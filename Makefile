@@ -39,8 +39,10 @@ typecheck: venv
 imports: venv
 	$(LINT_IMPORTS)
 
-crds: venv ## regenerate crds/ from the API models
+crds: venv ## regenerate crds/, the chart's CRD template and values schema, and the OpenAPI document
 	$(BIN)/python -m kubesweep.api.crdgen crds
+	$(BIN)/python charts/values_schema.py
+	$(BIN)/python -m kubesweep.suggestion.openapi
 
 test-unit: venv ## fast tests, no cluster
 	$(BIN)/pytest tests -q

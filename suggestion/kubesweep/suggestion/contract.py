@@ -15,6 +15,7 @@ history length, which makes replies reproducible and still different call by cal
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Protocol
@@ -157,7 +158,7 @@ def loss_of(trial: ObservedTrial, direction: Direction) -> float | None:
         value = trial.value if trial.value is not None else _last(trial.intermediate)
     else:
         return None
-    if value is None or not np.isfinite(value):
+    if value is None or not math.isfinite(value):
         return None
     return float(value) if direction is Direction.MINIMIZE else -float(value)
 

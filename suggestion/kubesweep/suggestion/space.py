@@ -170,13 +170,17 @@ class Dimension:
     def values(self, default_points: int = 10) -> list[ParameterValue]:
         """All values of a discrete dimension; ``default_points`` evenly spaced for a
         continuous float (log-spaced when ``log``)."""
+        return list(self.iter_values(default_points))
+
+    def iter_values(self, default_points: int = 10) -> Iterator[ParameterValue]:
+        """:meth:`values` lazily, so a grid over a huge int range never lists it."""
         if self.is_categorical:
-            return self.choices
-        if self.step is not None:
-            return [self.value_at(k) for k in range(self.count + 1)]
-        n = max(2, default_points)
-        points = [self.from_unit(i / (n - 1)) for i in range(n)]
-        return list(dict.fromkeys(points))
+            yield from self.choices
+        elif self.step is not None:
+            yield from (self.value_at(k) for k in range(self._count + 1))
+        else:
+            n = max(2, default_points)
+            yield from dict.fromkeys(self.from_unit(i / (n - 1)) for i in range(n))
 
     def key_part(self, value: ParameterValue) -> Hashable:
         """The canonical form of ``value`` in keys: a category's index, a stepped
@@ -477,7 +481,7 @@ class Space:
             if not self._active_under(d, current):
                 continue
             rest = todo[depth + 1 :]
-            for value in d.values(points):
+            for value in d.iter_values(points):
                 current[d.name] = value
                 yield from self._grid(rest, current, points)
             del current[d.name]

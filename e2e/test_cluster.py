@@ -557,3 +557,24 @@ def test_kubectl_and_helm_binaries(cluster: Cluster) -> None:
         assert subprocess.run(
             [cluster.helm_bin, "version", "--short"], capture_output=True, text=True, check=True
         ).stdout.startswith("v3.")
+
+
+def test_active_deadline_fails_the_pod(cluster: Cluster, namespace: str, apply: Apply) -> None:
+    apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "slow"},
+            "spec": {
+                "restartPolicy": "Never",
+                "activeDeadlineSeconds": 2,
+                "terminationGracePeriodSeconds": 2,
+                "containers": [
+                    {"name": "main", "image": IMAGE, "command": ["sleep", "60"]},
+                ],
+            },
+        }
+    )
+    pod = wait_for(lambda: pod_in_phase(cluster, namespace, "slow", "Failed", "Succeeded"), 30)
+    assert pod["status"]["phase"] == "Failed"
+    assert pod["status"]["reason"] == "DeadlineExceeded"

@@ -224,6 +224,8 @@ class PodRunner(threading.Thread):
         self.main = [Container(c, "main") for c in spec.get("containers") or []]
         self.conditions: dict[str, JSON] = {}
         self.start_time = now()
+        ads = spec.get("activeDeadlineSeconds")
+        self.deadline = time.monotonic() + float(ads) if ads else None
         self.phase = "Pending"
         self.reason: str | None = None
         self.message: str | None = None
@@ -616,14 +618,23 @@ class PodRunner(threading.Thread):
             self.poll(c)
             c.done = True
 
+    def _must_stop(self) -> bool:
+        if self.terminating or self.shutdown.is_set():
+            return True
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.reason = "DeadlineExceeded"
+            self.message = "Pod was active on the node longer than the specified deadline"
+            return True
+        return False
+
     def _sleep_or_event(self, seconds: float) -> bool:
-        """Sleep; True when the pod must stop (deleted, terminating or node shutdown)."""
+        """Sleep; True when the pod must stop (deleted, past its deadline, node shutdown)."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            if self.terminating or self.shutdown.is_set():
+            if self._must_stop():
                 return True
             time.sleep(0.05)
-        return self.terminating or self.shutdown.is_set()
+        return self._must_stop()
 
     # ----------------------------------------------------------- lifecycle
 
@@ -768,6 +779,8 @@ class PodRunner(threading.Thread):
             self.kill(self.init + self.main, 2)
             return
         grace = 0.0 if self.deleted.is_set() else self.grace()
+        if self.reason == "DeadlineExceeded":
+            failed = True
         start = time.monotonic()
         if self.terminating:
             log.info("pod %s/%s: terminating, grace %.0fs", self.ns, self.pname, grace)

@@ -110,3 +110,19 @@ def test_backoff_is_capped():
     backoff = Backoff(base=1, maximum=8, clock=clock)
     delays = [backoff.failed("k") for _ in range(6)]
     assert delays == [1, 2, 4, 8, 8, 8]
+
+
+async def test_in_process_backend_answers_like_the_service():
+    from kubesweep.operator.suggestions import InProcessSuggestionBackend
+    from kubesweep.planning import suggest_request
+    from tests.planning.builders import make_spec
+
+    client = SuggestionClient(InProcessSuggestionBackend())
+    reply = await client.suggest("e1", suggest_request(make_spec(), "uid", [], 3))
+    assert len(reply["assignments"]) == 3
+    assert all(0.001 <= a["parameters"]["lr"] <= 0.1 for a in reply["assignments"])
+    bad = suggest_request(
+        make_spec(extra={"algorithm": {"name": "random", "settings": {"x": 1}}}), None, [], 1
+    )
+    with pytest.raises(SuggestionUnavailable, match="refused"):
+        await client.suggest("e2", bad)

@@ -92,7 +92,8 @@ SETTINGS = (
 )
 
 _SALT = "tpe"
-_RESAMPLE_ROUNDS = 3  # extra draws when every candidate repeats a taken point
+_RESAMPLE_ROUNDS = 3
+_FLAT_WEIGHTS = 25  # extra draws when every candidate repeats a taken point
 
 
 def options_from(settings: Settings) -> ParzenOptions:
@@ -112,6 +113,17 @@ def split(
     good = order[: split_count(len(losses), gamma, cap)]
     bad = np.sort(order[len(good) :])[-max_bad:] if max_bad > 0 else order[:0]
     return good, bad
+
+
+def recency_weights(n: int) -> Array:
+    """Kernel weights by age: the 25 newest weigh 1, older ones ramp down to ``1/n``.
+
+    Bergstra et al.'s (and Optuna's) ramp: the early, uniformly drawn trials
+    matter less to ``g(x)`` once the search has moved on.
+    """
+    if n <= _FLAT_WEIGHTS:
+        return np.ones(n)
+    return np.concatenate([np.linspace(1.0 / n, 1.0, n - _FLAT_WEIGHTS), np.ones(_FLAT_WEIGHTS)])
 
 
 def pick_by_ratio(
@@ -188,7 +200,9 @@ class TreeParzen:
                 batch.take_random(rng)
                 continue
             rows = np.vstack([bad_rows, batch.batch_rows()]) if liar else bad_rows
-            bad = Parzen(self.cube, rows, np.ones(len(rows)), options)
+            weights = np.ones(len(rows))
+            weights[: len(bad_idx)] = recency_weights(len(bad_idx))
+            bad = Parzen(self.cube, rows, weights, options)
             if not pick_by_ratio(self.cube, good, bad, batch, rng=rng, candidates=candidates):
                 batch.take_random(rng)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubesweep.api.experiment import Algorithm, AlgorithmName, EarlyStopping
+from kubesweep.api.experiment import Algorithm, AlgorithmName, EarlyStopping, EarlyStoppingName
 from kubesweep.suggestion import registry
 from kubesweep.suggestion.contract import SearchSpace, SettingsError
 from kubesweep.suggestion.registry import AlgorithmUnavailableError, LazyFactory
@@ -75,3 +75,11 @@ def test_settings_parse_types_and_bounds() -> None:
         with pytest.raises(SettingsError) as caught:
             parse(declared, bad)
         assert caught.value.setting == next(iter(bad))
+
+
+def test_declared_settings_list_names_and_defaults() -> None:
+    asha = {s.name: s.default for s in registry.declared_settings(AlgorithmName.ASHA)}
+    assert asha == {"mode": "promotion", "earlyStoppingRate": 0}
+    median = {s.name: s.default for s in registry.declared_settings(EarlyStoppingName.MEDIAN)}
+    assert median == {"minTrials": 5, "startStep": 1}
+    assert registry.declared_settings(AlgorithmName.RANDOM) == ()

@@ -42,6 +42,7 @@ from kubesweep.suggestion.contract import (
     SuggestReply,
     SuggestRequest,
 )
+from kubesweep.suggestion.settings import Setting
 from kubesweep.suggestion.space import SpaceError, problems
 from kubesweep.suggestion.stopping import median
 
@@ -114,6 +115,23 @@ def available(name: AlgorithmName) -> bool:
     """Whether the algorithm can be built in this installation."""
     factory = ALGORITHMS[name]
     return not isinstance(factory, LazyFactory) or factory.available()
+
+
+def declared_settings(name: AlgorithmName | EarlyStoppingName) -> tuple[Setting, ...]:
+    """The settings an algorithm or stopping rule accepts, with defaults (for docs and
+    the OpenAPI document); empty when its module is unavailable."""
+    if isinstance(name, EarlyStoppingName):
+        factory: object = STOPPING_RULES[name]
+    else:
+        factory = ALGORITHMS[name]
+        if isinstance(factory, LazyFactory):
+            try:
+                factory = factory.load()
+            except AlgorithmUnavailableError:
+                return ()
+    module = importlib.import_module(getattr(factory, "__module__", ""))
+    declared = getattr(module, "SETTINGS", ())
+    return tuple(s for s in declared if isinstance(s, Setting))
 
 
 def build(space: SearchSpace, algorithm: Algorithm) -> SearchAlgorithm:
@@ -202,6 +220,7 @@ __all__ = [
     "StoppingFactory",
     "available",
     "build",
+    "declared_settings",
     "stop",
     "suggest",
     "validate",

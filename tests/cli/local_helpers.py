@@ -16,7 +16,8 @@ from tests.cli.conftest import ROOT
 #: depends on x, so the objective varies; exits 3 when x is above ``fail_above``.
 TRAINER = """
 import sys, time
-x, steps, pause, fail_above = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+x, steps = float(sys.argv[1]), int(sys.argv[2])
+pause, fail_above = float(sys.argv[3]), float(sys.argv[4])
 if x > fail_above:
     print("boom: x is too large", flush=True)
     sys.exit(3)

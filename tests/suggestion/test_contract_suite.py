@@ -17,13 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubesweep.api.experiment import AlgorithmName
+from kubesweep.api.experiment import AlgorithmName, EarlyStopping
 from kubesweep.api.status import CurvePoint
 from kubesweep.suggestion import registry
 from kubesweep.suggestion.contract import (
     Assignment,
     ObservedTrial,
     SettingsError,
+    StopRequest,
     SuggestReply,
     TrialState,
 )
@@ -226,3 +227,25 @@ def test_unknown_settings_are_refused_by_name(name: AlgorithmName) -> None:
 def test_the_space_validates_with_the_algorithm(name: AlgorithmName) -> None:
     space = space_for(name)
     assert registry.validate(space, request(name).algorithm) == []
+
+
+def test_stop_names_only_running_trials(name: AlgorithmName) -> None:
+    trials, _ = run(name, rounds=3, count=4)
+    curves = []
+    for i, trial in enumerate(trials):
+        points = [CurvePoint(step=s + 1, value=(i % 5) + 1.0 / (s + 1)) for s in range(9)]
+        state = TrialState.PENDING if i % 3 == 0 else trial.state
+        curves.append(trial.model_copy(update={"intermediate": points, "state": state}))
+    early = None if is_multi_fidelity(name) else EarlyStopping(settings={"minTrials": 2})
+    reply = registry.stop(
+        StopRequest(
+            space=space_for(name),
+            algorithm=request(name).algorithm,
+            early_stopping=early,
+            trials=curves,
+        )
+    )
+    running = {t.name for t in curves if t.state is TrialState.PENDING}
+    assert {d.name for d in reply.stop} <= running
+    if early is not None:
+        assert reply.stop, "the median rule stops the worst running curves"

@@ -15,8 +15,9 @@ How it works, and why:
   ``Constant * Matern(nu=2.5, ARD) + White`` over the space's model features:
   numbers in ``[0, 1]`` (log parameters on their log scale, integers and steps
   at their values), categoricals one-hot, inactive conditional parameters at
-  one fixed point. Losses are standardised and Yeo-Johnson-warped so a few
-  diverged trials do not set the scale. Kernel hyperparameters are MAP
+  one fixed point. Losses are standardised, compressed logarithmically beyond
+  four robust deviations and Yeo-Johnson-warped, so a few diverged trials do
+  not set the scale. Kernel hyperparameters are MAP
   estimates by a bounded L-BFGS-B run (see :mod:`._gp`).
 - The acquisition is log expected improvement, maximised over a few hundred
   uniform candidates plus Gaussian perturbations around the best observed points
@@ -32,8 +33,8 @@ How it works, and why:
   1,000 or 100,000 observed trials. One call makes at most 32 model-based
   picks; the rest of a larger batch is drawn uniformly (with hundreds of
   parallel slots, a model adds little and would cost a refit per pick).
-  Linear algebra runs single-threaded: on
-  matrices of a few hundred rows, BLAS threads cost more than they save.
+  Linear algebra runs single-threaded: on matrices of a few hundred rows,
+  BLAS threads cost more than they save.
 - The first ``initialTrials`` suggestions follow one scrambled Sobol sequence
   fixed by the seed, continued across calls.
 

@@ -274,7 +274,8 @@ def test_suggestion_outage_stalls_then_the_sweep_finishes(cluster, namespace, ap
 EPOCHS_PROGRAM = (
     "import sys, time\n"
     "index = int(sys.argv[1])\n"
-    "for epoch in range(8):\n"
+    "epochs = int(float(sys.argv[2])) if len(sys.argv) > 2 else 8\n"
+    "for epoch in range(epochs + 1):\n"
     "    print(f'epoch={epoch} loss={index + 1 / (epoch + 1):.6f}', flush=True)\n"
     "    time.sleep(1)\n"
 )
@@ -325,3 +326,18 @@ def test_gpu_trials_never_oversubscribe_and_waiting_ones_show_as_pending(
     assert most_running <= gpus
     assert most_pending >= 1  # the trials without a GPU waited, and said so
     assert status["gpuSeconds"] >= trials_wanted * 5  # each held one GPU for ~6 s
+
+
+def test_asha_stops_trials_at_its_rungs(cluster, namespace, apply, stack):
+    manifest = experiment("asha", {"maxTrials": 6, "parallelTrials": 3})
+    spec = manifest["spec"]
+    spec["algorithm"] = {"name": "asha", "seed": 2, "settings": {"mode": "stopping"}}
+    spec["fidelity"] = {"parameter": "epochs", "min": 1, "max": 9, "eta": 3}
+    container = spec["trialTemplate"]["job"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python", "-c", EPOCHS_PROGRAM]
+    container["args"] = ["${trial.index}", "${params.epochs}"]
+    apply(manifest)
+    status = wait_end(cluster, namespace, "asha", timeout=300)
+    assert end_condition(status)["type"] == "Succeeded", describe(cluster, namespace)
+    assert status["trials"]["earlyStopped"] >= 1, describe(cluster, namespace)
+    assert status["bestTrial"]["name"] == "asha-0"

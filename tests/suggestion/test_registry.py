@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import re
+
 import pytest
 
 from kubesweep.api.experiment import Algorithm, AlgorithmName, EarlyStopping, EarlyStoppingName
@@ -83,3 +86,24 @@ def test_declared_settings_list_names_and_defaults() -> None:
     median = {s.name: s.default for s in registry.declared_settings(EarlyStoppingName.MEDIAN)}
     assert median == {"minTrials": 5, "startStep": 1}
     assert registry.declared_settings(AlgorithmName.RANDOM) == ()
+
+
+@pytest.mark.parametrize("name", [*AlgorithmName, *EarlyStoppingName], ids=str)
+def test_each_module_cites_its_paper_and_lists_its_settings(
+    name: AlgorithmName | EarlyStoppingName,
+) -> None:
+    factory = (
+        registry.ALGORITHMS[name]
+        if isinstance(name, AlgorithmName)
+        else registry.STOPPING_RULES[name]
+    )
+    if isinstance(factory, LazyFactory):
+        if not factory.available():
+            pytest.skip(f"algorithm module for {name.value!r} is not importable yet")
+        factory = factory.load()
+    doc = importlib.import_module(factory.__module__).__doc__ or ""
+    assert "Settings" in doc
+    for setting in registry.declared_settings(name):
+        assert f"``{setting.name}`` (default" in doc, setting.name
+    if name is not AlgorithmName.GRID:
+        assert re.search(r"\b(19|20)\d\d\b", doc), "cites a paper with its year"

@@ -316,3 +316,18 @@ def test_a_batch_larger_than_the_model_pick_cap_is_filled() -> None:
         History(trials, Direction.MINIMIZE), 40
     )
     assert len({compiled.key(a.parameters) for a in reply.assignments}) == 40
+
+
+def test_fast_posterior_equals_scikit_learn_without_the_noise_term() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.random((50, 5))
+    y = np.cos(3 * x).sum(axis=1)
+    y = (y - y.mean()) / y.std()
+    hp = _gp.Hyperparameters(np.log(rng.uniform(0.2, 2.0, 5)), 0.1, math.log(1e-2))
+    model = _gp.build_regressor(x, y, hp)
+    candidates = rng.random((40, 5))
+    mean, std = model.predict(candidates, return_std=True)
+    fast_mean, fast_sd = _gp.Posterior(model, hp).predict(candidates)
+    assert np.allclose(fast_mean, mean, atol=1e-9)
+    assert np.allclose(fast_sd**2, std**2 - 1e-2, atol=1e-9)
+    assert np.allclose(_gp.Posterior(model, hp).mean(candidates), mean, atol=1e-9)

@@ -57,7 +57,6 @@ Settings:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -66,6 +65,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from kubesweep.api.experiment import ParameterValue
 from kubesweep.suggestion.algorithms._gp import (
     Hyperparameters,
+    Posterior,
     build_regressor,
     fit_hyperparameters,
     log_expected_improvement,
@@ -135,20 +135,16 @@ class _Model:
         self.features = features
         self.targets = targets
         self.hp = hp
-        self.noise = float(np.exp(hp.log_noise))
         self.gpr = build_regressor(features, targets, hp)
+        self.posterior = Posterior(self.gpr, hp)
 
     def predict(self, features: Array) -> tuple[Array, Array]:
         """Posterior mean and the standard deviation of the latent function."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            mean, std = self.gpr.predict(features, return_std=True)
-        var = np.maximum(np.asarray(std, dtype=float) ** 2 - self.noise, 1e-12)
-        return np.asarray(mean, dtype=float), np.sqrt(var)
+        return self.posterior.predict(features)
 
     def mean(self, features: Array) -> Array:
         """Posterior mean only (no variance: one matrix-vector product)."""
-        return np.asarray(self.gpr.predict(features), dtype=float)
+        return self.posterior.mean(features)
 
     def with_lies(self, features: Array, liar: str, observed: Array) -> _Model:
         """The model with ``features`` added at lied values (see the ``liar`` setting)."""

@@ -191,7 +191,25 @@ def test_operator_killed_and_restarted_mid_sweep_ends_with_exactly_max_trials(
     names = sorted(t["metadata"]["name"] for t in trials(cluster, namespace))
     assert names == [f"restart-{i}" for i in range(6)]
     assert status["trials"]["succeeded"] == 6
-    assert all(t["status"].get("objective") is not None for t in trials(cluster, namespace))
+    for trial in trials(cluster, namespace):  # no metrics lost across the restarts
+        x = float(trial["spec"]["parameters"]["x"])
+        assert trial["status"]["objective"] == pytest.approx((x - 0.3) ** 2, abs=1e-5)
+
+
+def test_metrics_survive_an_unreachable_intake(cluster, namespace, apply, stack):
+    """Pushes go nowhere; the collector's termination message still delivers the objective."""
+    stack.extra_operator_args = ("--intake-url=http://127.0.0.1:9/v1/metrics",)
+    stack.restart_operator()
+    try:
+        apply(experiment("lost", {"maxTrials": 2, "parallelTrials": 2}))
+        status = wait_end(cluster, namespace, "lost")
+    finally:
+        stack.extra_operator_args = ()
+        stack.restart_operator()
+    assert end_condition(status)["type"] == "Succeeded", describe(cluster, namespace)
+    for trial in trials(cluster, namespace):
+        x = float(trial["spec"]["parameters"]["x"])
+        assert trial["status"]["objective"] == pytest.approx((x - 0.3) ** 2, abs=1e-5)
 
 
 ALGORITHMS = ["grid", "random", "sobol", "bayesian", "tpe", "hyperband", "asha", "bohb"]

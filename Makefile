@@ -10,7 +10,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv lint fmt typecheck imports crds check-crds test test-unit test-e2e demo clean
+.PHONY: help venv browser lint fmt typecheck imports crds check-crds test test-unit test-e2e demo clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -44,7 +44,13 @@ crds: venv ## regenerate crds/, the chart's CRD template and values schema, and 
 	$(BIN)/python charts/values_schema.py
 	$(BIN)/python -m kubesweep.suggestion.openapi
 
-test-unit: venv ## fast tests, no cluster
+browser: ## headless Chromium (Debian's package) for the HTML report test, installed when missing
+	@command -v chromium >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing and cannot be installed here: the report's browser test will skip"; fi; }
+
+test-unit: venv browser ## fast tests, no cluster
 	$(BIN)/pytest tests -q
 
 test: lint test-unit test-e2e ## everything: lint, unit tests, e2e tests on the local cluster

@@ -43,6 +43,7 @@ crds: venv ## regenerate crds/, the chart's CRD template and values schema, and 
 	$(BIN)/python -m kubesweep.api.crdgen crds
 	$(BIN)/python charts/values_schema.py
 	$(BIN)/python -m kubesweep.suggestion.openapi
+	$(BIN)/python -m kubesweep.suggestion.catalog
 
 browser: ## headless Chromium (Debian's package) for the HTML report test, installed when missing
 	@command -v chromium >/dev/null || { \

@@ -1,0 +1,77 @@
+"""The algorithm catalog in ``docs/algorithms.md``, generated from the code.
+
+Each algorithm's module docstring (which cites its paper) and its declared
+settings are the single source; ``python -m kubesweep.suggestion.catalog``
+rewrites the page and a test fails when the committed page is stale, so the
+documentation can never list a setting the code does not take, or a default it
+does not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from kubesweep.api import AlgorithmName, EarlyStoppingName
+from kubesweep.suggestion import registry
+
+MODULES: dict[AlgorithmName, str] = {
+    AlgorithmName.GRID: "grid",
+    AlgorithmName.RANDOM: "random_search",
+    AlgorithmName.SOBOL: "sobol",
+    AlgorithmName.BAYESIAN: "bayesian",
+    AlgorithmName.TPE: "tpe",
+    AlgorithmName.HYPERBAND: "hyperband",
+    AlgorithmName.ASHA: "asha",
+    AlgorithmName.BOHB: "bohb",
+}
+STOPPING_MODULES: dict[EarlyStoppingName, str] = {EarlyStoppingName.MEDIAN: "stopping.median"}
+
+HEADER = """# Search algorithms and early stopping
+
+Generated from the code by `python -m kubesweep.suggestion.catalog` (part of
+`make crds`); do not edit. Set an algorithm with `spec.algorithm.name`, its seed
+with `spec.algorithm.seed` and its settings with `spec.algorithm.settings`;
+unknown or invalid settings are refused with a message naming the setting.
+Multi-fidelity algorithms (hyperband, asha, bohb) need `spec.fidelity`.
+"""
+
+
+def _doc(module: str) -> str:
+    text = importlib.import_module(f"kubesweep.suggestion.{module}").__doc__ or ""
+    return text.strip()
+
+
+def _settings_table(name: AlgorithmName | EarlyStoppingName) -> str:
+    declared = registry.declared_settings(name)
+    if not declared:
+        return "No settings.\n"
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    for setting in declared:
+        rows.append(f"| `{setting.name}` | `{setting.default!r}` | {setting.doc} |")
+    return "\n".join(rows) + "\n"
+
+
+def render() -> str:
+    """The page's Markdown text."""
+    parts = [HEADER]
+    for name, module in MODULES.items():
+        parts.append(f"\n## `{name}`\n\n{_doc(f'algorithms.{module}')}\n\n")
+        parts.append(_settings_table(name))
+    parts.append("\n# Early stopping (`spec.earlyStopping`)\n")
+    for name, module in STOPPING_MODULES.items():
+        parts.append(f"\n## `{name}`\n\n{_doc(module)}\n\n")
+        parts.append(_settings_table(name))
+    return "".join(parts)
+
+
+def main() -> int:
+    """Write the page into ``docs/algorithms.md`` (or the path given)."""
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/algorithms.md")
+    target.write_text(render())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -60,9 +60,9 @@ def render() -> str:
         parts.append(f"\n## `{name}`\n\n{_doc(f'algorithms.{module}')}\n\n")
         parts.append(_settings_table(name))
     parts.append("\n# Early stopping (`spec.earlyStopping`)\n")
-    for name, module in STOPPING_MODULES.items():
-        parts.append(f"\n## `{name}`\n\n{_doc(module)}\n\n")
-        parts.append(_settings_table(name))
+    for rule, module in STOPPING_MODULES.items():
+        parts.append(f"\n## `{rule}`\n\n{_doc(module)}\n\n")
+        parts.append(_settings_table(rule))
     return "".join(parts)
 
 

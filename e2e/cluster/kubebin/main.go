@@ -15,10 +15,10 @@ import (
 	_ "time/tzdata" // CronJob time zones
 
 	"k8s.io/component-base/cli"
+	"k8s.io/component-base/logs"
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
-	"k8s.io/component-base/logs"
 
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"

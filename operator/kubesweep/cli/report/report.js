@@ -95,6 +95,9 @@
     if (!h.points.length) return empty(container, "No trial reported the objective yet.");
     const metric = DATA.objective.metric;
     const xs = scale("numeric", extent(h.points.map((p) => p.x), 0.04), [M.l, W - M.r]);
+    const indexes = [...new Set(h.points.map((p) => p.x))];
+    const every = Math.max(1, Math.ceil(indexes.length / 10));
+    xs.ticks = () => indexes.filter((_, i) => i % every === 0).map((x) => [String(x), xs(x)]);
     const ys = scale("numeric", extent(h.points.map((p) => p.y)), [H - M.b, M.t]);
     const svg = frame(container, xs, ys, "trial index", metric);
     let marks = 0;
@@ -105,7 +108,8 @@
         pts.push(`${xs(x)},${ys(y)}`);
       });
       const last = h.best[h.best.length - 1];
-      pts.push(`${xs(xs.maxX || last[0])},${ys(last[1])}`);
+      const lastX = Math.max(...h.points.map((p) => p.x));
+      pts.push(`${xs(lastX)},${ys(last[1])}`);
       tip(el("polyline", { points: pts.join(" "), class: "best-line" }, svg), "best so far");
       marks++;
     }

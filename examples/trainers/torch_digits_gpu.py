@@ -14,6 +14,7 @@ Run: ``python -m examples.trainers.torch_digits_gpu --lr=0.003 --channels=32 --e
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -37,7 +38,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="copies of the training set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--allow-cpu", action="store_true", help="run on the CPU when no GPU is visible"
+        "--allow-cpu",
+        action="store_true",
+        default=os.environ.get("KUBESWEEP_ALLOW_CPU") == "1",
+        help="run on the CPU when no GPU is visible (also KUBESWEEP_ALLOW_CPU=1, which "
+        "`kubesweep run --allow-cpu` sets)",
     )
     return parser.parse_args(argv)
 

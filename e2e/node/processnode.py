@@ -287,11 +287,7 @@ class PodRunner(threading.Thread):
             and not self.terminating
         )
         self._cond("PodReadyToStartContainers", not terminal)
-        self._cond(
-            "Initialized",
-            inits_done or terminal,
-            None if inits_done else "ContainersNotInitialized",
-        )
+        self._cond("Initialized", inits_done, None if inits_done else "ContainersNotInitialized")
         reason = "PodCompleted" if terminal else (None if ready else "ContainersNotReady")
         self._cond("ContainersReady", ready, reason)
         self._cond("Ready", ready, reason)
@@ -311,18 +307,25 @@ class PodRunner(threading.Thread):
         text = json.dumps(status, sort_keys=True)
         if text == self._last_written:
             return
-        try:
-            self.kube.patch(
-                f"/api/v1/namespaces/{self.ns}/pods/{self.pname}/status",
-                {"metadata": {"uid": self.uid}, "status": status},
-                kind="strategic",
-            )
-            self._last_written = text
-        except ApiError as e:
-            if e.status in (404, 409):
-                self.deleted.set()
-            else:
+        for attempt in range(5):  # the terminal status must not be lost to a blip
+            try:
+                self.kube.patch(
+                    f"/api/v1/namespaces/{self.ns}/pods/{self.pname}/status",
+                    {"metadata": {"uid": self.uid}, "status": status},
+                    kind="strategic",
+                )
+                self._last_written = text
+                return
+            except ApiError as e:
+                if e.status in (404, 409):  # gone, or a new pod of the same name
+                    self.deleted.set()
+                    return
                 log.warning("status of %s/%s: %s", self.ns, self.pname, e)
+                if e.status == 422:
+                    return
+            except OSError as e:
+                log.warning("status of %s/%s: %s", self.ns, self.pname, e)
+            time.sleep(0.5 * (attempt + 1))
 
     # ----------------------------------------------------------- volumes and env
 
@@ -502,7 +505,7 @@ class PodRunner(threading.Thread):
         cdir.mkdir(parents=True, exist_ok=True)
         try:
             env = self.build_env(c)
-        except (ConfigError, ApiError) as e:
+        except (ConfigError, ApiError, OSError) as e:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
             c.restarts -= 1
             c.next_start = time.monotonic() + 2
@@ -667,7 +670,7 @@ class PodRunner(threading.Thread):
             try:
                 self.prepare_volumes()
                 break
-            except (ConfigError, ApiError) as e:
+            except (ConfigError, ApiError, OSError) as e:
                 self.message = str(e)
                 self.write_status()
                 if self._sleep_or_event(2):

@@ -96,17 +96,14 @@ def pod_dir_name(pod: JSON) -> str:
     return f"{m['namespace']}_{m['name']}_{m['uid']}"
 
 
-def read_container_log(
+def container_log_path(
     state_dir: str | os.PathLike[str],
     namespace: str,
     pod: str,
     container: str,
     previous: bool = False,
-) -> str:
-    """Text of a container's log kept by a node with this ``state_dir``.
-
-    The newest run, or the one before it with ``previous``; newest pod of that name.
-    """
+) -> Path:
+    """Log file of a container's newest run (or the run before it); newest pod of that name."""
     pods = sorted(
         Path(state_dir).glob(f"pods/{namespace}_{pod}_*/{container}"),
         key=lambda p: p.stat().st_mtime,
@@ -118,7 +115,19 @@ def read_container_log(
         runs = runs[:-1]
     if not runs:
         raise FileNotFoundError(f"no {'previous ' if previous else ''}run of {container}")
-    return runs[-1].read_text(errors="replace")
+    return runs[-1]
+
+
+def read_container_log(
+    state_dir: str | os.PathLike[str],
+    namespace: str,
+    pod: str,
+    container: str,
+    previous: bool = False,
+) -> str:
+    """Text of a container's log kept by a node with this ``state_dir``."""
+    path = container_log_path(state_dir, namespace, pod, container, previous)
+    return path.read_text(errors="replace")
 
 
 # --------------------------------------------------------------------------- GPUs
@@ -1066,20 +1075,38 @@ def serve_logs(
                 self._send(404, b"not found")
                 return
             _, ns, pod, container = parts
+            previous = q.get("previous", [""])[0] == "true"
             try:
-                text = read_container_log(
-                    node.state_dir,
-                    ns,
-                    pod,
-                    container,
-                    previous=q.get("previous", [""])[0] == "true",
-                )
+                path = container_log_path(node.state_dir, ns, pod, container, previous)
             except FileNotFoundError as e:
                 self._send(404, str(e).encode())
                 return
+            f = open(path, "rb")  # noqa: SIM115 - kept open to follow
+            text = f.read().decode(errors="replace")
             if "tailLines" in q:
                 text = "\n".join(text.splitlines()[-int(q["tailLines"][0]) :]) + "\n"
-            self._send(200, text.encode())
+            if q.get("follow", [""])[0] != "true" or previous:
+                f.close()
+                self._send(200, text.encode())
+                return
+            # follow: stream what the file gains until the container's process is gone
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            pidfile = path.parent.parent / f"{container}.pid"
+            with f:
+                self.wfile.write(text.encode())
+                self.wfile.flush()
+                while True:
+                    running = pidfile.exists()
+                    chunk = f.read()
+                    if chunk:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                    elif not running or node.stop.is_set():
+                        return
+                    else:
+                        time.sleep(0.2)
 
         def _send(self, code: int, body: bytes) -> None:
             self.send_response(code)

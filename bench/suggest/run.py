@@ -44,11 +44,13 @@ from bench.suggest import fidelity, latency, ours, peers, problems, report  # no
 COST = {"skopt-gp": 20.0, "optuna-gp": 6.0, "kubesweep-bayesian": 4.0, "kubesweep-bohb": 2.0}
 
 #: Methods scheduled after everything else. One 100-trial ``gp_minimize`` run costs
-#: about 2-3 CPU-minutes here (measured: 161 s on Hartmann-6 under load), 20-30
-#: times a TPE run, so ten seeds on seven problems alone would exceed the hour
-#: the whole benchmark may take; it runs fewer seeds (``--peer-seeds``), with
-#: its library defaults, and the report shows how many.
-SLOW = frozenset({"skopt-gp"})
+#: about 2-3 CPU-minutes here (measured: 161 s on Hartmann-6 with the machine
+#: loaded), Optuna's GPSampler about 30 s, 10-50 times a TPE run: ten seeds of
+#: both on seven problems alone would exceed the hour the whole benchmark may
+#: take on a shared 2-core machine. They run with their library defaults, after
+#: everything else, with fewer seeds where ``--peer-seeds`` says so; the report
+#: shows how many seeds each method has.
+SLOW = ("optuna-gp", "skopt-gp")
 
 
 @dataclass
@@ -281,14 +283,17 @@ def build_tasks(settings: Settings) -> list[dict[str, Any]]:
                         "workers": settings.workers,
                     }
                 )
-    # Longest first balances the pool; the methods run with extra seeds beyond the
-    # others' (SLOW) go last, seed by seed, so an interrupted run still has whole seeds.
-    core = [t for t in tasks if t["method"] not in SLOW]
-    core.sort(key=lambda t: -COST.get(t["method"], 1.0) * (t.get("trials") or 50))
-    slow = sorted(
-        (t for t in tasks if t["method"] in SLOW), key=lambda t: (t["seed"], t["problem"])
+    # Seed-major order: every method finishes seed k before any starts seed k+1, so a
+    # run cut short (this machine is shared) still compares whole seeds; within a seed
+    # the longest runs go first to balance the pool. The SLOW methods go last, in order.
+    tasks.sort(
+        key=lambda t: (
+            SLOW.index(t["method"]) + 1 if t["method"] in SLOW else 0,
+            t["seed"],
+            -COST.get(t["method"], 1.0) * (t.get("trials") or 50),
+        )
     )
-    return core + slow
+    return tasks
 
 
 def load_results(path: Path) -> list[dict[str, Any]]:
@@ -408,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": _command(argv),
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
+            "commit": _commit(),
             "versions": versions(),
             "algorithms": ours.registry_status(),
             "peers": {
@@ -444,6 +450,23 @@ def _latency(settings: Settings, results: Path, have: Iterable[str]) -> None:
             calls = record["calls"]
             shown = f"{sorted(calls)[len(calls) // 2] * 1000:.1f} ms" if calls else "-"
             _log(f"latency {method} n={n}: {shown} {record['status']}")
+
+
+def _commit() -> str:
+    """The checkout measured: HEAD, and whether the algorithms had uncommitted changes."""
+    import subprocess
+
+    def git(*words: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *words], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "suggestion")
+    return f"{head} (suggestion/ with uncommitted changes)" if dirty else head
 
 
 def _command(argv: Sequence[str] | None) -> str:

@@ -101,6 +101,14 @@ async def run(config: OperatorConfig) -> None:
     from kubesweep.operator.handlers import Operator
 
     operator = Operator(config)
+    if config.peering_name is not None:
+        from kubesweep.operator.peering import ensure_peering
+
+        api = await _kube_client()
+        try:
+            await ensure_peering(api, config)  # type: ignore[arg-type]
+        finally:
+            await api.close()  # type: ignore[attr-defined]
     await kopf.operator(
         registry=operator.registry,
         clusterwide=config.clusterwide,

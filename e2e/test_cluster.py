@@ -8,6 +8,7 @@ the process node's own files are skipped there.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import time
 from collections.abc import Callable
@@ -578,3 +579,59 @@ def test_active_deadline_fails_the_pod(cluster: Cluster, namespace: str, apply: 
     pod = wait_for(lambda: pod_in_phase(cluster, namespace, "slow", "Failed", "Succeeded"), 30)
     assert pod["status"]["phase"] == "Failed"
     assert pod["status"]["reason"] == "DeadlineExceeded"
+
+
+def test_probes_gate_readiness_and_restart_on_liveness_failure(
+    cluster: Cluster, namespace: str, apply: Apply
+) -> None:
+    if cluster.local is None:
+        pytest.skip("uses host ports of the process node")
+    port = random.randint(30000, 39999)
+    web = (
+        "import http.server, time\n"
+        "time.sleep(2)\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), "
+        "http.server.SimpleHTTPRequestHandler).serve_forever()\n"
+    )
+    apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "probed"},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": "web",
+                        "image": IMAGE,
+                        "command": ["python", "-c", web],
+                        "workingDir": "/tmp",
+                        "ports": [{"name": "http", "containerPort": port}],
+                        "readinessProbe": {
+                            "httpGet": {"port": "http", "path": "/"},
+                            "periodSeconds": 1,
+                        },
+                    },
+                    {
+                        "name": "fragile",
+                        "image": IMAGE,
+                        "command": ["sleep", "3600"],
+                        "livenessProbe": {
+                            "exec": {"command": ["sh", "-c", "exit 1"]},
+                            "periodSeconds": 1,
+                            "failureThreshold": 2,
+                        },
+                    },
+                ],
+            },
+        }
+    )
+
+    def statuses() -> dict[str, JSON]:
+        pod = cluster.kube.get(path_for("v1", "pods", namespace, "probed"))
+        return {c["name"]: c for c in pod["status"].get("containerStatuses") or []}
+
+    running = wait_for(lambda: statuses()["web"]["state"].get("running") and statuses(), 30)
+    assert running["web"]["ready"] is False  # the server sleeps 2 s before it listens
+    wait_for(lambda: statuses()["web"]["ready"], 30, what="web ready by its httpGet probe")
+    wait_for(lambda: statuses()["fragile"]["restartCount"] >= 1, 30, what="liveness restart")

@@ -26,8 +26,9 @@ pod holds, passed as ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES``;
 containers without a GPU limit get empty values.
 
 Restart back-off is shorter than a kubelet's (1 s doubling to 20 s, not 10 s to
-5 min) so tests of restarts finish quickly. Probes are not run: a running
-container counts as ready.
+5 min) so tests of restarts finish quickly. Startup, liveness and readiness
+probes run (exec inside the container's mounts, httpGet, tcpSocket; grpc as a
+TCP connect).
 
 Run: ``python -m node.processnode --kubeconfig ... --name ... --state-dir ...``
 (``e2e/`` on ``PYTHONPATH``); ``e2e/cluster/local.py`` does this.
@@ -46,11 +47,13 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -171,6 +174,14 @@ class ConfigError(Exception):
 
 
 @dataclass
+class ProbeState:
+    next_at: float = 0.0
+    successes: int = 0
+    failures: int = 0
+    ok: bool = False
+
+
+@dataclass
 class Container:
     spec: JSON
     kind: str  # "init", "sidecar" or "main"
@@ -184,6 +195,8 @@ class Container:
     done: bool = False  # terminated and will not run again
     gpus: list[int] = field(default_factory=list)
     container_id: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    probes: dict[str, ProbeState] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -193,13 +206,24 @@ class Container:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def started_ok(self) -> bool:
+        """Running, and its startupProbe (if any) has succeeded."""
+        st = self.probes.get("startup")
+        return self.running and (st is None or st.ok)
+
+    @property
+    def ready(self) -> bool:
+        st = self.probes.get("readiness")
+        return self.kind != "init" and self.started_ok and (st is None or st.ok)
+
     def status(self) -> JSON:
         st: JSON = {
             "name": self.name,
             "image": self.spec.get("image") or "none",
             "imageID": "",
-            "ready": self.running and self.kind != "init",
-            "started": self.running,
+            "ready": self.ready,
+            "started": self.started_ok,
             "restartCount": max(self.restarts, 0),
             "state": self.state,
             "lastState": self.last_state,
@@ -286,13 +310,13 @@ class PodRunner(threading.Thread):
             (c.kind == "init" and c.done) or (c.kind == "sidecar" and c.restarts >= 0)
             for c in self.init
         )
-        sidecars_up = all(c.running for c in self.init if c.kind == "sidecar")
+        sidecars_up = all(c.ready for c in self.init if c.kind == "sidecar")
         terminal = self.phase in ("Succeeded", "Failed")
         ready = (
             not terminal
             and inits_done
             and sidecars_up
-            and all(c.running for c in self.main)
+            and all(c.ready for c in self.main)
             and not self.terminating
         )
         self._cond("PodReadyToStartContainers", not terminal)
@@ -553,6 +577,15 @@ class PodRunner(threading.Thread):
             )
         # "pid start-time": lets `cluster down` kill what a dead node left, and only that
         (self.dir / f"{c.name}.pid").write_text(f"{c.proc.pid} {start_time(c.proc.pid)}")
+        c.env = env
+        t0 = time.monotonic()
+        c.probes = {
+            kind: ProbeState(
+                next_at=t0 + float(c.spec[f"{kind}Probe"].get("initialDelaySeconds", 0))
+            )
+            for kind in ("startup", "liveness", "readiness")
+            if c.spec.get(f"{kind}Probe")
+        }
         c.container_id = f"process://{self.uid[:8]}-{c.name}-{c.restarts}-{c.proc.pid}"
         c.started_at = now()
         c.state = {"running": {"startedAt": c.started_at}}
@@ -686,14 +719,12 @@ class PodRunner(threading.Thread):
                     self._finish()
                     return
         self.message = None
-        # init containers in order; sidecars are started and left running
+        # init containers in order; sidecars are started (and startup-probed) and left running
         for c in self.init:
-            while not c.done:
+            while not (c.done if c.kind == "init" else c.started_ok):
                 if c.proc is None and time.monotonic() >= c.next_start:
                     self.start_container(c)
                     self.write_status()
-                    if c.kind == "sidecar" and c.running:
-                        break
                 code = self.poll(c)
                 if code is not None and c.kind == "sidecar":
                     self.schedule_restart(c)
@@ -708,7 +739,8 @@ class PodRunner(threading.Thread):
                     else:
                         self.schedule_restart(c)
                     self.write_status()
-                self._restart_sidecars()
+                if self._restart_sidecars() | self._run_probes(self.init):
+                    self.write_status()
                 if self._sleep_or_event(0.1):
                     self._finish()
                     return
@@ -718,7 +750,7 @@ class PodRunner(threading.Thread):
         self.phase = "Running"
         self.write_status()
         while not all(c.done for c in self.main):
-            changed = self._restart_sidecars()
+            changed = self._restart_sidecars() | self._run_probes(self.init + self.main)
             for c in self.main:
                 if c.done:
                     continue
@@ -738,6 +770,88 @@ class PodRunner(threading.Thread):
                 self._finish()
                 return
         self._finish()
+
+    def _run_probes(self, containers: list[Container]) -> bool:
+        """Run the probes that are due; True when a container's readiness changed."""
+        changed = False
+        for c in containers:
+            for kind, st in c.probes.items():
+                if not c.running or time.monotonic() < st.next_at:
+                    continue
+                if kind == "startup" and st.ok:
+                    continue
+                if kind != "startup" and not c.started_ok:
+                    continue
+                spec = c.spec[f"{kind}Probe"]
+                st.next_at = time.monotonic() + float(spec.get("periodSeconds", 10))
+                if self._probe(c, spec):
+                    st.successes, st.failures = st.successes + 1, 0
+                    if not st.ok and st.successes >= int(spec.get("successThreshold", 1)):
+                        st.ok, changed = True, True
+                    continue
+                st.successes, st.failures = 0, st.failures + 1
+                if st.failures < int(spec.get("failureThreshold", 3)):
+                    continue
+                if kind == "readiness":
+                    changed = changed or st.ok
+                    st.ok = False
+                elif c.proc is not None:  # liveness/startup failed: kill, restart per policy
+                    log.info("pod %s/%s: %s probe of %s failed", self.ns, self.pname, kind, c.name)
+                    self._kill_one(
+                        c, float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+                    )
+                    changed = True
+        return changed
+
+    def _kill_one(self, c: Container, grace: float) -> None:
+        assert c.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(c.proc.pid, signal.SIGTERM)
+        try:
+            c.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(c.proc.pid, signal.SIGKILL)
+            c.proc.wait()
+
+    def _probe(self, c: Container, spec: JSON) -> bool:
+        timeout = float(spec.get("timeoutSeconds", 1))
+
+        def port_of(p: int | str) -> int:
+            if isinstance(p, int) or str(p).isdigit():
+                return int(p)
+            for cp in c.spec.get("ports") or []:
+                if cp.get("name") == p:
+                    return int(cp["containerPort"])
+            raise ValueError(f"no port named {p}")
+
+        try:
+            if "exec" in spec:
+                cmd = list(spec["exec"].get("command") or [])
+                if os.geteuid() == 0 and c.proc is not None:  # inside the container's mounts
+                    cmd = ["nsenter", "-t", str(c.proc.pid), "-m", "--", *cmd]
+                res = subprocess.run(
+                    cmd, env=c.env, capture_output=True, timeout=timeout, check=False
+                )
+                return res.returncode == 0
+            if "httpGet" in spec:
+                h = spec["httpGet"]
+                scheme = str(h.get("scheme", "HTTP")).lower()
+                url = (
+                    f"{scheme}://{h.get('host') or POD_IP}:{port_of(h['port'])}{h.get('path', '/')}"
+                )
+                req = urllib.request.Request(
+                    url, headers={x["name"]: x["value"] for x in h.get("httpHeaders") or []}
+                )
+                ctx = ssl._create_unverified_context() if scheme == "https" else None
+                with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
+                    return 200 <= int(r.status) < 400
+            sock: JSON = spec.get("tcpSocket") or spec.get("grpc") or {}
+            port, host = sock.get("port", 0), sock.get("host") or POD_IP
+            with socket.create_connection((host, port_of(port)), timeout=timeout):
+                return True
+        except Exception:
+            return False
 
     def _restart_sidecars(self) -> bool:
         changed = False

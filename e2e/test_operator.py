@@ -359,3 +359,13 @@ def test_asha_stops_trials_at_its_rungs(cluster, namespace, apply, stack):
     assert end_condition(status)["type"] == "Succeeded", describe(cluster, namespace)
     assert status["trials"]["earlyStopped"] >= 1, describe(cluster, namespace)
     assert status["bestTrial"]["name"] == "asha-0"
+
+
+def test_a_trainer_that_ends_at_once_still_reports_its_metrics(cluster, namespace, apply, stack):
+    """The trainer starts only once the collector can catch SIGTERM (its startupProbe)."""
+    apply(experiment("instant", {"maxTrials": 3, "parallelTrials": 3}, sleep=0.0))
+    status = wait_end(cluster, namespace, "instant")
+    assert status["trials"]["succeeded"] == 3, describe(cluster, namespace)
+    for trial in trials(cluster, namespace):
+        x = float(trial["spec"]["parameters"]["x"])
+        assert trial["status"]["objective"] == pytest.approx((x - 0.3) ** 2, abs=1e-5)

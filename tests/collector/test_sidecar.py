@@ -206,3 +206,15 @@ def test_without_an_intake_the_summary_is_written(tmp_path: Path, run_collector:
     wait_for(lambda: "collecting" in collector.output(), what="start-up")
     assert collector.stop() == 0
     assert collector.summary().observed == 1
+
+
+def test_readiness_marker_is_written_once_sigterm_is_handled(
+    tmp_path: Path, run_collector: Start
+) -> None:
+    """The sidecar's startupProbe waits for this file before the trainer may start."""
+    collector = run_collector({"source": "stdout", "metrics": OBJECTIVE}, None)
+    marker = tmp_path / "collector.ready"
+    wait_for(marker.exists, what="the readiness marker")
+    # From now on a SIGTERM is handled: the summary is written even with no metrics.
+    assert collector.stop() == 0, collector.output()
+    assert collector.summary().metrics == []

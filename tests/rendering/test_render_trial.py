@@ -547,3 +547,18 @@ def test_the_default_wrapper_is_the_collectors() -> None:
         ["--lr=0.001", "--layers=3", "--optimizer=adam"],
         "/kubesweep/stdout.log",
     )
+
+
+def test_trainer_waits_for_the_collector_to_be_ready() -> None:
+    """A startupProbe on the sidecar orders the trainer after the collector's signal handler."""
+    from kubesweep.collector.wrapper import READY_FILE
+    from kubesweep.rendering import render_trial
+    from kubesweep.rendering.settings import METRICS_DIR
+
+    from .conftest import collector, experiment, settings, trial
+
+    job = render_trial(experiment(), trial(), settings(), token="t")
+    sidecar = collector(job)
+    assert sidecar["restartPolicy"] == "Always"
+    probe = sidecar["startupProbe"]["exec"]["command"]
+    assert probe == ["test", "-e", f"{METRICS_DIR}/{READY_FILE}"]

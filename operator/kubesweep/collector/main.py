@@ -39,7 +39,7 @@ from kubesweep.collector.sources import (
     TextFileSource,
     TfEventSource,
 )
-from kubesweep.collector.wrapper import exit_code, state_path
+from kubesweep.collector.wrapper import exit_code, ready_path, state_path
 from kubesweep.metrics.observation import Parsed
 from kubesweep.metrics.reduce import SeriesReducer, best_for
 from kubesweep.metrics.text import text_format
@@ -204,6 +204,15 @@ class Collector:
         return 0
 
 
+def _mark_ready(config: CollectorConfig) -> None:
+    """Tell the startupProbe that a SIGTERM can no longer cost the summary."""
+    try:
+        with open(ready_path(config.stdout_log), "w", encoding="utf-8") as handle:
+            handle.write("ready\n")
+    except OSError:
+        logger.warning("cannot write the readiness marker; the trainer starts regardless")
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     """Entry point of ``kubesweep-collector``."""
     environment = os.environ if env is None else env
@@ -224,6 +233,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    _mark_ready(config)
     logger.info("collecting %s metrics for trial %s", config.source, config.trial_name or "?")
     return Collector(config, stop).run()
 

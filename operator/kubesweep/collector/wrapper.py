@@ -22,6 +22,7 @@ that expansion leaves it intact.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 SHELL = "/bin/sh"
@@ -60,6 +61,16 @@ rc=
 echo "exited $rc" >"$state"
 exit "$rc"
 """
+
+
+#: Written by the collector once it can no longer lose a SIGTERM; the sidecar's
+#: startupProbe waits for it, so the trainer starts only after the collector is ready.
+READY_FILE = "collector.ready"
+
+
+def ready_path(log_path: str) -> str:
+    """The collector's readiness marker, beside the trainer's stdout log."""
+    return os.path.join(os.path.dirname(log_path) or ".", READY_FILE)
 
 
 def state_path(log_path: str) -> str:

@@ -35,6 +35,7 @@ from kubesweep.api import (
     ParameterValue,
     Trial,
 )
+from kubesweep.collector.wrapper import READY_FILE
 from kubesweep.rendering.placeholders import (
     RenderError,
     format_value,
@@ -269,6 +270,13 @@ def _collector(
     container["resources"] = copy.deepcopy(dict(settings.collector_resources))
     container["securityContext"] = copy.deepcopy(dict(settings.collector_security_context))
     container["volumeMounts"] = copy.deepcopy(mounts)
+    # The kubelet starts the trainer only once this probe passes: a trainer that
+    # ends in a split second cannot be stopped before the collector can catch SIGTERM.
+    container["startupProbe"] = {
+        "exec": {"command": ["test", "-e", f"{METRICS_DIR}/{READY_FILE}"]},
+        "periodSeconds": 1,
+        "failureThreshold": 120,
+    }
     # A native sidecar: started before the main containers, stopped after them,
     # and not counted for the Job's completion.
     container["restartPolicy"] = "Always"

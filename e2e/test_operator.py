@@ -369,3 +369,38 @@ def test_a_trainer_that_ends_at_once_still_reports_its_metrics(cluster, namespac
     for trial in trials(cluster, namespace):
         x = float(trial["spec"]["parameters"]["x"])
         assert trial["status"]["objective"] == pytest.approx((x - 0.3) ** 2, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("bend", "field"),
+    [
+        (
+            lambda spec: spec["trialTemplate"]["job"]["template"]["spec"]["containers"][0][
+                "args"
+            ].append("${params.nope}"),
+            "${params.nope}",
+        ),
+        (
+            lambda spec: spec["trialTemplate"]["metrics"].update(filters=["(unclosed"]),
+            "spec.trialTemplate.metrics.filters",
+        ),
+    ],
+    ids=["unknown-placeholder", "bad-regex"],
+)
+def test_what_the_crd_cannot_check_stalls_with_the_field_named(
+    cluster, namespace, apply, stack, bend, field
+):
+    """Accepted by the API server, refused by the operator before any trial is spent."""
+    manifest = experiment("bad", {"maxTrials": 2, "parallelTrials": 1})
+    bend(manifest["spec"])
+    apply(manifest)
+
+    def stalled() -> dict[str, Any] | None:
+        status = get(cluster, namespace, "bad").get("status") or {}
+        return next((c for c in status.get("conditions", []) if c["type"] == "Stalled"), None)
+
+    condition = wait_for(stalled, 60, what="a Stalled condition")
+    assert condition["status"] == "True"
+    assert condition["reason"] == "InvalidSpec"
+    assert field in condition["message"], condition["message"]
+    assert trials(cluster, namespace) == []

@@ -38,6 +38,7 @@ from kubesweep.api import (
     TrialSpec,
     TrialStatus,
 )
+from kubesweep.api.resources import describe_validation_error
 from kubesweep.metrics.tokens import trial_token
 from kubesweep.metrics.wire import WireError, decode_summary
 from kubesweep.operator.directory import Directory
@@ -59,7 +60,13 @@ from kubesweep.planning import (
     suggest_request,
 )
 from kubesweep.planning.trial_status import stopped_status
-from kubesweep.rendering import LABEL_EXPERIMENT, LABEL_MANAGED_BY, RenderSettings, render_trial
+from kubesweep.rendering import (
+    LABEL_EXPERIMENT,
+    LABEL_MANAGED_BY,
+    RenderSettings,
+    check_template,
+    render_trial,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -438,7 +445,14 @@ class Pass:
         try:
             spec = ExperimentSpec.model_validate(self.body.get("spec") or {})
         except ValidationError as error:
-            await self._invalid_spec(str(error))
+            problems = [f"spec.{line}" for line in describe_validation_error(error)]
+            await self._invalid_spec("; ".join(problems))
+            return None
+        # What the CRD cannot check (placeholders, reserved names, metric paths) stops the
+        # experiment here, before any trial is spent on it; fixing the spec resumes it.
+        template_problems = check_template(spec)
+        if template_problems:
+            await self._invalid_spec("; ".join(template_problems))
             return None
         self.rt.directory.objectives[(self.namespace, self.name)] = spec.objective
         experiment = Experiment(

@@ -7,38 +7,37 @@ that these models cannot read is dropped rather than failing the command, so
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from kubesweep.api import Experiment, Trial
 from kubesweep.cli.kube import JSON, Kube, KubeError
 from kubesweep.cli.ranking import TrialRecord
 from kubesweep.cli.sources import NotFoundError, trial_records
 
+M = TypeVar("M", bound=BaseModel)
+
 
 def parse_experiment(body: JSON) -> Experiment:
     """An Experiment from the API; an unreadable status is left out."""
-    body = {
-        k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec", "status")
-    }
-    try:
-        return Experiment.model_validate(body)
-    except ValidationError:
-        body.pop("status", None)
-        return Experiment.model_validate(body)
+    return _parse(Experiment, body)
 
 
 def parse_trial(body: JSON) -> Trial:
     """A Trial from the API; an unreadable status is left out."""
+    return _parse(Trial, body)
+
+
+def _parse(model: type[M], body: JSON) -> M:
     body = {
         k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec", "status")
     }
     try:
-        return Trial.model_validate(body)
+        return model.model_validate(body)
     except ValidationError:
         body.pop("status", None)
-        return Trial.model_validate(body)
+        return model.model_validate(body)
 
 
 class ClusterSource:

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ from rich.console import Console
 
 from kubesweep.api import Direction, Experiment, ManifestError, load_experiments
 from kubesweep.cli import views
-from kubesweep.cli.output import FORMATS, emit, trials_table
+from kubesweep.cli.output import FORMATS, emit
 from kubesweep.cli.ranking import SORT_KEYS, is_known_sort_key, rank, sort_records
 from kubesweep.cli.sources import LocalSource, NotFoundError, Source, default_state
 
@@ -57,8 +58,36 @@ def load_manifest(path: str) -> Experiment:
     return experiments[0]
 
 
-def cluster_options(func: F) -> F:
-    """``--kubeconfig``, ``--context``, ``-n``, ``--state`` and ``--local``: every reader's."""
+@dataclass(frozen=True)
+class Where:
+    """Where a reader reads from: the values of :func:`cluster_options`."""
+
+    kubeconfig: str | None
+    context: str | None
+    namespace: str | None
+    state: Path | None
+    local: bool
+
+
+def cluster_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--kubeconfig``, ``--context``, ``-n``, ``--state`` and ``--local``: every reader's.
+
+    The command receives them together as ``where``, for :func:`open_source`.
+    """
+
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        kubeconfig: str | None,
+        context: str | None,
+        namespace: str | None,
+        state: Path | None,
+        local: bool,
+        **kwargs: Any,
+    ) -> Any:
+        where = Where(kubeconfig, context, namespace, state, local)
+        return func(*args, where=where, **kwargs)
+
     options = [
         click.option(
             "--kubeconfig", envvar=None, help="Path of the kubeconfig (else $KUBECONFIG)."
@@ -74,23 +103,18 @@ def cluster_options(func: F) -> F:
             "--local", is_flag=True, help="Read the default local state (.kubesweep/EXP.db)."
         ),
     ]
+    command: Callable[..., Any] = wrapper
     for option in reversed(options):
-        func = option(func)
-    return func
+        command = option(command)
+    return command
 
 
 def open_source(
-    *,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    state: Path | None,
-    local: bool = False,
-    experiment: str | None = None,
-    all_namespaces: bool = False,
+    where: Where, *, experiment: str | None = None, all_namespaces: bool = False
 ) -> Source:
     """A local state file or the cluster, as the options say."""
-    if state is None and local and experiment:
+    state = where.state
+    if state is None and where.local and experiment:
         state = default_state(experiment)
     try:
         if state is not None:
@@ -98,11 +122,9 @@ def open_source(
         from kubesweep.cli.cluster import ClusterSource
         from kubesweep.cli.kube import Kube
 
-        kube = Kube.connect(kubeconfig, context, namespace)
-        return ClusterSource(kube, namespace, all_namespaces)
-    except NotFoundError as error:
-        fail(str(error))
-    except Exception as error:
+        kube = Kube.connect(where.kubeconfig, where.context, where.namespace)
+        return ClusterSource(kube, where.namespace, all_namespaces)
+    except Exception as error:  # not found, no kubeconfig, API errors: one line
         fail(str(error))
     raise AssertionError  # unreachable: fail exits
 
@@ -191,16 +213,8 @@ def run(
     source = LocalSource(path)
     done = source.experiment(experiment.metadata.name)
     records = rank(source.trials(done), done.spec.objective.direction)
-    console.print(
-        trials_table(
-            records,
-            objective=done.spec.objective.metric,
-            metrics=done.spec.objective.additional_metrics,
-            parameters=[p.name for p in done.spec.parameters],
-            title=f"{done.metadata.name}: trials ranked by {done.spec.objective.metric}",
-            ranked=True,
-        )
-    )
+    title = f"{done.metadata.name}: trials ranked by {done.spec.objective.metric}"
+    console.print(views.experiment_trials_table(done, records, title=title, ranked=True))
     console.print(views.end_line(status))
     del trials
     sys.exit(0 if status.phase.value == "Succeeded" else 1)
@@ -231,24 +245,12 @@ def validate(manifest: str) -> None:
 def get(
     *,
     name: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    state: Path | None,
-    local: bool,
+    where: Where,
     all_namespaces: bool,
     output: str,
 ) -> None:
     """List experiments with phase, best objective and progress."""
-    source = open_source(
-        kubeconfig=kubeconfig,
-        context=context,
-        namespace=namespace,
-        state=state,
-        local=local,
-        experiment=name,
-        all_namespaces=all_namespaces,
-    )
+    source = open_source(where, experiment=name, all_namespaces=all_namespaces)
     found = [source.experiment(name)] if name else source.experiments()
     if output != "table":
         emit(console, views.list_wire(found), output)
@@ -264,22 +266,11 @@ def get(
 def describe(
     *,
     name: str,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    state: Path | None,
-    local: bool,
+    where: Where,
     tail: int,
 ) -> None:
     """Best trial, parameters, conditions and failures of experiment NAME."""
-    source = open_source(
-        kubeconfig=kubeconfig,
-        context=context,
-        namespace=namespace,
-        state=state,
-        local=local,
-        experiment=name,
-    )
+    source = open_source(where, experiment=name)
     experiment = source.experiment(name)
     records = source.trials(experiment)
     logs = {}
@@ -306,24 +297,13 @@ def describe(
 def trials(
     *,
     name: str,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    state: Path | None,
-    local: bool,
+    where: Where,
     sort_by: str,
     desc: bool,
     output: str,
 ) -> None:
     """The trials of experiment NAME with their metrics, sorted."""
-    source = open_source(
-        kubeconfig=kubeconfig,
-        context=context,
-        namespace=namespace,
-        state=state,
-        local=local,
-        experiment=name,
-    )
+    source = open_source(where, experiment=name)
     experiment = source.experiment(name)
     records = source.trials(experiment)
     if records and not is_known_sort_key(sort_by, records):
@@ -332,16 +312,8 @@ def trials(
     if output != "table":
         emit(console, [r.to_dict() for r in ordered], output)
         return
-    spec = experiment.spec
-    console.print(
-        trials_table(
-            ordered,
-            objective=spec.objective.metric,
-            metrics=spec.objective.additional_metrics,
-            parameters=[p.name for p in spec.parameters],
-            ranked=sort_by == "objective" and not desc,
-        )
-    )
+    ranked = sort_by == "objective" and not desc
+    console.print(views.experiment_trials_table(experiment, ordered, ranked=ranked))
 
 
 @main.command()
@@ -352,24 +324,13 @@ def trials(
 def watch(
     *,
     name: str,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    state: Path | None,
-    local: bool,
+    where: Where,
     interval: float,
 ) -> None:
     """Follow experiment NAME until it ends; exit 0 if it Succeeded, 1 if it Failed."""
     from rich.live import Live
 
-    source = open_source(
-        kubeconfig=kubeconfig,
-        context=context,
-        namespace=namespace,
-        state=state,
-        local=local,
-        experiment=name,
-    )
+    source = open_source(where, experiment=name)
     last = ""
     with Live(console=console, refresh_per_second=2, auto_refresh=False) as live:
         while True:
@@ -399,23 +360,12 @@ def watch(
 def logs(
     *,
     trial: str,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    state: Path | None,
-    local: bool,
+    where: Where,
     tail: int | None,
 ) -> None:
     """The output of TRIAL (its primary container, or its local process)."""
     experiment = trial.rsplit("-", 1)[0] if "-" in trial else None
-    source = open_source(
-        kubeconfig=kubeconfig,
-        context=context,
-        namespace=namespace,
-        state=state,
-        local=local,
-        experiment=experiment,
-    )
+    source = open_source(where, experiment=experiment)
     console.file.write(source.log(trial, tail))
 
 
@@ -428,23 +378,12 @@ def logs(
 def best(
     *,
     name: str,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    state: Path | None,
-    local: bool,
+    where: Where,
     output: str,
     configmap: str | None,
 ) -> None:
     """The winning parameters of experiment NAME, ready to paste or to mount."""
-    source = open_source(
-        kubeconfig=kubeconfig,
-        context=context,
-        namespace=namespace,
-        state=state,
-        local=local,
-        experiment=name,
-    )
+    source = open_source(where, experiment=name)
     experiment = source.experiment(name)
     result = views.best_result(experiment)
     if result is None:
@@ -480,24 +419,13 @@ def best(
 def report(
     *,
     name: str,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-    state: Path | None,
-    local: bool,
+    where: Where,
     out: Path | None,
 ) -> None:
     """Write a self-contained HTML report of experiment NAME (plots, importance, Pareto)."""
     from kubesweep.cli.report.html import write_report
 
-    source = open_source(
-        kubeconfig=kubeconfig,
-        context=context,
-        namespace=namespace,
-        state=state,
-        local=local,
-        experiment=name,
-    )
+    source = open_source(where, experiment=name)
     experiment = source.experiment(name)
     records = source.trials(experiment)
     path = out or Path(f"{name}-report.html")

@@ -30,6 +30,25 @@ def end_line(status: ExperimentStatus) -> str:
     return f"{status.phase.value}: {status.message or ''}"
 
 
+def experiment_trials_table(
+    experiment: Experiment,
+    records: Sequence[TrialRecord],
+    *,
+    title: str | None = None,
+    ranked: bool = False,
+) -> Table:
+    """:func:`trials_table` with the experiment's objective, metrics and parameters as columns."""
+    spec = experiment.spec
+    return trials_table(
+        records,
+        objective=spec.objective.metric,
+        metrics=spec.objective.additional_metrics,
+        parameters=[p.name for p in spec.parameters],
+        title=title,
+        ranked=ranked,
+    )
+
+
 def progress_text(experiment: Experiment) -> str:
     """``5/20`` trials completed of the budget."""
     status = experiment.status
@@ -155,16 +174,7 @@ def describe(
 
     if records:
         top = rank(records, spec.objective.direction)[:10]
-        parts.append(
-            trials_table(
-                top,
-                objective=spec.objective.metric,
-                metrics=spec.objective.additional_metrics,
-                parameters=[p.name for p in spec.parameters],
-                title="Top trials",
-                ranked=True,
-            )
-        )
+        parts.append(experiment_trials_table(experiment, top, title="Top trials", ranked=True))
     for record in failed(records)[:3]:
         text = Text()
         text.append(f"Trial {record.name} {record.phase.value}", style="bold red")

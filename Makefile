@@ -99,3 +99,13 @@ $(BENCH_STAMP): $(STAMP)
 bench-suggest: $(BENCH_STAMP) ## suggestion benchmark, full run (about 45 min on 2 cores)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(BIN)/python -m bench.suggest.run $(BENCH_ARGS)
+
+# ---- benchmark: the operator on the local cluster (issue 5's performance goals) ----
+# A cluster of its own in $KUBESWEEP_BENCH_CLUSTER_DIR (default /tmp/kubesweep-bench-operator-cluster),
+# started fresh and stopped at the end. Writes the "## Operator" section of docs/benchmarks.md;
+# raw results in artifacts/bench-operator/. BENCH_ARGS passes flags, e.g. "--profile smoke"
+# (a minute or two, docs untouched), "--only latency writes", or "--keep" (leave the cluster up).
+.PHONY: bench-operator
+
+bench-operator: venv cluster-build ## operator benchmark: latency, throughput, writes per trial, memory (about 12 min on 2 cores)
+	$(BIN)/python -m bench.operator.run $(BENCH_ARGS)

@@ -16,6 +16,8 @@ Counts are by ``(resource[/subresource], verb)``; Events are also counted by the
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import json
 import ssl
 import threading
@@ -115,15 +117,24 @@ class CountingProxy:
 
     def stop(self) -> None:
         async def close() -> None:
-            if self.runner is not None:
-                await self.runner.cleanup()
+            # Upstream first: that ends the watch streams the handlers are relaying,
+            # which the runner's cleanup would otherwise wait out.
             if self.session is not None:
                 await self.session.close()
+            current = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if self.runner is not None:
+                await self.runner.cleanup()
 
         if self.loop.is_running():
-            asyncio.run_coroutine_threadsafe(close(), self.loop).result(30)
+            future = asyncio.run_coroutine_threadsafe(close(), self.loop)
+            with contextlib.suppress(TimeoutError, concurrent.futures.TimeoutError):
+                future.result(15)
             self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
+        self.thread.join(15)
 
     # -- inside the proxy's loop ---------------------------------------------------
 

@@ -24,6 +24,7 @@ import copy
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -167,9 +168,19 @@ def _pids(bench: Bench, stack_pids: dict[str, int]) -> dict[str, int]:
 
 
 def operator_run(
-    bench: Bench, experiments: int, trials: int, parallel: int
+    bench: Bench,
+    experiments: int,
+    trials: int,
+    parallel: int,
+    peer: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """20 experiments at once through the operator; returns figures and a rendered Job."""
+    """20 experiments at once through the operator, then ``peer`` with a rendered Job.
+
+    The peer runs while the operator is still up (watching only its own
+    namespace): the copied Jobs' collectors then reach a live intake, which
+    refuses their tokens at once, as a pod of a deleted trial would see, instead
+    of retrying an unreachable address until their grace period ends.
+    """
     ns = bench.namespace(NAMESPACE)
     timeline = Timeline()
     watchers = [
@@ -202,6 +213,7 @@ def operator_run(
                 (t.get("status") or {}).get("phase", "Pending")
                 for t in bench.kube.list(path_for(API, "trials", ns))
             )
+            peer_result = peer(job)
     finally:
         for watcher in watchers:
             watcher.stop()
@@ -232,7 +244,7 @@ def operator_run(
         f"throughput: {total} trials in {result['elapsed_s']:.0f}s, "
         f"{result['completed_per_s']:.2f} completed/s"
     )
-    return result, job
+    return result, peer_result
 
 
 def _bare_job(rendered: dict[str, Any], name: str) -> dict[str, Any]:
@@ -350,8 +362,13 @@ def run(
     api_creates: int = 300,
 ) -> dict[str, Any]:
     """The operator run, then both peers at the same parallelism and trial count."""
-    ours, rendered = operator_run(bench, experiments, trials, parallel)
-    peer = closed_loop_peer(bench, rendered, experiments * trials, experiments * parallel)
+    ours, peer = operator_run(
+        bench,
+        experiments,
+        trials,
+        parallel,
+        lambda job: closed_loop_peer(bench, job, experiments * trials, experiments * parallel),
+    )
     api = api_peer(bench, api_creates)
     ratio = ours["completed_per_s"] / peer["completed_per_s"]
     return {

@@ -1,0 +1,241 @@
+"""Operator memory with 50 experiments and 5,000 trials (issue 5: under 250 MiB RSS).
+
+The operator keeps kopf indexes of every Trial, Job and pod it owns, and a
+directory entry per trial for the intake, so its memory grows with the number
+of trials it watches. Running 5,000 trials through real pods on this two-core
+machine would take hours, so the benchmark builds the state that such a sweep
+leaves behind, directly through the API, before the operator starts:
+
+- 50 Experiments, ``maxTrials: 100`` each;
+- 5,000 Trials (100 per experiment), owned by their Experiment, each with a
+  finished status written through the status subresource: phase Succeeded, the
+  objective, two metric summaries and a 20-point curve, as the operator writes;
+- for each trial, a suspended Job labelled as the operator labels its Jobs, and
+  a pod held back by a scheduling gate and labelled as a trial pod, so the
+  operator's Job and pod indexes are loaded too (the renderer sets no TTL on
+  Jobs, so a finished sweep keeps its Jobs and pods).
+
+Then the operator starts, as after a restart: it indexes everything, runs a
+pass of every experiment, finds each at ``maxTrials`` and ends it. RSS is
+sampled every half second from start until 20 s after the last experiment
+ended; the figures are the RSS then, the peak (VmHWM), and the RSS of an idle
+operator watching an empty namespace, for comparison.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.operator.common import (
+    API,
+    LABEL_EXPERIMENT,
+    LABEL_TRIAL,
+    Bench,
+    experiment,
+    load_average,
+    log,
+    operator_pid,
+    path_for,
+    sample_process,
+)
+
+NAMESPACE = "bench-op-memory"
+IDLE_NAMESPACE = "bench-op-idle"
+WORKERS = 8
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def trial_body(exp: dict[str, Any], index: int) -> dict[str, Any]:
+    name = exp["metadata"]["name"]
+    return {
+        "apiVersion": API,
+        "kind": "Trial",
+        "metadata": {
+            "name": f"{name}-{index}",
+            "labels": {LABEL_EXPERIMENT: name, "app.kubernetes.io/managed-by": "kubesweep"},
+            "ownerReferences": [
+                {
+                    "apiVersion": API,
+                    "kind": "Experiment",
+                    "name": name,
+                    "uid": exp["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {"experiment": name, "index": index, "parameters": {"x": (index % 97) / 97}},
+    }
+
+
+def trial_status(index: int) -> dict[str, Any]:
+    """A finished trial's status of the size the operator writes for a short curve."""
+    loss = 0.5 + (index % 13) / 100
+    now = _now()
+    return {
+        "status": {
+            "phase": "Succeeded",
+            "reason": "Completed",
+            "startTime": now,
+            "completionTime": now,
+            "objective": loss,
+            "metrics": [
+                {"name": "loss", "latest": loss, "min": loss, "max": 1.0, "step": 19, "count": 20},
+                {
+                    "name": "accuracy",
+                    "latest": 0.9,
+                    "min": 0.1,
+                    "max": 0.9,
+                    "step": 19,
+                    "count": 20,
+                },
+            ],
+            "curve": [{"step": s, "value": 1.0 - s * (1.0 - loss) / 19} for s in range(20)],
+        }
+    }
+
+
+def job_body(experiment_name: str, trial: str) -> dict[str, Any]:
+    labels = {LABEL_EXPERIMENT: experiment_name, LABEL_TRIAL: trial}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": trial, "labels": labels},
+        "spec": {
+            "suspend": True,
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "trainer", "image": "kubesweep/bench:local", "command": ["true"]}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def pod_body(experiment_name: str, trial: str) -> dict[str, Any]:
+    labels = {LABEL_EXPERIMENT: experiment_name, LABEL_TRIAL: trial, "job-name": trial}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{trial}-pod", "labels": labels},
+        "spec": {
+            "schedulingGates": [{"name": "kubesweep.io/bench"}],
+            "restartPolicy": "Never",
+            "containers": [
+                {"name": "trainer", "image": "kubesweep/bench:local", "command": ["true"]}
+            ],
+        },
+    }
+
+
+def _fill(bench: Bench, ns: str, experiments: int, trials: int, children: bool) -> float:
+    """Create the experiments, trials (with status) and their Jobs and pods; return seconds."""
+    start = time.monotonic()
+    exps = []
+    for i in range(experiments):
+        body = experiment(f"mem-{i:02d}", trials, 5)
+        exps.append(bench.kube.create(path_for(API, "experiments", ns), body))
+    done = 0
+    lock = threading.Lock()
+
+    def one(job: tuple[int, int]) -> None:
+        nonlocal done
+        e, index = job
+        exp = exps[e]
+        body = trial_body(exp, index)
+        name = body["metadata"]["name"]
+        bench.kube.create(path_for(API, "trials", ns), body)
+        bench.kube.patch(path_for(API, "trials", ns, name) + "/status", trial_status(index))
+        if children:
+            exp_name = exp["metadata"]["name"]
+            bench.kube.create(path_for("batch/v1", "jobs", ns), job_body(exp_name, name))
+            bench.kube.create(path_for("v1", "pods", ns), pod_body(exp_name, name))
+        with lock:
+            done += 1
+            if done % 1000 == 0:
+                log(f"memory: {done} trials created")
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(one, [(e, i) for e in range(experiments) for i in range(trials)]))
+    return time.monotonic() - start
+
+
+def idle_rss(bench: Bench) -> float:
+    """RSS of an operator watching an empty namespace, once settled."""
+    ns = bench.namespace(IDLE_NAMESPACE)
+    try:
+        with bench.stack(ns, "memory-idle") as stack:
+            time.sleep(5.0)
+            return sample_process(operator_pid(stack)).rss_mib
+    finally:
+        bench.drop_namespace(ns)
+
+
+def run(
+    bench: Bench,
+    experiments: int = 50,
+    trials: int = 100,
+    children: bool = True,
+    cleanup: bool = True,
+) -> dict[str, Any]:
+    """Load the cluster with a finished 5,000-trial state, then start the operator on it."""
+    idle = idle_rss(bench)
+    ns = bench.namespace(NAMESPACE)
+    names = [f"mem-{i:02d}" for i in range(experiments)]
+    log(f"memory: creating {experiments} experiments and {experiments * trials} trials")
+    fill_s = _fill(bench, ns, experiments, trials, children)
+    samples: list[tuple[float, float]] = []
+    try:
+        with bench.stack(ns, "memory") as stack:
+            pid = operator_pid(stack)
+            start = time.monotonic()
+            stop = threading.Event()
+
+            def sampler() -> None:
+                while not stop.is_set():
+                    samples.append((time.monotonic() - start, sample_process(pid).rss_mib))
+                    stop.wait(0.5)
+
+            thread = threading.Thread(target=sampler, daemon=True)
+            thread.start()
+            bench.wait(
+                lambda: bench.experiments_ended(ns, names), 900, "the experiments to end", 2.0
+            )
+            ended_s = time.monotonic() - start
+            time.sleep(20.0)
+            stop.set()
+            thread.join()
+            final = sample_process(pid)
+            cpu_s = final.cpu_seconds
+    finally:
+        if cleanup:
+            bench.drop_namespace(ns)
+    result = {
+        "experiments": experiments,
+        "trials": experiments * trials,
+        "jobs_and_pods": children,
+        "fill_s": fill_s,
+        "all_ended_after_s": ended_s,
+        "operator_cpu_s": cpu_s,
+        "idle_rss_mib": idle,
+        "rss_mib": final.rss_mib,
+        "peak_rss_mib": final.hwm_mib,
+        "rss_samples": samples[:: max(1, len(samples) // 40)],
+        "load_average": load_average(),
+        "goal_mib": 250,
+    }
+    result["goal_met"] = max(final.rss_mib, final.hwm_mib) < 250
+    log(f"memory: RSS {final.rss_mib:.0f} MiB (peak {final.hwm_mib:.0f} MiB)")
+    return result

@@ -8,17 +8,19 @@
 - :class:`Batch` collects one reply: it refuses duplicates, falls back to
   uniform sampling when a model has nothing new to offer, and reports
   exhaustion exactly (via :meth:`Space.sample_unique`) once a finite space is
-  used up.
+  used up. :meth:`Batch.take_sobol` takes the initial design and
+  :meth:`Batch.model_turns` paces the model-based picks after it.
 - :func:`bounded_subset` keeps model fitting cost flat as histories grow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
+from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube, sobol_points
 from kubesweep.suggestion.contract import Assignment, History, ObservedTrial, SuggestReply
 from kubesweep.suggestion.space import Key
 
@@ -140,6 +142,32 @@ class Batch:
         self.rows.append(row)
         self.assignments.append(Assignment(parameters=found[0], fidelity=fidelity))
         return True
+
+    def take_sobol(
+        self, seed: int | None, salt: str, start: int, n: int, rng: np.random.Generator
+    ) -> None:
+        """Take points ``start .. start+n`` of the seed's Sobol design (:func:`sobol_points`).
+
+        A design point that repeats a taken one is replaced by a uniform new point.
+        """
+        for row in self.cube.snap(sobol_points(seed, salt, start, n, self.cube.dim)):
+            if self.full:
+                break
+            if not self.take(row):
+                self.take_random(rng)
+
+    def model_turns(self, rng: np.random.Generator) -> Iterator[int]:
+        """Yield once per model-based pick until the reply is full.
+
+        After :data:`MAX_MODEL_PICKS` turns the rest of the reply is drawn uniformly.
+        """
+        picks = 0
+        while not self.full:
+            picks += 1
+            if picks > MAX_MODEL_PICKS:
+                self.take_random(rng)
+                continue
+            yield picks
 
     def batch_rows(self) -> Array:
         """The unit rows taken so far, ``(k, dim)``."""

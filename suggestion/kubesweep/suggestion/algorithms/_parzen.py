@@ -235,6 +235,16 @@ def _neighbour_bandwidths(column: Array) -> Array:
     return sigma
 
 
+def ranked_by_ratio(
+    cube: UnitCube, good: Parzen, bad: Parzen, rng: np.random.Generator, candidates: int
+) -> Array:
+    """``candidates`` snapped rows drawn from ``good``, best ``good/bad`` density ratio first."""
+    rows = cube.snap(good.sample(rng, candidates))
+    score = good.log_density(rows) - bad.log_density(rows)
+    ranked: Array = rows[np.argsort(-score, kind="stable")]
+    return ranked
+
+
 def split_count(n: int, gamma: float, cap: int) -> int:
     """How many of ``n`` observations form the good group: ``min(ceil(gamma n), cap)``, >= 1."""
     return max(1, min(math.ceil(gamma * n), cap, n))

@@ -73,13 +73,12 @@ from kubesweep.suggestion.algorithms._gp import (
     warp_targets,
 )
 from kubesweep.suggestion.algorithms._model_based import (
-    MAX_MODEL_PICKS,
     Batch,
     Observations,
     bounded_subset,
     observe,
 )
-from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube, sobol_points
+from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
 from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply, rng_for
 from kubesweep.suggestion.settings import Setting, Settings, parse
 from kubesweep.suggestion.space import Space
@@ -182,14 +181,7 @@ class BayesianOptimization:
         if len(observations.losses) < 2:
             initial = count
         if initial:
-            design = sobol_points(
-                self.seed, _SALT, observations.started, min(initial, count), self.cube.dim
-            )
-            for row in self.cube.snap(design):
-                if batch.full:
-                    break
-                if not batch.take(row):
-                    batch.take_random(rng)
+            batch.take_sobol(self.seed, _SALT, observations.started, min(initial, count), rng)
         if not batch.full:
             self._model_picks(observations, batch, rng)
         return batch.reply()
@@ -214,12 +206,7 @@ class BayesianOptimization:
         pending = np.vstack([observations.pending, batch.batch_rows()])
         model = model.with_lies(self.cube.features(pending), liar, targets)
         pool = self.cube.snap(rng.random((s.integer("candidates"), self.cube.dim)))
-        picks = 0
-        while not batch.full:
-            picks += 1
-            if picks > MAX_MODEL_PICKS:
-                batch.take_random(rng)
-                continue
+        for _ in batch.model_turns(rng):
             ranked = self._ranked_candidates(model, unit, pool, rng)
             before = len(batch.rows)
             if not batch.take_first_new(ranked):

@@ -43,7 +43,7 @@ import numpy as np
 
 from kubesweep.api.experiment import ParameterValue
 from kubesweep.suggestion.algorithms._model_based import observe
-from kubesweep.suggestion.algorithms._parzen import Parzen, ParzenOptions
+from kubesweep.suggestion.algorithms._parzen import Parzen, ParzenOptions, ranked_by_ratio
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
 from kubesweep.suggestion.algorithms.hyperband import Hyperband, require_fidelity
 from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply
@@ -96,10 +96,7 @@ class _Model:
     def propose(self, rng: np.random.Generator, candidates: int) -> Array:
         """Candidate rows, best ``l/g`` first."""
         bad = Parzen(self.cube, self.bad_rows, np.ones(len(self.bad_rows)), self.options)
-        rows = self.cube.snap(self.good.sample(rng, candidates))
-        score = self.good.log_density(rows) - bad.log_density(rows)
-        ranked: Array = rows[np.argsort(-score, kind="stable")]
-        return ranked
+        return ranked_by_ratio(self.cube, self.good, bad, rng, candidates)
 
     def lie(self, row: Array) -> None:
         """Count ``row`` as a bad point from now on."""

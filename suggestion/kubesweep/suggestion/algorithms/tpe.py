@@ -53,14 +53,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kubesweep.api.experiment import ParameterValue
-from kubesweep.suggestion.algorithms._model_based import (
-    MAX_MODEL_PICKS,
-    Batch,
-    Observations,
-    observe,
+from kubesweep.suggestion.algorithms._model_based import Batch, Observations, observe
+from kubesweep.suggestion.algorithms._parzen import (
+    Parzen,
+    ParzenOptions,
+    ranked_by_ratio,
+    split_count,
 )
-from kubesweep.suggestion.algorithms._parzen import Parzen, ParzenOptions, split_count
-from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube, sobol_points
+from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
 from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply, rng_for
 from kubesweep.suggestion.settings import Setting, Settings, parse
 from kubesweep.suggestion.space import Space
@@ -138,9 +138,7 @@ def pick_by_ratio(
 ) -> bool:
     """Add the candidate drawn from ``good`` with the best ``good/bad`` ratio; False if none new."""
     for _ in range(_RESAMPLE_ROUNDS):
-        rows = cube.snap(good.sample(rng, candidates))
-        score = good.log_density(rows) - bad.log_density(rows)
-        if batch.take_first_new(rows[np.argsort(-score, kind="stable")], fidelity):
+        if batch.take_first_new(ranked_by_ratio(cube, good, bad, rng, candidates), fidelity):
             return True
     return False
 
@@ -163,14 +161,7 @@ class TreeParzen:
         if not len(observations.losses):
             initial = count
         if initial:
-            design = sobol_points(
-                self.seed, _SALT, observations.started, min(initial, count), self.cube.dim
-            )
-            for row in self.cube.snap(design):
-                if batch.full:
-                    break
-                if not batch.take(row):
-                    batch.take_random(rng)
+            batch.take_sobol(self.seed, _SALT, observations.started, min(initial, count), rng)
         if not batch.full:
             self._model_picks(observations, batch, rng)
         return batch.reply()
@@ -193,12 +184,7 @@ class TreeParzen:
         if liar:
             bad_rows = np.vstack([bad_rows, observations.pending])
         candidates = s.integer("nCandidates")
-        picks = 0
-        while not batch.full:
-            picks += 1
-            if picks > MAX_MODEL_PICKS:
-                batch.take_random(rng)
-                continue
+        for _ in batch.model_turns(rng):
             rows = np.vstack([bad_rows, batch.batch_rows()]) if liar else bad_rows
             weights = np.ones(len(rows))
             weights[: len(bad_idx)] = recency_weights(len(bad_idx))

@@ -84,6 +84,7 @@ SuggestFn = Callable[[SuggestRequest], SuggestReply]
 StopFn = Callable[[StopRequest], StopReply]
 ValidateFn = Callable[[SearchSpace, Algorithm, EarlyStopping | None], list[str]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+ReplyT = TypeVar("ReplyT", SuggestReply, StopReply)
 
 
 @dataclass(frozen=True)
@@ -213,10 +214,29 @@ def _engine_problems(
         return problems
     try:
         return engine.validate(space, algorithm, stopping)
-    except SettingsError as error:
-        return [str(error)]
-    except SpaceError as error:
-        return error.problems
+    except (SettingsError, SpaceError) as error:
+        return _problems_of(error)
+
+
+def _problems_of(error: SettingsError | SpaceError) -> list[str]:
+    """What an algorithm's refusal says, as problems that name their field."""
+    return error.problems if isinstance(error, SpaceError) else [str(error)]
+
+
+def _reply_or_problems(
+    engine: Engine,
+    request: SuggestRequest | StopRequest,
+    stopping: EarlyStopping | None,
+    compute: Callable[[], ReplyT],
+) -> ReplyT | list[str]:
+    """``compute()``'s reply once the space and settings pass; else every problem found."""
+    problems = _engine_problems(engine, request.space, request.algorithm, stopping)
+    if problems:
+        return problems
+    try:
+        return compute()
+    except (SettingsError, SpaceError) as error:
+        return _problems_of(error)
 
 
 def _settings_refused(problems: Sequence[str], labels: Labels) -> Outcome:
@@ -236,16 +256,9 @@ def handle_suggest(engine: Engine, body: bytes) -> Outcome:
     except ClientError as error:
         return Outcome.refused(error)
     labels = Labels(request.experiment_uid, request.algorithm.name.value, len(request.trials))
-    problems = _engine_problems(engine, request.space, request.algorithm, None)
-    if not problems:
-        try:
-            reply = engine.suggest(request)
-        except SettingsError as error:
-            problems = [str(error)]
-        except SpaceError as error:
-            problems = error.problems
-    if problems:
-        return _settings_refused(problems, labels)
+    reply = _reply_or_problems(engine, request, None, lambda: engine.suggest(request))
+    if isinstance(reply, list):
+        return _settings_refused(reply, labels)
     _check_assignments(reply, request.count)
     return Outcome(body=_dump(reply), labels=labels)
 
@@ -260,16 +273,9 @@ def handle_stop(engine: Engine, body: bytes) -> Outcome:
     stopping = request.early_stopping
     rule = stopping.name.value if stopping else request.algorithm.name.value
     labels = Labels(request.experiment_uid, rule, len(request.trials))
-    problems = _engine_problems(engine, request.space, request.algorithm, stopping)
-    if not problems:
-        try:
-            reply = engine.stop(request)
-        except SettingsError as error:
-            problems = [str(error)]
-        except SpaceError as error:
-            problems = error.problems
-    if problems:
-        return _settings_refused(problems, labels)
+    reply = _reply_or_problems(engine, request, stopping, lambda: engine.stop(request))
+    if isinstance(reply, list):
+        return _settings_refused(reply, labels)
     return Outcome(body=_dump(reply), labels=labels)
 
 
@@ -640,6 +646,10 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"KUBESWEEP_SUGGESTION_{name}", default)
 
 
+def _env_int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
 def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     """Settings from flags, each defaulting to its ``KUBESWEEP_SUGGESTION_*`` variable."""
     d = Settings()
@@ -647,11 +657,11 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         prog="kubesweep-suggestion", description="The kubesweep suggestion service."
     )
     parser.add_argument("--host", default=_env("HOST", d.host), help="address to listen on")
-    parser.add_argument("--port", type=int, default=int(_env("PORT", str(d.port))))
+    parser.add_argument("--port", type=int, default=_env_int("PORT", d.port))
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(_env("WORKERS", str(d.workers))),
+        default=_env_int("WORKERS", d.workers),
         help="algorithm computations run in parallel",
     )
     parser.add_argument(
@@ -660,22 +670,20 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument(
         "--cache-entries",
         type=int,
-        default=int(_env("CACHE_ENTRIES", str(d.cache_entries))),
+        default=_env_int("CACHE_ENTRIES", d.cache_entries),
         help="replies kept for repeat requests; 0 disables the cache",
     )
-    parser.add_argument(
-        "--cache-bytes", type=int, default=int(_env("CACHE_BYTES", str(d.cache_bytes)))
-    )
+    parser.add_argument("--cache-bytes", type=int, default=_env_int("CACHE_BYTES", d.cache_bytes))
     parser.add_argument(
         "--max-body-bytes",
         type=int,
-        default=int(_env("MAX_BODY_BYTES", str(d.max_body_bytes))),
+        default=_env_int("MAX_BODY_BYTES", d.max_body_bytes),
         help="larger request bodies are refused with 413",
     )
     parser.add_argument(
         "--max-queue",
         type=int,
-        default=int(_env("MAX_QUEUE", str(d.max_queue))),
+        default=_env_int("MAX_QUEUE", d.max_queue),
         help="computations waiting for a worker before 503",
     )
     parser.add_argument(

@@ -190,6 +190,14 @@ def test_sample_unique_lists_what_is_left_of_a_finite_space() -> None:
             },
             "is not a value of",
         ),
+        (
+            {"name": "a", "type": "float", "min": 0, "max": 10, "step": 5e-324},
+            "parameters[0].step: too small for the bounds",
+        ),
+        (
+            {"name": "a", "type": "int", "min": -1e308, "max": 1e308, "step": 1},
+            "parameters[0].max: max - min must be a finite number",
+        ),
     ],
 )
 def test_problems_name_the_field(raw: dict[str, Any], message: str) -> None:

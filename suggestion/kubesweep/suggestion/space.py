@@ -526,6 +526,10 @@ def problems(space: SearchSpace) -> list[str]:
         where = f"parameters[{i}]"
         if p.type is ParameterType.INT and p.step is not None and not float(p.step).is_integer():
             out.append(f"{where}.step: an int parameter needs a whole-number step")
+        if p.step is not None and p.min is not None and p.max is not None:
+            grid = _grid_problem(p.max - p.min, p.step)
+            if grid:
+                out.append(f"{where}.{grid}")
         if p.when is not None:
             parent = by_name.get(p.when.parameter)
             if parent is None or parent.name == p.name:
@@ -557,6 +561,18 @@ def problems(space: SearchSpace) -> list[str]:
         ):
             out.append("fidelity.min: an int fidelity needs whole-number min and max")
     return out
+
+
+def _grid_problem(width: float, step: float) -> str | None:
+    """Why a stepped range has no finite number of grid points (``5e-324``), if it has not.
+
+    The count of grid points is an int: an infinite one would overflow.
+    """
+    if not math.isfinite(width):
+        return "max: max - min must be a finite number; narrow the bounds"
+    if not math.isfinite(width / step):
+        return "step: too small for the bounds; raise it"
+    return None
 
 
 def rung_budgets(fidelity: Fidelity) -> list[float]:

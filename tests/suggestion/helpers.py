@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kubesweep.api.experiment import MULTI_FIDELITY_ALGORITHMS, AlgorithmName, ParameterValue
+import numpy as np
+
+from kubesweep.api.experiment import (
+    MULTI_FIDELITY_ALGORITHMS,
+    AlgorithmName,
+    Direction,
+    ParameterValue,
+)
 from kubesweep.api.status import CurvePoint
 from kubesweep.suggestion import registry
 from kubesweep.suggestion.contract import (
     Assignment,
+    History,
     ObservedTrial,
     SearchSpace,
     SuggestReply,
     SuggestRequest,
     TrialState,
 )
+from kubesweep.suggestion.space import Space
 
 #: Every kind of dimension: log float, plain int, stepped float, log int with a
 #: step, a categorical of mixed value types, and a chain of conditionals.
@@ -153,3 +162,60 @@ def run(
         if reply.exhausted:
             break
     return trials, reply
+
+
+# --- a bowl to minimise, for the model-based algorithms' search tests -------------------
+
+BOWL: dict[str, Any] = {
+    "parameters": [
+        {"name": "x", "type": "float", "min": -5.0, "max": 5.0},
+        {"name": "y", "type": "float", "min": 1e-3, "max": 10.0, "log": True},
+        {"name": "n", "type": "int", "min": 0, "max": 20},
+        {"name": "kind", "type": "categorical", "values": ["a", "b", "c"]},
+    ]
+}
+
+
+def bowl(p: Mapping[str, ParameterValue]) -> float:
+    """A smooth bowl with its minimum 0 at x=1.3, y=0.1, n=12, kind=b."""
+    x, y, n = float(p["x"]), float(p["y"]), float(p["n"])
+    offset = {"a": 1.0, "b": 0.0, "c": 2.0}[str(p["kind"])]
+    return (x - 1.3) ** 2 + (math.log10(y) + 1.0) ** 2 + ((n - 12) / 4.0) ** 2 + offset
+
+
+def trial(index: int, parameters: Mapping[str, ParameterValue], **fields: Any) -> ObservedTrial:
+    """Trial ``t{index}`` with these parameters and any other fields."""
+    return ObservedTrial(name=f"t{index}", parameters=dict(parameters), **fields)
+
+
+def bowl_trials(space: Space, count: int, seed: int) -> list[ObservedTrial]:
+    """``count`` completed trials at uniform points of ``space``, valued by :func:`bowl`."""
+    rng = np.random.default_rng(seed)
+    return [
+        trial(i, v, state=TrialState.COMPLETED, value=bowl(v))
+        for i, v in enumerate(space.sample(rng, count))
+    ]
+
+
+def minimise(
+    create: Callable[..., Any],
+    space: SearchSpace,
+    objective: Callable[[Mapping[str, ParameterValue]], float],
+    budget: int,
+    seed: int,
+) -> list[ObservedTrial]:
+    """The history of ``budget`` sequential suggestions of algorithm ``create``."""
+    algorithm = create(space, {}, seed)
+    trials: list[ObservedTrial] = []
+    for _ in range(budget):
+        reply = algorithm.suggest(History(trials, Direction.MINIMIZE), 1)
+        values = reply.assignments[0].parameters
+        trials.append(
+            trial(len(trials), values, state=TrialState.COMPLETED, value=objective(values))
+        )
+    return trials
+
+
+def best(trials: list[ObservedTrial]) -> float:
+    """The lowest value of the history."""
+    return min(t.value for t in trials if t.value is not None)

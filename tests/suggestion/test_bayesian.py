@@ -10,7 +10,6 @@ history of thousands of trials is handled through a bounded subset.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,45 +28,7 @@ from kubesweep.suggestion.contract import (
     TrialState,
 )
 from kubesweep.suggestion.space import Space
-from tests.suggestion.helpers import MIXED
-
-BOWL: dict[str, Any] = {
-    "parameters": [
-        {"name": "x", "type": "float", "min": -5.0, "max": 5.0},
-        {"name": "y", "type": "float", "min": 1e-3, "max": 10.0, "log": True},
-        {"name": "n", "type": "int", "min": 0, "max": 20},
-        {"name": "kind", "type": "categorical", "values": ["a", "b", "c"]},
-    ]
-}
-
-
-def bowl(p: Mapping[str, ParameterValue]) -> float:
-    """A smooth bowl with its minimum 0 at x=1.3, y=0.1, n=12, kind=b."""
-    x, y, n = float(p["x"]), float(p["y"]), float(p["n"])
-    offset = {"a": 1.0, "b": 0.0, "c": 2.0}[str(p["kind"])]
-    return (x - 1.3) ** 2 + (math.log10(y) + 1.0) ** 2 + ((n - 12) / 4.0) ** 2 + offset
-
-
-def trial(index: int, parameters: Mapping[str, ParameterValue], **fields: Any) -> ObservedTrial:
-    return ObservedTrial(name=f"t{index}", parameters=dict(parameters), **fields)
-
-
-def minimise(
-    create: Callable[..., Any],
-    space: SearchSpace,
-    budget: int,
-    seed: int,
-    settings: Mapping[str, ParameterValue] | None = None,
-) -> float:
-    """Best loss after ``budget`` sequential suggestions."""
-    algorithm = create(space, settings or {}, seed)
-    trials: list[ObservedTrial] = []
-    for _ in range(budget):
-        reply = algorithm.suggest(History(trials, Direction.MINIMIZE), 1)
-        values = reply.assignments[0].parameters
-        trials.append(trial(len(trials), values, state=TrialState.COMPLETED, value=bowl(values)))
-    return min(t.value for t in trials if t.value is not None)
-
+from tests.suggestion.helpers import BOWL, MIXED, best, bowl, bowl_trials, minimise, trial
 
 # --- settings ------------------------------------------------------------------------
 
@@ -210,20 +171,16 @@ def test_invalid_history_values_are_left_out() -> None:
 def test_beats_random_search_on_a_bowl_in_median_over_seeds() -> None:
     space = SearchSpace.model_validate(BOWL)
     seeds = range(5)
-    ours = [minimise(bayesian.create, space, 30, seed) for seed in seeds]
-    baseline = [minimise(random_search.create, space, 30, seed) for seed in seeds]
+    ours = [best(minimise(bayesian.create, space, bowl, 30, seed)) for seed in seeds]
+    baseline = [best(minimise(random_search.create, space, bowl, 30, seed)) for seed in seeds]
     assert np.median(ours) < np.median(baseline)
     assert np.median(ours) < 0.5  # random's median is several times this
 
 
 def test_a_batch_is_distinct_spread_out_and_avoids_pending_points() -> None:
     space = SearchSpace.model_validate(BOWL)
-    rng = np.random.default_rng(1)
     compiled = Space(space)
-    trials = [
-        trial(i, v, state=TrialState.COMPLETED, value=bowl(v))
-        for i, v in enumerate(compiled.sample(rng, 20))
-    ]
+    trials = bowl_trials(compiled, 20, seed=1)
     first = bayesian.create(space, {}, 3).suggest(History(trials, Direction.MINIMIZE), 4)
     pending = [
         trial(100 + i, a.parameters, state=TrialState.PENDING)
@@ -244,11 +201,7 @@ def test_a_batch_is_distinct_spread_out_and_avoids_pending_points() -> None:
 def test_every_liar_gives_distinct_points(liar: str) -> None:
     space = SearchSpace.model_validate(BOWL)
     compiled = Space(space)
-    rng = np.random.default_rng(2)
-    trials = [
-        trial(i, v, state=TrialState.COMPLETED, value=bowl(v))
-        for i, v in enumerate(compiled.sample(rng, 15))
-    ]
+    trials = bowl_trials(compiled, 15, seed=2)
     reply = bayesian.create(space, {"liar": liar}, 1).suggest(
         History(trials, Direction.MINIMIZE), 5
     )
@@ -307,11 +260,7 @@ def test_thousands_of_observations_are_fitted_on_a_bounded_subset() -> None:
 def test_a_batch_larger_than_the_model_pick_cap_is_filled() -> None:
     space = SearchSpace.model_validate(BOWL)
     compiled = Space(space)
-    rng = np.random.default_rng(6)
-    trials = [
-        trial(i, v, state=TrialState.COMPLETED, value=bowl(v))
-        for i, v in enumerate(compiled.sample(rng, 12))
-    ]
+    trials = bowl_trials(compiled, 12, seed=6)
     reply = bayesian.create(space, {"candidates": 32}, 1).suggest(
         History(trials, Direction.MINIMIZE), 40
     )

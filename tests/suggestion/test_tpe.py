@@ -9,7 +9,7 @@ against random, conditional spaces, the constant liar, and a long history.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -27,15 +27,7 @@ from kubesweep.suggestion.contract import (
     TrialState,
 )
 from kubesweep.suggestion.space import Space
-
-BOWL: dict[str, Any] = {
-    "parameters": [
-        {"name": "x", "type": "float", "min": -5.0, "max": 5.0},
-        {"name": "y", "type": "float", "min": 1e-3, "max": 10.0, "log": True},
-        {"name": "n", "type": "int", "min": 0, "max": 20},
-        {"name": "kind", "type": "categorical", "values": ["a", "b", "c"]},
-    ]
-}
+from tests.suggestion.helpers import BOWL, best, bowl, bowl_trials, minimise, trial
 
 BRANCHES: dict[str, Any] = {
     "parameters": [
@@ -59,13 +51,6 @@ BRANCHES: dict[str, Any] = {
 }
 
 
-def bowl(p: Mapping[str, ParameterValue]) -> float:
-    """A smooth bowl with its minimum 0 at x=1.3, y=0.1, n=12, kind=b."""
-    x, y, n = float(p["x"]), float(p["y"]), float(p["n"])
-    offset = {"a": 1.0, "b": 0.0, "c": 2.0}[str(p["kind"])]
-    return (x - 1.3) ** 2 + (math.log10(y) + 1.0) ** 2 + ((n - 12) / 4.0) ** 2 + offset
-
-
 def branches(p: Mapping[str, ParameterValue]) -> float:
     """The tree branch wins (best at depth 7); the linear one never gets below 1.
 
@@ -74,33 +59,6 @@ def branches(p: Mapping[str, ParameterValue]) -> float:
     if p["model"] == "tree":
         return abs(float(p["depth"]) - 7) / 5.0
     return 1.0 + abs(math.log10(float(p["alpha"])) + 2.0)
-
-
-def trial(index: int, parameters: Mapping[str, ParameterValue], **fields: Any) -> ObservedTrial:
-    return ObservedTrial(name=f"t{index}", parameters=dict(parameters), **fields)
-
-
-def minimise(
-    create: Callable[..., Any],
-    space: SearchSpace,
-    objective: Callable[[Mapping[str, ParameterValue]], float],
-    budget: int,
-    seed: int,
-) -> list[ObservedTrial]:
-    """The history of ``budget`` sequential suggestions."""
-    algorithm = create(space, {}, seed)
-    trials: list[ObservedTrial] = []
-    for _ in range(budget):
-        reply = algorithm.suggest(History(trials, Direction.MINIMIZE), 1)
-        values = reply.assignments[0].parameters
-        trials.append(
-            trial(len(trials), values, state=TrialState.COMPLETED, value=objective(values))
-        )
-    return trials
-
-
-def best(trials: list[ObservedTrial]) -> float:
-    return min(t.value for t in trials if t.value is not None)
 
 
 # --- settings --------------------------------------------------------------------------
@@ -213,11 +171,7 @@ def test_conditional_branches_are_modelled_and_the_better_one_is_preferred() -> 
 def test_pending_points_and_the_batch_so_far_count_as_bad() -> None:
     space = SearchSpace.model_validate(BOWL)
     compiled = Space(space)
-    rng = np.random.default_rng(4)
-    trials = [
-        trial(i, v, state=TrialState.COMPLETED, value=bowl(v))
-        for i, v in enumerate(compiled.sample(rng, 30))
-    ]
+    trials = bowl_trials(compiled, 30, seed=4)
     first = tpe.create(space, {}, 5).suggest(History(trials, Direction.MINIMIZE), 4)
     pending = [
         trial(100 + i, a.parameters, state=TrialState.PENDING)
@@ -259,10 +213,6 @@ def test_univariate_mode_also_searches() -> None:
 def test_a_batch_larger_than_the_model_pick_cap_is_filled() -> None:
     space = SearchSpace.model_validate(BOWL)
     compiled = Space(space)
-    rng = np.random.default_rng(6)
-    trials = [
-        trial(i, v, state=TrialState.COMPLETED, value=bowl(v))
-        for i, v in enumerate(compiled.sample(rng, 12))
-    ]
+    trials = bowl_trials(compiled, 12, seed=6)
     reply = tpe.create(space, {}, 1).suggest(History(trials, Direction.MINIMIZE), 40)
     assert len({compiled.key(a.parameters) for a in reply.assignments}) == 40

@@ -8,20 +8,26 @@
 - :class:`Batch` collects one reply: it refuses duplicates, falls back to
   uniform sampling when a model has nothing new to offer, and reports
   exhaustion exactly (via :meth:`Space.sample_unique`) once a finite space is
-  used up. :meth:`Batch.take_sobol` takes the initial design and
-  :meth:`Batch.model_turns` paces the model-based picks after it.
+  used up. :meth:`Batch.model_turns` paces the model-based picks.
+- :func:`suggest_after_design`: the Sobol design first, then the model.
 - :func:`bounded_subset` keeps model fitting cost flat as histories grow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube, sobol_points
-from kubesweep.suggestion.contract import Assignment, History, ObservedTrial, SuggestReply
+from kubesweep.suggestion.contract import (
+    Assignment,
+    History,
+    ObservedTrial,
+    SuggestReply,
+    rng_for,
+)
 from kubesweep.suggestion.space import Key
 
 #: Most model-based picks in one reply; the rest of a larger batch is uniform, so
@@ -143,19 +149,6 @@ class Batch:
         self.assignments.append(Assignment(parameters=found[0], fidelity=fidelity))
         return True
 
-    def take_sobol(
-        self, seed: int | None, salt: str, start: int, n: int, rng: np.random.Generator
-    ) -> None:
-        """Take points ``start .. start+n`` of the seed's Sobol design (:func:`sobol_points`).
-
-        A design point that repeats a taken one is replaced by a uniform new point.
-        """
-        for row in self.cube.snap(sobol_points(seed, salt, start, n, self.cube.dim)):
-            if self.full:
-                break
-            if not self.take(row):
-                self.take_random(rng)
-
     def model_turns(self, rng: np.random.Generator) -> Iterator[int]:
         """Yield once per model-based pick until the reply is full.
 
@@ -181,3 +174,39 @@ class Batch:
             assignments=self.assignments[: self.count],
             exhausted=self.exhausted and len(self.assignments) < self.count,
         )
+
+
+def suggest_after_design(
+    cube: UnitCube,
+    history: History,
+    count: int,
+    *,
+    seed: int | None,
+    salt: str,
+    design_trials: int,
+    min_finished: int,
+    model_picks: Callable[[Observations, Batch, np.random.Generator], None],
+) -> SuggestReply:
+    """A reply whose first picks follow the seed's Sobol design and the rest ``model_picks``.
+
+    The first ``design_trials`` trials (pending and failed ones count) are design
+    points, continuing one sequence across calls; so is the whole reply while fewer
+    than ``min_finished`` trials have a loss. A design point that repeats a taken
+    one is replaced by a uniform new point.
+    """
+    observations = observe(cube, history)
+    batch = Batch(cube, observations, count)
+    rng = rng_for(seed, len(history.trials), salt)
+    initial = max(0, design_trials - observations.started)
+    if len(observations.losses) < min_finished:
+        initial = count
+    if initial:
+        design = sobol_points(seed, salt, observations.started, min(initial, count), cube.dim)
+        for row in cube.snap(design):
+            if batch.full:
+                break
+            if not batch.take(row):
+                batch.take_random(rng)
+    if not batch.full:
+        model_picks(observations, batch, rng)
+    return batch.reply()

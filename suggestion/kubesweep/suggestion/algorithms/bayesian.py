@@ -76,10 +76,10 @@ from kubesweep.suggestion.algorithms._model_based import (
     Batch,
     Observations,
     bounded_subset,
-    observe,
+    suggest_after_design,
 )
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
-from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply, rng_for
+from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply
 from kubesweep.suggestion.settings import Setting, Settings, parse
 from kubesweep.suggestion.space import Space
 
@@ -174,17 +174,16 @@ class BayesianOptimization:
             return self._suggest(history, count)
 
     def _suggest(self, history: History, count: int) -> SuggestReply:
-        observations = observe(self.cube, history)
-        batch = Batch(self.cube, observations, count)
-        rng = rng_for(self.seed, len(history.trials), _SALT)
-        initial = max(0, self.settings.integer("initialTrials") - observations.started)
-        if len(observations.losses) < 2:
-            initial = count
-        if initial:
-            batch.take_sobol(self.seed, _SALT, observations.started, min(initial, count), rng)
-        if not batch.full:
-            self._model_picks(observations, batch, rng)
-        return batch.reply()
+        return suggest_after_design(
+            self.cube,
+            history,
+            count,
+            seed=self.seed,
+            salt=_SALT,
+            design_trials=self.settings.integer("initialTrials"),
+            min_finished=2,
+            model_picks=self._model_picks,
+        )
 
     def _model_picks(
         self, observations: Observations, batch: Batch, rng: np.random.Generator

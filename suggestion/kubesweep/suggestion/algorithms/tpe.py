@@ -53,7 +53,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kubesweep.api.experiment import ParameterValue
-from kubesweep.suggestion.algorithms._model_based import Batch, Observations, observe
+from kubesweep.suggestion.algorithms._model_based import Batch, Observations, suggest_after_design
 from kubesweep.suggestion.algorithms._parzen import (
     Parzen,
     ParzenOptions,
@@ -61,7 +61,7 @@ from kubesweep.suggestion.algorithms._parzen import (
     split_count,
 )
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
-from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply, rng_for
+from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply
 from kubesweep.suggestion.settings import Setting, Settings, parse
 from kubesweep.suggestion.space import Space
 
@@ -154,17 +154,16 @@ class TreeParzen:
 
     def suggest(self, history: History, count: int) -> SuggestReply:
         """``count`` distinct suggestions (fewer only when the space is exhausted)."""
-        observations = observe(self.cube, history)
-        batch = Batch(self.cube, observations, count)
-        rng = rng_for(self.seed, len(history.trials), _SALT)
-        initial = max(0, self.settings.integer("nStartupTrials") - observations.started)
-        if not len(observations.losses):
-            initial = count
-        if initial:
-            batch.take_sobol(self.seed, _SALT, observations.started, min(initial, count), rng)
-        if not batch.full:
-            self._model_picks(observations, batch, rng)
-        return batch.reply()
+        return suggest_after_design(
+            self.cube,
+            history,
+            count,
+            seed=self.seed,
+            salt=_SALT,
+            design_trials=self.settings.integer("nStartupTrials"),
+            min_finished=1,
+            model_picks=self._model_picks,
+        )
 
     def _model_picks(
         self, observations: Observations, batch: Batch, rng: np.random.Generator

@@ -488,8 +488,11 @@ def plot_quality(q: Quality, path: Path) -> None:
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     legend_ax = axes.flat[len(q.problems)]
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    legend_ax.legend(handles, labels, loc="center", fontsize=8, frameon=False)
+    found: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            found.setdefault(label, handle)
+    legend_ax.legend(list(found.values()), list(found), loc="center", fontsize=8, frameon=False)
     for ax in list(axes.flat)[len(q.problems) :]:
         ax.axis("off")
     fig.tight_layout()
@@ -572,6 +575,11 @@ def _goal_table(rows: list[tuple[str, str, str]]) -> list[str]:
     return [*lines, ""]
 
 
+def _session(x: dict[str, Any]) -> str:
+    stopped = ", interrupted" if x.get("interrupted") else ""
+    return f"`{x['command']}` {x['start'][11:16]}-{x['end'][11:16]}{stopped}"
+
+
 def render(records: Sequence[Record], meta: dict[str, Any], docs: Path, img: Path) -> str:
     """The generated block (markers included); writes the plots into ``img``."""
     img.mkdir(parents=True, exist_ok=True)
@@ -580,13 +588,21 @@ def render(records: Sequence[Record], meta: dict[str, Any], docs: Path, img: Pat
     available = meta.get("algorithms", {})
     m = meta["machine"]
     q, f, lat = Quality(records), Fidelity(records), Latency(records)
+    sessions = meta.get("sessions", [])
+    when = (
+        f"{sessions[0]['start']} to {sessions[-1]['end']}, in {len(sessions)} invocations "
+        "(" + "; ".join(_session(x) for x in sessions) + ")"
+        if len(sessions) > 1
+        else meta["date"]
+    )
     lines = [
         BEGIN,
         "",
-        f"Measured {meta['date']} at commit {meta.get('commit', 'unknown')} with "
+        f"Measured {when} at commit {meta.get('commit', 'unknown')} with "
         f"`make bench-suggest`, which runs `{meta['command']}` (profile "
         f"`{settings['profile']}`), "
-        f"{meta['seconds'] / 60:.1f} minutes, on {m['cpus']} cores ({m['cpu'] or 'unknown CPU'}, "
+        f"{meta['seconds'] / 60:.1f} minutes of wall time, on {m['cpus']} cores "
+        f"({m['cpu'] or 'unknown CPU'}, "
         f"{m['memory']}, {m['system']}, Python {m['python']}), shared with other work and "
         f"run as {settings['processes']} benchmark process(es). Versions: "
         + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())

@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -404,14 +405,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Failed runs are retried; a latency measurement that timed out is a result.
         have = {task_key(r) for r in earlier if r.get("status") == "ok" or r["kind"] == "latency"}
         tasks = [t for t in build_tasks(settings) if task_key(t) not in have]
-        if "latency" not in settings.skip:
-            _latency(settings, results, have)
-        _log(f"{len(tasks)} runs to do ({len(have)} already in {results})")
-        execute(tasks, settings.processes, results)
+        # SIGTERM (or Ctrl-C) stops the runs but still records this invocation and
+        # renders the report from what finished; a later invocation resumes.
+        signal.signal(signal.SIGTERM, _interrupt)
+        interrupted = False
+        try:
+            if "latency" not in settings.skip:
+                _latency(settings, results, have)
+            _log(f"{len(tasks)} runs to do ({len(have)} already in {results})")
+            execute(tasks, settings.processes, results)
+        except KeyboardInterrupt:
+            interrupted = True
+            _log("interrupted: recording what finished")
+        # A resumed benchmark keeps the record of its earlier invocations.
+        sessions = []
+        if meta_path.exists() and not args.fresh:
+            sessions = json.loads(meta_path.read_text()).get("sessions", [])
+        now = datetime.now(UTC)
+        sessions.append(
+            {
+                "command": _command(argv),
+                "start": datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "end": now.strftime("%Y-%m-%d %H:%M UTC"),
+                "seconds": time.time() - started,
+                "interrupted": interrupted,
+            }
+        )
         meta = {
+            "sessions": sessions,
             "settings": asdict(settings),
-            "command": _command(argv),
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": sessions[0]["command"],
+            "date": now.strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
             "commit": _commit(),
             "versions": versions(),
@@ -419,13 +443,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "peers": {
                 p: peers.peer_available(p) for p in (*peers.QUALITY_PEERS, "optuna-hyperband")
             },
-            "seconds": time.time() - started,
+            "seconds": sum(x["seconds"] for x in sessions),
         }
         meta_path.write_text(json.dumps(meta, indent=2))
     meta = json.loads(meta_path.read_text())
     report.write(load_results(results), meta, args.docs, args.img)
     _log(f"report written to {args.docs} ({time.time() - started:.0f}s)")
     return 0
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _prepare_tables(settings: Settings) -> None:

@@ -35,6 +35,7 @@ from bench.operator.common import (
     LABEL_EXPERIMENT,
     LABEL_TRIAL,
     Bench,
+    ended,
     experiment,
     load_average,
     log,
@@ -156,12 +157,13 @@ def _fill(bench: Bench, ns: str, experiments: int, trials: int, children: bool) 
         exp = exps[e]
         body = trial_body(exp, index)
         name = body["metadata"]["name"]
-        bench.kube.create(path_for(API, "trials", ns), body)
-        bench.kube.patch(path_for(API, "trials", ns, name) + "/status", trial_status(index))
+        kube = bench.bulk
+        kube.create_once(path_for(API, "trials", ns), body)
+        kube.patch(path_for(API, "trials", ns, name) + "/status", trial_status(index))
         if children:
             exp_name = exp["metadata"]["name"]
-            bench.kube.create(path_for("batch/v1", "jobs", ns), job_body(exp_name, name))
-            bench.kube.create(path_for("v1", "pods", ns), pod_body(exp_name, name))
+            kube.create_once(path_for("batch/v1", "jobs", ns), job_body(exp_name, name))
+            kube.create_once(path_for("v1", "pods", ns), pod_body(exp_name, name))
         with lock:
             done += 1
             if done % 1000 == 0:
@@ -185,10 +187,12 @@ def idle_rss(bench: Bench) -> float:
 
 def run(
     bench: Bench,
+    *,
     experiments: int = 50,
     trials: int = 100,
     children: bool = True,
     cleanup: bool = True,
+    timeout: float = 900.0,
 ) -> dict[str, Any]:
     """Load the cluster with a finished 5,000-trial state, then start the operator on it."""
     idle = idle_rss(bench)
@@ -210,10 +214,20 @@ def run(
 
             thread = threading.Thread(target=sampler, daemon=True)
             thread.start()
-            bench.wait(
-                lambda: bench.experiments_ended(ns, names), 900, "the experiments to end", 2.0
+            ended_s: float | None = None
+            try:
+                bench.wait(
+                    lambda: bench.experiments_ended(ns, names),
+                    timeout,
+                    "the experiments to end",
+                    2.0,
+                )
+                ended_s = time.monotonic() - start
+            except TimeoutError:
+                log(f"memory: the experiments did not all end within {timeout:.0f} s")
+            ended_count = sum(
+                1 for e in bench.kube.list(path_for(API, "experiments", ns)) if ended(e)
             )
-            ended_s = time.monotonic() - start
             time.sleep(20.0)
             stop.set()
             thread.join()
@@ -228,6 +242,8 @@ def run(
         "jobs_and_pods": children,
         "fill_s": fill_s,
         "all_ended_after_s": ended_s,
+        "ended_experiments": ended_count,
+        "timeout_s": timeout,
         "operator_cpu_s": cpu_s,
         "idle_rss_mib": idle,
         "rss_mib": final.rss_mib,

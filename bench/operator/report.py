@@ -112,12 +112,7 @@ def render(results: dict[str, Any]) -> str:
             "the experiment's own writes spread over its trials)",
             _verdict(wr["goal_met"]),
         ],
-        [
-            f"operator RSS, {mem['experiments']} experiments / {mem['trials']:,} trials",
-            "< 250 MiB",
-            f"{_f(mem['rss_mib'], 0)} MiB (peak {_f(mem['peak_rss_mib'], 0)} MiB)",
-            _verdict(mem["goal_met"]),
-        ],
+        _memory_goal(mem, results.get("memory-full")),
     ]
     lines += _table(rows, ["what", "goal", "measured", "verdict"])
     lines += [
@@ -215,11 +210,59 @@ def render(results: dict[str, Any]) -> str:
         "",
     ]
     lines += _table(cl_rows, ["write (all clients)", "count", "per trial"])
-    lines += [
-        "",
-        "### Memory: 50 experiments, 5,000 trials",
-        "",
-        f"What was measured: {mem['experiments']} Experiments and {mem['trials']:,} Trials "
+    lines += ["", "### Memory: 50 experiments, 5,000 trials", ""]
+    lines += _memory_text(mem)
+    full = results.get("memory-full")
+    if full and "error" not in full:
+        lines += ["", *_memory_text(full)]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def _memory_goal(mem: dict[str, Any], full: dict[str, Any] | None) -> list[str]:
+    """The memory row: Trials only, and with Jobs and pods where that was measured.
+
+    The goal counts as met only if the operator also got through its start-up
+    (ended every experiment) within the benchmark's wait: memory measured on an
+    operator that has not caught up says little.
+    """
+
+    def one(label: str, r: dict[str, Any]) -> tuple[str, bool]:
+        finished = r["all_ended_after_s"] is not None
+        text = f"{label}: {_f(r['rss_mib'], 0)} MiB (peak {_f(r['peak_rss_mib'], 0)} MiB)"
+        if not finished:
+            text += (
+                f", only {r['ended_experiments']}/{r['experiments']} experiments "
+                f"reconciled {_f(r['timeout_s'], 0)} s after start"
+            )
+        return text, bool(r["goal_met"]) and finished
+
+    measured, met = one("Trials only", mem)
+    if full and "error" not in full:
+        text, full_met = one("with a Job and a pod per Trial", full)
+        measured += "; " + text
+        met = met and full_met
+    return [
+        f"operator RSS, {mem['experiments']} experiments / {mem['trials']:,} trials",
+        "< 250 MiB",
+        measured,
+        _verdict(met),
+    ]
+
+
+def _memory_text(mem: dict[str, Any]) -> list[str]:
+    ended = mem["all_ended_after_s"]
+    outcome = (
+        f"ends every experiment at `maxTrials` ({_f(ended, 0)} s after start, "
+        f"{_f(mem['operator_cpu_s'], 0)} CPU s)"
+        if ended is not None
+        else f"had ended {mem['ended_experiments']} of {mem['experiments']} experiments "
+        f"when the benchmark stopped waiting, {_f(mem['timeout_s'], 0)} s after start "
+        f"({_f(mem['operator_cpu_s'], 0)} CPU s)"
+    )
+    return [
+        ("With a Job and a pod per Trial. " if mem["jobs_and_pods"] else "Trials only. ")
+        + f"What was measured: {mem['experiments']} Experiments and {mem['trials']:,} Trials "
         "created through the API before the operator starts, every Trial with a finished "
         "status (phase, objective, two metric summaries, a 20-point curve)"
         + (
@@ -228,17 +271,12 @@ def render(results: dict[str, Any]) -> str:
             if mem["jobs_and_pods"]
             else ""
         )
-        + ". The operator then starts, indexes all of it and ends every experiment at "
-        f"`maxTrials` ({_f(mem['all_ended_after_s'], 0)} s after start, "
-        f"{_f(mem['operator_cpu_s'], 0)} CPU s). RSS 20 s later: "
+        + f". The operator then starts, indexes all of it and {outcome}. RSS 20 s later: "
         f"**{_f(mem['rss_mib'], 0)} MiB**, peak (VmHWM) {_f(mem['peak_rss_mib'], 0)} MiB; "
         f"an idle operator watching an empty namespace: {_f(mem['idle_rss_mib'], 0)} MiB. "
         "Trials were not run through real pods: at this machine's pod rate that would "
-        "take hours.",
-        "",
-        END,
+        "take most of an hour.",
     ]
-    return "\n".join(lines)
 
 
 def write(results: dict[str, Any], docs: Path) -> None:

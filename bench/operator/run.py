@@ -33,7 +33,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "latency": {"count": 10},
         "writes": {"experiments": 2, "trials": 10, "parallel": 3},
         "throughput": {"experiments": 20, "trials": 4, "parallel": 2, "api_creates": 300},
-        "memory": {"experiments": 50, "trials": 100},
+        "memory": {"experiments": 50, "trials": 100, "timeout": 300},
         "memory-full": {"experiments": 50, "trials": 100, "timeout": 600},
     },
     "smoke": {

@@ -20,7 +20,7 @@ venv: $(STAMP) ## create .venv with kubesweep and its development tools
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-compile -e '.[dev]'
 	touch $(STAMP)
 
 lint: venv ## ruff lint and format check, mypy strict, import contracts

@@ -10,16 +10,19 @@ leaves behind, directly through the API, before the operator starts:
 - 5,000 Trials (100 per experiment), owned by their Experiment, each with a
   finished status written through the status subresource: phase Succeeded, the
   objective, two metric summaries and a 20-point curve, as the operator writes;
-- for each trial, a suspended Job labelled as the operator labels its Jobs, and
-  a pod held back by a scheduling gate and labelled as a trial pod, so the
-  operator's Job and pod indexes are loaded too (the renderer sets no TTL on
-  Jobs, so a finished sweep keeps its Jobs and pods).
+- with ``children`` (``memory-full`` in the runner), for each trial also a
+  suspended Job labelled as the operator labels its Jobs, and a pod held back by
+  a scheduling gate and labelled as a trial pod, so the operator's Job and pod
+  indexes are loaded too (the renderer sets no TTL on Jobs, so a finished sweep
+  keeps its Jobs and pods). Without it, Trials only: the lower bound.
 
 Then the operator starts, as after a restart: it indexes everything, runs a
 pass of every experiment, finds each at ``maxTrials`` and ends it. RSS is
 sampled every half second from start until 20 s after the last experiment
-ended; the figures are the RSS then, the peak (VmHWM), and the RSS of an idle
-operator watching an empty namespace, for comparison.
+ended (or the wait ran out: kopf's start-up grows with the square of the objects
+it indexes, see docs/benchmarks.md); the figures are the RSS then, the peak
+(VmHWM), how long start-up took, and the RSS of an idle operator watching an
+empty namespace, for comparison.
 """
 
 from __future__ import annotations

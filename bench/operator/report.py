@@ -204,7 +204,9 @@ def render(results: dict[str, Any]) -> str:
         f"{wr['experiments']} Experiments of {wr['trials_per_experiment']} trials "
         f"(`parallelTrials: {wr['parallel']}`), run to the end; trial phases: "
         + ", ".join(f"{k} {v}" for k, v in sorted(wr["trial_phases"].items()))
-        + ". The operator talks to the API server through a counting proxy "
+        + ". These trials sleep 2 s before printing, so that the collector sidecar is up "
+        "and metrics take the usual path (pushed to the intake). "
+        "The operator talks to the API server through a counting proxy "
         "(`bench/operator/proxy.py`), so every request is attributed to it exactly; "
         "the API server's `apiserver_request_total` gives the cluster-wide writes. "
         f"Operator writes: {wr['operator_writes_total']} for {wr['trials']} trials, of which "

@@ -8,8 +8,11 @@ rewrites the ``## Operator`` section of ``docs/benchmarks.md`` between its
 markers (other sections are left as they are). The goals' verdicts are
 computed from the measured numbers, never written by hand.
 
-``--profile smoke`` runs every benchmark at a tiny scale (a minute or two) to
-check the machinery; its figures are not written to the docs.
+``memory`` loads Trials only; ``--only memory-full`` (with ``--merge`` to add to
+the last results) also gives every Trial a Job and a pod, as a finished sweep
+leaves them, and waits up to 10 minutes for the operator's start-up on them.
+``--profile smoke`` runs every benchmark at a tiny scale (a few minutes) to
+check the machinery; its figures go to ``results-smoke.json``, not to the docs.
 """
 
 from __future__ import annotations
@@ -49,7 +52,12 @@ BENCHMARKS = ("latency", "writes", "throughput", "memory")
 #: far more than the time budget to start on that much (see docs/benchmarks.md).
 EXTRA = ("memory-full",)
 DOCS = REPO / "docs" / "benchmarks.md"
-RESULTS = REPO / "artifacts" / "bench-operator" / "results.json"
+RESULTS_DIR = REPO / "artifacts" / "bench-operator"
+
+
+def results_path(profile: str) -> Path:
+    """``results.json`` for the full profile (the docs' figures), one file per other profile."""
+    return RESULTS_DIR / ("results.json" if profile == "full" else f"results-{profile}.json")
 
 
 def _machine() -> dict[str, Any]:
@@ -75,8 +83,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     profile = PROFILES[args.profile]
     state_dir = Path(os.environ.get("KUBESWEEP_BENCH_CLUSTER_DIR", DEFAULT_STATE_DIR)).resolve()
     results: dict[str, Any] = {}
-    if args.merge and RESULTS.exists():
-        results = json.loads(RESULTS.read_text())
+    if args.merge and results_path(args.profile).exists():
+        results = json.loads(results_path(args.profile).read_text())
     results |= {
         "profile": args.profile,
         "command": "make bench-operator"
@@ -106,7 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 log(f"{name} failed: {error!r}")
                 results[name] = {"error": repr(error)}
             results[name]["wall_s"] = time.monotonic() - t0
-            save(results)
+            save(results, args.profile)
     finally:
         if not args.keep:
             log("stopping the benchmark cluster")
@@ -116,9 +124,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def save(results: dict[str, Any]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2))
+def save(results: dict[str, Any], profile: str) -> None:
+    path = results_path(profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,10 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.operator import report
 
     if args.report_only:
-        results = json.loads(RESULTS.read_text())
+        results = json.loads(results_path(args.profile).read_text())
     else:
         results = run(args)
-        save(results)
+        save(results, args.profile)
     print(report.summary(results))
     complete = all("error" not in results.get(name, {"error": 1}) for name in BENCHMARKS)
     if results["profile"] == "full" and complete:

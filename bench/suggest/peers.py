@@ -328,11 +328,11 @@ def peer_latency(name: str, problem: Problem, n: int, report: Callable[[str, flo
 
         names = [p.name for p in problem.parameters]
         optimizer = Optimizer(skopt_dimensions(problem.parameters), random_state=0)
-        points = [[c[k] for k in names] for c in configs]
-        optimizer.tell(points[:-1], values[:-1], fit=False)
+        rows = [[c[k] for k in names] for c in configs]
+        optimizer.tell(rows[:-1], values[:-1], fit=False)
         report("setup", time.perf_counter() - start)
         start = time.perf_counter()
-        optimizer.tell(points[-1], values[-1])
+        optimizer.tell(rows[-1], values[-1])
         optimizer.ask()
         report("call", time.perf_counter() - start)
     else:

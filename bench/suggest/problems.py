@@ -89,7 +89,7 @@ class Problem:
 def _vector(values: Values, parameters: Sequence[Parameter]) -> np.ndarray:
     out = np.empty(len(parameters))
     for i, p in enumerate(parameters):
-        v = float(values[p.name])  # type: ignore[arg-type]
+        v = float(values[p.name])
         assert p.min is not None
         assert p.max is not None
         out[i] = min(p.max, max(p.min, v))
@@ -208,10 +208,10 @@ MIXED_OFFSETS: dict[str, float] = {"adam": 0.0, "sgd": 0.6, "rmsprop": 0.3, "ada
 
 def mixed(values: Values) -> float:
     """Branin (shifted to minimum 0) + (log10 lr + 2.5)^2 + 0.2 (layers - 3)^2 + offset[opt]."""
-    x1 = min(10.0, max(-5.0, float(values["x1"])))  # type: ignore[arg-type]
-    x2 = min(15.0, max(0.0, float(values["x2"])))  # type: ignore[arg-type]
-    lr = min(1.0, max(1e-5, float(values["lr"])))  # type: ignore[arg-type]
-    layers = round(float(values["layers"]))  # type: ignore[arg-type]
+    x1 = min(10.0, max(-5.0, float(values["x1"])))
+    x2 = min(15.0, max(0.0, float(values["x2"])))
+    lr = min(1.0, max(1e-5, float(values["lr"])))
+    layers = round(float(values["layers"]))
     optimizer = str(values["optimizer"])
     return (
         branin(x1, x2)
@@ -268,12 +268,12 @@ class Axis:
         if not self.continuous:
             if self.parameter.type is ParameterType.CATEGORICAL:
                 return [(self.grid.index(value), 1.0)]
-            v = round(float(value))  # type: ignore[arg-type]
-            ints = [int(g) for g in self.grid]  # type: ignore[call-overload]
+            v = round(float(value))
+            ints = [int(g) for g in self.grid]
             v = min(ints[-1], max(ints[0], v))
             return [(ints.index(v), 1.0)]
-        points = [self.coordinate(float(g)) for g in self.grid]  # type: ignore[arg-type]
-        x = self.coordinate(float(value))  # type: ignore[arg-type]
+        points = [self.coordinate(float(g)) for g in self.grid]
+        x = self.coordinate(float(value))
         x = min(points[-1], max(points[0], x))
         j = int(np.searchsorted(points, x, side="right")) - 1
         j = min(len(points) - 2, max(0, j))
@@ -358,9 +358,9 @@ def _gbm_vertex(vertex: tuple[ParameterValue, ...]) -> list[float]:
     )
     model = GradientBoostingClassifier(
         n_estimators=GBM_TREES,
-        learning_rate=float(lr),  # type: ignore[arg-type]
-        max_depth=int(depth),  # type: ignore[call-overload]
-        subsample=float(subsample),  # type: ignore[arg-type]
+        learning_rate=float(lr),
+        max_depth=int(depth),
+        subsample=float(subsample),
         max_features=None if features == "all" else features,
         random_state=0,
     )
@@ -408,10 +408,10 @@ def _mlp_vertex(vertex: tuple[ParameterValue, ...]) -> list[float]:
         x / 16.0, y, test_size=1 / 3, random_state=0, stratify=y
     )
     model = MLPClassifier(
-        hidden_layer_sizes=(int(hidden),),  # type: ignore[call-overload]
-        learning_rate_init=float(lr),  # type: ignore[arg-type]
-        alpha=float(alpha),  # type: ignore[arg-type]
-        batch_size=int(batch),  # type: ignore[call-overload]
+        hidden_layer_sizes=(int(hidden),),
+        learning_rate_init=float(lr),
+        alpha=float(alpha),
+        batch_size=int(batch),
         random_state=0,
     )
     classes = np.arange(10)
@@ -480,7 +480,7 @@ def _gbm_problem() -> Problem:
     )
 
     def function(values: Values) -> float:
-        trees = min(GBM_TREES, max(10, round(float(values["n_estimators"]))))  # type: ignore[arg-type]
+        trees = min(GBM_TREES, max(10, round(float(values["n_estimators"]))))
         return float(gbm_table().curve(values)[trees - 1])
 
     def optimum() -> float:

@@ -131,7 +131,8 @@ def quality_tables(q: Quality) -> list[str]:
             for p in q.problems:
                 v = q.median(p, method, n)
                 text = _fmt(v)
-                if v is not None and best[p] is not None and v <= best[p]:
+                top = best[p]
+                if v is not None and top is not None and v <= top:
                     text = f"**{text}**"
                 cells.append(text)
             lines.append(f"| {_short(method)} | " + " | ".join(cells) + " |")
@@ -266,7 +267,8 @@ class Fidelity:
             for b, v in zip(r["at"], r["best"], strict=True):
                 row[b - 1 :] = np.minimum(row[b - 1 :], v)
             rows.append(row)
-        return np.median(np.array(rows), axis=0)
+        median: np.ndarray = np.median(np.array(rows), axis=0)
+        return median
 
     def target(self) -> float | None:
         """Random search's final median incumbent."""

@@ -269,16 +269,16 @@ def build_tasks(settings: Settings) -> list[dict[str, Any]]:
                         }
                     )
     if "fidelity" not in settings.skip:
-        problem = problems.fidelity_problem(settings.fidelity_problem)
-        assert problem.fidelity is not None
-        budget = settings.random_trials * round(problem.fidelity.max)
+        task = problems.fidelity_problem(settings.fidelity_problem)
+        assert task.fidelity is not None
+        budget = settings.random_trials * round(task.fidelity.max)
         for method in fidelity_methods(settings):
             for seed in range(settings.fidelity_seeds):
                 tasks.append(
                     {
                         "kind": "fidelity",
                         "method": method,
-                        "problem": problem.name,
+                        "problem": task.name,
                         "seed": seed,
                         "budget": budget,
                         "workers": settings.workers,
@@ -408,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM (or Ctrl-C) stops the runs but still records this invocation and
         # renders the report from what finished; a later invocation resumes.
         signal.signal(signal.SIGTERM, _interrupt)
+        commit = _commit()  # the code measured is the code at the start
         interrupted = False
         try:
             if "latency" not in settings.skip:
@@ -429,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "end": now.strftime("%Y-%m-%d %H:%M UTC"),
                 "seconds": time.time() - started,
                 "interrupted": interrupted,
+                "commit": commit,
             }
         )
         meta = {
@@ -437,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": sessions[0]["command"],
             "date": now.strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
-            "commit": _commit(),
+            "commit": "; ".join(dict.fromkeys(str(x.get("commit", "unknown")) for x in sessions)),
             "versions": versions(),
             "algorithms": ours.registry_status(),
             "peers": {

@@ -92,7 +92,7 @@ def test_no_random_point_beats_the_optimum(problem: Problem) -> None:
         point: dict[str, float | int | str] = {}
         for p in problem.parameters:
             if p.values is not None:
-                point[p.name] = p.values[int(rng.integers(len(p.values)))]  # type: ignore[assignment]
+                point[p.name] = p.values[int(rng.integers(len(p.values)))]
             else:
                 assert p.min is not None
                 assert p.max is not None

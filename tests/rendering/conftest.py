@@ -77,7 +77,7 @@ def fake_wrap(command: list[str], args: list[str], log_path: str) -> tuple[list[
 def settings(**changes: Any) -> RenderSettings:
     """Render settings as the operator would make them."""
     values: dict[str, Any] = {
-        "collector_image": "ghcr.io/kubesweep/collector:0.1.0",
+        "collector_image": "kubesweep/collector:0.1.0",
         "intake_url": "http://kubesweep-operator.kubesweep-system.svc:8080/intake",
         "wrap_command": fake_wrap,
     }

@@ -104,7 +104,7 @@ FULL_JOB: dict[str, Any] = {
             "containers": [
                 {
                     "name": "trainer",
-                    "image": "ghcr.io/acme/mnist:1.0",
+                    "image": "acme/mnist:1.0",
                     "imagePullPolicy": "IfNotPresent",
                     "workingDir": "/app",
                     "command": ["python", "train.py"],

@@ -114,7 +114,7 @@ def _assignment_env(job: dict[str, Any]) -> None:
 def _sidecar(job: dict[str, Any]) -> None:
     sidecar = collector(job)
     assert sidecar["restartPolicy"] == "Always"
-    assert sidecar["image"] == "ghcr.io/kubesweep/collector:0.1.0"
+    assert sidecar["image"] == "kubesweep/collector:0.1.0"
     assert sidecar["command"] == ["kubesweep-collector"]
     variables = env(sidecar)
     assert variables["KUBESWEEP_INTAKE_URL"].endswith(":8080/intake")

@@ -26,7 +26,7 @@ class OperatorConfig:
     intake_port: int = 8443
     intake_url: str = "http://kubesweep-operator:8443/v1/metrics"  # as trial pods reach it
     intake_flush_seconds: float = 5.0
-    collector_image: str = "ghcr.io/kubesweep/collector:0.1.0"
+    collector_image: str = "kubesweep/collector:0.1.0"
     token_key: bytes = field(default=b"", repr=False)
     concurrency: int = 8
     resync_seconds: float = 10.0

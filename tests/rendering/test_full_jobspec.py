@@ -85,7 +85,7 @@ FULL_JOB: dict[str, Any] = {
                 }
             ],
             "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
-            "imagePullSecrets": [{"name": "ghcr"}],
+            "imagePullSecrets": [{"name": "registry-credentials"}],
             "dnsPolicy": "ClusterFirst",
             "hostIPC": False,
             "volumes": [

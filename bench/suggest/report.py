@@ -579,7 +579,8 @@ def _goal_table(rows: list[tuple[str, str, str]]) -> list[str]:
 
 def _session(x: dict[str, Any]) -> str:
     stopped = ", interrupted" if x.get("interrupted") else ""
-    return f"`{x['command']}` {x['start'][11:16]}-{x['end'][11:16]}{stopped}"
+    commit = f" at {x['commit']}" if x.get("commit") else ""
+    return f"`{x['command']}` {x['start'][11:16]}-{x['end'][11:16]}{commit}{stopped}"
 
 
 def render(records: Sequence[Record], meta: dict[str, Any], docs: Path, img: Path) -> str:
@@ -600,7 +601,9 @@ def render(records: Sequence[Record], meta: dict[str, Any], docs: Path, img: Pat
     lines = [
         BEGIN,
         "",
-        f"Measured {when} at commit {meta.get('commit', 'unknown')} with "
+        f"Measured {when}"
+        + ("" if len(sessions) > 1 else f" at commit {meta.get('commit', 'unknown')}")
+        + " with "
         f"`make bench-suggest`, which runs `{meta['command']}` (profile "
         f"`{settings['profile']}`), "
         f"{meta['seconds'] / 60:.1f} minutes of wall time, on {m['cpus']} cores "

@@ -12,18 +12,14 @@ Paths are built with :func:`path_for`, e.g. ``path_for("batch/v1", "jobs", "ns",
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import os
-import ssl
-import tempfile
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from kubesweep.cli.kube import KubeConfig, load_config
 
 JSON = dict[str, Any]
 
@@ -55,59 +51,9 @@ def path_for(
     return base
 
 
-@dataclass
-class KubeConfig:
-    """The parts of one kubeconfig context that this client needs."""
-
-    server: str
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    token: str | None = None
-    insecure: bool = False
-    _tmp: list[str] = field(default_factory=list, repr=False)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], context: str | None = None) -> KubeConfig:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-        base = os.path.dirname(os.path.abspath(path))
-        ctx_name = context or doc.get("current-context")
-        ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
-        clu = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-        usr = next(u["user"] for u in doc.get("users", []) if u["name"] == ctx.get("user"))
-        cfg = cls(server=clu["server"], insecure=bool(clu.get("insecure-skip-tls-verify")))
-
-        def file_or_data(obj: Mapping[str, Any], key: str) -> str | None:
-            if obj.get(key):
-                p = str(obj[key])
-                return p if os.path.isabs(p) else os.path.join(base, p)
-            data = obj.get(f"{key}-data")
-            if not data:
-                return None
-            fd, tmp = tempfile.mkstemp(prefix="kubesweep-kc-")
-            with os.fdopen(fd, "wb") as out:
-                out.write(base64.b64decode(data))
-            cfg._tmp.append(tmp)
-            return tmp
-
-        cfg.ca_file = file_or_data(clu, "certificate-authority")
-        cfg.cert_file = file_or_data(usr, "client-certificate")
-        cfg.key_file = file_or_data(usr, "client-key")
-        cfg.token = usr.get("token")
-        if usr.get("tokenFile"):
-            with open(usr["tokenFile"]) as f:
-                cfg.token = f.read().strip()
-        return cfg
-
-    def ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.ca_file)
-        if self.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if self.cert_file and self.key_file:
-            ctx.load_cert_chain(self.cert_file, self.key_file)
-        return ctx
+def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> KubeConfig:
+    """One context of a kubeconfig file, read by the ``kubesweep`` CLI's loader."""
+    return load_config(os.fspath(path), context)
 
 
 class Kube:
@@ -124,7 +70,7 @@ class Kube:
 
     @classmethod
     def from_kubeconfig(cls, path: str | os.PathLike[str], context: str | None = None) -> Kube:
-        return cls(KubeConfig.load(path, context))
+        return cls(load_kubeconfig(path, context))
 
     def _conn(self, timeout: float | None) -> http.client.HTTPSConnection:
         return http.client.HTTPSConnection(

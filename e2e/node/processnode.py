@@ -60,7 +60,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cluster.kube import JSON, ApiError, Kube, KubeConfig
+from cluster.kube import JSON, ApiError, Kube, load_kubeconfig
 from cluster.local import start_time
 
 log = logging.getLogger("processnode")
@@ -1272,7 +1272,7 @@ def main(argv: list[str] | None = None) -> int:
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
     node = ProcessNode(
-        Kube(KubeConfig.load(args.kubeconfig)), args.name, state, capacity, args.gpus, args.port
+        Kube(load_kubeconfig(args.kubeconfig)), args.name, state, capacity, args.gpus, args.port
     )
     if args.tls_cert and args.tls_key:
         serve_logs(node, args.tls_cert, args.tls_key, args.client_ca)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubesweep.collector.wrapper import wrap_command
+from kubesweep.operator.children import slim_job, slim_trial
 from kubesweep.operator.directory import Directory
-from kubesweep.operator.handlers import slim_job, slim_trial
 from kubesweep.operator.intake import Intake
 from kubesweep.operator.reconciler import Children, ExperimentState, Runtime, reconcile
 from kubesweep.operator.suggestions import Backoff, SuggestionClient, SuggestionUnavailable

@@ -1,4 +1,4 @@
-"""kopf registrations: indexes of children, wake-ups on change, one daemon per Experiment.
+"""kopf registrations: one daemon per Experiment, woken by changes to its children.
 
 Why a daemon: each Experiment gets one long-lived task that runs a pass,
 then sleeps until something about the experiment changes (its spec, a Trial,
@@ -8,8 +8,11 @@ operator pauses for a peer (HA) or exits. kopf requires a finalizer for
 daemons; it is named ``kubesweep.io/finalizer`` and removed as soon as the
 daemon has stopped (deletion waits for a running operator).
 
-Children are tracked by kopf indexes, which kopf fills completely before any
-daemon starts, so a restarted operator plans from the whole picture.
+Children (Trials, Jobs, pods) are tracked by the operator's own list-and-watch
+streams (:mod:`kubesweep.operator.informer`), not by kopf indexes, whose start-up
+is quadratic in the number of objects (see :mod:`kubesweep.operator.children`).
+No daemon plans before every stream has listed once, so a restarted operator
+plans from the whole picture; kopf itself watches only Experiments.
 """
 
 from __future__ import annotations
@@ -17,28 +20,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
-from pydantic import ValidationError
 
-from kubesweep.api import GROUP, VERSION, Trial
+from kubesweep.api import GROUP, VERSION
+from kubesweep.operator.children import Key, Kind, plain
 from kubesweep.operator.config import OperatorConfig
 from kubesweep.operator.directory import TrialEntry
+from kubesweep.operator.informer import Informer
 from kubesweep.operator.reconciler import (
     STATUS_INTERVAL,
     Children,
     ExperimentState,
-    PodRecord,
     Runtime,
     reconcile,
 )
-from kubesweep.planning import PodView
-from kubesweep.planning.trial_status import parse_time
-from kubesweep.rendering import COLLECTOR_NAME, LABEL_EXPERIMENT, LABEL_TRIAL
 
 logger = logging.getLogger(__name__)
 
@@ -46,95 +45,6 @@ PREFIX = "kubesweep.io"
 FINALIZER = f"{PREFIX}/finalizer"
 #: The shortest pause between two passes of one experiment.
 DEBOUNCE_SECONDS = 0.3
-Key = tuple[str, str]
-
-
-def plain(value: Any) -> Any:
-    """kopf's mapping views as plain dicts and lists, for pydantic and merge patches."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
-def slim_trial(body: Mapping[str, Any]) -> Trial | None:
-    """A Trial from its body, without the metadata kubesweep never reads."""
-    meta = body.get("metadata", {})
-    try:
-        return Trial.model_validate(
-            {
-                "metadata": {
-                    "name": meta.get("name"),
-                    "namespace": meta.get("namespace"),
-                    "uid": meta.get("uid"),
-                    "labels": dict(meta.get("labels") or {}),
-                },
-                "spec": plain(body.get("spec")),
-                "status": plain(body.get("status")) or None,
-            }
-        )
-    except ValidationError as error:
-        logger.warning("ignoring malformed Trial %s: %s", meta.get("name"), error)
-        return None
-
-
-def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a Job that status derivation reads."""
-    spec = body.get("spec", {})
-    pod = spec.get("template", {}).get("spec", {})
-
-    def resources(containers: Any) -> list[dict[str, Any]]:
-        return [{"resources": dict(c.get("resources") or {})} for c in containers or []]
-
-    return {
-        "metadata": {"name": body.get("metadata", {}).get("name")},
-        "spec": {
-            "suspend": bool(spec.get("suspend")),
-            "template": {
-                "spec": {
-                    "containers": resources(pod.get("containers")),
-                    "initContainers": resources(pod.get("initContainers")),
-                }
-            },
-        },
-        "status": dict(body.get("status") or {}),
-    }
-
-
-def pod_record(body: Mapping[str, Any]) -> PodRecord:
-    """What a trial pod tells: phase, start, why it waits, the collector's summary."""
-    status = body.get("status") or {}
-    unschedulable = None
-    for condition in status.get("conditions") or []:
-        if (
-            condition.get("type") == "PodScheduled"
-            and condition.get("status") == "False"
-            and condition.get("reason") == "Unschedulable"
-        ):
-            unschedulable = str(condition.get("message") or "no node fits the pod")
-    waiting = None
-    for container in status.get("containerStatuses") or []:
-        reason = (container.get("state") or {}).get("waiting", {}).get("reason")
-        if reason and reason not in ("ContainerCreating", "PodInitializing"):
-            waiting = str(reason)
-    summary = None
-    for container in status.get("initContainerStatuses") or []:
-        if container.get("name") != COLLECTOR_NAME:
-            continue
-        for state_key in ("state", "lastState"):
-            terminated = (container.get(state_key) or {}).get("terminated") or {}
-            if terminated.get("message"):
-                summary = str(terminated["message"])
-                break
-    view = PodView(
-        name=str(body.get("metadata", {}).get("name")),
-        phase=str(status.get("phase") or "Pending"),
-        start_time=parse_time(status.get("startTime")),
-        unschedulable_message=unschedulable,
-        waiting_reason=waiting,
-    )
-    return PodRecord(view=view, summary_message=summary)
 
 
 class Operator:
@@ -147,6 +57,7 @@ class Operator:
         self.wakeups: dict[Key, asyncio.Event] = {}
         self.states: dict[Key, ExperimentState] = {}
         self.semaphore = asyncio.Semaphore(config.concurrency)
+        self.informer: Informer | None = None
         self._register()
 
     def wake(self, namespace: str | None, experiment: str | None) -> None:
@@ -177,6 +88,13 @@ class Operator:
 
                 operator.runtime = await build_runtime(operator.config)
             operator.runtime.intake.start()
+            if operator.informer is None and operator.runtime.raw_api is not None:
+                operator.informer = Informer(
+                    operator.runtime.raw_api,
+                    operator.config.namespaces,
+                    operator.on_child_change,
+                )
+                operator.informer.start()
 
         @kopf.on.login(id="login", registry=reg)
         def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -188,6 +106,9 @@ class Operator:
 
         @kopf.on.cleanup(id="cleanup", registry=reg)
         async def cleanup(**_: Any) -> None:
+            if operator.informer is not None:
+                await operator.informer.stop()
+                operator.informer = None
             if operator.runtime is not None:
                 await operator.runtime.intake.stop()
                 await operator.runtime.suggestions.close()
@@ -196,43 +117,6 @@ class Operator:
         @kopf.on.probe(id="experiments", registry=reg)
         def probe(**_: Any) -> int:
             return len(operator.states)
-
-        @kopf.index(GROUP, VERSION, "trials", id="trials_idx", registry=reg)
-        def trials_idx(**kwargs: Any) -> dict[Key, Trial]:
-            trial = slim_trial(kwargs["body"])
-            return {} if trial is None else {(kwargs["namespace"], trial.spec.experiment): trial}
-
-        @kopf.index(
-            "batch", "v1", "jobs", id="jobs_idx", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg
-        )
-        def jobs_idx(**kwargs: Any) -> dict[Key, dict[str, Any]]:
-            trial = kwargs["labels"][LABEL_TRIAL]
-            return {(kwargs["namespace"], trial): slim_job(kwargs["body"])}
-
-        @kopf.index(
-            "", "v1", "pods", id="pods_idx", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg
-        )
-        def pods_idx(**kwargs: Any) -> dict[Key, PodRecord]:
-            trial = kwargs["labels"][LABEL_TRIAL]
-            return {(kwargs["namespace"], trial): pod_record(kwargs["body"])}
-
-        @kopf.on.event(GROUP, VERSION, "trials", id="trial_event", registry=reg)
-        def trial_event(**kwargs: Any) -> None:
-            namespace, body = kwargs["namespace"], kwargs["body"]
-            operator.track_trial(kwargs["type"], namespace, kwargs["name"], body)
-            operator.wake(namespace, (body.get("spec") or {}).get("experiment"))
-
-        @kopf.on.event(
-            "batch", "v1", "jobs", id="job_event", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg
-        )
-        def job_event(**kwargs: Any) -> None:
-            operator.wake(kwargs["namespace"], kwargs["labels"].get(LABEL_EXPERIMENT))
-
-        @kopf.on.event(
-            "", "v1", "pods", id="pod_event", labels={LABEL_TRIAL: kopf.PRESENT}, registry=reg
-        )
-        def pod_event(**kwargs: Any) -> None:
-            operator.wake(kwargs["namespace"], kwargs["labels"].get(LABEL_EXPERIMENT))
 
         @kopf.on.event(GROUP, VERSION, "experiments", id="experiment_event", registry=reg)
         def experiment_event(**kwargs: Any) -> None:
@@ -251,26 +135,50 @@ class Operator:
         async def experiment_daemon(**kwargs: Any) -> None:
             await operator.run_daemon(**kwargs)
 
-    def track_trial(self, type_: str | None, namespace: str, name: str, body: Any) -> None:
-        """Keep the intake's directory in step with Trial events."""
+    def on_child_change(
+        self, kind: Kind, event_type: str, body: dict[str, Any], experiments: set[Key]
+    ) -> None:
+        """After the index took a change: update the intake's directory, wake the daemons."""
+        if kind is Kind.TRIALS:
+            meta = body.get("metadata") or {}
+            self.track_trial(event_type, str(meta.get("namespace")), str(meta.get("name")))
+        for namespace, experiment in experiments:
+            self.wake(namespace, experiment)
+
+    def track_trial(self, event_type: str, namespace: str, name: str) -> None:
+        """Keep the intake's directory in step with the indexed Trials."""
         rt = self.runtime
-        if rt is None:
+        if rt is None or self.informer is None:
             return
         key = (namespace, name)
-        if type_ == "DELETED":
-            rt.directory.trials.pop(key, None)
-            rt.intake.forget(namespace, name)
+        trial = self.informer.index.trial(namespace, name)
+        if event_type == "DELETED" or trial is None or not trial.metadata.uid:
+            if rt.directory.trials.pop(key, None) is not None:
+                rt.intake.forget(namespace, name)
             return
-        trial = slim_trial(body)
-        if trial is not None and trial.metadata.uid:
-            status = trial.status
-            rt.directory.trials[key] = TrialEntry(
-                uid=trial.metadata.uid,
-                experiment=trial.spec.experiment,
-                finished=bool(status and status.phase.is_finished),
-                metrics=tuple(status.metrics) if status else (),
-                curve=tuple(status.curve) if status else (),
-            )
+        status = trial.status
+        rt.directory.trials[key] = TrialEntry(
+            uid=trial.metadata.uid,
+            experiment=trial.spec.experiment,
+            finished=bool(status and status.phase.is_finished),
+            metrics=tuple(status.metrics) if status else (),
+            curve=tuple(status.curve) if status else (),
+        )
+
+    def children(self, namespace: str, name: str) -> Children:
+        """An experiment's children as the index holds them now."""
+        assert self.informer is not None, "the informer starts at startup"
+        index = self.informer.index
+        trials = index.trials((namespace, name))
+        jobs = {}
+        pods = {}
+        for trial in trials:
+            trial_name = trial.metadata.name
+            job = index.job(namespace, trial_name)
+            if job is not None:
+                jobs[trial_name] = job
+            pods[trial_name] = index.pods(namespace, trial_name)
+        return Children(trials=trials, jobs=jobs, pods=pods)
 
     async def run_daemon(
         self,
@@ -279,9 +187,6 @@ class Operator:
         namespace: str,
         name: str,
         stopped: kopf.DaemonStopped,
-        trials_idx: Any,
-        jobs_idx: Any,
-        pods_idx: Any,
         **_: Any,
     ) -> None:
         """Pass, sleep until woken or due, repeat, until kopf stops the daemon."""
@@ -296,18 +201,14 @@ class Operator:
                 body, type="Warning" if warning else "Normal", reason=reason, message=message[:1000]
             )
 
+        assert self.informer is not None, "the informer starts at startup"
+        await _until(self.informer.ready(), stopped)
         while not stopped:
             wake.clear()
             delay = self.config.resync_seconds
             try:
-                trials = list(trials_idx.get(key, []))
-                names = {t.metadata.name for t in trials}
-                jobs = {n: next(iter(jobs_idx.get((namespace, n), [])), None) for n in names}
-                children = Children(
-                    trials=trials,
-                    jobs={n: j for n, j in jobs.items() if j is not None},
-                    pods={n: list(pods_idx.get((namespace, n), [])) for n in names},
-                )
+                children = self.children(namespace, name)
+                trials = children.trials
                 async with self.semaphore:
                     plan = await reconcile(
                         rt=rt,
@@ -352,6 +253,19 @@ class Operator:
             # pause lets one pass see them all, and write status once.
             await _sleep(wake, stopped, DEBOUNCE_SECONDS)
             await _sleep(wake, stopped, max(0.0, delay - DEBOUNCE_SECONDS))
+
+
+async def _until(ready: Any, stopped: kopf.DaemonStopped) -> None:
+    """Wait for ``ready`` (an awaitable) unless the daemon is stopped first."""
+    waiter = asyncio.ensure_future(ready)
+    stopper = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiter, stopper):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:

@@ -89,6 +89,7 @@ async def build_runtime(config: OperatorConfig) -> Runtime:
         token_key=key,
         metrics=metrics,
         stall_after=timedelta(seconds=config.stall_after_seconds),
+        raw_api=kube.api,
     )
     runtime.closers += [runner.cleanup, kube.api.close]
     return runtime

@@ -1,7 +1,7 @@
 """One reconciliation pass of one Experiment: observe, plan, execute, report.
 
 The pass reads only what it is given (the Experiment body and its children
-from kopf indexes), derives each unfinished Trial's status, asks
+from the operator's index), derives each unfinished Trial's status, asks
 :func:`~kubesweep.planning.plan_experiment` what to do, and does it:
 
 1. stop the trials the plan stops (status first, then the Job, so a restart
@@ -41,14 +41,15 @@ from kubesweep.api import (
 from kubesweep.api.resources import describe_validation_error
 from kubesweep.metrics.tokens import trial_token
 from kubesweep.metrics.wire import WireError, decode_summary
+from kubesweep.operator.children import PodRecord
 from kubesweep.operator.directory import Directory
+from kubesweep.operator.informer import RawApi
 from kubesweep.operator.intake import Intake
 from kubesweep.operator.monitoring import OperatorMetrics
 from kubesweep.operator.patching import merge_patch
 from kubesweep.operator.suggestions import SuggestionClient, SuggestionUnavailable
 from kubesweep.planning import (
     Plan,
-    PodView,
     StopOrder,
     SuggestionHealth,
     TrialMetrics,
@@ -105,14 +106,6 @@ class KubeApi(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class PodRecord:
-    """A trial pod from the index: its view and the collector's termination message."""
-
-    view: PodView
-    summary_message: str | None = None
-
-
 @dataclass
 class Runtime:
     """What every pass shares: clients, the intake, settings."""
@@ -126,6 +119,8 @@ class Runtime:
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     stall_after: timedelta = timedelta(seconds=60)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: The raw API client the child streams read through (``None``: no streams, in tests).
+    raw_api: RawApi | None = None
 
     async def close(self) -> None:
         """Release what :func:`~kubesweep.operator.main.build_runtime` opened."""

@@ -1,0 +1,277 @@
+"""List-and-watch streams that keep a :class:`~kubesweep.operator.children.ChildIndex` current.
+
+One stream per child kind and watched namespace (or one cluster-wide): a paged
+LIST, then a WATCH from the listing's resourceVersion with bookmarks, reopened
+when the server ends it, and a fresh LIST when the server says the version is
+too old (410). Jobs and pods are selected by the trial label on the server, so
+the operator never receives the namespace's other pods.
+
+The streams read raw JSON (no model deserialisation) and pass each object to
+the index at once, so memory holds only the slim records. ``ready`` is set when
+every stream has listed once: a restarted operator plans from the whole
+picture, never from half a listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+
+from kubesweep.api import GROUP, VERSION
+from kubesweep.operator.children import ChildIndex, Key, Kind
+from kubesweep.rendering import LABEL_TRIAL
+
+logger = logging.getLogger(__name__)
+
+#: Objects per LIST page.
+PAGE_SIZE = 500
+#: How long the server keeps one WATCH open before we reopen it.
+WATCH_SECONDS = 300
+#: The longest pause between two attempts after an error.
+MAX_BACKOFF_SECONDS = 30.0
+
+#: ``on_change(kind, event_type, body, experiments)``, after the index has the change.
+OnChange = Callable[[Kind, str, dict[str, Any], set[Key]], None]
+
+
+class RawApi(Protocol):
+    """What a stream needs from ``kubernetes_asyncio.client.ApiClient``."""
+
+    def call_api(
+        self,
+        resource_path: str,
+        method: str,
+        *,
+        query_params: Any | None = ...,
+        header_params: dict[Any, Any] | None = ...,
+        auth_settings: list[Any] | None = ...,
+        _preload_content: bool = ...,
+        _request_timeout: Any = ...,
+    ) -> Any:
+        """Send one request (an awaitable)."""
+        ...
+
+
+class ResourceVersionGoneError(Exception):
+    """The server no longer has the resourceVersion a WATCH asked for (410)."""
+
+
+class WatchRequestError(Exception):
+    """The API server answered a LIST or WATCH with an error status."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"{status}: {text[:300]}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one stream reads: a kind, a namespace (``None``: all) and a label selector."""
+
+    kind: Kind
+    namespace: str | None
+
+    @property
+    def path(self) -> str:
+        """The collection's URL path."""
+        prefix = {
+            Kind.TRIALS: f"/apis/{GROUP}/{VERSION}",
+            Kind.JOBS: "/apis/batch/v1",
+            Kind.PODS: "/api/v1",
+        }[self.kind]
+        scope = f"/namespaces/{self.namespace}" if self.namespace else ""
+        return f"{prefix}{scope}/{self.kind.value}"
+
+    @property
+    def label_selector(self) -> str | None:
+        """Server-side selection: only kubesweep's Jobs and pods."""
+        return None if self.kind is Kind.TRIALS else LABEL_TRIAL
+
+    def describe(self) -> str:
+        """For log lines."""
+        return f"{self.kind.value} in {self.namespace or 'all namespaces'}"
+
+
+def sources_for(namespaces: Sequence[str]) -> list[Source]:
+    """One source per kind and namespace; cluster-wide when no namespace is given."""
+    scopes: Sequence[str | None] = list(namespaces) or [None]
+    return [Source(kind, namespace) for namespace in scopes for kind in Kind]
+
+
+async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """Newline-delimited frames of a WATCH body, whatever their size."""
+    pending = b""
+    async for chunk in response.content.iter_any():
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
+
+
+class Stream:
+    """One LIST-then-WATCH loop feeding the index."""
+
+    def __init__(self, api: RawApi, source: Source, index: ChildIndex, on_change: OnChange) -> None:
+        self.api = api
+        self.source = source
+        self.index = index
+        self.on_change = on_change
+        self.listed = asyncio.Event()
+        self.resource_version: str | None = None
+
+    async def _get(self, params: dict[str, str], timeout: float | None) -> Any:
+        query = dict(params)
+        if self.source.label_selector:
+            query["labelSelector"] = self.source.label_selector
+        response = await self.api.call_api(
+            self.source.path,
+            "GET",
+            query_params=list(query.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+        if response.status >= 400:
+            text = await response.text()
+            response.release()
+            if response.status == 410:
+                raise ResourceVersionGoneError(text)
+            raise WatchRequestError(response.status, text)
+        return response
+
+    async def list_all(self) -> None:
+        """Page through the collection, then replace this source's part of the index."""
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            params = {"limit": str(PAGE_SIZE)}
+            if token:
+                params["continue"] = token
+            try:
+                response = await self._get(params, timeout=60)
+            except ResourceVersionGoneError:  # the continue token expired: start the listing again
+                items, token = [], ""
+                continue
+            async with response:
+                page = await response.json(loads=json.loads)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            token = meta.get("continue") or ""
+            if not token:
+                self.resource_version = meta.get("resourceVersion")
+                break
+        kind = self.source.kind
+        listed: set[Key] = set()
+        for body in items:
+            meta = body.get("metadata") or {}
+            listed.add((str(meta.get("namespace")), str(meta.get("name"))))
+            self.on_change(kind, "ADDED", body, self.index.apply(kind, "ADDED", body))
+        # What the listing lacks was deleted while no watch was open.
+        for namespace, name in self.index.objects(kind, self.source.namespace):
+            if (namespace, name) not in listed:
+                body = {"metadata": {"namespace": namespace, "name": name}}
+                self.on_change(kind, "DELETED", body, self.index.apply(kind, "DELETED", body))
+        self.listed.set()
+
+    async def watch_once(self) -> None:
+        """One WATCH from the current resourceVersion until the server ends it."""
+        params = {
+            "watch": "1",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(WATCH_SECONDS),
+        }
+        if self.resource_version:
+            params["resourceVersion"] = self.resource_version
+        response = await self._get(params, timeout=WATCH_SECONDS + 30)
+        async with response:
+            async for line in _lines(response):
+                event = json.loads(line)
+                self.handle(event)
+
+    def handle(self, event: dict[str, Any]) -> None:
+        """Apply one WATCH event to the index and report what it concerns."""
+        event_type = str(event.get("type"))
+        body = event.get("object") or {}
+        if event_type == "ERROR":
+            if body.get("code") == 410:
+                raise ResourceVersionGoneError(str(body.get("message")))
+            raise WatchRequestError(int(body.get("code") or 500), str(body.get("message")))
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self.resource_version = str(version)
+        if event_type == "BOOKMARK":
+            return
+        touched = self.index.apply(self.source.kind, event_type, body)
+        self.on_change(self.source.kind, event_type, body, touched)
+
+    async def run(self) -> None:
+        """LIST and WATCH until cancelled, recovering from every error."""
+        failures = 0
+        while True:
+            try:
+                if self.resource_version is None:
+                    await self.list_all()
+                await self.watch_once()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except ResourceVersionGoneError:
+                logger.info("%s: the watch fell behind; listing again", self.source.describe())
+                self.resource_version = None
+            except Exception as error:  # the API server restarts, the network blips
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures)
+                logger.warning("%s: %s; retrying in %.1f s", self.source.describe(), error, delay)
+                await asyncio.sleep(delay)
+
+
+class Informer:
+    """All streams of one operator, sharing one index."""
+
+    def __init__(
+        self,
+        api: RawApi,
+        namespaces: Sequence[str],
+        on_change: OnChange,
+        index: ChildIndex | None = None,
+    ) -> None:
+        self.index = index if index is not None else ChildIndex()
+        self.streams = [Stream(api, s, self.index, on_change) for s in sources_for(namespaces)]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start every stream in the background."""
+        self._tasks = [
+            asyncio.create_task(s.run(), name=f"informer {s.source.describe()}")
+            for s in self.streams
+        ]
+
+    async def ready(self) -> None:
+        """Return once every stream has listed once."""
+        for stream in self.streams:
+            await stream.listed.wait()
+
+    @property
+    def is_ready(self) -> bool:
+        """Whether every stream has listed once."""
+        return all(s.listed.is_set() for s in self.streams)
+
+    async def stop(self) -> None:
+        """Cancel the streams and wait for them to end."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []

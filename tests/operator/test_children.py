@@ -1,0 +1,154 @@
+"""The operator's index of children: slim records, grouping, and what each change wakes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubesweep.operator.children import ChildIndex, Kind, pod_record, slim_job, slim_trial
+from kubesweep.rendering import COLLECTOR_NAME, LABEL_EXPERIMENT, LABEL_TRIAL
+
+
+def trial_body(name: str, experiment: str, namespace: str = "ns", phase: str = "Running") -> Any:
+    index = int(name.rsplit("-", 1)[1])
+    return {
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"},
+        "spec": {"experiment": experiment, "index": index, "parameters": {"lr": 0.1}},
+        "status": {"phase": phase},
+    }
+
+
+def child_body(name: str, trial: str, experiment: str, namespace: str = "ns") -> Any:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {LABEL_TRIAL: trial, LABEL_EXPERIMENT: experiment},
+        },
+        "status": {"phase": "Running"},
+    }
+
+
+def test_slim_trial_drops_metadata_noise():
+    trial = slim_trial(
+        {
+            "metadata": {"name": "exp-0", "namespace": "ns", "uid": "u", "managedFields": [{}]},
+            "spec": {"experiment": "exp", "index": 0, "parameters": {"lr": 0.1}},
+            "status": {"phase": "Running"},
+        }
+    )
+    assert trial is not None
+    assert trial.metadata.uid == "u"
+    assert "managedFields" not in trial.metadata.model_dump()
+    assert slim_trial({"metadata": {"name": "x"}, "spec": {"index": -1}}) is None
+
+
+def test_slim_job_keeps_gpus_and_status():
+    job = slim_job(
+        {
+            "metadata": {"name": "exp-0"},
+            "spec": {
+                "suspend": True,
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "m",
+                                "image": "i",
+                                "resources": {"limits": {"nvidia.com/gpu": 1}},
+                            }
+                        ]
+                    }
+                },
+            },
+            "status": {"active": 1},
+        }
+    )
+    assert job["spec"]["suspend"] is True
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert job["status"] == {"active": 1}
+
+
+def test_pod_record_reads_waiting_and_the_collector_summary():
+    record = pod_record(
+        {
+            "metadata": {"name": "p"},
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/1 nodes have free nvidia.com/gpu",
+                    }
+                ],
+                "initContainerStatuses": [
+                    {"name": COLLECTOR_NAME, "state": {"terminated": {"message": '{"v":1}'}}}
+                ],
+            },
+        }
+    )
+    assert record.view.unschedulable_message == "0/1 nodes have free nvidia.com/gpu"
+    assert record.summary_message == '{"v":1}'
+
+
+def test_trials_are_grouped_by_experiment_and_each_change_names_it():
+    index = ChildIndex()
+    assert index.apply(Kind.TRIALS, "ADDED", trial_body("a-0", "a")) == {("ns", "a")}
+    assert index.apply(Kind.TRIALS, "ADDED", trial_body("a-1", "a")) == {("ns", "a")}
+    assert index.apply(Kind.TRIALS, "ADDED", trial_body("b-0", "b")) == {("ns", "b")}
+    assert index.apply(Kind.TRIALS, "ADDED", trial_body("a-0", "a", namespace="other")) == {
+        ("other", "a")
+    }
+    assert sorted(t.metadata.name for t in index.trials(("ns", "a"))) == ["a-0", "a-1"]
+    assert [t.metadata.name for t in index.trials(("other", "a"))] == ["a-0"]
+
+    index.apply(Kind.TRIALS, "MODIFIED", trial_body("a-1", "a", phase="Succeeded"))
+    phases = {t.metadata.name: t.status.phase.value for t in index.trials(("ns", "a"))}
+    assert phases == {"a-0": "Running", "a-1": "Succeeded"}
+
+    assert index.apply(Kind.TRIALS, "DELETED", trial_body("a-0", "a")) == {("ns", "a")}
+    assert [t.metadata.name for t in index.trials(("ns", "a"))] == ["a-1"]
+    assert index.trial("ns", "a-0") is None
+    assert index.count(Kind.TRIALS) == 3
+
+
+def test_a_malformed_trial_is_dropped_and_its_old_record_goes():
+    index = ChildIndex()
+    index.apply(Kind.TRIALS, "ADDED", trial_body("a-0", "a"))
+    broken = trial_body("a-0", "a")
+    broken["spec"]["index"] = -1
+    # The experiment is still told: its trial vanished from the picture.
+    assert index.apply(Kind.TRIALS, "MODIFIED", broken) == {("ns", "a")}
+    assert index.trials(("ns", "a")) == []
+
+
+def test_jobs_and_pods_are_found_by_trial_and_wake_their_experiment():
+    index = ChildIndex()
+    assert index.apply(Kind.JOBS, "ADDED", child_body("a-0", "a-0", "a")) == {("ns", "a")}
+    assert index.apply(Kind.PODS, "ADDED", child_body("a-0-x1", "a-0", "a")) == {("ns", "a")}
+    assert index.apply(Kind.PODS, "ADDED", child_body("a-0-x2", "a-0", "a")) == {("ns", "a")}
+    job = index.job("ns", "a-0")
+    assert job is not None
+    assert job["metadata"]["name"] == "a-0"
+    assert sorted(p.view.name for p in index.pods("ns", "a-0")) == ["a-0-x1", "a-0-x2"]
+    assert index.job("ns", "a-1") is None
+    assert index.pods("ns", "a-1") == []
+
+    index.apply(Kind.PODS, "DELETED", child_body("a-0-x1", "a-0", "a"))
+    assert [p.view.name for p in index.pods("ns", "a-0")] == ["a-0-x2"]
+
+
+def test_objects_without_the_trial_labels_are_not_children():
+    index = ChildIndex()
+    unlabelled = {"metadata": {"name": "web", "namespace": "ns"}, "status": {}}
+    assert index.apply(Kind.PODS, "ADDED", unlabelled) == set()
+    assert index.count(Kind.PODS) == 0
+
+
+def test_objects_listed_in_a_namespace():
+    index = ChildIndex()
+    index.apply(Kind.TRIALS, "ADDED", trial_body("a-0", "a"))
+    index.apply(Kind.TRIALS, "ADDED", trial_body("a-0", "a", namespace="other"))
+    assert index.objects(Kind.TRIALS, "ns") == [("ns", "a-0")]
+    assert sorted(index.objects(Kind.TRIALS, None)) == [("ns", "a-0"), ("other", "a-0")]

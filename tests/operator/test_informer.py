@@ -1,0 +1,260 @@
+"""The child streams against a scripted API: paging, watching, bookmarks, 410, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from kubesweep.operator.children import Key, Kind
+from kubesweep.operator.informer import Informer, Source, Stream, sources_for
+from kubesweep.rendering import LABEL_EXPERIMENT, LABEL_TRIAL
+from tests.operator.test_children import child_body, trial_body
+
+
+class FakeContent:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+
+class FakeResponse:
+    """Enough of ``aiohttp.ClientResponse`` for the streams."""
+
+    def __init__(
+        self, status: int = 200, body: Any = None, chunks: list[bytes] | None = None
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content = FakeContent(chunks or [])
+
+    async def json(self, loads: Any = json.loads) -> Any:
+        return self.body
+
+    async def text(self) -> str:
+        return json.dumps(self.body)
+
+    def release(self) -> None:
+        pass
+
+    async def __aenter__(self) -> FakeResponse:
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        pass
+
+
+def frames(*events: dict[str, Any], split_at: int = 0) -> list[bytes]:
+    """Watch events as the server sends them, optionally cut mid-line."""
+    data = b"".join(json.dumps(e).encode() + b"\n" for e in events)
+    if not split_at:
+        return [data]
+    return [data[i : i + split_at] for i in range(0, len(data), split_at)]
+
+
+class ScriptedApi:
+    """Answers requests in order from a script; then waits forever (a quiet watch)."""
+
+    def __init__(self, script: list[FakeResponse]) -> None:
+        self.script = script
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.exhausted = asyncio.Event()
+
+    async def _answer(self, path: str, query: list[tuple[str, str]]) -> FakeResponse:
+        self.requests.append((path, dict(query)))
+        if not self.script:
+            self.exhausted.set()
+            await asyncio.Event().wait()
+        return self.script.pop(0)
+
+    def call_api(self, resource_path: str, method: str, **kwargs: Any) -> Any:
+        assert method == "GET"
+        assert kwargs["_preload_content"] is False
+        return self._answer(resource_path, kwargs["query_params"])
+
+
+def listing(items: list[Any], version: str, token: str = "") -> FakeResponse:
+    meta = {"resourceVersion": version}
+    if token:
+        meta["continue"] = token
+    return FakeResponse(body={"items": items, "metadata": meta})
+
+
+async def run_until_exhausted(stream: Stream, api: ScriptedApi) -> None:
+    task = asyncio.create_task(stream.run())
+    await asyncio.wait_for(api.exhausted.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def recorder() -> tuple[list[tuple[Kind, str, str, set[Key]]], Any]:
+    seen: list[tuple[Kind, str, str, set[Key]]] = []
+
+    def on_change(kind: Kind, event_type: str, body: Any, experiments: set[Key]) -> None:
+        seen.append((kind, event_type, body["metadata"]["name"], experiments))
+
+    return seen, on_change
+
+
+def with_version(body: Any, version: str) -> Any:
+    body["metadata"]["resourceVersion"] = version
+    return body
+
+
+async def test_pages_then_watches_from_the_listing_version_and_follows_bookmarks():
+    api = ScriptedApi(
+        [
+            listing([trial_body("a-0", "a")], "", token="page2"),
+            listing([trial_body("a-1", "a")], "10"),
+            FakeResponse(
+                chunks=frames(
+                    {"type": "ADDED", "object": with_version(trial_body("b-0", "b"), "11")},
+                    {
+                        "type": "MODIFIED",
+                        "object": with_version(trial_body("a-0", "a", phase="Succeeded"), "12"),
+                    },
+                    {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}},
+                    {"type": "DELETED", "object": with_version(trial_body("a-1", "a"), "16")},
+                    split_at=37,  # frames arrive cut anywhere
+                )
+            ),
+            FakeResponse(chunks=[]),  # the server ended the watch: reopen
+        ]
+    )
+    seen, on_change = recorder()
+    stream = Stream(api, Source(Kind.TRIALS, "ns"), index := _index(), on_change)
+    await run_until_exhausted(stream, api)
+
+    paths = {path for path, _ in api.requests}
+    assert paths == {"/apis/kubesweep.io/v1alpha1/namespaces/ns/trials"}
+    first, second, watch, rewatch, _ = (query for _, query in api.requests)
+    assert first == {"limit": "500"}
+    assert second == {"limit": "500", "continue": "page2"}
+    assert watch["watch"] == "1"
+    assert watch["resourceVersion"] == "10"
+    assert watch["allowWatchBookmarks"] == "true"
+    assert rewatch["resourceVersion"] == "16"  # the last event's version, past the bookmark
+    assert stream.listed.is_set()
+
+    assert [(t.metadata.name, t.status.phase.value) for t in index.trials(("ns", "a"))] == [
+        ("a-0", "Succeeded")
+    ]
+    assert [t.metadata.name for t in index.trials(("ns", "b"))] == ["b-0"]
+    assert [(k, e, n) for k, e, n, _ in seen] == [
+        (Kind.TRIALS, "ADDED", "a-0"),
+        (Kind.TRIALS, "ADDED", "a-1"),
+        (Kind.TRIALS, "ADDED", "b-0"),
+        (Kind.TRIALS, "MODIFIED", "a-0"),
+        (Kind.TRIALS, "DELETED", "a-1"),
+    ]
+    assert seen[2][3] == {("ns", "b")}
+
+
+async def test_a_version_too_old_relists_and_what_vanished_meanwhile_is_deleted():
+    api = ScriptedApi(
+        [
+            listing([trial_body("a-0", "a"), trial_body("a-1", "a")], "10"),
+            FakeResponse(status=410, body={"message": "too old resource version"}),
+            listing([trial_body("a-1", "a")], "30"),
+            FakeResponse(
+                chunks=frames({"type": "ERROR", "object": {"code": 410, "message": "expired"}})
+            ),
+            listing([trial_body("a-1", "a"), trial_body("a-2", "a")], "40"),
+        ]
+    )
+    seen, on_change = recorder()
+    stream = Stream(api, Source(Kind.TRIALS, "ns"), index := _index(), on_change)
+    await run_until_exhausted(stream, api)
+
+    assert [q.get("resourceVersion") for _, q in api.requests] == [
+        None,
+        "10",
+        None,
+        "30",
+        None,
+        "40",
+    ]
+    assert sorted(t.metadata.name for t in index.trials(("ns", "a"))) == ["a-1", "a-2"]
+    assert ("DELETED", "a-0") in [(e, n) for _, e, n, _ in seen]
+
+
+async def test_errors_are_retried_and_jobs_and_pods_are_selected_by_label_on_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    slept: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr("kubesweep.operator.informer.asyncio.sleep", no_sleep)
+    api = ScriptedApi(
+        [
+            FakeResponse(status=503, body={"message": "unavailable"}),
+            listing([child_body("a-0-x", "a-0", "a")], "5"),
+        ]
+    )
+    seen, on_change = recorder()
+    stream = Stream(api, Source(Kind.PODS, None), index := _index(), on_change)
+    await run_until_exhausted(stream, api)
+
+    assert slept == [1.0]
+    path, query = api.requests[0]
+    assert path == "/api/v1/pods"
+    assert query["labelSelector"] == LABEL_TRIAL
+    assert [p.view.name for p in index.pods("ns", "a-0")] == ["a-0-x"]
+    assert seen == [(Kind.PODS, "ADDED", "a-0-x", {("ns", "a")})]
+
+
+def test_one_stream_per_kind_and_namespace():
+    assert {(s.kind, s.namespace) for s in sources_for(["x", "y"])} == {
+        (kind, ns) for kind in Kind for ns in ("x", "y")
+    }
+    assert [s.path for s in sources_for([])] == [
+        "/apis/kubesweep.io/v1alpha1/trials",
+        "/apis/batch/v1/jobs",
+        "/api/v1/pods",
+    ]
+    assert LABEL_EXPERIMENT  # children are told apart by both labels
+
+
+class ListsThenHolds:
+    """Every LIST of a path waits until the test releases that path; WATCHes stay quiet."""
+
+    def __init__(self) -> None:
+        self.released: dict[str, asyncio.Event] = {}
+
+    async def _answer(self, path: str, query: dict[str, str]) -> FakeResponse:
+        if "watch" in query:
+            await asyncio.Event().wait()
+        await self.released.setdefault(path, asyncio.Event()).wait()
+        return listing([], "1")
+
+    def call_api(self, resource_path: str, method: str, **kwargs: Any) -> Any:
+        return self._answer(resource_path, dict(kwargs["query_params"]))
+
+
+async def test_the_informer_is_ready_only_when_every_stream_has_listed():
+    api = ListsThenHolds()
+    informer = Informer(api, ["ns"], lambda *_: None)
+    informer.start()
+    paths = [s.source.path for s in informer.streams]
+    for path in paths:
+        assert not informer.is_ready
+        api.released.setdefault(path, asyncio.Event()).set()
+        await asyncio.wait_for(informer.streams[paths.index(path)].listed.wait(), 5)
+    await asyncio.wait_for(informer.ready(), 5)
+    assert informer.is_ready
+    await informer.stop()
+
+
+def _index() -> Any:
+    from kubesweep.operator.children import ChildIndex
+
+    return ChildIndex()

@@ -1,7 +1,7 @@
 """What the intake must know about trials, kept current by Trial events.
 
-The intake answers pods, not kopf, so it cannot read kopf indexes; the
-operator's event handlers fill this small in-memory directory instead: each
+The intake answers pods and keeps its own small in-memory directory, filled
+from every Trial change the child streams see: each
 trial's UID (to check its token), experiment, and the metrics already in its
 status (to continue from after an operator restart), plus each experiment's
 objective (to compute a trial's objective value).

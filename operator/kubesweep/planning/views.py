@@ -1,6 +1,6 @@
 """Plain values the planner reads: what the operator observed about children.
 
-The operator builds these from its kopf indexes (Trials, Jobs, Pods) so the
+The operator builds these from its child index (Trials, Jobs, Pods) so the
 planner never sees a raw API object it would have to second-guess, and tests
 build them by hand in one line each.
 """

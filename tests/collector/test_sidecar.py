@@ -218,3 +218,37 @@ def test_readiness_marker_is_written_once_sigterm_is_handled(
     # From now on a SIGTERM is handled: the summary is written even with no metrics.
     assert collector.stop() == 0, collector.output()
     assert len(collector.summary().metrics) == 0
+
+
+def test_the_push_endpoint_listens_before_the_readiness_marker_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer starts on the marker: its first report must find the endpoint up."""
+    import socket
+
+    from kubesweep.collector import main as collector_main
+
+    port = free_port()
+    listening_at_marker: list[bool] = []
+
+    def mark_ready(_config: object) -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                listening_at_marker.append(True)
+        except OSError:
+            listening_at_marker.append(False)
+
+    def run_once(self: collector_main.Collector) -> int:
+        if self.push is not None:
+            self.push.stop()
+        return 0
+
+    monkeypatch.setattr(collector_main, "_mark_ready", mark_ready)
+    monkeypatch.setattr(collector_main.Collector, "run", run_once)
+    env = {
+        "KUBESWEEP_COLLECTOR_CONFIG": json.dumps({"source": "push", "port": port}),
+        "KUBESWEEP_STDOUT_LOG": str(tmp_path / "stdout.log"),
+        "KUBESWEEP_TERMINATION_LOG": str(tmp_path / "termination-log"),
+    }
+    assert collector_main.main(env) == 0
+    assert listening_at_marker == [True]

@@ -233,9 +233,12 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    # The push endpoint is bound while the collector is built: only then may the
+    # trainer start, or its first kubesweep.report() would find nobody listening.
+    collector = Collector(config, stop)
     _mark_ready(config)
     logger.info("collecting %s metrics for trial %s", config.source, config.trial_name or "?")
-    return Collector(config, stop).run()
+    return collector.run()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "e2e"))
 
 from cluster import local  # noqa: E402
-from cluster.kube import JSON, ApiError, Kube, KubeConfig, path_for  # noqa: E402
+from cluster.kube import JSON, ApiError, Kube, load_kubeconfig, path_for  # noqa: E402
 from stack import Stack  # noqa: E402
 
 API = "kubesweep.io/v1alpha1"
@@ -255,7 +255,7 @@ class KeepAliveKube(Kube):
 
     @classmethod
     def from_kubeconfig(cls, path: str | os.PathLike[str], context: str | None = None) -> Kube:
-        return cls(KubeConfig.load(path, context))
+        return cls(load_kubeconfig(path, context))
 
 
 class Watcher:
@@ -362,7 +362,7 @@ class Bench:
         Bench.wait(served, 120, "the CRDs to be served")
         log_dir = state_dir / "bench-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        bulk = KeepAliveKube(KubeConfig.load(info.kubeconfig))
+        bulk = KeepAliveKube(load_kubeconfig(info.kubeconfig))
         return cls(info=info, kube=kube, log_dir=log_dir, bulk=bulk)
 
     def namespace(self, name: str) -> str:

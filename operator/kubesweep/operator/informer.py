@@ -151,8 +151,13 @@ class Stream:
         return response
 
     async def list_all(self) -> None:
-        """Page through the collection, then replace this source's part of the index."""
-        items: list[dict[str, Any]] = []
+        """Page through the collection into the index; drop what the listing lacks.
+
+        Each page goes into the index as it arrives, so the raw objects of a
+        listing of thousands never sit in memory at once.
+        """
+        kind = self.source.kind
+        listed: set[Key] = set()
         token = ""
         while True:
             params = {"limit": str(PAGE_SIZE)}
@@ -160,23 +165,21 @@ class Stream:
                 params["continue"] = token
             try:
                 response = await self._get(params, timeout=60)
-            except ResourceVersionGoneError:  # the continue token expired: start the listing again
-                items, token = [], ""
+            except ResourceVersionGoneError:  # the continue token expired: start again
+                listed, token = set(), ""
                 continue
             async with response:
                 page = await response.json(loads=json.loads)
-            items.extend(page.get("items") or [])
+            for body in page.get("items") or []:
+                meta = body.get("metadata") or {}
+                listed.add((str(meta.get("namespace")), str(meta.get("name"))))
+                self.on_change(kind, "ADDED", body, self.index.apply(kind, "ADDED", body))
             meta = page.get("metadata") or {}
+            del page
             token = meta.get("continue") or ""
             if not token:
                 self.resource_version = meta.get("resourceVersion")
                 break
-        kind = self.source.kind
-        listed: set[Key] = set()
-        for body in items:
-            meta = body.get("metadata") or {}
-            listed.add((str(meta.get("namespace")), str(meta.get("name"))))
-            self.on_change(kind, "ADDED", body, self.index.apply(kind, "ADDED", body))
         # What the listing lacks was deleted while no watch was open.
         for namespace, name in self.index.objects(kind, self.source.namespace):
             if (namespace, name) not in listed:

@@ -104,9 +104,8 @@ bench-suggest: $(BENCH_STAMP) ## suggestion benchmark, full run (about 45 min on
 # A cluster of its own in $KUBESWEEP_BENCH_CLUSTER_DIR (default /tmp/kubesweep-bench-operator-cluster),
 # started fresh and stopped at the end. Writes the "## Operator" section of docs/benchmarks.md;
 # raw results in artifacts/bench-operator/. BENCH_ARGS passes flags, e.g. "--profile smoke"
-# (a few minutes, docs untouched), "--only latency writes", "--keep" (leave the cluster up), or
-# "--merge --only memory-full" (memory with a Job and a pod per trial too: kopf's start-up on
-# 15,000 objects takes longer than the run's budget, so it is not part of the default run).
+# (a few minutes, docs untouched), "--only latency writes" (with "--merge" to keep the other
+# figures of the last run), "--keep" (leave the cluster up).
 .PHONY: bench-operator
 
 bench-operator: venv cluster-build ## operator benchmark: latency, throughput, writes per trial, memory (10-15 min on 2 cores)

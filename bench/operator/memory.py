@@ -1,10 +1,11 @@
 """Operator memory with 50 experiments and 5,000 trials (issue 5: under 250 MiB RSS).
 
-The operator keeps kopf indexes of every Trial, Job and pod it owns, and a
-directory entry per trial for the intake, so its memory grows with the number
-of trials it watches. Running 5,000 trials through real pods on this two-core
-machine would take hours, so the benchmark builds the state that such a sweep
-leaves behind, directly through the API, before the operator starts:
+The operator keeps an index of every Trial, Job and pod it owns (slim records
+fed by its own list-and-watch streams), and a directory entry per trial for the
+intake, so its memory grows with the number of trials it watches. Running
+5,000 trials through real pods on this two-core machine would take hours, so the
+benchmark builds the state that such a sweep leaves behind, directly through
+the API, before the operator starts:
 
 - 50 Experiments, ``maxTrials: 100`` each;
 - 5,000 Trials (100 per experiment), owned by their Experiment, each with a
@@ -13,14 +14,13 @@ leaves behind, directly through the API, before the operator starts:
 - with ``children`` (``memory-full`` in the runner), for each trial also a
   suspended Job labelled as the operator labels its Jobs, and a pod held back by
   a scheduling gate and labelled as a trial pod, so the operator's Job and pod
-  indexes are loaded too (the renderer sets no TTL on Jobs, so a finished sweep
+  records are loaded too (the renderer sets no TTL on Jobs, so a finished sweep
   keeps its Jobs and pods). Without it, Trials only: the lower bound.
 
 Then the operator starts, as after a restart: it indexes everything, runs a
 pass of every experiment, finds each at ``maxTrials`` and ends it. RSS is
 sampled every half second from start until 20 s after the last experiment
-ended (or the wait ran out: kopf's start-up grows with the square of the objects
-it indexes, see docs/benchmarks.md); the figures are the RSS then, the peak
+ended (or the wait ran out); the figures are the RSS then, the peak
 (VmHWM), how long start-up took, and the RSS of an idle operator watching an
 empty namespace, for comparison.
 """

@@ -290,7 +290,7 @@ def _memory_text(mem: dict[str, Any]) -> list[str]:
             if mem["jobs_and_pods"]
             else ""
         )
-        + f". The operator then starts, indexes all of it and {outcome}. RSS 20 s later: "
+        + f". The operator then starts, lists all of it and {outcome}. RSS 20 s later: "
         f"**{_f(mem['rss_mib'], 0)} MiB**, peak (VmHWM) {_f(mem['peak_rss_mib'], 0)} MiB; "
         f"an idle operator watching an empty namespace: {_f(mem['idle_rss_mib'], 0)} MiB. "
         "Trials were not run through real pods: at this machine's pod rate that would "

@@ -174,13 +174,7 @@ def operator_run(
     parallel: int,
     peer: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """20 experiments at once through the operator, then ``peer`` with a rendered Job.
-
-    The peer runs while the operator is still up (watching only its own
-    namespace): the copied Jobs' collectors then reach a live intake, which
-    refuses their tokens at once, as a pod of a deleted trial would see, instead
-    of retrying an unreachable address until their grace period ends.
-    """
+    """20 experiments at once through the operator, then ``peer`` with a rendered Job."""
     ns = bench.namespace(NAMESPACE)
     timeline = Timeline()
     watchers = [
@@ -248,8 +242,20 @@ def operator_run(
 
 
 def _bare_job(rendered: dict[str, Any], name: str) -> dict[str, Any]:
-    """The operator's Job under a new name, with no owner and no kubesweep labels."""
+    """The operator's Job under a new name, with no owner and no kubesweep labels.
+
+    Its collector gets no intake address: the copies belong to no trial the
+    intake knows, and a collector told to push would retry its batches until its
+    grace period ends, making the peer's pods slower than the operator's. Without
+    an address it writes its summary and exits as promptly as a collector whose
+    pushes were accepted.
+    """
     job = copy.deepcopy(rendered)
+    pod_spec = job["spec"]["template"]["spec"]
+    for container in [*pod_spec.get("initContainers", []), *pod_spec.get("containers", [])]:
+        container["env"] = [
+            e for e in container.get("env", []) if e.get("name") != "KUBESWEEP_INTAKE_URL"
+        ]
     meta = {"name": name, "labels": {"bench": "peer"}}
     job["metadata"] = meta
     spec = job["spec"]

@@ -338,7 +338,11 @@ def execute(tasks: list[dict[str, Any]], processes: int, results: Path) -> None:
         return
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(processes, maxtasksperchild=20) as pool:
+    # Workers end by the pool's SIGTERM; the parent's handler (an interrupt that
+    # saves the results so far) is not theirs to inherit.
+    with multiprocessing.get_context("fork").Pool(
+        processes, maxtasksperchild=20, initializer=_default_sigterm
+    ) as pool:
         for result in pool.imap_unordered(run_task, tasks):
             record(result)
 
@@ -456,6 +460,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _prepare_tables(settings: Settings) -> None:

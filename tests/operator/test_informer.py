@@ -258,3 +258,38 @@ def _index() -> Any:
     from kubesweep.operator.children import ChildIndex
 
     return ChildIndex()
+
+
+async def test_an_expired_continue_token_starts_the_listing_again():
+    api = ScriptedApi(
+        [
+            listing([trial_body("a-0", "a")], "", token="page2"),
+            FakeResponse(status=410, body={"message": "the continue token has expired"}),
+            listing([trial_body("a-1", "a")], "20"),
+        ]
+    )
+    seen, on_change = recorder()
+    stream = Stream(api, Source(Kind.TRIALS, "ns"), index := _index(), on_change)
+    await run_until_exhausted(stream, api)
+
+    assert [q.get("continue") for _, q in api.requests[:3]] == [None, "page2", None]
+    assert api.requests[3][1]["resourceVersion"] == "20"
+    # The fresh listing lacks a-0: it went while the first listing was under way.
+    assert [t.metadata.name for t in index.trials(("ns", "a"))] == ["a-1"]
+    assert ("DELETED", "a-0") in [(e, n) for _, e, n, _ in seen]
+
+
+async def test_a_first_page_refused_with_410_is_retried_after_a_pause(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    slept: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr("kubesweep.operator.informer.asyncio.sleep", no_sleep)
+    api = ScriptedApi([FakeResponse(status=410, body={"message": "gone"}), listing([], "1")])
+    stream = Stream(api, Source(Kind.TRIALS, "ns"), _index(), lambda *_: None)
+    await run_until_exhausted(stream, api)
+    assert slept == [1.0]
+    assert stream.listed.is_set()

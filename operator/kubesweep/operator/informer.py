@@ -165,8 +165,10 @@ class Stream:
                 params["continue"] = token
             try:
                 response = await self._get(params, timeout=60)
-            except ResourceVersionGoneError:  # the continue token expired: start again
-                listed, token = set(), ""
+            except ResourceVersionGoneError as error:
+                if not token:  # nothing to start again from: an error like any other
+                    raise WatchRequestError(410, str(error)) from None
+                listed, token = set(), ""  # the continue token expired: start again
                 continue
             async with response:
                 page = await response.json(loads=json.loads)

@@ -40,3 +40,18 @@ def test_flags_and_environment(monkeypatch):
     assert config.peering_name == "ks"
     assert level == "INFO"
     assert config_from_args([])[0].clusterwide
+
+
+def test_a_namespace_pattern_is_refused_naming_the_flag(monkeypatch, capsys):
+    import pytest
+
+    monkeypatch.delenv("KUBESWEEP_NAMESPACES", raising=False)
+    with pytest.raises(SystemExit):
+        config_from_args(["--namespace=team-*"])
+    assert "--namespace / KUBESWEEP_NAMESPACES: 'team-*' is not a namespace name" in (
+        capsys.readouterr().err
+    )
+    monkeypatch.setenv("KUBESWEEP_NAMESPACES", "ok,Bad_Name")
+    with pytest.raises(SystemExit):
+        config_from_args([])
+    assert "'Bad_Name'" in capsys.readouterr().err

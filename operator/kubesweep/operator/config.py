@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,12 +115,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: A namespace name (an RFC 1123 label).
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
 def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig, str]:
     """Parse the command line into a config, and the log level."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     namespaces: list[str] = args.namespace or [
         n for n in (_env("namespaces", "") or "").split(",") if n
     ]
+    for namespace in namespaces:
+        # Names only: the operator's child streams address namespaces by name, so a
+        # pattern would never match and the operator would wait forever.
+        if not NAMESPACE_NAME.fullmatch(namespace):
+            parser.error(
+                f"--namespace / KUBESWEEP_NAMESPACES: {namespace!r} is not a namespace name "
+                "(lowercase letters, digits and '-', at most 63 characters)"
+            )
     key = b""
     if args.token_key_file:
         key = Path(args.token_key_file).read_bytes().strip()

@@ -220,7 +220,7 @@ class KeepAliveKube(Kube):
         super().__init__(config, timeout)
         self._local = threading.local()
 
-    def _conn(self, timeout: float | None) -> http.client.HTTPSConnection:
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         conn: _KeptConnection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = _KeptConnection(

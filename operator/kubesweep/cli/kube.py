@@ -36,11 +36,15 @@ _SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 class KubeError(Exception):
-    """The API answered with an error, or could not be reached."""
+    """The API answered with an error, or could not be reached (``status`` ``None``)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, body: JSON | str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        #: The answer's Status object (or text), when there was an answer.
+        self.body = body
 
 
 class ConfigError(KubeError):
@@ -182,6 +186,15 @@ def exec_token(spec: Mapping[str, Any]) -> str:
     return str(token)
 
 
+def error_body(text: str) -> JSON | str:
+    """An error answer's Status object, or its text when it is not JSON."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    return parsed if isinstance(parsed, dict) else text
+
+
 def path_for(
     api_version: str, plural: str, namespace: str | None = None, name: str | None = None
 ) -> str:
@@ -197,6 +210,8 @@ def path_for(
 
 class Kube:
     """Blocking JSON calls to the API server."""
+
+    user_agent = "kubesweep-cli"
 
     def __init__(self, config: KubeConfig, timeout: float = 30.0) -> None:
         self.config = config
@@ -228,7 +243,7 @@ class Kube:
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout or self.timeout)
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": "kubesweep-cli"}
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         if content_type:
             headers["Content-Type"] = content_type
         if self._token is None and self.config.exec_spec is not None:
@@ -236,6 +251,42 @@ class Kube:
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         return headers
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """The request target of ``path`` with ``params`` (``None`` values left out)."""
+        url = self._prefix + path
+        if params:
+            query = {k: v for k, v in params.items() if v is not None}
+            url += "?" + urllib.parse.urlencode(query)
+        return url
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> tuple[int, str]:
+        """One HTTP exchange: the status and the body text, whatever the status.
+
+        A failure to connect raises ``OSError`` or ``http.client.HTTPException``.
+        """
+        data = None if body is None else json.dumps(body).encode()
+        connection = self._connection(timeout)
+        try:
+            connection.request(
+                method,
+                self.url(path, params),
+                body=data,
+                headers=self._headers(content_type if data else None),
+            )
+            response = connection.getresponse()
+            return response.status, response.read().decode("utf-8", "replace")
+        finally:
+            connection.close()
 
     def raw(
         self,
@@ -248,28 +299,16 @@ class Kube:
         timeout: float | None = None,
     ) -> str:
         """One call returning the body text; raises :class:`KubeError` on errors."""
-        url = self._prefix + path
-        if params:
-            query = {k: v for k, v in params.items() if v is not None}
-            url += "?" + urllib.parse.urlencode(query)
-        data = None if body is None else json.dumps(body).encode()
-        connection = self._connection(timeout)
         try:
-            connection.request(
-                method, url, body=data, headers=self._headers(content_type if data else None)
+            status, text = self.exchange(
+                method, path, body, params=params, content_type=content_type, timeout=timeout
             )
-            response = connection.getresponse()
-            text = response.read().decode("utf-8", "replace")
         except (OSError, http.client.HTTPException) as error:
             raise KubeError(f"cannot reach the API server {self.config.server}: {error}") from None
-        finally:
-            connection.close()
-        if response.status >= 300:
-            try:
-                message = json.loads(text).get("message", text)
-            except ValueError:
-                message = text[:500]
-            raise KubeError(f"{method} {path}: {response.status} {message}", response.status)
+        if status >= 300:
+            answer = error_body(text)
+            message = answer.get("message", text) if isinstance(answer, dict) else text[:500]
+            raise KubeError(f"{method} {path}: {status} {message}", status, answer)
         return text
 
     def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> JSON:
@@ -323,17 +362,22 @@ class Kube:
 
     def watch_lines(self, path: str, **params: Any) -> Iterator[JSON]:
         """Events of a watch, until the server ends it."""
-        url = self._prefix + path + "?" + urllib.parse.urlencode({**params, "watch": "true"})
-        connection = self._connection(params.get("timeoutSeconds", 300) + 10)
+        connection = self._connection(int(params.get("timeoutSeconds", 300)) + 30)
         try:
-            connection.request("GET", url, headers=self._headers(None))
+            connection.request(
+                "GET", self.url(path, {**params, "watch": "true"}), headers=self._headers(None)
+            )
             response = connection.getresponse()
             if response.status >= 300:
-                raise KubeError(f"watch {path}: {response.status}", response.status)
+                text = response.read().decode("utf-8", "replace")
+                raise KubeError(
+                    f"watch {path}: {response.status}", response.status, error_body(text)
+                )
             while True:
                 line = response.readline()
                 if not line:
                     return
-                yield json.loads(line)
+                if line.strip():
+                    yield json.loads(line)
         finally:
             connection.close()

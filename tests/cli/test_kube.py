@@ -72,3 +72,78 @@ def test_path_for() -> None:
         path_for("kubesweep.io/v1alpha1", "experiments")
         == "/apis/kubesweep.io/v1alpha1/experiments"
     )
+
+
+class _Answers:
+    """A tiny plain-HTTP API server: one scripted answer per path, every request recorded."""
+
+    def __init__(self, answers: dict[str, tuple[int, str]]) -> None:
+        import http.server
+        import threading
+
+        requests: list[tuple[str, str, str]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                requests.append((self.command, self.path, body))
+                status, text = answers.get(self.path.split("?")[0], (404, "not here"))
+                payload = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                self._answer()
+
+            def do_POST(self) -> None:
+                self._answer()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.requests = requests
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_exchange_answers_every_status_and_errors_keep_the_status_object() -> None:
+    from kubesweep.cli.kube import KubeConfig, KubeError
+
+    status = '{"kind": "Status", "message": "trials.kubesweep.io \\"x\\" not found", "code": 404}'
+    api = _Answers({"/ok": (200, '{"a": 1}'), "/missing": (404, status), "/text": (500, "boom")})
+    try:
+        kube = Kube(KubeConfig(server=api.url))
+        assert kube.exchange("GET", "/missing", params={"x": "1", "skip": None}) == (404, status)
+        assert api.requests[-1][1] == "/missing?x=1"  # None values are left out
+        assert kube.request("POST", "/ok", {"b": 2}) == {"a": 1}
+        assert api.requests[-1] == ("POST", "/ok", '{"b": 2}')
+
+        with pytest.raises(KubeError) as error:
+            kube.get("/missing")
+        assert error.value.status == 404
+        assert isinstance(error.value.body, dict)
+        assert error.value.body["code"] == 404
+        assert 'GET /missing: 404 trials.kubesweep.io "x" not found' in str(error.value)
+
+        with pytest.raises(KubeError) as error:
+            kube.get("/text")
+        assert (error.value.status, error.value.body) == (500, "boom")
+    finally:
+        api.close()
+
+    with pytest.raises(KubeError) as unreachable:
+        kube.get("/ok")
+    assert unreachable.value.status is None
+    assert "cannot reach the API server" in str(unreachable.value)

@@ -89,8 +89,7 @@ class Kube(cli_kube.Kube):
             raise
 
     def list(self, path: str, **params: Any) -> list[JSON]:
-        items: list[JSON] = self.get(path, **params).get("items") or []
-        return items
+        return self.list_items(path, **params)
 
     def create(self, path: str, body: JSON) -> JSON:
         return self.request("POST", path, body)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.machine import cpu_model
 from bench.operator import latency, memory, throughput, writes
 from bench.operator.common import DEFAULT_STATE_DIR, REPO, Bench, load_average, log
 from cluster import local
@@ -57,17 +58,9 @@ def results_path(profile: str) -> Path:
 
 
 def _machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "cpus": os.cpu_count(),
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "kernel": platform.release(),
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),

@@ -39,6 +39,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
 # The imports below load numpy: the thread limits above must come first.
+from bench.machine import cpu_model  # noqa: E402
 from bench.suggest import fidelity, latency, ours, peers, problems, report  # noqa: E402
 
 #: Relative cost of one run per method, to start the long ones first.
@@ -349,14 +350,6 @@ def execute(tasks: list[dict[str, Any]], processes: int, results: Path) -> None:
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     memory = ""
     try:
         kib = int(Path("/proc/meminfo").read_text().split()[1])
@@ -365,7 +358,7 @@ def machine() -> dict[str, Any]:
         pass
     return {
         "cpus": os.cpu_count(),
-        "cpu": model,
+        "cpu": cpu_model(),
         "memory": memory,
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",

@@ -79,6 +79,18 @@ class ScriptedApi:
         return self._answer(resource_path, kwargs["query_params"])
 
 
+@pytest.fixture
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The streams' backoff pauses, recorded instead of waited."""
+    pauses: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr("kubesweep.operator.informer.asyncio.sleep", no_sleep)
+    return pauses
+
+
 def listing(items: list[Any], version: str, token: str = "") -> FakeResponse:
     meta = {"resourceVersion": version}
     if token:
@@ -186,14 +198,8 @@ async def test_a_version_too_old_relists_and_what_vanished_meanwhile_is_deleted(
 
 
 async def test_errors_are_retried_and_jobs_and_pods_are_selected_by_label_on_the_server(
-    monkeypatch: pytest.MonkeyPatch,
+    slept: list[float],
 ):
-    slept: list[float] = []
-
-    async def no_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr("kubesweep.operator.informer.asyncio.sleep", no_sleep)
     api = ScriptedApi(
         [
             FakeResponse(status=503, body={"message": "unavailable"}),
@@ -279,15 +285,7 @@ async def test_an_expired_continue_token_starts_the_listing_again():
     assert ("DELETED", "a-0") in [(e, n) for _, e, n, _ in seen]
 
 
-async def test_a_first_page_refused_with_410_is_retried_after_a_pause(
-    monkeypatch: pytest.MonkeyPatch,
-):
-    slept: list[float] = []
-
-    async def no_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr("kubesweep.operator.informer.asyncio.sleep", no_sleep)
+async def test_a_first_page_refused_with_410_is_retried_after_a_pause(slept: list[float]):
     api = ScriptedApi([FakeResponse(status=410, body={"message": "gone"}), listing([], "1")])
     stream = Stream(api, Source(Kind.TRIALS, "ns"), _index(), lambda *_: None)
     await run_until_exhausted(stream, api)

@@ -8,11 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubesweep.collector.wrapper import wrap_command
-from kubesweep.operator.children import slim_job, slim_trial
-from kubesweep.operator.directory import Directory
+from kubesweep.metrics.observation import Observation
+from kubesweep.metrics.reduce import SeriesReducer
+from kubesweep.metrics.wire import Summary, encode_summary
+from kubesweep.operator.children import PodRecord, slim_job, slim_trial
+from kubesweep.operator.directory import Directory, trial_entry
 from kubesweep.operator.intake import Intake
 from kubesweep.operator.reconciler import Children, ExperimentState, Runtime, reconcile
 from kubesweep.operator.suggestions import Backoff, SuggestionClient, SuggestionUnavailable
+from kubesweep.planning import PodView
 from kubesweep.rendering import RenderSettings
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -35,6 +39,7 @@ class FakeKube:
         self.trials: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.experiment_status: dict[str, Any] = {}
+        self.pods: dict[str, list[PodRecord]] = {}
         self.uids = itertools.count()
         self.trial_creates = 0
         self.conflicts = 0
@@ -79,7 +84,15 @@ class FakeKube:
 
     def children(self) -> Children:
         trials = [t for t in (slim_trial(b) for b in self.trials.values()) if t is not None]
-        return Children(trials=trials, jobs={n: slim_job(j) for n, j in self.jobs.items()}, pods={})
+        jobs = {n: slim_job(j) for n, j in self.jobs.items()}
+        return Children(trials=trials, jobs=jobs, pods=dict(self.pods))
+
+    def index_into(self, directory: Directory) -> None:
+        """Fill the intake's directory as the operator's Trial stream does."""
+        for trial in (slim_trial(b) for b in self.trials.values()):
+            if trial is not None and trial.metadata.uid:
+                key = (trial.metadata.namespace or "ns", trial.metadata.name)
+                directory.trials[key] = trial_entry(trial, trial.metadata.uid)
 
     # -- what the job controller and the collector would do ------------------
 
@@ -104,6 +117,15 @@ class FakeKube:
             trial = self.trials[name]
             value = objective(trial)
             trial.setdefault("status", {})["objective"] = value
+            self.pods[name] = [collector_pod(name, [value])]
+
+
+def collector_pod(name: str, losses: list[float]) -> PodRecord:
+    """A Succeeded trial pod whose collector left the summary of ``losses`` (one per step)."""
+    reducer = SeriesReducer(priority=["loss"], best={"loss": "min"})
+    reducer.extend(Observation("loss", value, step=i) for i, value in enumerate(losses))
+    message = encode_summary(Summary.of(reducer, "loss"))
+    return PodRecord(view=PodView(f"{name}-pod", "Succeeded"), summary_message=message)
 
 
 class FakeBackend:
@@ -202,6 +224,7 @@ class Driver:
         advance: timedelta = timedelta(seconds=10),
     ):
         self.body["status"] = copy.deepcopy(self.kube.experiment_status)
+        self.kube.index_into(self.rt.directory)
         plan = await reconcile(
             rt=self.rt,
             state=state or self.state,

@@ -147,3 +147,49 @@ async def test_termination_message_fallback(setup):
     metrics = await intake.adopt_summary("ns", "exp-1", summary)
     assert metrics is not None
     assert metrics.objective == 0.25  # written by the pass with the trial's final phase
+
+
+async def test_the_summary_replaces_what_replays_and_losses_made_of_the_pushes(setup):
+    """After a restart, pushes are replayed (counted twice) or lost; the summary is exact."""
+    intake, _, _ = setup
+    entry = intake.directory.trial("ns", "exp-0")
+    steps = [Observation("loss", v, step=i) for i, v in enumerate((0.9, 0.7, 0.8, 0.6, 0.65))]
+    # Steps 0-2 arrive, then a replay of step 2 from a new collector boot; 3-4 are lost.
+    await intake.accept(Batch("exp-0", "ns", "uid-0", tuple(steps[:3]), seq=1, boot="a"), entry)
+    await intake.accept(Batch("exp-0", "ns", "uid-0", (steps[2],), seq=1, boot="b"), entry)
+    pushed = intake.take("ns", "exp-0")
+    assert pushed is not None
+    assert not pushed.complete
+    assert pushed.metrics[0].count == 4  # the replay was counted twice
+    assert [p.step for p in pushed.curve] == [0, 1, 2]  # but never as a second point
+
+    summary = Summary(
+        metrics=(MetricStats("loss", 0.65, 0.6, 0.9, 4, 5),),
+        curve_metric="loss",
+        curve=tuple((o.step or 0, o.value) for o in steps),
+        observed=5,
+    )
+    final = await intake.adopt_summary("ns", "exp-0", summary)
+    assert final is not None
+    assert final.complete
+    assert final.objective == 0.6  # min over all five steps, not over the three pushed
+    assert final.metrics[0].count == 5
+    assert [(p.step, p.value) for p in final.curve] == [(o.step, o.value) for o in steps]
+
+    late = Batch("exp-0", "ns", "uid-0", (Observation("loss", 0.01, step=9),), seq=2, boot="a")
+    assert await intake.accept(late, entry)  # taken, but the summary already counted it all
+    assert intake.take("ns", "exp-0") == final
+
+
+async def test_a_finished_trial_takes_no_more_batches(setup):
+    intake, patches, clock = setup
+    intake.directory.trials[("ns", "exp-0")] = TrialEntry(
+        uid="uid-0", experiment="exp", finished=True
+    )
+    entry = intake.directory.trial("ns", "exp-0")
+    observations = (Observation("loss", 0.01, step=1),)
+    batch_ = Batch("exp-0", "ns", "uid-0", observations, seq=1, boot="b")
+    assert not await intake.accept(batch_, entry)
+    clock.now += 10
+    assert await intake.flush_due() == 0
+    assert patches == []

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from kubesweep.operator.reconciler import ExperimentState
-from tests.operator.fakes import Driver
+from tests.operator.fakes import Driver, collector_pod, make_runtime
 
 
 def lr(trial):
@@ -97,6 +97,82 @@ async def test_restart_at_any_pass_with_stale_views_creates_exactly_max_trials()
     ]
     assert driver.kube.trial_creates == 12
     assert driver.kube.experiment_status["trials"]["succeeded"] == 12
+
+
+LOSSES = [0.9, 0.73, 0.61, 0.52, 0.43]  # what a trial program printed, one value per step
+
+
+def complete_job(driver: Driver, name: str, *, pods: list | None = None) -> None:
+    """The Job of ``name`` completed just now, with ``pods`` as the pod index shows them."""
+    when = driver.now.isoformat()
+    driver.kube.jobs[name]["status"] = {
+        "startTime": when,
+        "completionTime": when,
+        "conditions": [{"type": "Complete", "status": "True"}],
+    }
+    driver.kube.pods[name] = pods or []
+
+
+def pushed_first_steps(driver: Driver, name: str, count: int) -> None:
+    """The status an operator wrote from the first ``count`` pushed steps before it died."""
+    seen = LOSSES[:count]
+    driver.kube.trials[name]["status"] = {
+        "phase": "Running",
+        "objective": min(seen),
+        "metrics": [
+            {
+                "name": "loss",
+                "latest": seen[-1],
+                "min": min(seen),
+                "max": max(seen),
+                "step": count - 1,
+                "count": count,
+            }
+        ],
+        "curve": [{"step": i, "value": v} for i, v in enumerate(seen)],
+    }
+
+
+def restart(driver: Driver) -> None:
+    driver.rt = make_runtime(driver.kube, driver.backend)
+    driver.state = ExperimentState()
+
+
+async def test_a_restart_that_lost_pushes_ends_the_trial_with_the_collectors_account():
+    """Two steps reached status, three pushes died with the operator; the summary has five."""
+    driver = Driver({"maxTrials": 1, "parallelTrials": 1})
+    await driver.step()
+    pushed_first_steps(driver, "exp-0", 2)
+    complete_job(driver, "exp-0", pods=[collector_pod("exp-0", LOSSES)])
+    restart(driver)
+    await driver.step()
+    status = driver.kube.trials["exp-0"]["status"]
+    assert status["phase"] == "Succeeded"
+    assert status["objective"] == min(LOSSES)
+    assert status["metrics"][0]["count"] == len(LOSSES)
+    assert status["metrics"][0]["latest"] == LOSSES[-1]
+    assert [p["value"] for p in status["curve"]] == LOSSES
+    account = {c["type"]: c for c in status["conditions"]}["MetricsComplete"]
+    assert (account["status"], account["reason"]) == ("True", "CollectorSummary")
+    assert driver.kube.experiment_status["bestTrial"]["objective"] == min(LOSSES)
+
+
+async def test_without_the_collectors_summary_a_trial_waits_then_says_its_metrics_are_partial():
+    driver = Driver({"maxTrials": 1, "parallelTrials": 1})
+    await driver.step()
+    pushed_first_steps(driver, "exp-0", 2)
+    complete_job(driver, "exp-0")  # the pod shows no termination message (yet)
+    restart(driver)
+    await driver.step(advance=timedelta(seconds=5))
+    status = driver.kube.trials["exp-0"]["status"]
+    assert (status["phase"], status["reason"]) == ("Running", "CollectingMetrics")
+    await driver.step(advance=timedelta(seconds=20))  # still within the grace period
+    await driver.step()
+    status = driver.kube.trials["exp-0"]["status"]
+    assert status["phase"] == "Succeeded"
+    assert status["objective"] == min(LOSSES[:2])
+    account = {c["type"]: c for c in status["conditions"]}["MetricsComplete"]
+    assert (account["status"], account["reason"]) == ("False", "CollectorSummaryMissing")
 
 
 async def test_suggestion_outage_reconciles_then_stalls_then_recovers():

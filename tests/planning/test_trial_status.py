@@ -149,3 +149,31 @@ def test_gpus_per_pod():
     assert gpus_per_pod(None) == 0
     assert gpus_per_pod(job(gpus=4)) == 4
     assert gpus_per_pod(job()) == 0
+
+
+def test_pushed_metrics_wait_for_the_collectors_account_until_the_grace_ends():
+    """The objective among the pushes is not enough: more may have been observed."""
+    partial = TrialMetrics(objective=0.7, metrics=METRICS.metrics, complete=False)
+    just_now = (NOW - timedelta(seconds=2)).isoformat()
+    fresh_job = job(completionTime=just_now, conditions=[done("Complete", when=just_now)])
+    status = derive_trial_status(fresh_job, partial, NOW)
+    assert (status.phase, status.reason) == (TrialPhase.RUNNING, "CollectingMetrics")
+
+    whole = derive_trial_status(fresh_job, METRICS, NOW)
+    assert whole.phase is TrialPhase.SUCCEEDED
+    assert [(c.type, c.status) for c in whole.conditions] == [("MetricsComplete", "True")]
+
+    old_job = job(completionTime=T1, conditions=[done("Complete")])
+    late = derive_trial_status(old_job, partial, NOW)
+    assert (late.phase, late.objective) == (TrialPhase.SUCCEEDED, 0.7)
+    assert [(c.type, c.status, c.reason) for c in late.conditions] == [
+        ("MetricsComplete", "False", "CollectorSummaryMissing")
+    ]
+
+
+def test_a_complete_account_without_the_objective_ends_at_once():
+    empty = TrialMetrics(complete=True)
+    just_now = (NOW - timedelta(seconds=2)).isoformat()
+    the_job = job(completionTime=just_now, conditions=[done("Complete", when=just_now)])
+    status = derive_trial_status(the_job, empty, NOW, objective_metric="loss")
+    assert (status.phase, status.reason) == (TrialPhase.METRICS_UNAVAILABLE, "ObjectiveNotReported")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kubesweep.api import CurvePoint, MetricSummary, Objective
+from kubesweep.api import CurvePoint, MetricSummary, Objective, Trial
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,18 @@ class TrialEntry:
     finished: bool = False
     metrics: tuple[MetricSummary, ...] = ()
     curve: tuple[CurvePoint, ...] = ()
+
+
+def trial_entry(trial: Trial, uid: str) -> TrialEntry:
+    """What the intake keeps of an indexed Trial."""
+    status = trial.status
+    return TrialEntry(
+        uid=uid,
+        experiment=trial.spec.experiment,
+        finished=bool(status and status.phase.is_finished),
+        metrics=tuple(status.metrics) if status else (),
+        curve=tuple(status.curve) if status else (),
+    )
 
 
 @dataclass

@@ -29,7 +29,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubesweep.api import GROUP, VERSION
 from kubesweep.operator.children import Key, Kind, plain
 from kubesweep.operator.config import OperatorConfig
-from kubesweep.operator.directory import TrialEntry
+from kubesweep.operator.directory import trial_entry
 from kubesweep.operator.informer import Informer
 from kubesweep.operator.reconciler import (
     STATUS_INTERVAL,
@@ -156,14 +156,9 @@ class Operator:
             if rt.directory.trials.pop(key, None) is not None:
                 rt.intake.forget(namespace, name)
             return
-        status = trial.status
-        rt.directory.trials[key] = TrialEntry(
-            uid=trial.metadata.uid,
-            experiment=trial.spec.experiment,
-            finished=bool(status and status.phase.is_finished),
-            metrics=tuple(status.metrics) if status else (),
-            curve=tuple(status.curve) if status else (),
-        )
+        entry = rt.directory.trials[key] = trial_entry(trial, trial.metadata.uid)
+        if entry.finished:
+            rt.intake.forget(namespace, name)  # its final metrics are written
 
     def children(self, namespace: str, name: str) -> Children:
         """An experiment's children as the index holds them now."""

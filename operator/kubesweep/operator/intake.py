@@ -41,11 +41,18 @@ INTAKE_PATHS = ("/v1/metrics", "/")
 
 @dataclass
 class Accumulator:
-    """A trial's metrics merged so far, and when they were last written."""
+    """A trial's metrics merged so far, and when they were last written.
+
+    The curve maps each step to its newest value, so replays and a trainer that
+    reports a step again never leave duplicate steps. ``summarized`` says the
+    collector's summary was taken: from then on the metrics are its complete
+    account, and later batches (replays of what it already counted) change nothing.
+    """
 
     stats: dict[str, MetricStats] = field(default_factory=dict)
-    curve: list[Point] = field(default_factory=list)
+    curve: dict[int, float] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)  # boot -> last applied seq
+    summarized: bool = False
     dirty: bool = False
     flushed_at: float = float("-inf")
     hold_until: float = float("-inf")  # after the final batch: leave the write to the pass
@@ -55,11 +62,13 @@ class Accumulator:
         """Continue from what the trial's status already holds."""
         return Accumulator(
             stats={m.name: metric_stats(m) for m in entry.metrics},
-            curve=[(p.step, p.value) for p in entry.curve],
+            curve={p.step: p.value for p in entry.curve},
         )
 
     def add(self, observations: Iterable[Observation], objective: Objective | None) -> int:
         """Merge observations in order; returns how many were taken."""
+        if self.summarized:
+            return 0
         taken = 0
         for obs in observations:
             current = self.stats.get(obs.name)
@@ -74,7 +83,8 @@ class Accumulator:
             self.stats[obs.name] = current
             if objective is not None and obs.name == objective.metric:
                 step = current.count - 1 if obs.step is None else obs.step
-                self.curve.append((step, obs.value))
+                self.curve.pop(step, None)  # the newest value of a step is the one kept
+                self.curve[step] = obs.value
             taken += 1
         if len(self.curve) > 2 * MAX_CURVE_POINTS:
             self._shrink(objective)
@@ -82,19 +92,31 @@ class Accumulator:
         return taken
 
     def take_summary(self, summary: Summary) -> None:
-        """Adopt the collector's whole-run summary where it saw more than we did."""
+        """Adopt the collector's whole-run summary: its figures are the complete account.
+
+        Pushed batches may have been lost (an operator restart between receipt and
+        write) or applied twice (a replay after a restart); the summary counted each
+        observation once. Its stats replace ours for every metric it names; metrics
+        it had to leave out (a termination message is small) keep what was pushed.
+        Its curve points are merged in by step.
+        """
         for stats in summary.metrics:
-            mine = self.stats.get(stats.name)
-            if mine is None or mine.count < stats.count:
-                self.stats[stats.name] = stats
-                self.dirty = True
-        if summary.curve and len(summary.curve) > len(self.curve):
-            self.curve = list(summary.curve)
-            self.dirty = True
+            self.stats[stats.name] = stats
+        for step, value in summary.curve:
+            self.curve.pop(step, None)
+            self.curve[step] = value
+        self.summarized = True
+        self.dirty = True
+
+    def _points(self, objective: Objective | None) -> list[Point]:
+        points = sorted(self.curve.items())
+        if len(points) <= MAX_CURVE_POINTS:
+            return points
+        best = best_for(objective.strategy_for(objective.metric).value) if objective else None
+        return downsample(points, MAX_CURVE_POINTS, best)
 
     def _shrink(self, objective: Objective | None) -> None:
-        best = best_for(objective.strategy_for(objective.metric).value) if objective else None
-        self.curve = downsample(sorted(self.curve), MAX_CURVE_POINTS, best)
+        self.curve = dict(self._points(objective))
 
     def metrics(self, objective: Objective | None) -> TrialMetrics:
         """The trial's metrics as status holds them."""
@@ -110,7 +132,8 @@ class Accumulator:
         return TrialMetrics(
             objective=value,
             metrics=tuple(metric_summaries(ordered)),
-            curve=tuple(curve_points(self.curve)),
+            curve=tuple(curve_points(sorted(self.curve.items()))),
+            complete=self.summarized,
         )
 
 
@@ -197,7 +220,13 @@ class Intake:
     # -- merging and flushing ------------------------------------------------
 
     async def accept(self, batch: Batch, entry: TrialEntry) -> bool:
-        """Merge an authenticated batch; ``False`` if it was a repeat."""
+        """Merge an authenticated batch; ``False`` if it was a repeat or came too late.
+
+        A finished trial's metrics are final: a batch that arrives after them (a
+        replay, a collector that outlived its Job) changes nothing.
+        """
+        if entry.finished:
+            return False
         key = (batch.namespace, batch.trial)
         objective = self.directory.objective(batch.namespace, entry.experiment)
         acc = self.accumulators.get(key)
@@ -240,6 +269,9 @@ class Intake:
             if not acc.dirty:
                 return False
             entry = self.directory.trial(namespace, trial)
+            if entry is None or entry.finished:
+                acc.dirty = False  # its final status was written with its phase
+                return False
             objective = self.directory.objective(namespace, entry.experiment) if entry else None
             acc.dirty = False
             acc.flushed_at = self.clock()

@@ -228,16 +228,21 @@ class Pass:
     async def _metrics_for(
         self, trial: Trial, job: Mapping[str, Any] | None
     ) -> TrialMetrics | None:
-        """The last metrics of a trial whose Job completed, to write with its final phase."""
+        """The last metrics of a trial whose Job completed, to write with its final phase.
+
+        They must be the collector's complete account: its final batch's summary, or
+        else the summary in its termination message. Pushes alone are not enough,
+        even with the objective among them: an operator restart may have lost some
+        that the collector counted as delivered.
+        """
         if not _complete(job):
             return None
         name = trial.metadata.name
         metrics = self.rt.intake.take(self.namespace, name)
-        if (metrics is not None and metrics.objective is not None) or (
-            trial.status is not None and trial.status.objective is not None
-        ):
+        if metrics is not None and metrics.complete:
             return metrics
-        for pod in self.children.pods.get(name, ()):
+        pods = self.children.pods.get(name, ())
+        for pod in sorted(pods, key=lambda p: p.view.phase != "Succeeded"):
             if not pod.summary_message:
                 continue
             try:
@@ -246,7 +251,7 @@ class Pass:
                 logger.warning("unreadable termination message of %s: %s", name, error)
                 continue
             adopted = await self.rt.intake.adopt_summary(self.namespace, name, summary)
-            if adopted is not None and adopted.objective is not None:
+            if adopted is not None:
                 return adopted
         return metrics
 

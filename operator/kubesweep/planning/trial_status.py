@@ -4,7 +4,11 @@ The Job is the truth for how a trial ran; pods only tell *waiting* from
 *running* (a suspended Job waits for Kueue, a Pending pod waits for a node or
 GPUs), which the Job alone cannot. Metrics come from the intake (or the
 collector's termination message): a Job that completed with the objective
-succeeded, one that completed without it produced no result.
+succeeded, one that completed without it produced no result. Either is decided
+on the collector's complete account (its summary, which counts every
+observation it made), not on the pushes that happened to arrive; only when no
+summary comes within a grace period does the trial end with what was pushed,
+and its ``MetricsComplete`` condition says so.
 
 Finished phases are final: a trial is never re-run once it ended, whatever
 happens to its Job later (deleted by us when stopped, or by a TTL).
@@ -16,13 +20,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from kubesweep.api import TrialPhase, TrialStatus
+from kubesweep.api import Condition, TrialPhase, TrialStatus
 from kubesweep.planning.views import PodView, TrialMetrics
 
 #: Resource names counted as GPUs for ``gpuSeconds``.
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
-#: How long a completed Job may wait for its last metrics before MetricsUnavailable.
+#: How long a completed Job may wait for the collector's summary before its trial ends
+#: with what was pushed (MetricsComplete=False), or MetricsUnavailable without the objective.
 DEFAULT_METRICS_GRACE = timedelta(seconds=15)
+#: The condition type that says whether a finished trial's metrics are complete.
+METRICS_COMPLETE = "MetricsComplete"
 
 
 def parse_time(value: object) -> datetime | None:
@@ -77,6 +84,33 @@ def _gpu_seconds(job: Mapping[str, Any] | None, start: datetime | None, end: dat
     if start is None:
         return 0.0
     return round(gpus_per_pod(job) * max(0.0, (end - start).total_seconds()), 3)
+
+
+def metrics_account(complete: bool, now: datetime) -> Condition:
+    """The ``MetricsComplete`` condition of a finished trial: whose account its metrics are.
+
+    True: the collector's summary (every observation it made) was taken. False: the
+    collector ended without a summary reaching the operator, so the metrics are
+    what was pushed before, and may miss the last observations.
+    """
+    if complete:
+        return Condition(
+            type=METRICS_COMPLETE,
+            status="True",
+            reason="CollectorSummary",
+            message="the metrics are the collector's complete account",
+            last_transition_time=now,
+        )
+    return Condition(
+        type=METRICS_COMPLETE,
+        status="False",
+        reason="CollectorSummaryMissing",
+        message=(
+            "the collector left no summary (no final batch, no termination message); "
+            "the metrics are those pushed before it ended and may miss the last ones"
+        ),
+        last_transition_time=now,
+    )
 
 
 def derive_trial_status(
@@ -139,6 +173,19 @@ def derive_trial_status(
                 completion_time=end,
                 gpu_seconds=gpu,
             )
+        whole_account = metrics is not None and metrics.complete
+        if not whole_account and now - end < metrics_grace:
+            return _with(
+                previous,
+                metrics,
+                generation,
+                phase=TrialPhase.RUNNING,
+                reason="CollectingMetrics",
+                message="the Job completed; waiting for its last metrics",
+                start_time=start,
+                gpu_seconds=gpu,
+            )
+        account = metrics_account(whole_account, now)
         if objective is not None:
             return _with(
                 previous,
@@ -150,17 +197,7 @@ def derive_trial_status(
                 start_time=start,
                 completion_time=end,
                 gpu_seconds=gpu,
-            )
-        if now - end < metrics_grace:
-            return _with(
-                previous,
-                metrics,
-                generation,
-                phase=TrialPhase.RUNNING,
-                reason="CollectingMetrics",
-                message="the Job completed; waiting for its last metrics",
-                start_time=start,
-                gpu_seconds=gpu,
+                conditions=[account],
             )
         return _with(
             previous,
@@ -172,6 +209,7 @@ def derive_trial_status(
             start_time=start,
             completion_time=end,
             gpu_seconds=gpu,
+            conditions=[account],
         )
 
     if job.get("spec", {}).get("suspend"):

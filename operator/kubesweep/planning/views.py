@@ -39,11 +39,17 @@ class TrialView:
 
 @dataclass(frozen=True)
 class TrialMetrics:
-    """What is known of a trial's metrics: from intake pushes or the termination message."""
+    """What is known of a trial's metrics: from intake pushes or the termination message.
+
+    ``complete`` says these are the collector's whole account (its summary was
+    taken, or the run was read to its end); pushes alone are not, since some may
+    still be on their way or have been lost with an operator that received them.
+    """
 
     objective: float | None = None
     metrics: tuple[MetricSummary, ...] = ()
     curve: tuple[CurvePoint, ...] = ()
+    complete: bool = True
 
 
 @dataclass(frozen=True)

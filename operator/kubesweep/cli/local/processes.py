@@ -179,6 +179,7 @@ class TrialProcess:
             objective=value,
             metrics=tuple(metric_summaries(stats)),
             curve=tuple(curve_points(self.collector.reducer.curve(metric))),
+            complete=self.exit_code is not None,  # read to the end once the process exited
         )
 
     def latest_step(self) -> int | None:

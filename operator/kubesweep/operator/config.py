@@ -8,11 +8,13 @@ environment variable and never appears on a command line.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,15 +29,23 @@ class OperatorConfig:
     intake_port: int = 8443
     intake_url: str = "http://kubesweep-operator:8443/v1/metrics"  # as trial pods reach it
     intake_flush_seconds: float = 5.0
+    intake_tls_cert_file: str = ""  # with the key file: the intake serves HTTPS
+    intake_tls_key_file: str = ""
+    intake_service: str = ""  # HA: the selector-less Service the active replica publishes to
+    pod_ip: str = ""  # this replica's address, as the intake Service routes to it
+    pod_namespace: str = ""  # where the intake Service and the key Secret live
     collector_image: str = "kubesweep/collector:0.1.0"
+    collector_image_pull_policy: str | None = None
+    collector_resources: Mapping[str, Any] | None = None  # None: the renderer's default
     token_key: bytes = field(default=b"", repr=False)
+    token_key_secret: str = ""  # no key given: read, or create, the key in this Secret
     concurrency: int = 8
     resync_seconds: float = 10.0
     stall_after_seconds: float = 60.0
     metrics_port: int = 9090
     liveness_endpoint: str | None = "http://0.0.0.0:8081/healthz"
     peering_name: str | None = None  # None: standalone, no peering
-    priority: int = 0
+    priority: int | None = None  # None: derived at start-up (see kubesweep.operator.peering)
 
     @property
     def clusterwide(self) -> bool:
@@ -88,10 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
         defaults.intake_flush_seconds,
         float,
     )
+    add("intake-tls-cert-file", "PEM certificate: the intake serves HTTPS (with the key)", "")
+    add("intake-tls-key-file", "PEM private key of --intake-tls-cert-file", "")
+    add(
+        "intake-service",
+        "HA: the selector-less intake Service whose EndpointSlice the active replica writes",
+        "",
+    )
+    add("pod-ip", "this replica's pod IP (the downward API's status.podIP)", "")
+    add("pod-namespace", "this replica's namespace (the downward API's metadata.namespace)", "")
     add("collector-image", "image of the collector sidecar", defaults.collector_image)
+    add("collector-image-pull-policy", "imagePullPolicy of the collector sidecar", "")
+    add("collector-resources", "resources of the collector sidecar, as JSON", "")
     add(
         "token-key-file",
         "file holding the HMAC key of trial tokens (a mounted Secret); else KUBESWEEP_TOKEN_KEY",
+        "",
+    )
+    add(
+        "token-key-secret",
+        "without a key: the Secret (in --pod-namespace) to read it from, created if absent",
         "",
     )
     add("concurrency", "experiments reconciled at once", defaults.concurrency, int)
@@ -110,7 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("metrics-port", "port of the Prometheus metrics (0: off)", defaults.metrics_port, int)
     add("liveness", "kopf liveness endpoint ('' : off)", defaults.liveness_endpoint or "")
     add("peering", "kopf peering name for HA ('' : standalone)", "")
-    add("priority", "kopf peering priority of this replica", defaults.priority, int)
+    add(
+        "priority",
+        "kopf peering priority of this replica (default with --peering: derived, oldest first)",
+        "",
+    )
     add("log-level", "logging level", "INFO")
     return parser
 
@@ -134,11 +164,23 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
                 f"--namespace / KUBESWEEP_NAMESPACES: {namespace!r} is not a namespace name "
                 "(lowercase letters, digits and '-', at most 63 characters)"
             )
-    key = b""
-    if args.token_key_file:
-        key = Path(args.token_key_file).read_bytes().strip()
-    elif _env("token-key"):
-        key = (_env("token-key") or "").encode()
+    key = _token_key(parser, args.token_key_file, bool(args.token_key_secret))
+    priority: int | None = None
+    if args.priority != "":
+        try:
+            priority = int(args.priority)
+        except ValueError:
+            parser.error(f"--priority / KUBESWEEP_PRIORITY: {args.priority!r} is not an integer")
+    resources: Mapping[str, Any] | None = None
+    if args.collector_resources:
+        try:
+            resources = json.loads(args.collector_resources)
+        except ValueError as error:
+            parser.error(f"--collector-resources: not JSON ({error})")
+        if not isinstance(resources, dict):
+            parser.error("--collector-resources: a JSON object is needed")
+    if bool(args.intake_tls_cert_file) != bool(args.intake_tls_key_file):
+        parser.error("--intake-tls-cert-file and --intake-tls-key-file go together")
     config = OperatorConfig(
         namespaces=tuple(namespaces),
         suggestion_url=args.suggestion_url,
@@ -148,14 +190,38 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
         intake_port=args.intake_port,
         intake_url=args.intake_url,
         intake_flush_seconds=args.intake_flush_seconds,
+        intake_tls_cert_file=args.intake_tls_cert_file,
+        intake_tls_key_file=args.intake_tls_key_file,
+        intake_service=args.intake_service,
+        pod_ip=args.pod_ip,
+        pod_namespace=args.pod_namespace,
         collector_image=args.collector_image,
+        collector_image_pull_policy=args.collector_image_pull_policy or None,
+        collector_resources=resources,
         token_key=key,
+        token_key_secret=args.token_key_secret,
         concurrency=args.concurrency,
         resync_seconds=args.resync_seconds,
         stall_after_seconds=args.stall_after_seconds,
         metrics_port=args.metrics_port,
         liveness_endpoint=args.liveness or None,
         peering_name=args.peering or None,
-        priority=args.priority,
+        priority=priority,
     )
     return config, str(args.log_level)
+
+
+def _token_key(parser: argparse.ArgumentParser, path: str, secret_named: bool) -> bytes:
+    """The key from ``--token-key-file``, else ``KUBESWEEP_TOKEN_KEY``, else empty.
+
+    With ``--token-key-secret`` the file may be missing or empty: the chart mounts
+    the operator's own Secret as an optional volume, which is empty until the
+    operator has created that Secret on its first start.
+    """
+    if path:
+        file = Path(path)
+        if file.is_file() and file.read_bytes().strip():
+            return file.read_bytes().strip()
+        if not secret_named:
+            parser.error(f"--token-key-file: {path} is missing or empty")
+    return (_env("token-key") or "").encode()

@@ -230,6 +230,61 @@ def test_operator_killed_and_restarted_mid_sweep_ends_with_exactly_max_trials(
     assert status["bestTrial"]["name"] == best["metadata"]["name"]
 
 
+#: Two steps, a pause in which the test stops the operator, then three more steps.
+PAUSED_PROGRAM = (
+    "import time\n"
+    "losses = [0.9, 0.73, 0.61, 0.52, 0.43]\n"
+    "for step, loss in enumerate(losses, 1):\n"
+    "    print(f'step={step} loss={loss}', flush=True)\n"
+    "    time.sleep(20 if step == 2 else 0.2)\n"
+)
+
+
+def job_complete(cluster: Cluster, namespace: str, name: str) -> bool:
+    job = cluster.kube.get(path_for("batch/v1", "jobs", namespace, name))
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+
+
+def test_pushes_lost_with_a_killed_operator_come_back_from_the_collectors_summary(
+    cluster, namespace, apply, stack
+):
+    """Steps 1-2 reach status; the operator is down for steps 3-5 and the final batch.
+
+    The trial must end with the objective of all five steps (the termination
+    message's summary), not the one of the two pushes that arrived.
+    """
+    manifest = experiment("lost-pushes", {"maxTrials": 1, "parallelTrials": 1})
+    container = manifest["spec"]["trialTemplate"]["job"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python", "-c", PAUSED_PROGRAM]
+    container["args"] = []
+    apply(manifest)
+    trial_path = path_for(API, "trials", namespace, "lost-pushes-0")
+
+    def two_steps_written() -> bool:
+        metrics = (cluster.kube.get(trial_path).get("status") or {}).get("metrics") or []
+        return bool(metrics) and metrics[0]["count"] == 2
+
+    wait_for(two_steps_written, 20, 0.2, what="the first two steps in the Trial's status")
+    stack.kill_operator()
+    try:
+        wait_for(
+            lambda: job_complete(cluster, namespace, "lost-pushes-0"),
+            90,
+            0.5,
+            what="the trial's Job to complete while the operator is down",
+        )
+    finally:
+        stack.start_operator()
+    status = wait_end(cluster, namespace, "lost-pushes", timeout=120)
+    assert end_condition(status)["reason"] == "MaxTrialsReached"
+    trial = cluster.kube.get(trial_path)
+    assert trial["status"]["objective"] == 0.43, trial["status"]
+    assert trial["status"]["metrics"][0]["count"] == 5
+    assert metrics_account(trial) == ("True", "CollectorSummary")
+    assert status["bestTrial"]["objective"] == 0.43
+
+
 def test_metrics_survive_an_unreachable_intake(cluster, namespace, apply, stack):
     """Pushes go nowhere; the collector's termination message still delivers the objective."""
     stack.extra_operator_args = ("--intake-url=http://127.0.0.1:9/v1/metrics",)

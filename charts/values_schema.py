@@ -4,8 +4,11 @@ The schema refuses unknown keys (``additionalProperties: false``) so that a typo
 in a values file fails ``helm install`` instead of being silently ignored. Each
 key's description is its ``# --`` comment in values.yaml, its type is that of its
 default, and Kubernetes pass-through objects (resources, affinity, labels, ...)
-stay open. ``python charts/values_schema.py`` rewrites the file; a test fails when
-it is stale or when a value lacks its comment.
+stay open. Lists of Kubernetes objects (extraEnv, extraVolumes, ...) are open too;
+extraArgs holds strings, image digests must look like one, and an enum whose
+default is empty also takes "" (Kubernetes' or the operator's default).
+``python charts/values_schema.py`` rewrites the file; a test fails when it is
+stale or when a value lacks its comment.
 """
 
 from __future__ import annotations
@@ -32,8 +35,14 @@ PASS_THROUGH = frozenset(
         "podLabels",
         "annotations",
         "labels",
+        "commonLabels",
+        "strategy",
     }
 )
+#: The items of lists whose entries are not Kubernetes objects.
+ITEMS: dict[str, dict[str, Any]] = {"extraArgs": {"type": "string"}}
+#: Strings of a fixed shape.
+PATTERNS: dict[str, str] = {"digest": "^(sha256:[0-9a-f]{64})?$"}
 #: Keys limited to a set of values.
 ENUMS: dict[str, list[str]] = {
     "scope": ["cluster", "namespaced"],
@@ -78,9 +87,13 @@ def _schema(value: Any, path: tuple[str, ...], docs: dict[tuple[str, ...], str])
     elif isinstance(value, str):
         node = {"type": "string"}
         if key in ENUMS:
-            node["enum"] = ENUMS[key]
+            node["enum"] = ENUMS[key] + ([""] if value == "" else [])
+        if key in PATTERNS:
+            node["pattern"] = PATTERNS[key]
     elif isinstance(value, list):
         node = {"type": "array"}
+        if key in ITEMS:
+            node["items"] = ITEMS[key]
     elif isinstance(value, dict):
         node = {"type": "object"}
         if key not in PASS_THROUGH:

@@ -50,6 +50,10 @@ def test_scenario_values_are_valid(values: Path) -> None:
         {"operator": {"replica": 2}},
         {"scope": "global"},
         {"crds": {"keep": "yes"}},
+        {"operator": {"extraArgs": [{"--concurrency": 16}]}},
+        {"operator": {"image": {"digest": "latest"}}},
+        {"collector": {"image": {"pullPolicy": "Sometimes"}}},
+        {"operator": {"livenessProbe": {"periodSecond": 5}}},
     ],
 )
 def test_typos_are_refused(typo: dict[str, object]) -> None:
@@ -60,5 +64,25 @@ def test_typos_are_refused(typo: dict[str, object]) -> None:
 def test_pass_through_objects_stay_open() -> None:
     jsonschema.validate(
         {"operator": {"resources": {"limits": {"cpu": "2"}}, "nodeSelector": {"gpu": "a100"}}},
+        _schema(),
+    )
+
+
+def test_what_platform_teams_set_is_accepted() -> None:
+    jsonschema.validate(
+        {
+            "global": {"imageRegistry": "mirror.example/kubesweep"},
+            "commonLabels": {"team": "ml"},
+            "namespaceOverride": "sweeps",
+            "operator": {
+                "extraArgs": ["--concurrency=16", "--stall-after-seconds=300"],
+                "extraEnv": [{"name": "TZ", "value": "UTC"}],
+                "image": {"digest": "sha256:" + "a" * 64},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+                "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone"}],
+            },
+            "suggestion": {"extraArgs": ["--max-queue=8"], "extraVolumes": [{"name": "x"}]},
+            "collector": {"image": {"pullPolicy": ""}, "resources": {"limits": {"cpu": "1"}}},
+        },
         _schema(),
     )

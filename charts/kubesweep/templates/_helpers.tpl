@@ -14,6 +14,12 @@
 {{- end -}}
 {{- end -}}
 
+{{/* Where the namespaced objects go: namespaceOverride, else the release namespace. */}}
+{{- define "kubesweep.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride -}}
+{{- end -}}
+
+{{/* Labels of every object: the recommended ones, then commonLabels. */}}
 {{- define "kubesweep.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 app.kubernetes.io/name: {{ include "kubesweep.name" . }}
@@ -21,6 +27,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: kubesweep
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{- define "kubesweep.selector" -}}
@@ -29,8 +38,17 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* registry/repository:tag, or registry/repository@digest when a digest is given. */}}
 {{- define "kubesweep.image" -}}
-{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) -}}
+{{- $repository := .image.repository -}}
+{{- with .root.Values.global.imageRegistry -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository -}}
+{{- end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (default .root.Chart.AppVersion .image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "kubesweep.operator.serviceAccount" -}}
@@ -41,13 +59,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-suggestion" (include "kubesweep.fullname" .)) .Values.suggestion.serviceAccount.name -}}
 {{- end -}}
 
+{{/* The Secret holding the intake key: the user's, or the one the operator creates. */}}
 {{- define "kubesweep.intakeSecret" -}}
 {{- default (printf "%s-intake" (include "kubesweep.fullname" .)) .Values.intake.existingSecret -}}
 {{- end -}}
 
+{{/* Several operator replicas: kopf peering, and the intake routed to the active one. */}}
+{{- define "kubesweep.ha" -}}
+{{- if gt (int .Values.operator.replicas) 1 }}true{{ end -}}
+{{- end -}}
+
 {{/* The namespaces the operator acts in, in namespaced scope. */}}
 {{- define "kubesweep.namespaces" -}}
-{{- $namespaces := list .Release.Namespace -}}
+{{- $namespaces := list (include "kubesweep.namespace" .) -}}
 {{- range .Values.watchNamespaces -}}
 {{- $namespaces = append $namespaces . -}}
 {{- end -}}

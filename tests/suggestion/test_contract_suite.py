@@ -5,13 +5,18 @@ space with the right types, exactly ``count`` (fewer only with ``exhausted``),
 the same reply for the same seed and history, any history accepted (trials the
 algorithm did not suggest, failures, NaN and missing values), pending trials
 respected so that parallel slots get distinct points, and fidelity budgets
-within bounds for the multi-fidelity algorithms. Algorithms whose module is not
+within bounds for the multi-fidelity algorithms. Numbers no algorithm can compute
+with (NaN, infinities, ``1e308``, ints beyond a float's range) are handled by one
+policy for all: in an objective they are as unusable as NaN, in a parameter they
+are a value outside the space; neither is ever an error. Algorithms whose module is not
 importable yet are skipped with the reason; everything else must pass.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,11 +26,13 @@ from kubesweep.api.experiment import AlgorithmName, EarlyStopping
 from kubesweep.api.status import CurvePoint
 from kubesweep.suggestion import registry
 from kubesweep.suggestion.contract import (
+    MAX_OBSERVED_MAGNITUDE,
     Assignment,
     ObservedTrial,
     SettingsError,
     StopRequest,
     SuggestReply,
+    SuggestRequest,
     TrialState,
 )
 from kubesweep.suggestion.space import Space
@@ -249,3 +256,94 @@ def test_stop_names_only_running_trials(name: AlgorithmName) -> None:
     assert {d.name for d in reply.stop} <= running
     if early is not None:
         assert reply.stop, "the median rule stops the worst running curves"
+
+
+#: Numbers JSON can carry that overflow or poison arithmetic; ints only where a
+#: parameter value may be an int (objective values are floats).
+EXTREME_FLOATS = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    1e308,
+    -1e308,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    MAX_OBSERVED_MAGNITUDE * 2,
+]
+EXTREME_NUMBERS: list[float | int] = [*EXTREME_FLOATS, 5e-324, 2**63, 10**400, -(10**400)]
+
+
+def _over_the_wire(name: AlgorithmName, wire: dict[str, Any]) -> SuggestReply:
+    """The reply to ``wire`` parsed as the service parses it (JSON, strict)."""
+    parsed = SuggestRequest.model_validate_json(json.dumps(wire), strict=True)
+    reply = registry.suggest(parsed)
+    check_reply(name, reply, parsed.count)
+    return reply
+
+
+@pytest.mark.parametrize("number", EXTREME_NUMBERS, ids=repr)
+def test_extreme_parameter_values_in_the_history_are_values_outside_the_space(
+    name: AlgorithmName, number: float
+) -> None:
+    trials, _ = run(name, rounds=3, count=3)
+    wire = request(name, trials, count=3).to_wire()
+    numeric = [p["name"] for p in wire["space"]["parameters"] if p["type"] != "categorical"]
+    for index, trial in enumerate(wire["trials"]):
+        trial["parameters"][numeric[index % len(numeric)]] = number
+    _over_the_wire(name, wire)
+
+
+@pytest.mark.parametrize("number", EXTREME_FLOATS, ids=repr)
+def test_extreme_objective_values_are_as_unusable_as_nan(
+    name: AlgorithmName, number: float
+) -> None:
+    trials, _ = run(name, rounds=3, count=3)
+    wire = request(name, trials, count=3).to_wire()
+    as_nan = json.loads(json.dumps(wire))
+    for index, (trial, same) in enumerate(zip(wire["trials"], as_nan["trials"], strict=True)):
+        if index % 2:
+            value = number if index % 4 == 1 else -number
+            trial["value"] = value
+            trial["intermediate"] = [{"step": 1, "value": value}, {"step": 2**70, "value": value}]
+            same["value"] = math.nan
+            same["intermediate"] = [
+                {"step": 1, "value": math.nan},
+                {"step": 2**70, "value": math.nan},
+            ]
+    assert _over_the_wire(name, wire) == _over_the_wire(name, as_nan)
+
+
+def test_a_history_of_only_extreme_objectives_is_a_history_of_failures(name: AlgorithmName) -> None:
+    trials, _ = run(name, rounds=3, count=3)
+    extreme = [t.model_copy(update={"value": 1e308 * (-1) ** i}) for i, t in enumerate(trials)]
+    failed = [t.model_copy(update={"value": None, "state": TrialState.FAILED}) for t in trials]
+    for trial in (*extreme, *failed):
+        trial.intermediate.clear()
+    assert registry.suggest(request(name, extreme, count=3)) == registry.suggest(
+        request(name, failed, count=3)
+    )
+
+
+@pytest.mark.parametrize("number", EXTREME_FLOATS, ids=repr)
+def test_stop_skips_extreme_curve_values_and_takes_any_step(
+    name: AlgorithmName, number: float
+) -> None:
+    trials, _ = run(name, rounds=3, count=4)
+    curves = []
+    for i, trial in enumerate(trials):
+        points = [
+            CurvePoint(step=2**64 * (s + 1), value=number if s % 3 == 0 else float(i % 5 + s))
+            for s in range(6)
+        ]
+        state = TrialState.PENDING if i % 3 == 0 else TrialState.COMPLETED
+        curves.append(trial.model_copy(update={"intermediate": points, "state": state}))
+    early = None if is_multi_fidelity(name) else EarlyStopping(settings={"minTrials": 2})
+    wire = StopRequest(
+        space=space_for(name),
+        algorithm=request(name).algorithm,
+        early_stopping=early,
+        trials=curves,
+    ).to_wire()
+    reply = registry.stop(StopRequest.model_validate_json(json.dumps(wire), strict=True))
+    running = {t.name for t in curves if t.state is TrialState.PENDING}
+    assert {d.name for d in reply.stop} <= running

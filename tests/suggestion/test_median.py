@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from kubesweep.api.experiment import EarlyStopping, ParameterValue
 from kubesweep.api.status import CurvePoint
 from kubesweep.suggestion import registry
@@ -12,13 +15,17 @@ from kubesweep.suggestion.contract import ObservedTrial, StopRequest, TrialState
 SPACE: dict[str, Any] = {"parameters": [{"name": "x", "type": "float", "min": 0, "max": 1}]}
 
 
-def trial(name: str, state: TrialState, values: list[float], first_step: int = 1) -> ObservedTrial:
+def trial(
+    name: str, state: TrialState, values: list[float], first_step: int = 1, scale: int = 1
+) -> ObservedTrial:
     return ObservedTrial(
         name=name,
         parameters={"x": 0.5},
         state=state,
         value=values[-1] if state is TrialState.COMPLETED and values else None,
-        intermediate=[CurvePoint(step=first_step + i, value=v) for i, v in enumerate(values)],
+        intermediate=[
+            CurvePoint(step=(first_step + i) * scale, value=v) for i, v in enumerate(values)
+        ],
     )
 
 
@@ -74,3 +81,56 @@ def test_failed_and_nan_curves_are_ignored() -> None:
     broken = [trial(f"f{i}", TrialState.FAILED, [0.0]) for i in range(5)]
     nan = trial("nan", TrialState.PENDING, [float("nan")])
     assert stopped([*broken, *COMPLETED[:4], nan]) == []
+
+
+def test_steps_beyond_int64_are_exact() -> None:
+    scale = 2**64
+    completed = [
+        trial(f"c{i}", TrialState.COMPLETED, [float(i + 1)] * 10, scale=scale) for i in range(5)
+    ]
+    bad = trial("bad", TrialState.PENDING, [9.0, 8.0, 4.0], scale=scale)
+    good = trial("good", TrialState.PENDING, [9.0, 2.0, 5.0], scale=scale)
+    assert stopped([*completed, bad, good], startStep=scale) == ["bad"]
+    assert stopped([*completed, bad, good], startStep=4 * scale) == []
+
+
+def test_extreme_values_are_skipped_like_nan() -> None:
+    extreme = [
+        trial(f"e{i}", TrialState.COMPLETED, [1e308, -1e308, float("inf")]) for i in range(5)
+    ]
+    bad = trial("bad", TrialState.PENDING, [9.0, 1.7976931348623157e308])
+    assert stopped([*extreme, *COMPLETED[:4], bad]) == []
+    assert stopped([*extreme, *COMPLETED, bad]) == ["bad"]
+
+
+curve_values = st.lists(st.floats(-10, 10), min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    completed=st.lists(st.tuples(st.integers(0, 4), curve_values), min_size=5, max_size=9),
+    running=st.lists(st.tuples(st.integers(0, 4), curve_values), min_size=1, max_size=4),
+    start_step=st.integers(0, 6),
+    scale_bits=st.sampled_from([58, 63, 64, 100]),
+)
+def test_scaling_every_step_never_changes_a_decision(
+    completed: list[tuple[int, list[float]]],
+    running: list[tuple[int, list[float]]],
+    start_step: int,
+    scale_bits: int,
+) -> None:
+    def history(scale: int) -> list[ObservedTrial]:
+        done = [
+            trial(f"c{i}", TrialState.COMPLETED, values, first, scale)
+            for i, (first, values) in enumerate(completed)
+        ]
+        going = [
+            trial(f"r{i}", TrialState.PENDING, values, first, scale)
+            for i, (first, values) in enumerate(running)
+        ]
+        return [*done, *going]
+
+    scale = 2**scale_bits
+    assert stopped(history(1), minTrials=3, startStep=start_step) == stopped(
+        history(scale), minTrials=3, startStep=start_step * scale
+    )

@@ -8,6 +8,15 @@ algorithm did not produce itself (a warm start) is just more history.
 
 Algorithms see objective values as *losses* (smaller is better):
 :func:`loss_of` flips maximised objectives, so no algorithm handles direction.
+Observed numbers that no algorithm can compute with are one case, handled once
+here: an objective or intermediate value that is NaN, infinite, or larger in
+magnitude than :data:`MAX_OBSERVED_MAGNITUDE` is *unusable*, exactly as if the
+trial had reported nothing (a completed trial with such a value counts as
+failed; its point stays taken). Every algorithm and stopping rule reads values
+through :func:`usable`, so ``1e308`` cannot overflow a sum inside a model fit,
+and no request of any shape is refused for it: a diverged trial is an ordinary
+event, not a client error.
+
 Randomness comes from :func:`rng_for`, seeded by the experiment seed and the
 history length, which makes replies reproducible and still different call by call.
 """
@@ -15,7 +24,6 @@ history length, which makes replies reproducible and still different call by cal
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Protocol
@@ -33,6 +41,16 @@ from kubesweep.api.experiment import (
     ParameterValue,
 )
 from kubesweep.api.status import CurvePoint
+
+#: Largest magnitude of an objective or intermediate value that algorithms use:
+#: squares and sums of a million such values still fit in a float. Beyond it a
+#: value is unusable (see :func:`usable`); no real objective comes near it.
+MAX_OBSERVED_MAGNITUDE = 1e150
+
+
+def usable(value: float | None) -> bool:
+    """Whether an observed objective value is a number algorithms may compute with."""
+    return value is not None and abs(value) <= MAX_OBSERVED_MAGNITUDE
 
 
 class TrialState(StrEnum):
@@ -158,7 +176,7 @@ def loss_of(trial: ObservedTrial, direction: Direction) -> float | None:
         value = trial.value if trial.value is not None else _last(trial.intermediate)
     else:
         return None
-    if value is None or not math.isfinite(value):
+    if value is None or not usable(value):
         return None
     return float(value) if direction is Direction.MINIMIZE else -float(value)
 

@@ -46,6 +46,9 @@ Values = dict[str, ParameterValue]
 
 _STEP_TOLERANCE = 1e-9
 _MAX_ENUMERATION = 1_000_000
+#: Most rungs of a fidelity ladder. Hyperband's brackets grow as ``eta**rungs``,
+#: and no real ladder needs more than a dozen (1 to 27 epochs by 3 is four).
+MAX_RUNGS = 64
 
 
 class SpaceError(ValueError):
@@ -54,6 +57,22 @@ class SpaceError(ValueError):
     def __init__(self, problems: Sequence[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = list(problems)
+
+
+def finite_number(value: object) -> float | None:
+    """``value`` as a finite float, or None: not a number, a bool, NaN, infinite, or an
+    int too large for a float (``10**400``).
+
+    Observed trials may carry any of these (a warm start from elsewhere, a broken
+    client); they are values outside the space, never an error.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _same(a: object, b: object) -> bool:
@@ -123,9 +142,9 @@ class Dimension:
         if self.is_categorical:
             i = self._lookup.get((type(value), value))
             return math.nan if i is None else (i + 0.5) / len(self.choices)
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        v = finite_number(value)
+        if v is None:
             return math.nan
-        v = float(value)
         if self.parameter.log:
             if v <= 0:
                 return math.nan
@@ -192,16 +211,24 @@ class Dimension:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return ("?", type(value).__name__, value)
         if self.is_int:
-            return int(value) if float(value).is_integer() else ("?", value)
+            # An int of any size is its own key; a float only when it is whole.
+            return int(value) if isinstance(value, int) or value.is_integer() else ("?", value)
+        number = finite_number(value)
+        if number is None:
+            return ("?", value)
         if self.step is not None:
-            offset = (value - self.parameter.low) / self.step
+            offset = (number - self.parameter.low) / self.step
+            if not math.isfinite(offset):  # 1e308 - (-1): far off the grid
+                return ("off", number)
             k = round(offset)
-            return k if abs(offset - k) < 1e-6 else ("off", float(value))
-        return float(value)
+            return k if abs(offset - k) < 1e-6 else ("off", number)
+        return number
 
     def contains(self, value: object) -> bool:
         """Whether ``value`` is a valid value of this parameter, of the right type."""
         p = self.parameter
+        if p.type is not ParameterType.CATEGORICAL and finite_number(value) is None:
+            return False
         if p.type is ParameterType.INT and not isinstance(value, int):
             return False
         if p.type is ParameterType.FLOAT and (
@@ -560,7 +587,20 @@ def problems(space: SearchSpace) -> list[str]:
             float(fidelity.min).is_integer() and float(fidelity.max).is_integer()
         ):
             out.append("fidelity.min: an int fidelity needs whole-number min and max")
+        if fidelity.min > 0 and fidelity.eta > 1 and fidelity.min < fidelity.max:
+            rungs = _rung_count(fidelity) + 1
+            if rungs > MAX_RUNGS:
+                out.append(
+                    f"fidelity.max: min to max spans {rungs} rungs of eta; at most {MAX_RUNGS} "
+                    "(raise eta or narrow min..max)"
+                )
     return out
+
+
+def _rung_count(fidelity: Fidelity) -> int:
+    """Rungs below the top: ``log_eta(max / min)``, by logs, since ``max / min`` may overflow."""
+    spread = math.log(fidelity.max) - math.log(fidelity.min)
+    return math.floor(spread / math.log(fidelity.eta) + 1e-9)
 
 
 def _grid_problem(width: float, step: float) -> str | None:
@@ -583,7 +623,7 @@ def rung_budgets(fidelity: Fidelity) -> list[float]:
     always train with the full budget, and every ratio between rungs is at least
     ``eta``. For min 1, max 27, eta 3: ``[1, 3, 9, 27]``; for max 20: ``[1, 3, 20]``.
     """
-    levels = math.floor(math.log(fidelity.max / fidelity.min) / math.log(fidelity.eta) + 1e-9)
+    levels = _rung_count(fidelity)
     budgets = [fidelity.min * fidelity.eta**i for i in range(levels)] + [fidelity.max]
     if fidelity.type == "int":
         budgets = [float(max(1, round(b))) for b in budgets]
@@ -605,6 +645,7 @@ __all__ = [
     "Space",
     "SpaceError",
     "Values",
+    "finite_number",
     "problems",
     "rung_budgets",
     "rung_of",

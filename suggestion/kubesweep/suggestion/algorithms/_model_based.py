@@ -28,11 +28,12 @@ from kubesweep.suggestion.contract import (
     SuggestReply,
     rng_for,
 )
+from kubesweep.suggestion.cost import MODEL_PICKS
 from kubesweep.suggestion.space import Key
 
 #: Most model-based picks in one reply; the rest of a larger batch is uniform, so
 #: a request for hundreds of parallel slots stays fast.
-MAX_MODEL_PICKS = 32
+MAX_MODEL_PICKS = MODEL_PICKS
 
 
 @dataclass

@@ -12,6 +12,7 @@ Only the points finally chosen are decoded through :meth:`Space.from_unit`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kubesweep.api.experiment import ParameterValue
-from kubesweep.suggestion.space import Dimension, Space
+from kubesweep.suggestion.space import Dimension, Space, finite_number
 
 Array = NDArray[np.float64]
 Mask = NDArray[np.bool_]
@@ -174,9 +175,10 @@ class _Affine:
         return cls(slope, u_low - slope * w_low, p.log)
 
     def forward(self, v: Array) -> Array:
+        # Values far outside the bounds (1e308) may overflow to infinity; clipped, as any.
         with np.errstate(all="ignore"):
             w = np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan) if self.log else v
-        return np.clip(self.intercept + self.slope * w, 0.0, 1.0)
+            return np.clip(self.intercept + self.slope * w, 0.0, 1.0)
 
     def backward(self, u: Array) -> Array:
         w = (u - self.intercept) / self.slope
@@ -215,16 +217,15 @@ def _encode_column(d: Dimension, affine: _Affine | None, values: Sequence[object
         column[np.asarray(codes) < 0] = np.nan
         return column
     assert affine is not None
+    numbers: Array | None = None
     if kinds <= {int, float}:  # the common case, without a Python loop
-        numbers = np.asarray(values, dtype=float)
-    else:
-        numbers = np.array(
-            [
-                float(v) if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
-                for v in values
-            ],
-            dtype=float,
-        )
+        with contextlib.suppress(OverflowError):  # an int beyond float's range
+            numbers = np.asarray(values, dtype=float)
+    if numbers is None:
+        found = (finite_number(v) for v in values)
+        numbers = np.array([np.nan if v is None else v for v in found], dtype=float)
+    # NaN and infinities are values outside the space, like any invalid value.
+    numbers[~np.isfinite(numbers)] = np.nan
     return affine.forward(numbers)
 
 

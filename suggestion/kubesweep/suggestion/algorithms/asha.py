@@ -56,6 +56,7 @@ from kubesweep.suggestion.contract import (
     SuggestReply,
     TrialState,
     rng_for,
+    usable,
 )
 from kubesweep.suggestion.settings import Setting, parse
 from kubesweep.suggestion.space import Key, Space, rung_budgets, rung_of
@@ -212,8 +213,8 @@ class Asha:
 
 
 def _values_at(curve: Sequence[CurvePoint], gates: Sequence[float]) -> list[float | None]:
-    """The curve's latest finite value at or before each gate it reached, else None."""
-    points = [(p.step, p.value) for p in curve if math.isfinite(p.value)]
+    """The curve's latest usable value at or before each gate it reached, else None."""
+    points = [(p.step, p.value) for p in curve if usable(p.value)]
     if not points:
         return [None for _ in gates]
     points.sort()

@@ -28,9 +28,15 @@ How it works, and why:
   prediction, the "kriging believer"), which removes their improvement, so a
   batch spreads out instead of collapsing onto one point.
 - Scale: the GP is conditioned on at most ``maxFitPoints`` observations (the
-  best half and a uniform spread of the rest) and its hyperparameters fitted on
-  at most ``kernelFitPoints`` of those, so a call costs about the same at
-  1,000 or 100,000 observed trials. One call makes at most 32 model-based
+  best half and a uniform spread of the rest) and the 128 most recent pending
+  trials, and its hyperparameters fitted on at most ``kernelFitPoints`` of
+  those, so a call costs about the same at 1,000 or 100,000 observed trials.
+  Settings whose combined cost exceeds the service's limits (about ``5e10``
+  operations or 1 GiB in one call, see ``docs/suggestion-service.md``) are
+  refused with the costliest setting named: roughly, ``maxFitPoints`` up to
+  about 800 at the default ``candidates``, ``candidates`` up to about 10,000
+  at the default ``maxFitPoints``, less as the space has more model features
+  (a categorical counts one per value). One call makes at most 32 model-based
   picks; the rest of a larger batch is drawn uniformly (with hundreds of
   parallel slots, a model adds little and would cost a refit per pick).
   Linear algebra runs single-threaded: on matrices of a few hundred rows,
@@ -63,6 +69,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from kubesweep.api.experiment import ParameterValue
+from kubesweep.suggestion import cost
 from kubesweep.suggestion.algorithms._gp import (
     Hyperparameters,
     Posterior,
@@ -125,6 +132,9 @@ _ANCHORS = 5  # best observed points and best candidates searched around
 _LOCAL_PER_ANCHOR = 24
 _LOCAL_SCALES = np.array([0.005, 0.02, 0.06, 0.15])
 _CATEGORY_RESAMPLE = 0.25
+#: Points scored besides the uniform candidates: perturbations of both anchor sets,
+#: then of the best of those.
+_LOCAL_POINTS = (2 * _ANCHORS + _ANCHORS) * _LOCAL_PER_ANCHOR
 
 
 class _Model:
@@ -202,7 +212,8 @@ class BayesianOptimization:
         hp = self._hyperparameters(features, targets, rng)
         model = _Model(features, targets, hp)
         liar = s.text("liar")
-        pending = np.vstack([observations.pending, batch.batch_rows()])
+        recent = observations.pending[-cost.MAX_PENDING_IN_MODEL :]
+        pending = np.vstack([recent, batch.batch_rows()])
         model = model.with_lies(self.cube.features(pending), liar, targets)
         pool = self.cube.snap(rng.random((s.integer("candidates"), self.cube.dim)))
         for _ in batch.model_turns(rng):
@@ -268,8 +279,41 @@ class BayesianOptimization:
         return self.cube.snap(moved.reshape(-1, dim))
 
 
+def cost_terms(settings: Settings, features: int) -> list[cost.Term]:
+    """One call's worst case (see :mod:`kubesweep.suggestion.cost`).
+
+    The kernel fit evaluates the likelihood about twice per iteration, each a
+    Cholesky factorisation and inverse (``m³``) and distance products (``m²d``).
+    Each of the model picks refits the GP on the fitted points, the pending lies
+    and the batch so far (``N³``) and scores the candidates and the local points
+    against them (``(c + local) N (N + d)``).
+    """
+    m = min(settings.integer("kernelFitPoints"), settings.integer("maxFitPoints"))
+    iterations = settings.integer("kernelFitIterations")
+    n = settings.integer("maxFitPoints") + cost.MAX_PENDING_IN_MODEL + cost.MODEL_PICKS
+    scored = settings.integer("candidates") + _LOCAL_POINTS
+    d = features
+    fit = cost.Term(
+        "kernelFitPoints" if m >= iterations else "kernelFitIterations",
+        2 * iterations * (m**3 + 2 * m * m * d),
+        8 * (10 * m * m + 2 * m * d) if iterations else 0,
+    )
+    model = cost.Term("maxFitPoints", cost.MODEL_PICKS * n**3, 8 * 4 * n * n)
+    scoring = cost.Term(
+        "candidates", cost.MODEL_PICKS * scored * n * (n + d), 8 * 3 * scored * (n + d)
+    )
+    return [fit, model, scoring]
+
+
 def create(
     space: SearchSpace, settings: Mapping[str, ParameterValue], seed: int | None
 ) -> BayesianOptimization:
-    """The ``bayesian`` algorithm for one request; refuses bad settings by name."""
-    return BayesianOptimization(space, parse(SETTINGS, settings), seed)
+    """The ``bayesian`` algorithm for one request; refuses bad or too costly settings by name."""
+    algorithm = BayesianOptimization(space, parse(SETTINGS, settings), seed)
+    features = algorithm.cube.feature_count
+    cost.check(
+        cost_terms(algorithm.settings, features),
+        ", ".join(f"{s.name} {algorithm.settings.as_dict()[s.name]}" for s in SETTINGS[1:5])
+        + f" and {features} model features",
+    )
+    return algorithm

@@ -33,6 +33,15 @@ Settings:
 - ``bandwidthFactor`` (default ``3.0``): widening of the kernels when sampling.
 - ``minPointsInModel`` (default ``0``, meaning parameters + 1): finished trials
   a budget needs (strictly more) before a model is fitted on it.
+- ``maxObservations`` (default ``1000``): most finished trials of the model's
+  budget the densities are fitted on (the most recent).
+
+Scale: the densities hold at most ``maxObservations`` finished trials and the
+128 most recent pending ones, and one call draws at most 32 configurations
+from the model (the rest uniformly), so a call's cost stops growing with the
+history. Settings whose combined cost exceeds the service's limits (see
+``docs/suggestion-service.md``) are refused with the costliest setting named:
+``nCandidates`` times ``maxObservations`` times the parameter count is bounded.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from kubesweep.api.experiment import ParameterValue
+from kubesweep.suggestion import cost
 from kubesweep.suggestion.algorithms._model_based import observe
 from kubesweep.suggestion.algorithms._parzen import Parzen, ParzenOptions, ranked_by_ratio
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
@@ -79,6 +89,13 @@ SETTINGS = (
         minimum=0,
         maximum=100_000,
     ),
+    Setting(
+        "maxObservations",
+        1000,
+        "most finished trials of the model's budget the densities are fitted on (the most recent)",
+        minimum=10,
+        maximum=1_000_000,
+    ),
 )
 
 
@@ -114,10 +131,11 @@ class Bohb:
         self.hyperband = Hyperband(self.space, seed, sampler=self._sample)
         self._history: History | None = None
         self._model: _Model | None = None
+        self._model_picks = 0
 
     def suggest(self, history: History, count: int) -> SuggestReply:
         """Hyperband's reply, its new configurations drawn by the model."""
-        self._history, self._model = history, None
+        self._history, self._model, self._model_picks = history, None, 0
         try:
             return self.hyperband.suggest(history, count)
         finally:
@@ -135,7 +153,12 @@ class Bohb:
         candidates = self.settings.integer("nCandidates")
         for _ in range(count):
             values = None
-            if self._model is not None and rng.random() >= random_fraction:
+            if (
+                self._model is not None
+                and rng.random() >= random_fraction
+                and self._model_picks < cost.MODEL_PICKS
+            ):
+                self._model_picks += 1
                 values = self._from_model(self._model, rng, candidates, avoid)
             if values is None:
                 found = self.space.sample_unique(rng, 1, avoid)
@@ -172,17 +195,41 @@ class Bohb:
             n = len(observations.losses)
             if n <= needed:
                 continue
-            order = np.argsort(observations.losses, kind="stable")
+            # The most recent observations only, so the cost stops growing with history.
+            recent = self.settings.integer("maxObservations")
+            unit, losses = observations.unit[-recent:], observations.losses[-recent:]
+            n = len(losses)
+            order = np.argsort(losses, kind="stable")
             n_good = max(needed, int(np.ceil(self.settings.real("topFraction") * n)))
             n_bad = max(needed, n - n_good)
-            good_rows = observations.unit[order[:n_good]]
-            bad_rows = np.vstack([observations.unit[order[-n_bad:]], observations.pending])
+            good_rows = unit[order[:n_good]]
+            pending = observations.pending[-cost.MAX_PENDING_IN_MODEL :]
+            bad_rows = np.vstack([unit[order[-n_bad:]], pending])
             options = ParzenOptions(bandwidth_factor=self.settings.real("bandwidthFactor"))
             good = Parzen(self.cube, good_rows, np.ones(len(good_rows)), options)
             return _Model(self.cube, good, bad_rows, options)
         return None
 
 
+def cost_terms(settings: Settings, dims: int) -> list[cost.Term]:
+    """One call's worst case (see :mod:`kubesweep.suggestion.cost`): each model-based
+    configuration scores its candidates against every kernel of both densities."""
+    candidates = settings.integer("nCandidates")
+    kernels = 2 * settings.integer("maxObservations") + cost.MAX_PENDING_IN_MODEL
+    kernels += cost.MODEL_PICKS
+    culprit = "maxObservations" if kernels >= candidates else "nCandidates"
+    work = cost.MODEL_PICKS * candidates * kernels * dims * cost.KERNEL_OPERATIONS
+    return [cost.Term(culprit, work, 8 * 3 * candidates * kernels)]
+
+
 def create(space: SearchSpace, settings: Mapping[str, ParameterValue], seed: int | None) -> Bohb:
     """The ``bohb`` algorithm for one request; the space must have a fidelity."""
-    return Bohb(space, parse(SETTINGS, settings), seed)
+    algorithm = Bohb(space, parse(SETTINGS, settings), seed)
+    dims = algorithm.space.dim
+    values = algorithm.settings.as_dict()
+    cost.check(
+        cost_terms(algorithm.settings, dims),
+        f"nCandidates {values['nCandidates']}, maxObservations {values['maxObservations']} "
+        f"and {dims} parameters",
+    )
+    return algorithm

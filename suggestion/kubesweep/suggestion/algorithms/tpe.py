@@ -23,9 +23,13 @@ How it works, and why:
   same batch join the bad group, so the next pick moves away from them
   (Optuna's constant liar).
 - Scale: the good group is capped by ``gammaCap`` and the bad group keeps the
-  ``maxObservations`` most recent of the rest, so a call's cost stops growing
-  with the history. One call makes at most 32 model-based picks; the rest of
-  a larger batch is drawn uniformly.
+  ``maxObservations`` most recent of the rest (and the 128 most recent pending
+  trials), so a call's cost stops growing with the history. Settings whose
+  combined cost exceeds the service's limits (see ``docs/suggestion-service.md``)
+  are refused with the costliest setting named: ``nCandidates`` times
+  ``gammaCap + maxObservations`` times the parameter count is bounded. One
+  call makes at most 32 model-based picks; the rest of a larger batch is
+  drawn uniformly.
 - The first ``nStartupTrials`` suggestions follow a scrambled Sobol sequence
   fixed by the seed.
 
@@ -53,6 +57,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kubesweep.api.experiment import ParameterValue
+from kubesweep.suggestion import cost
 from kubesweep.suggestion.algorithms._model_based import Batch, Observations, suggest_after_design
 from kubesweep.suggestion.algorithms._parzen import (
     Parzen,
@@ -181,7 +186,7 @@ class TreeParzen:
         liar = s.flag("constantLiar")
         bad_rows = observations.unit[bad_idx]
         if liar:
-            bad_rows = np.vstack([bad_rows, observations.pending])
+            bad_rows = np.vstack([bad_rows, observations.pending[-cost.MAX_PENDING_IN_MODEL :]])
         candidates = s.integer("nCandidates")
         for _ in batch.model_turns(rng):
             rows = np.vstack([bad_rows, batch.batch_rows()]) if liar else bad_rows
@@ -192,8 +197,35 @@ class TreeParzen:
                 batch.take_random(rng)
 
 
+def cost_terms(settings: Settings, dims: int) -> list[cost.Term]:
+    """One call's worst case (see :mod:`kubesweep.suggestion.cost`): each model pick
+    scores its candidates against every kernel of both densities, per parameter."""
+    candidates = settings.integer("nCandidates")
+    good = settings.integer("gammaCap")
+    bad = settings.integer("maxObservations") + cost.MAX_PENDING_IN_MODEL + cost.MODEL_PICKS
+    work = cost.MODEL_PICKS * candidates * dims * cost.KERNEL_OPERATIONS
+    return [
+        cost.Term("gammaCap", work * good, 8 * 3 * candidates * good),
+        cost.Term(
+            "maxObservations" if bad >= candidates else "nCandidates",
+            work * bad,
+            8 * 3 * candidates * bad,
+        ),
+    ]
+
+
 def create(
     space: SearchSpace, settings: Mapping[str, ParameterValue], seed: int | None
 ) -> TreeParzen:
-    """The ``tpe`` algorithm for one request; refuses bad settings by name."""
-    return TreeParzen(space, parse(SETTINGS, settings), seed)
+    """The ``tpe`` algorithm for one request; refuses bad or too costly settings by name."""
+    algorithm = TreeParzen(space, parse(SETTINGS, settings), seed)
+    dims = algorithm.space.dim
+    values = algorithm.settings.as_dict()
+    cost.check(
+        cost_terms(algorithm.settings, dims),
+        ", ".join(
+            f"{name} {values[name]}" for name in ("nCandidates", "gammaCap", "maxObservations")
+        )
+        + f" and {dims} parameters",
+    )
+    return algorithm

@@ -12,6 +12,12 @@ curves are flattened into one sorted array once, and the running averages at
 the distinct steps of the running trials are looked up with one vectorised
 ``searchsorted`` each, so a call over 10,000 trials stays in milliseconds.
 
+Steps are exact integers of any size: they enter the arithmetic only as ranks,
+so steps of ``2**63`` and beyond work, and scaling every step by the same
+factor never changes a decision. Values that are not usable (NaN, infinite,
+beyond :data:`~kubesweep.suggestion.contract.MAX_OBSERVED_MAGNITUDE`) are
+skipped, as everywhere else.
+
 Settings:
 
 - ``minTrials`` (default ``5``): completed trials needed at a step before anything stops.
@@ -20,8 +26,8 @@ Settings:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from itertools import chain
 
 import numpy as np
 
@@ -31,6 +37,7 @@ from kubesweep.suggestion.contract import (
     SearchSpace,
     StopDecision,
     TrialState,
+    usable,
 )
 from kubesweep.suggestion.settings import Setting, parse
 
@@ -50,57 +57,23 @@ class MedianStopping:
     def decide(self, history: History) -> list[StopDecision]:
         """Pending trials whose best value so far is worse than the completed trials' median."""
         sign = 1.0 if history.direction is Direction.MINIMIZE else -1.0
-        # Completed curves, flattened: trial number, step, loss; one pass in Python,
-        # the rest in numpy (curves hold up to a few hundred points each).
-        steps: list[int] = []
-        raw: list[float] = []
-        lengths: list[int] = []
+        curves: list[tuple[list[int], list[float]]] = []
         running: list[tuple[str, int, float]] = []
-        isfinite = math.isfinite
         for trial in history.trials:
             curve = trial.intermediate
-            if not curve:
+            if not curve or trial.state not in (TrialState.COMPLETED, TrialState.PENDING):
+                continue
+            # Unusable values (NaN, infinite, huge) are as if never reported.
+            points = sorted(((p.step, sign * p.value) for p in curve if usable(p.value)), key=_step)
+            if not points:
                 continue
             if trial.state is TrialState.COMPLETED:
-                steps += [p.step for p in curve]
-                raw += [p.value for p in curve]
-                lengths.append(len(curve))
-            elif trial.state is TrialState.PENDING:
-                points = [(p.step, sign * p.value) for p in curve if isfinite(p.value)]
-                if points:
-                    step = max(points)[0]
-                    if step >= self.start_step:
-                        running.append((trial.name, step, min(v for _, v in points)))
-        completed = len(lengths)
-        if completed < self.min_trials or not running:
+                curves.append(([step for step, _ in points], [loss for _, loss in points]))
+            elif (step := points[-1][0]) >= self.start_step:
+                running.append((trial.name, step, min(loss for _, loss in points)))
+        if len(curves) < self.min_trials or not running:
             return []
-        ids = np.repeat(np.arange(completed), lengths)
-        all_steps = np.asarray(steps, dtype=np.int64)
-        values = sign * np.asarray(raw, dtype=float)
-        keep = np.isfinite(values)
-        order = np.lexsort((all_steps[keep], ids[keep]))
-        all_ids, all_steps, values = ids[keep][order], all_steps[keep][order], values[keep][order]
-        if len(values) == 0:
-            return []
-        # Running average of each curve at each of its points: group-wise cumulative mean.
-        firsts = np.searchsorted(all_ids, np.arange(completed))
-        totals = np.cumsum(values)
-        before = np.where(firsts > 0, totals[np.maximum(firsts - 1, 0)], 0.0)[all_ids]
-        position = np.arange(len(values)) - firsts[all_ids] + 1
-        means = (totals - before) / position
-        # Composite sort key: trial number major, step minor (each curve is sorted).
-        low = int(min(int(all_steps.min()), 0))
-        span = int(max(int(all_steps.max()), *(step for _, step, _ in running))) - low + 2
-        composite = all_ids * span + (all_steps - low)
-        medians: dict[int, float | None] = {}
-        for step in {step for _, step, _ in running}:
-            probes = np.arange(completed) * span + (step - low)
-            index = np.searchsorted(composite, probes, side="right") - 1
-            valid = index >= firsts
-            if int(valid.sum()) < self.min_trials:
-                medians[step] = None
-                continue
-            medians[step] = float(np.median(means[index[valid]]))
+        medians = self._medians(curves, {step for _, step, _ in running})
         out = []
         for name, step, best in running:
             median = medians[step]
@@ -114,6 +87,46 @@ class MedianStopping:
                     )
                 )
         return out
+
+    def _medians(
+        self, curves: list[tuple[list[int], list[float]]], asked: set[int]
+    ) -> dict[int, float | None]:
+        """The median running average at each asked step (None: too few trials reached it).
+
+        Steps are replaced by their rank among all the steps in play, so the
+        arithmetic on them is exact whatever their size (a step may exceed
+        int64) and a decision depends only on the order of steps.
+        """
+        rank = {step: i for i, step in enumerate(sorted({*asked, *chain(*(s for s, _ in curves))}))}
+        span = len(rank) + 1
+        completed = len(curves)
+        lengths = [len(steps) for steps, _ in curves]
+        ids = np.repeat(np.arange(completed, dtype=np.int64), lengths)
+        ranks = np.fromiter(
+            (rank[step] for steps, _ in curves for step in steps), np.int64, len(ids)
+        )
+        # Running average of each curve at each of its points, curve by curve, so
+        # one curve's magnitude never costs another's precision.
+        means = np.concatenate(
+            [np.cumsum(losses) / np.arange(1, len(losses) + 1) for _, losses in curves]
+        )
+        # Composite sort key: trial number major, step rank minor (each curve is sorted).
+        composite = ids * span + ranks
+        firsts = np.searchsorted(ids, np.arange(completed))
+        medians: dict[int, float | None] = {}
+        for step in asked:
+            probes = np.arange(completed, dtype=np.int64) * span + rank[step]
+            index = np.searchsorted(composite, probes, side="right") - 1
+            valid = index >= firsts
+            if int(valid.sum()) < self.min_trials:
+                medians[step] = None
+                continue
+            medians[step] = float(np.median(means[index[valid]]))
+        return medians
+
+
+def _step(point: tuple[int, float]) -> int:
+    return point[0]
 
 
 def create(

@@ -223,7 +223,7 @@ def test_a_namespace_override_moves_every_namespaced_object(render: Render) -> N
     binding = _one(docs, "ClusterRoleBinding", "-operator")
     assert binding["subjects"][0]["namespace"] == "sweeps"
     args = _container(docs, "operator")["args"]
-    assert "--intake-url=http://ks-kubesweep-intake.sweeps.svc:8081/v1/metrics" in args
+    assert "--intake-url=http://ks-kubesweep-intake.sweeps.svc:8081" in args
 
 
 def test_strategy_history_probes_and_spread_are_settable(render: Render) -> None:
@@ -283,7 +283,7 @@ def test_the_intake_can_serve_tls(render: Render, tmp_path: Path, helm: str) -> 
     docs = render("-f", str(PLATFORM))
     container = _container(docs, "operator")
     config = _operator_config(container, tmp_path)
-    assert config.intake_url.startswith("https://ks-kubesweep-intake.kubesweep.svc:8081/")
+    assert config.intake_url == "https://ks-kubesweep-intake.kubesweep.svc:8081"
     mount = next(m for m in container["volumeMounts"] if m["name"] == "intake-tls")
     assert config.intake_tls_cert_file == f"{mount['mountPath']}/tls.crt"
     assert config.intake_tls_key_file == f"{mount['mountPath']}/tls.key"

@@ -25,6 +25,7 @@ from kubesweep.operator.peering import (
     IntakeRoute,
     PeeringWatch,
     derive_priority,
+    intake_endpoint_slice,
     is_active,
     new_priority,
 )
@@ -268,3 +269,12 @@ def test_a_mounted_key_file_is_optional_only_beside_a_secret(
     with pytest.raises(SystemExit):
         config_from_args([f"--token-key-file={tmp_path / 'absent'}"])
     assert "is missing or empty" in capsys.readouterr().err
+
+
+def test_the_slice_names_the_pod_only_when_the_identity_is_a_pod_name() -> None:
+    in_pod = intake_endpoint_slice("ks-intake", "ns", "10.1.2.3", 8081, "ks-operator-5d9f-x2")
+    assert in_pod["endpoints"][0]["targetRef"]["name"] == "ks-operator-5d9f-x2"
+    assert in_pod["addressType"] == "IPv4"
+    outside = intake_endpoint_slice("ks-intake", "ns", "fd00::1", 8081, "host/4242/abc123")
+    assert "targetRef" not in outside["endpoints"][0]
+    assert outside["addressType"] == "IPv6"

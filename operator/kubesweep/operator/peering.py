@@ -30,6 +30,7 @@ import ipaddress
 import logging
 import os
 import random
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -47,6 +48,8 @@ GROUP = "kopf.dev"
 VERSION = "v1"
 #: Random low bits of a derived priority: replicas started in one millisecond differ.
 TIEBREAK_BITS = 20
+#: A pod name (a DNS subdomain), as opposed to the identity of a process outside a pod.
+_POD_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 #: Who writes the intake Service's EndpointSlice (the endpointslice controller ignores it).
 ENDPOINTS_MANAGER = "kubesweep.io-operator"
 
@@ -261,6 +264,9 @@ def intake_endpoint_slice(
 ) -> dict[str, Any]:
     """The EndpointSlice that sends the selector-less intake ``service`` to ``address``."""
     family = "IPv6" if ipaddress.ip_address(address).version == 6 else "IPv4"
+    endpoint: dict[str, Any] = {"addresses": [address], "conditions": {"ready": True}}
+    if _POD_NAME.fullmatch(identity):  # in a pod, kopf's identity is the pod's name
+        endpoint["targetRef"] = {"kind": "Pod", "name": identity, "namespace": namespace}
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
@@ -273,13 +279,7 @@ def intake_endpoint_slice(
             },
         },
         "addressType": family,
-        "endpoints": [
-            {
-                "addresses": [address],
-                "conditions": {"ready": True},
-                "targetRef": {"kind": "Pod", "name": identity, "namespace": namespace},
-            }
-        ],
+        "endpoints": [endpoint],
         "ports": [{"name": "intake", "port": port, "protocol": "TCP"}],
     }
 

@@ -39,13 +39,21 @@ def _container(docs: list[dict[str, Any]], component: str) -> dict[str, Any]:
 
 
 def _operator_config(container: dict[str, Any], tmp_path: Path) -> Any:
-    """The operator's config from the rendered flags, the mounted key file stood in for."""
+    """The operator's config from the rendered flags, as the kubelet would start it.
+
+    The mounted key file and the downward API's values are stood in for.
+    """
     key = tmp_path / "key"
     key.write_text("k")
     args = [
         f"--token-key-file={key}" if a.startswith("--token-key-file=") else a
         for a in container["args"]
     ]
+    downward = {"status.podIP": "--pod-ip=10.0.0.7", "metadata.namespace": "--pod-namespace=ns"}
+    for env in container.get("env", []):
+        field = env.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if field in downward:
+            args.insert(0, downward[field])
     return config_from_args(args)[0]
 
 

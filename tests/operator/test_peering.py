@@ -278,3 +278,17 @@ def test_the_slice_names_the_pod_only_when_the_identity_is_a_pod_name() -> None:
     outside = intake_endpoint_slice("ks-intake", "ns", "fd00::1", 8081, "host/4242/abc123")
     assert "targetRef" not in outside["endpoints"][0]
     assert outside["addressType"] == "IPv6"
+
+
+def test_routing_the_intake_needs_the_pods_address(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KUBESWEEP_POD_IP", raising=False)
+    monkeypatch.delenv("KUBESWEEP_POD_NAMESPACE", raising=False)
+    with pytest.raises(SystemExit):
+        config_from_args(["--peering=ks", "--intake-service=ks-intake"])
+    assert "--intake-service needs --pod-ip and --pod-namespace" in capsys.readouterr().err
+    monkeypatch.setenv("KUBESWEEP_POD_IP", "10.0.0.7")
+    monkeypatch.setenv("KUBESWEEP_POD_NAMESPACE", "kubesweep")
+    config = config_from_args(["--peering=ks", "--intake-service=ks-intake"])[0]
+    assert (config.pod_ip, config.pod_namespace) == ("10.0.0.7", "kubesweep")

@@ -179,6 +179,11 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
             parser.error(f"--collector-resources: not JSON ({error})")
         if not isinstance(resources, dict):
             parser.error("--collector-resources: a JSON object is needed")
+    if args.intake_service and not (args.pod_ip and args.pod_namespace):
+        parser.error(
+            "--intake-service needs --pod-ip and --pod-namespace "
+            "(KUBESWEEP_POD_IP, KUBESWEEP_POD_NAMESPACE from the downward API)"
+        )
     if bool(args.intake_tls_cert_file) != bool(args.intake_tls_key_file):
         parser.error("--intake-tls-cert-file and --intake-tls-key-file go together")
     config = OperatorConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,9 +74,13 @@ def test_file_tail_handles_partial_lines_truncation_and_replacement(tmp_path: Pa
     tail.close()
 
 
-def _sender(responses: list[Exception | None], sent: list[bytes]) -> Sender:
+def _sender(
+    responses: list[Exception | None], sent: list[bytes], urls: list[str] | None = None, **kw: Any
+) -> Sender:
     def send(url: str, body: bytes, token: str | None, timeout: float) -> None:
         sent.append(body)
+        if urls is not None:
+            urls.append(url)
         outcome = responses.pop(0) if responses else None
         if outcome is not None:
             raise outcome
@@ -89,6 +94,7 @@ def _sender(responses: list[Exception | None], sent: list[bytes]) -> Sender:
         boot="b",
         flush_seconds=0.01,
         send=send,
+        **kw,
     )
 
 
@@ -107,7 +113,7 @@ def test_sender_keeps_the_batch_seq_across_retries_and_ends_with_final() -> None
 
 def test_sender_stops_for_a_refused_token_and_skips_rejected_batches() -> None:
     sent: list[bytes] = []
-    sender = _sender([RejectedError("400"), PermanentError("403")], sent)
+    sender = _sender([RejectedError("400"), PermanentError("403")], sent, refusal_patience=0)
     sender.submit([Observation("a", 1.0)])
     sender.start()
     wait_for(lambda: sent, what="the first batch")
@@ -115,6 +121,19 @@ def test_sender_stops_for_a_refused_token_and_skips_rejected_batches() -> None:
     assert not sender.close(Summary(), timeout=5)
     assert sender.refused
     assert len(sent) == 2
+
+
+def test_sender_retries_a_refusal_for_a_while_and_names_its_trial_in_the_path() -> None:
+    """The intake refuses a trial it has not indexed yet like a forged token: retry a while."""
+    sent: list[bytes] = []
+    urls: list[str] = []
+    sender = _sender([PermanentError("403"), None], sent, urls, refusal_patience=30)
+    sender.submit([Observation("a", 1.0)])
+    sender.start()
+    assert sender.close(Summary(), timeout=10)
+    assert not sender.refused
+    assert [decode_batch(body).seq for body in sent] == [1, 1]  # the refused batch, again
+    assert set(urls) == {"http://intake/n/t"}
 
 
 def test_outbox_is_bounded() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,11 +13,13 @@ from kubesweep.api.status import MAX_CURVE_POINTS
 from kubesweep.metrics.observation import Observation
 from kubesweep.metrics.reduce import MetricStats
 from kubesweep.metrics.tokens import authorization, trial_token
-from kubesweep.metrics.wire import Batch, Summary
+from kubesweep.metrics.wire import MAX_BATCH_BYTES, Batch, Summary
+from kubesweep.operator import intake as intake_module
 from kubesweep.operator.directory import Directory, TrialEntry
 from kubesweep.operator.intake import Intake
 
 KEY = b"secret-key"
+PATH = "/v1/metrics/ns/exp-0"
 
 
 class Clock:
@@ -55,34 +58,111 @@ async def client(setup):
         yield c
 
 
+def headers_for(uid: str = "uid-0", **extra: str) -> dict[str, str]:
+    return {
+        "Authorization": authorization(trial_token(KEY, uid)),
+        "Content-Type": "application/json",
+        **extra,
+    }
+
+
 @pytest.mark.parametrize(
-    ("body", "token", "status"),
+    ("path", "body", "token", "status"),
     [
-        (batch(), trial_token(KEY, "uid-0"), 200),
-        (batch(), None, 401),
-        (batch(), trial_token(b"other-key", "uid-0"), 403),  # forged
-        (batch(), trial_token(KEY, "uid-1"), 403),  # another trial's token
-        (batch(uid="uid-1"), trial_token(KEY, "uid-1"), 403),  # claims a foreign uid
-        (batch(trial="exp-9", uid="uid-9"), trial_token(KEY, "uid-9"), 503),  # unknown yet
-        (b"{not json", trial_token(KEY, "uid-0"), 400),
+        ("/v1/metrics/ns/exp-0", batch(), trial_token(KEY, "uid-0"), 200),
+        ("/ns/exp-0", batch(), trial_token(KEY, "uid-0"), 200),  # an intake URL without a path
+        ("/v1/metrics/ns/exp-0", batch(), None, 401),
+        ("/v1/metrics/ns/exp-0", batch(), trial_token(b"other-key", "uid-0"), 403),  # forged
+        ("/v1/metrics/ns/exp-0", batch(), trial_token(KEY, "uid-1"), 403),  # another's token
+        # a batch that names another trial than the one its token and path are for
+        ("/v1/metrics/ns/exp-1", batch(uid="uid-0"), trial_token(KEY, "uid-1"), 403),
+        ("/v1/metrics/ns/exp-1", batch(trial="exp-1", uid="uid-0"), trial_token(KEY, "uid-1"), 403),
+        # unknown, or not indexed yet: the same answer as a forgery, nothing learnt
+        ("/v1/metrics/ns/exp-9", batch(trial="exp-9", uid="uid-9"), trial_token(KEY, "uid-9"), 403),
+        ("/v1/metrics/ns/exp-0", b"{not json", trial_token(KEY, "uid-0"), 400),
+        ("/v1/metrics", batch(), trial_token(KEY, "uid-0"), 403),  # names no trial it knows
     ],
 )
-async def test_tokens_and_validation(client, body, token, status):
-    headers = {"Authorization": authorization(token)} if token else {}
-    response = await client.post("/v1/metrics", data=body, headers=headers)
+async def test_tokens_and_validation(client, path, body, token, status):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = authorization(token)
+    response = await client.post(path, data=body, headers=headers)
     assert response.status == status
+
+
+async def test_the_token_is_checked_before_the_body_is_read(client):
+    """An unauthenticated caller costs no parsing: its body is never read."""
+    parsed: list[bytes] = []
+    original = intake_module.decode_batch
+    intake_module.decode_batch = lambda body: parsed.append(body) or original(body)
+    try:
+        forged = {"Authorization": authorization(trial_token(b"x", "uid-0"))}
+        response = await client.post(PATH, data=batch(), headers=forged)
+    finally:
+        intake_module.decode_batch = original
+    assert response.status == 403
+    assert parsed == []
+
+
+async def test_a_batch_must_be_json_and_of_bounded_size(client):
+    path = "/v1/metrics/ns/exp-0"
+    plain = await client.post(
+        path, data=batch(), headers=headers_for(**{"Content-Type": "text/plain"})
+    )
+    assert plain.status == 415
+    huge = b"[" + b"0," * (MAX_BATCH_BYTES // 2) + b"0]"
+    large = await client.post(path, data=huge, headers=headers_for())
+    assert large.status == 413
+
+
+async def test_batches_without_a_boot_or_with_steps_beyond_int64_are_refused(client):
+    path = "/v1/metrics/ns/exp-0"
+    no_boot = json.loads(batch())
+    del no_boot["boot"]
+    response = await client.post(path, data=json.dumps(no_boot), headers=headers_for())
+    assert response.status == 400
+    assert "boot" in (await response.json())["error"]
+    big = json.loads(batch())
+    big["observations"][0]["step"] = 2**70
+    response = await client.post(path, data=json.dumps(big), headers=headers_for())
+    assert response.status == 400
+    assert "step" in (await response.json())["error"]
+
+
+async def test_the_previous_key_is_accepted_while_keys_rotate(setup):
+    intake, _, _ = setup
+    rotated = Intake(intake.directory, b"new-key", intake.patch, previous_keys=(KEY,))
+    async with TestClient(TestServer(rotated.app())) as c:
+        for key in (b"new-key", KEY):
+            headers = headers_for(Authorization=authorization(trial_token(key, "uid-0")))
+            response = await c.post("/v1/metrics/ns/exp-0", data=batch(), headers=headers)
+            assert response.status == 200
+
+
+async def test_seen_boots_are_bounded(setup):
+    intake, _, _ = setup
+    entry = intake.directory.trial("ns", "exp-0")
+    for boot in range(50):
+        observation = (Observation("loss", 1.0, step=boot),)
+        await intake.accept(
+            Batch("exp-0", "ns", "uid-0", observation, seq=1, boot=str(boot)), entry
+        )
+    assert list(intake.accumulators[("ns", "exp-0")].seen) == [str(b) for b in range(42, 50)]
 
 
 async def test_writes_are_coalesced_per_trial(client, setup):
     intake, patches, clock = setup
-    headers = {"Authorization": authorization(trial_token(KEY, "uid-0"))}
+    headers = headers_for()
     for seq in range(1, 6):
-        response = await client.post("/", data=batch(seq=seq, values=(1.0 / seq,)), headers=headers)
+        response = await client.post(
+            PATH, data=batch(seq=seq, values=(1.0 / seq,)), headers=headers
+        )
         assert response.status == 200
     # first flush writes; an immediate second does not
     assert await intake.flush_due() == 1
     assert await intake.flush_due() == 0
-    await client.post("/", data=batch(seq=6, values=(0.1,)), headers=headers)
+    await client.post(PATH, data=batch(seq=6, values=(0.1,)), headers=headers)
     assert await intake.flush_due() == 0  # within the interval
     clock.now += 2.0
     assert await intake.flush_due() == 1
@@ -95,19 +175,19 @@ async def test_writes_are_coalesced_per_trial(client, setup):
 
 async def test_repeated_batches_apply_once(client, setup):
     intake, patches, _ = setup
-    headers = {"Authorization": authorization(trial_token(KEY, "uid-0"))}
+    headers = headers_for()
     for _ in range(3):
-        await client.post("/", data=batch(seq=1), headers=headers)
+        await client.post(PATH, data=batch(seq=1), headers=headers)
     await intake.flush_due()
     assert patches[-1][2]["metrics"][0]["count"] == 2
 
 
 async def test_final_batch_is_left_to_the_pass_then_flushed(client, setup):
     intake, patches, clock = setup
-    headers = {"Authorization": authorization(trial_token(KEY, "uid-0"))}
+    headers = headers_for()
     summary = Summary(metrics=(MetricStats("loss", 0.2, 0.1, 0.9, 9, 10),))
     response = await client.post(
-        "/", data=batch(seq=1, values=(0.5,), final=True, summary=summary), headers=headers
+        PATH, data=batch(seq=1, values=(0.5,), final=True, summary=summary), headers=headers
     )
     assert response.status == 200
     assert await intake.flush_due() == 0  # held for the pass that sees the Job complete
@@ -121,8 +201,8 @@ async def test_final_batch_is_left_to_the_pass_then_flushed(client, setup):
 
 async def test_final_batch_is_flushed_if_no_pass_takes_it(client, setup):
     intake, patches, clock = setup
-    headers = {"Authorization": authorization(trial_token(KEY, "uid-0"))}
-    await client.post("/", data=batch(seq=1, final=True), headers=headers)
+    headers = headers_for()
+    await client.post(PATH, data=batch(seq=1, final=True), headers=headers)
     clock.now += 10
     assert await intake.flush_due() == 1
     assert patches[0][2]["objective"] == 0.3

@@ -6,8 +6,10 @@ retries so the intake can recognise a repeat. Failures are classified once:
 
 * connection errors, timeouts, 429 and 5xx are temporary: retried with
   exponential backoff and jitter, as long as the collector runs;
-* 401 and 403 mean the token is refused: permanent, the sender stops and the
-  termination message is all the operator will get;
+* 401 and 403 mean the token is refused. The intake answers 403 for a trial it
+  has not indexed yet too (it tells nobody which trials exist), so a refusal is
+  retried like an outage for ``REFUSAL_PATIENCE`` seconds; refused that long, the
+  sender stops and the termination message is all the operator will get;
 * any other 4xx means this batch is unacceptable: it is dropped, sending goes on.
 
 If the intake stays away, the outbox keeps the newest observations up to its
@@ -25,6 +27,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable
+from urllib.parse import quote
 
 from kubesweep.metrics.observation import Observation
 from kubesweep.metrics.tokens import TOKEN_HEADER, authorization
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 MAX_PENDING = 100_000
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 30.0
+#: How long refusals of the token are retried before the sender gives up.
+REFUSAL_PATIENCE = 60.0
 
 
 class PermanentError(Exception):
@@ -78,9 +83,13 @@ class Sender:
         flush_seconds: float = 2.0,
         timeout: float = 5.0,
         max_pending: int = MAX_PENDING,
+        refusal_patience: float = REFUSAL_PATIENCE,
         send: Callable[[str, bytes, str | None, float], None] = post,
     ) -> None:
-        self._url, self._token = url, token
+        self._refusal_patience = refusal_patience
+        # The intake authenticates on the trial its path names, before reading the body.
+        self._url = f"{url.rstrip('/')}/{quote(namespace, safe='')}/{quote(trial, safe='')}"
+        self._token = token
         self._identity = (trial, namespace, uid, boot)
         self._flush_seconds = flush_seconds
         self._timeout = timeout
@@ -154,6 +163,7 @@ class Sender:
         """Send ``batch`` until it lands, is rejected, or time is up; ``False`` to stop."""
         body = batch.to_json()
         attempt = 0
+        refused_since: float | None = None
         while True:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
@@ -161,9 +171,16 @@ class Sender:
             try:
                 self._send(self._url, body, self._token, min(self._timeout, remaining))
             except PermanentError as error:
-                logger.error("%s; metrics now reach the operator only via the summary", error)
-                self.refused = True
-                return False
+                refused_since = refused_since or time.monotonic()
+                if time.monotonic() - refused_since >= self._refusal_patience:
+                    logger.error("%s; metrics now reach the operator only via the summary", error)
+                    self.refused = True
+                    return False
+                delay = min(BACKOFF_MAX, BACKOFF_MIN * 2**attempt) * random.uniform(0.5, 1.0)
+                attempt += 1
+                logger.info("%s; retrying in %.1fs", error, delay)
+                self._wait(delay)
+                continue
             except RejectedError as error:
                 logger.warning("%s (%d observations dropped)", error, len(batch.observations))
                 return True

@@ -17,6 +17,8 @@ from datetime import datetime
 #: Longest metric name kept; longer names are dropped (they would not fit in status).
 MAX_NAME_LENGTH = 128
 
+#: The largest step: Trial status stores steps as the CRD's int64; larger ones are dropped.
+MAX_STEP = 2**63 - 1
 #: Keys that carry the step (the x axis of a curve) rather than a metric, by priority.
 STEP_KEYS = ("step", "global_step", "epoch")
 
@@ -68,7 +70,7 @@ class ParseBuilder:
     dropped: int = 0
 
     def add(self, name: str, value: float, step: int | None, timestamp: float | None) -> None:
-        if is_metric_value(value) and is_metric_name(name):
+        if is_metric_value(value) and is_metric_name(name) and (step is None or step <= MAX_STEP):
             self.observations.append(Observation(name, float(value), step, timestamp))
         else:
             self.dropped += 1

@@ -11,8 +11,9 @@ Two messages cross the pod boundary:
                          "timestamp": 1795000000.5}],
        "summary": null}
 
-  ``boot`` is random per collector start and ``seq`` counts its batches, so the
-  intake can drop a batch it already applied when a retry repeats it. The last
+  ``boot`` (required) is random per collector start and ``seq`` counts its
+  batches, so the intake can drop a batch it already applied when a retry
+  repeats it. Steps are at most ``2**63 - 1``, the range Trial status stores. The last
   batch has ``final: true`` and carries the collector's ``summary``.
 
 * A **summary** written to the collector's termination message, so metrics
@@ -38,8 +39,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kubesweep.metrics.observation import Observation, is_metric_name
+from kubesweep.metrics.observation import MAX_STEP, Observation, is_metric_name
 from kubesweep.metrics.reduce import (
+    MAX_CURVE_POINTS,
     MAX_TRIAL_METRICS,
     Best,
     MetricStats,
@@ -58,6 +60,8 @@ MAX_BATCH_BYTES = 1 << 20
 TERMINATION_MESSAGE_LIMIT = 4096
 #: Points of the curve in a termination message before any shrinking.
 SUMMARY_CURVE_POINTS = 24
+#: Most curve points a summary may carry (the collector sends SUMMARY_CURVE_POINTS).
+MAX_SUMMARY_CURVE = 2 * MAX_CURVE_POINTS
 _MAX_IDENTITY = 253
 
 
@@ -117,14 +121,20 @@ class Summary:
         obj = _object(data, "summary")
         if obj.get("kind") != SUMMARY_KIND:
             raise WireError(f"summary: kind must be {SUMMARY_KIND!r}")
-        metrics = tuple(_stats(item) for item in _list(obj.get("metrics", []), "metrics"))
+        items = _list(obj.get("metrics", []), "metrics")
+        if len(items) > MAX_TRIAL_METRICS:
+            raise WireError(f"metrics: more than {MAX_TRIAL_METRICS} in one summary")
+        metrics = tuple(_stats(item) for item in items)
         curve_metric = _optional_name(obj.get("curveMetric"), "curveMetric")
+        points = _list(obj.get("curve", []), "curve")
+        if len(points) > MAX_SUMMARY_CURVE:
+            raise WireError(f"curve: more than {MAX_SUMMARY_CURVE} points in one summary")
         curve: list[Point] = []
-        for item in _list(obj.get("curve", []), "curve"):
+        for item in points:
             pair = _list(item, "curve[]")
             if len(pair) != 2:
                 raise WireError("curve[]: expected [step, value]")
-            curve.append((_count(pair[0], "curve[].step"), _finite(pair[1], "curve[].value")))
+            curve.append((_step(pair[0], "curve[].step"), _finite(pair[1], "curve[].value")))
         curve_best = obj.get("curveBest")
         if curve_best not in ("min", "max", None):
             raise WireError("curveBest: expected min, max or null")
@@ -243,7 +253,7 @@ def decode_batch(body: bytes | str) -> Batch:
         observations=tuple(_observation(item) for item in items),
         final=_bool(obj.get("final", False), "final"),
         seq=_count(obj.get("seq", 0), "seq"),
-        boot=_string(obj.get("boot", ""), "boot", 64),
+        boot=_identity(obj.get("boot"), "boot", 64),
         dropped=_count(obj.get("dropped", 0), "dropped"),
         summary=None if summary is None else Summary.from_dict(summary),
     )
@@ -274,8 +284,8 @@ def _string(value: object, where: str, limit: int) -> str:
     return value
 
 
-def _identity(value: object, where: str) -> str:
-    text = _string(value, where, _MAX_IDENTITY)
+def _identity(value: object, where: str, limit: int = _MAX_IDENTITY) -> str:
+    text = _string(value, where, limit)
     if not text:
         raise WireError(f"{where}: must not be empty")
     return text
@@ -291,6 +301,13 @@ def _count(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise WireError(f"{where}: expected a non-negative integer")
     return value
+
+
+def _step(value: object, where: str) -> int:
+    step = _count(value, where)
+    if step > MAX_STEP:
+        raise WireError(f"{where}: at most {MAX_STEP} (a 64-bit integer)")
+    return step
 
 
 def _finite(value: object, where: str) -> float:
@@ -322,7 +339,7 @@ def _observation(value: object) -> Observation:
     return Observation(
         _name(obj.get("name"), "observations[].name"),
         _finite(obj.get("value"), "observations[].value"),
-        None if step is None else _count(step, "observations[].step"),
+        None if step is None else _step(step, "observations[].step"),
         None if timestamp is None else _finite(timestamp, "observations[].timestamp"),
     )
 
@@ -338,6 +355,6 @@ def _stats(value: object) -> MetricStats:
         _finite(obj.get("latest"), "metrics[].latest"),
         _finite(obj.get("min"), "metrics[].min"),
         _finite(obj.get("max"), "metrics[].max"),
-        None if step is None else _count(step, "metrics[].step"),
+        None if step is None else _step(step, "metrics[].step"),
         count,
     )

@@ -1,12 +1,16 @@
 """The metrics intake: collector batches in, coalesced Trial status patches out.
 
-Each batch is authenticated by its trial's token (an HMAC of the trial UID,
-see :mod:`kubesweep.metrics.tokens`) and must name a trial whose UID matches,
-so a pod can only ever report for itself. Observations are merged into per-trial
+A batch is POSTed to ``/v1/metrics/<namespace>/<trial>`` with its trial's
+token (an HMAC of the trial UID, see :mod:`kubesweep.metrics.tokens`; a
+previous key is accepted while keys rotate). The token is checked against the
+trial the path names before the body is read, and the body must name the same
+trial and UID, so a pod can only ever report for itself and an unauthenticated
+caller costs no parsing. Observations are merged into per-trial
 accumulators (stats per metric, the objective's curve, downsampled to a fixed
 bound) and written to the Trial's status at most once per ``flush_seconds``
 per trial, however fast pods push: the API server sees a bounded write rate.
-Retried batches are recognised by ``(boot, seq)`` and applied once.
+Retried batches are recognised by ``(boot, seq)`` and applied once; what a
+trial may hold (metrics, curve points, boots remembered) is bounded.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +30,8 @@ from kubesweep.api.status import MAX_CURVE_POINTS, MAX_TRIAL_METRICS
 from kubesweep.metrics.models import curve_points, metric_stats, metric_summaries
 from kubesweep.metrics.observation import Observation
 from kubesweep.metrics.reduce import MetricStats, Point, best_for, downsample
-from kubesweep.metrics.tokens import TOKEN_HEADER, token_from_authorization, verify_token
-from kubesweep.metrics.wire import Batch, Summary, WireError, decode_batch
+from kubesweep.metrics.tokens import TOKEN_HEADER, token_from_authorization, verify_token_any
+from kubesweep.metrics.wire import MAX_BATCH_BYTES, Batch, Summary, WireError, decode_batch
 from kubesweep.operator.directory import Directory, TrialEntry
 from kubesweep.operator.monitoring import OperatorMetrics
 from kubesweep.planning import TrialMetrics
@@ -36,7 +40,10 @@ logger = logging.getLogger(__name__)
 
 #: ``patch(namespace, trial, status_patch)`` writes a Trial's status.
 StatusPatcher = Callable[[str, str, dict[str, Any]], Awaitable[None]]
-INTAKE_PATHS = ("/v1/metrics", "/")
+#: Batches are POSTed to ``<prefix>/<namespace>/<trial>``.
+INTAKE_PREFIXES = ("/v1/metrics", "")
+#: Collector boots remembered per trial for recognising replays; older ones are forgotten.
+MAX_BOOTS_PER_TRIAL = 8
 
 
 @dataclass
@@ -157,12 +164,15 @@ class Intake:
         key: bytes,
         patch: StatusPatcher,
         *,
+        previous_keys: Sequence[bytes] = (),
         flush_seconds: float = 2.0,
         metrics: OperatorMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
         self.key = key
+        #: Tokens under the current key, or under a previous one while keys rotate.
+        self.keys = (key, *previous_keys)
         self.patch = patch
         self.flush_seconds = flush_seconds
         self.metrics = metrics
@@ -175,9 +185,9 @@ class Intake:
 
     def app(self) -> web.Application:
         """The aiohttp application serving the intake."""
-        app = web.Application(client_max_size=1 << 20)
-        for path in INTAKE_PATHS:
-            app.router.add_post(path, self.handle)
+        app = web.Application(client_max_size=MAX_BATCH_BYTES)
+        for prefix in INTAKE_PREFIXES:
+            app.router.add_post(prefix + "/{namespace}/{trial}", self.handle)
         app.router.add_get("/healthz", self._healthz)
         return app
 
@@ -189,30 +199,37 @@ class Intake:
         if self.metrics is not None:
             self.metrics.intake_batches.labels(outcome).inc()
 
+    def _refuse(self, outcome: str, status: int, message: str) -> web.Response:
+        self._count(outcome)
+        return web.json_response({"error": message}, status=status)
+
     async def handle(self, request: web.Request) -> web.Response:
-        """``POST`` one batch."""
-        try:
-            batch = decode_batch(await request.read())
-        except WireError as error:
-            self._count("invalid")
-            return web.json_response({"error": str(error)}, status=400)
+        """``POST`` one batch to ``…/{namespace}/{trial}``.
+
+        The caller is authenticated before a byte of the body is read: the path
+        names the trial, the token must be that trial's. A trial that does not
+        exist (or is not indexed yet) gets the same 403 as a forged token, so
+        nobody learns which trial names exist.
+        """
+        namespace, trial = request.match_info["namespace"], request.match_info["trial"]
         token = token_from_authorization(request.headers.get(TOKEN_HEADER))
         if token is None:
-            self._count("unauthorized")
-            return web.json_response({"error": "missing bearer token"}, status=401)
-        entry = self.directory.trial(batch.namespace, batch.trial)
-        if entry is None:
-            self._count("unknown")
-            return web.json_response(
-                {"error": f"trial {batch.namespace}/{batch.trial} is not known (yet)"},
-                status=503,
-                headers={"Retry-After": "2"},
-            )
-        if entry.uid != batch.uid or not verify_token(self.key, entry.uid, token):
-            self._count("forbidden")
-            return web.json_response(
-                {"error": "the token does not belong to this trial"}, status=403
-            )
+            return self._refuse("unauthorized", 401, "missing bearer token")
+        entry = self.directory.trial(namespace, trial)
+        if entry is None or not verify_token_any(self.keys, entry.uid, token):
+            return self._refuse("forbidden", 403, "the token does not belong to this trial")
+        if request.content_type != "application/json":
+            return self._refuse("invalid", 415, "Content-Type must be application/json")
+        if (request.content_length or 0) > MAX_BATCH_BYTES:
+            return self._refuse("invalid", 413, f"a batch is at most {MAX_BATCH_BYTES} bytes")
+        try:
+            batch = decode_batch(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return self._refuse("invalid", 413, f"a batch is at most {MAX_BATCH_BYTES} bytes")
+        except WireError as error:
+            return self._refuse("invalid", 400, str(error))
+        if (batch.namespace, batch.trial, batch.uid) != (namespace, trial, entry.uid):
+            return self._refuse("forbidden", 403, "the batch names another trial than its path")
         applied = await self.accept(batch, entry)
         self._count("accepted" if applied else "duplicate")
         return web.json_response({"applied": applied})
@@ -232,11 +249,13 @@ class Intake:
         acc = self.accumulators.get(key)
         if acc is None:
             acc = self.accumulators[key] = Accumulator.from_entry(entry)
-        if batch.boot:
-            last = acc.seen.get(batch.boot)
-            if last is not None and batch.seq <= last:
-                return False
-            acc.seen[batch.boot] = batch.seq
+        last = acc.seen.pop(batch.boot, None)
+        if last is not None and batch.seq <= last:
+            acc.seen[batch.boot] = last
+            return False
+        acc.seen[batch.boot] = batch.seq  # newest last: the oldest boot is forgotten first
+        while len(acc.seen) > MAX_BOOTS_PER_TRIAL:
+            del acc.seen[next(iter(acc.seen))]
         taken = acc.add(batch.observations, objective)
         if self.metrics is not None:
             self.metrics.intake_points.inc(taken)

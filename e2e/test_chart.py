@@ -9,6 +9,7 @@ to show that the Role grants all it needs and nothing it does not.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
 import subprocess
@@ -18,10 +19,13 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes_asyncio import client
+from kubernetes_asyncio import config as kube_config
 
 from cluster.kube import ApiError, path_for
 from conftest import Cluster, wait_for
 from kubesweep.operator.config import config_from_args
+from kubesweep.operator.main import token_key_from_secret
 from kubesweep.suggestion.service import parse_settings
 from stack import Stack
 
@@ -101,12 +105,44 @@ def test_rendered_manifests_pass_server_side_dry_run(
     assert result.returncode == 0, result.stderr
 
 
-def test_pods_pass_the_restricted_pod_security_standard(cluster: Cluster, namespace: str) -> None:
+@pytest.mark.parametrize("values", SCENARIOS, ids=lambda p: p.name)
+def test_a_dry_run_under_restricted_pod_security_passes(
+    cluster: Cluster, namespace: str, values: Path
+) -> None:
+    """The namespace enforces and warns ``restricted``; the release goes through untouched."""
     cluster.kube.patch(
         f"/api/v1/namespaces/{namespace}",
-        {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
+        {
+            "metadata": {
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                }
+            }
+        },
     )
-    docs = _render(cluster, namespace, CHART / "ci" / "ha-values.yaml")
+    docs = _render(cluster, namespace, values)
+    namespaced = [
+        d
+        for d in docs
+        if d["kind"]
+        not in {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ServiceMonitor"}
+        and d["metadata"].get("namespace") in (None, namespace)
+    ]
+    result = cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "--server-side",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(namespaced),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # A workload that would create refused pods is admitted with a warning only.
+    assert "would violate PodSecurity" not in result.stderr, result.stderr
     deployments = _kinds(docs)["Deployment"]
     assert len(deployments) == 2
     for deployment in deployments:
@@ -127,12 +163,23 @@ def test_pods_pass_the_restricted_pod_security_standard(cluster: Cluster, namesp
     assert "restricted" in refused.value.message
 
 
-def test_rendered_flags_are_understood_by_the_programs(cluster: Cluster, namespace: str) -> None:
+def test_rendered_flags_are_understood_by_the_programs(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    key = tmp_path / "key"  # stands in for the mounted Secret
+    key.write_text("k")
     for values in SCENARIOS:
         for deployment in _kinds(_render(cluster, namespace, values))["Deployment"]:
             container = deployment["spec"]["template"]["spec"]["containers"][0]
             if container["name"] == "operator":
-                config, _ = config_from_args(container["args"])
+                args = [
+                    f"--token-key-file={key}" if a.startswith("--token-key-file=") else a
+                    for a in container["args"]
+                ]
+                # What the downward API gives the pod.
+                config, _ = config_from_args(
+                    ["--pod-ip=10.0.0.7", f"--pod-namespace={namespace}", *args]
+                )
                 assert config.suggestion_url.endswith(":8080")
             else:
                 parse_settings(container["args"])
@@ -175,7 +222,7 @@ def installed_rbac(cluster: Cluster, namespace: str) -> str:
     docs = _render(
         cluster, namespace, CHART / "ci" / "default-values.yaml", "--set", "scope=namespaced"
     )
-    objects = [d for d in docs if d["kind"] in {"ServiceAccount", "Role", "RoleBinding", "Secret"}]
+    objects = [d for d in docs if d["kind"] in {"ServiceAccount", "Role", "RoleBinding"}]
     cluster.kubectl(
         "apply", "--server-side", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects)
     )
@@ -208,6 +255,37 @@ def test_operator_runs_a_sweep_with_only_the_charts_role(
     # number that merely contains the digits 403 is not one.
     assert not re.search(r"(?<![\w:.])403(?!\d)", log), log[-3000:]
     assert "forbidden" not in log.lower(), log[-3000:]
+
+
+def test_the_operator_creates_and_then_reads_its_key_under_the_charts_role(
+    cluster: Cluster, namespace: str, installed_rbac: str, tmp_path: Path
+) -> None:
+    """Without intake.existingSecret the operator makes the key Secret (the chart renders none)."""
+    kubeconfig = _sa_kubeconfig(cluster, namespace, installed_rbac, tmp_path / "op.kubeconfig")
+
+    async def twice() -> tuple[bytes, bytes]:
+        configuration = client.Configuration()
+        await kube_config.load_kube_config(str(kubeconfig), client_configuration=configuration)
+        async with client.ApiClient(configuration) as api:
+            created = await token_key_from_secret(api, namespace, "kubesweep-intake")
+            read = await token_key_from_secret(api, namespace, "kubesweep-intake")
+        return created, read
+
+    created, read = asyncio.run(twice())
+    assert created == read
+    assert len(created) >= 32
+    # Only that Secret: the Role grants no other read.
+    result = cluster.kubectl(
+        "auth",
+        "can-i",
+        "get",
+        "secrets/other",
+        "-n",
+        namespace,
+        f"--as=system:serviceaccount:{namespace}:{installed_rbac}",
+        check=False,
+    )
+    assert result.stdout.strip() == "no"
 
 
 def test_trial_pod_identity_can_do_nothing(
@@ -263,16 +341,19 @@ def test_install_upgrade_uninstall_leaves_no_orphans(cluster: Cluster, namespace
         "suggestion.replicas=0",
     ]
     cluster.helm("install", release, str(CHART), *common, "--wait", "--timeout=120s")
-    secret_path = path_for("v1", "secrets", namespace, f"{release}-kubesweep-intake")
-    key = cluster.kube.get(secret_path)["data"]["key"]
+    selector = f"app.kubernetes.io/instance={release}"
+    # No key material in the release: the operator makes its key, or mounts the user's.
+    assert cluster.kube.list(path_for("v1", "secrets", namespace), labelSelector=selector) == []
+    installed = cluster.helm("get", "manifest", release, "--namespace", namespace).stdout
+    cluster.helm("upgrade", release, str(CHART), *common)
+    upgraded = cluster.helm("get", "manifest", release, "--namespace", namespace).stdout
+    assert upgraded == installed, "an upgrade with the same values changes nothing"
     cluster.helm("upgrade", release, str(CHART), *common, "--set", "suggestion.workers=3")
-    assert cluster.kube.get(secret_path)["data"]["key"] == key, "the intake key survives upgrades"
     experiment = yaml.safe_load((REPO / "examples" / "random.yaml").read_text())
     experiment["metadata"] = {"name": "survivor", "namespace": namespace}
     cluster.kube.create(path_for("kubesweep.io/v1alpha1", "experiments", namespace), experiment)
 
     cluster.helm("uninstall", release, "--namespace", namespace, "--wait")
-    selector = f"app.kubernetes.io/instance={release}"
     for api, plural in [
         ("apps/v1", "deployments"),
         ("v1", "services"),

@@ -189,9 +189,13 @@ def test_namespaced_scope_uses_roles_only(cluster: Cluster, namespace: str) -> N
     kinds = _kinds(_render(cluster, namespace, CHART / "ci" / "namespaced-values.yaml"))
     assert "ClusterRole" not in kinds
     assert "ClusterRoleBinding" not in kinds
-    assert sorted(r["metadata"]["namespace"] for r in kinds["Role"]) == sorted(
+    watching = [r for r in kinds["Role"] if r["metadata"]["name"].endswith("-operator")]
+    assert sorted(r["metadata"]["namespace"] for r in watching) == sorted(
         [namespace, "team-a", "team-b"]
     )
+    # and one for the operator's own objects (its key Secret), in its own namespace only
+    own = [r for r in kinds["Role"] if r["metadata"]["name"].endswith("-operator-own")]
+    assert [r["metadata"]["namespace"] for r in own] == [namespace]
 
 
 def _sa_kubeconfig(cluster: Cluster, namespace: str, account: str, path: Path) -> Path:

@@ -269,6 +269,9 @@ def test_a_mounted_key_file_is_optional_only_beside_a_secret(
     with pytest.raises(SystemExit):
         config_from_args([f"--token-key-file={tmp_path / 'absent'}"])
     assert "is missing or empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        config_from_args(["--token-key-secret=ks-intake"])
+    assert "--token-key-secret needs --pod-namespace" in capsys.readouterr().err
 
 
 def test_the_slice_names_the_pod_only_when_the_identity_is_a_pod_name() -> None:

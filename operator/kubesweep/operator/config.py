@@ -179,6 +179,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
             parser.error(f"--collector-resources: not JSON ({error})")
         if not isinstance(resources, dict):
             parser.error("--collector-resources: a JSON object is needed")
+    if args.token_key_secret and not args.pod_namespace:
+        parser.error("--token-key-secret needs --pod-namespace (KUBESWEEP_POD_NAMESPACE)")
     if args.intake_service and not (args.pod_ip and args.pod_namespace):
         parser.error(
             "--intake-service needs --pod-ip and --pod-namespace "

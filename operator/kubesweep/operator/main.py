@@ -32,7 +32,7 @@ from kubesweep.operator.suggestions import (
     SuggestionBackend,
     SuggestionClient,
 )
-from kubesweep.rendering import RenderSettings
+from kubesweep.rendering import CommandWrapper, RenderSettings
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ async def build_runtime(config: OperatorConfig) -> Runtime:
     return runtime
 
 
-def render_settings(config: OperatorConfig, wrap: Any) -> RenderSettings:
+def render_settings(config: OperatorConfig, wrap: CommandWrapper) -> RenderSettings:
     """How trial Jobs are rendered in this installation (collector image, intake, resources)."""
     optional: dict[str, Any] = {}
     if config.collector_resources is not None:
@@ -140,8 +140,6 @@ async def token_key_from_secret(api: Any, namespace: str, name: str) -> bytes:
     from kubernetes_asyncio import client
     from kubernetes_asyncio.client.exceptions import ApiException
 
-    if not namespace:
-        raise SystemExit("--token-key-secret needs --pod-namespace (KUBESWEEP_POD_NAMESPACE)")
     core = client.CoreV1Api(api)
     fresh = base64.b64encode(secrets.token_urlsafe(48).encode()).decode()
     body = {
@@ -168,8 +166,8 @@ async def token_key_from_secret(api: Any, namespace: str, name: str) -> bytes:
             raise
     found = await core.read_namespaced_secret(name, namespace)
     encoded = (found.data or {}).get("key")
-    if not encoded:
-        raise SystemExit(f"Secret {namespace}/{name} has no data key 'key'")
+    if not encoded:  # kopf retries the start-up, and logs this, until the Secret is fixed
+        raise ValueError(f"Secret {namespace}/{name} has no data key 'key'")
     return base64.b64decode(encoded).strip()
 
 

@@ -110,3 +110,24 @@ bench-suggest: $(BENCH_STAMP) ## suggestion benchmark, full run (about 45 min on
 
 bench-operator: venv cluster-build ## operator benchmark: latency, throughput, writes per trial, memory (10-15 min on 2 cores)
 	$(BIN)/python -m bench.operator.run $(BENCH_ARGS)
+
+# ---- images: images/*/Dockerfile built with buildah into OCI archives (images/build.py) ----
+# Archives and records in ~/.cache/kubesweep/images; rebuilt only when their inputs change.
+# IMAGES selects (default: all but trainer-torch); IMAGE_TAG names the tag (default dev).
+IMAGES ?=
+IMAGE_TAG ?= dev
+REGISTRY ?=
+IMAGE_BUILD := $(PYTHON) images/build.py --tag $(IMAGE_TAG)
+.PHONY: image-tools images push
+
+image-tools: ## Debian packages the image build needs (buildah, mmdebstrap, skopeo), installed when missing
+	@command -v buildah >/dev/null && command -v mmdebstrap >/dev/null && command -v skopeo >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    buildah mmdebstrap skopeo >/dev/null; }
+
+images: image-tools ## build the images (cached by content) on a base made from Debian packages
+	$(IMAGE_BUILD) build $(IMAGES)
+
+push: ## copy the built images to a registry: make images push REGISTRY=host:port[/path]
+	@test -n "$(REGISTRY)" || { echo "push: set REGISTRY=host:port[/path]" >&2; exit 2; }
+	$(IMAGE_BUILD) push --registry $(REGISTRY) $(IMAGES)

@@ -73,14 +73,30 @@ CLUSTER := PYTHONPATH=e2e $(BIN)/python -m cluster
 cluster-build: ## build kube-apiserver & co, etcd and helm from Go modules (cached in ~/.cache/kubesweep)
 	e2e/cluster/build.sh
 
-dev-cluster: venv cluster-build ## start the local cluster and its process node (kept running; e2e reuses it)
-	$(CLUSTER) up
+NODE ?= process
+
+dev-cluster: venv cluster-build $(if $(filter real,$(NODE)),node-build) ## start the local cluster (NODE=real: a real kubelet and containerd) and keep it running
+	$(CLUSTER) up --node $(NODE)
 
 dev-cluster-down: venv ## stop the local cluster, nothing left running
 	$(CLUSTER) down
 
 dev-cluster-status: venv ## show the local cluster's components
 	$(CLUSTER) status
+
+# ---- the real node: kubelet, kube-proxy and containerd from Go modules; runc and CNI from Debian ----
+.PHONY: node-tools node-build test-e2e-real
+
+node-tools: ## Debian packages the real node needs (runc, CNI plugins, nftables), installed when missing
+	@if [ ! -x /usr/lib/cni/bridge ] || ! command -v runc >/dev/null || ! command -v nft >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    runc containernetworking-plugins nftables >/dev/null; fi
+
+node-build: node-tools ## build kubelet + kube-proxy and containerd from Go modules (cached in ~/.cache/kubesweep)
+	e2e/cluster/build-node.sh
+
+test-e2e-real: venv cluster-build node-build images ## e2e tests that need the real node (a cluster of its own unless one runs)
+	KUBESWEEP_E2E_NODE=real $(BIN)/pytest e2e/test_realnode.py -q
 
 kubectl: ## kubectl on the local cluster, e.g. make kubectl ARGS="get pods -A" (or e2e/cluster/kubectl ...)
 	@e2e/cluster/kubectl $(ARGS)

@@ -11,6 +11,10 @@ Which cluster
   so a developer's everyday cluster is never touched by accident.
 - ``KUBESWEEP_E2E_KEEP=1``: leave a cluster this session started running (to
   look around with ``e2e/cluster/kubectl``; ``make dev-cluster-down`` stops it).
+- ``KUBESWEEP_E2E_NODE=real``: the local cluster's node is a real kubelet with
+  containerd (``e2e/node/realnode.py``) instead of the process node; a running
+  cluster is reused only if its node is of the kind asked for. Tests that need one
+  kind (``e2e/test_realnode.py``) skip, saying why, on the other.
 
 Every test under ``e2e/`` gets the ``e2e`` marker; ``pytest tests/`` never loads
 this file and needs no cluster.
@@ -67,6 +71,15 @@ T = TypeVar("T")
 E2E_DIR = Path(__file__).resolve().parent
 IMAGE = os.environ.get("KUBESWEEP_E2E_IMAGE", "python:3.11-slim")
 EXTERNAL_ENV = "KUBESWEEP_E2E_KUBECONFIG"
+NODE_ENV = "KUBESWEEP_E2E_NODE"
+
+
+def e2e_node_kind() -> str:
+    """The local cluster's node for this session: ``process`` (default) or ``real``."""
+    kind = os.environ.get(NODE_ENV, "process")
+    if kind not in local.NODE_KINDS:
+        raise pytest.UsageError(f"{NODE_ENV}={kind!r}: expected one of {local.NODE_KINDS}")
+    return kind
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -140,7 +153,7 @@ class Cluster:
 
     def logs(self, namespace: str, pod: str, container: str, previous: bool = False) -> str:
         """A container's log: from the process node's files, or the API for other clusters."""
-        if self.local is not None:
+        if self.local is not None and self.local.node_kind == "process":
             from node.processnode import read_container_log
 
             return read_container_log(self.local.node_dir, namespace, pod, container, previous)
@@ -165,9 +178,10 @@ def cluster() -> Iterator[Cluster]:
         kube = Kube.from_kubeconfig(external)
         yield Cluster(external, kube, kubectl, shutil.which("helm"), None)
         return
+    kind = e2e_node_kind()
     existing = local.ClusterInfo.load(local.default_state_dir())
-    reuse = existing is not None and existing.running()
-    info = local.up(fresh=not reuse)
+    reuse = existing is not None and existing.running() and existing.node_kind == kind
+    info = local.up(fresh=not reuse, node_kind=kind)
     try:
         yield Cluster(info.kubeconfig, info.client(), info.kubectl, info.helm, info)
     finally:

@@ -45,6 +45,16 @@ E2E = HERE.parent
 REPO = E2E.parent
 CACHE = Path(os.environ.get("KUBESWEEP_CACHE", Path.home() / ".cache" / "kubesweep"))
 NODE_NAME = "kubesweep-node"
+REAL_NODE_NAME = "kubesweep-real-node"
+NODE_KINDS = ("process", "real")
+
+
+def default_node_kind() -> str:
+    """``KUBESWEEP_NODE`` (``process`` or ``real``); the process node unless it says otherwise."""
+    kind = os.environ.get("KUBESWEEP_NODE", "process")
+    if kind not in NODE_KINDS:
+        raise ValueError(f"KUBESWEEP_NODE={kind!r}: expected one of {', '.join(NODE_KINDS)}")
+    return kind
 
 
 def default_state_dir() -> Path:
@@ -117,6 +127,7 @@ class ClusterInfo:
     pids: dict[str, int] = field(default_factory=dict)
     node_name: str = NODE_NAME
     started_at: float = 0.0
+    node_kind: str = "process"
 
     @property
     def kubectl(self) -> str:
@@ -230,19 +241,23 @@ def up(
     fresh: bool = False,
     gpus: int = 4,
     node: bool = True,
+    node_kind: str | None = None,
 ) -> ClusterInfo:
     """Start the cluster, or return the one already running in ``state_dir``.
 
-    ``fresh`` wipes etcd and node state first (certificates are kept).
+    ``fresh`` wipes etcd and node state first (certificates are kept). ``node_kind``:
+    ``process`` (``e2e/node/processnode.py``) or ``real`` (``e2e/node/realnode.py``);
+    default :func:`default_node_kind`.
     """
     sd = (state_dir or default_state_dir()).resolve()
+    kind = node_kind or default_node_kind()
     with _locked(sd):
-        return _up(sd, fresh=fresh, gpus=gpus, node=node)
+        return _up(sd, fresh=fresh, gpus=gpus, node=node, node_kind=kind)
 
 
-def _up(sd: Path, *, fresh: bool, gpus: int, node: bool) -> ClusterInfo:
+def _up(sd: Path, *, fresh: bool, gpus: int, node: bool, node_kind: str) -> ClusterInfo:
     existing = ClusterInfo.load(sd)
-    if existing and existing.running() and not fresh:
+    if existing and existing.running() and not fresh and existing.node_kind == node_kind:
         with contextlib.suppress(Exception):
             existing.client().get_raw("/readyz")
             return existing
@@ -282,6 +297,8 @@ def _up(sd: Path, *, fresh: bool, gpus: int, node: bool) -> ClusterInfo:
         server=server,
         ports=ports,
         started_at=time.time(),
+        node_kind=node_kind,
+        node_name=REAL_NODE_NAME if node_kind == "real" else NODE_NAME,
     )
     info.save()
     st = _Starter(info)
@@ -369,7 +386,11 @@ def _up(sd: Path, *, fresh: bool, gpus: int, node: bool) -> ClusterInfo:
             60,
         )
         st.wait("kube-scheduler", lambda: _https_ok(ports["scheduler"], "/healthz"), 60)
-        if node:
+        if node and node_kind == "real":
+            from node import realnode
+
+            realnode.start(info, st.spawn, st.wait, gpus)
+        elif node:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join([str(E2E), *filter(None, [env.get("PYTHONPATH")])])
             st.spawn(
@@ -463,6 +484,10 @@ def _down(sd: Path) -> None:
     info = ClusterInfo.load(sd)
     if info is None:
         return
+    if info.node_kind == "real":
+        from node import realnode
+
+        realnode.stop(info, _stop_group)
     for name in STOP_ORDER:
         pid = info.pids.get(name)
         if pid and _ours(pid, info.state_dir):
@@ -498,13 +523,19 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--fresh", action="store_true", help="wipe etcd and node state first")
     u.add_argument("--gpus", type=int, default=4)
     u.add_argument("--no-node", action="store_true")
+    u.add_argument(
+        "--node",
+        choices=NODE_KINDS,
+        default=None,
+        help="process (default) or real; or KUBESWEEP_NODE",
+    )
     sub.add_parser("down", help="stop everything")
     sub.add_parser("status", help="print component status as JSON")
     sub.add_parser("build", help="build the binaries (cached) and print their directory")
     sub.add_parser("kubeconfig", help="print the admin kubeconfig path")
     args = ap.parse_args(argv)
     if args.cmd == "up":
-        info = up(fresh=args.fresh, gpus=args.gpus, node=not args.no_node)
+        info = up(fresh=args.fresh, gpus=args.gpus, node=not args.no_node, node_kind=args.node)
         print(f"cluster up: {info.server}")
         print(f"  export KUBECONFIG={info.kubeconfig}")
         print(f"  kubectl: {REPO / 'e2e/cluster/kubectl'}   logs: {info.log_dir}")

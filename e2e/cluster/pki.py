@@ -195,3 +195,20 @@ def kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str = "admin"
         f"- name: kubesweep-local\n  context:\n    cluster: kubesweep-local\n    user: {user}\n"
         "current-context: kubesweep-local\n"
     )
+
+
+def ensure_cert(
+    pki: Path, stem: str, cn: str, orgs: list[str], server_sans: list[str] | None = None
+) -> tuple[Path, Path]:
+    """One more certificate signed by the cluster's CA (kept once made); its (crt, key).
+
+    For components with identities or addresses that ``ensure_pki`` does not know,
+    such as a real node's kubelet (client and serving, at the node's address).
+    """
+    crt, key = pki / f"{stem}.crt", pki / f"{stem}.key"
+    if not (crt.exists() and key.exists()):
+        ca_cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+        cert, k = _issue(ca_cert, _load_key(pki / "ca.key"), cn, orgs, server_sans)
+        _write_key(key, k)
+        crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return crt, key

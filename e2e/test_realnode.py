@@ -276,3 +276,96 @@ def test_cluster_ip_service_reaches_a_pod(
     assert state["message"] == "hello from the server pod"
     server_ip = _pod(cluster, namespace, "server")["status"]["podIP"]
     assert server_ip != pod["status"]["podIP"]
+
+
+TRAINER = """
+import json, os
+with open(os.environ["KUBESWEEP_METRICS_PATH"], "a") as f:
+    for step, loss in enumerate([0.9, 0.5, 0.3, 0.4], start=1):
+        f.write(json.dumps({"step": step, "loss": loss}) + "\\n")
+print("trained", flush=True)
+"""
+
+
+def test_collector_image_is_the_native_sidecar_of_a_rendered_trial(
+    cluster: Cluster, namespace: str, apply: Callable[[Any], list[JSON]], images: dict[str, str]
+) -> None:
+    """The operator's Job for a trial, on a real kubelet, with the intake unreachable.
+
+    The collector reads the trainer's JSON lines, finds no intake (nothing listens on
+    the port it is given) and, stopped by the kubelet after the trainer ends, leaves
+    its summary as its termination message, where the operator falls back to read it.
+    """
+    from kubesweep.api import ObjectMeta, Trial, TrialSpec, parse_experiment
+    from kubesweep.metrics.wire import decode_summary
+    from kubesweep.rendering import COLLECTOR_NAME, RenderSettings, render_trial
+
+    experiment = parse_experiment(
+        {
+            "apiVersion": "kubesweep.io/v1alpha1",
+            "kind": "Experiment",
+            "metadata": {"name": "real", "namespace": namespace, "uid": "exp-uid"},
+            "spec": {
+                "objective": {"metric": "loss", "direction": "minimize"},
+                "algorithm": {"name": "random", "seed": 1},
+                "parameters": [{"name": "lr", "type": "float", "min": 0.001, "max": 0.1}],
+                "budget": {"maxTrials": 1, "parallelTrials": 1},
+                "trialTemplate": {
+                    "primaryContainer": "trainer",
+                    "metrics": {"source": "json", "path": "metrics.jsonl"},
+                    "job": {
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [
+                                    {
+                                        "name": "trainer",
+                                        "image": images["collector"],
+                                        "imagePullPolicy": "Never",
+                                        "command": _python(TRAINER),
+                                        "args": ["--lr=${params.lr}"],
+                                    }
+                                ],
+                            }
+                        }
+                    },
+                },
+            },
+        }
+    )
+    trial = Trial(
+        metadata=ObjectMeta(name="real-0", namespace=namespace, uid="trial-uid"),
+        spec=TrialSpec(experiment="real", index=0, parameters={"lr": 0.01}),
+    )
+    settings = RenderSettings(
+        collector_image=images["collector"],
+        collector_image_pull_policy="Never",
+        intake_url="http://127.0.0.1:9/intake",
+    )
+    job = render_trial(experiment, trial, settings, token="token-of-the-trial")
+    job["metadata"].pop("ownerReferences", None)  # no Trial object exists in this test
+    apply(job)
+
+    def ended_pod() -> JSON | None:
+        pods = cluster.kube.list(
+            f"/api/v1/namespaces/{namespace}/pods", labelSelector="job-name=real-0"
+        )
+        done = [p for p in pods if p["status"].get("phase") in ("Succeeded", "Failed")]
+        return done[0] if done else None
+
+    pod = wait_for(ended_pod, 120, what="the trial pod of Job real-0 to end")
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]
+    name = pod["metadata"]["name"]
+    sidecar = wait_for(
+        lambda: _status_of(_pod(cluster, namespace, name), COLLECTOR_NAME)["state"].get(
+            "terminated"
+        ),
+        30,
+        what="the collector's terminated state",
+    )
+    summary = decode_summary(sidecar["message"])
+    stats = {m.name: m for m in summary.metrics}
+    assert stats["loss"].latest == 0.4
+    assert stats["loss"].min == 0.3
+    assert stats["loss"].count == 4
+    assert "trained" in cluster.logs(namespace, name, "trainer")

@@ -1,0 +1,141 @@
+"""Sweeps of known trial programs, shared by the operator's e2e tests.
+
+Trial programs are one-line Python scripts printing ``loss=<value>`` (or one
+value per step) so the metrics they report are known exactly, and each helper
+reads what a test must judge: trials, the end condition, the metrics account.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster.kube import path_for
+from conftest import IMAGE, Cluster, wait_for
+from stack import REPO, Stack
+
+API = "kubesweep.io/v1alpha1"
+#: loss = (x - 0.3)^2, printed after a sleep; exits with the given code. The sleep gives
+#: the collector sidecar (a Python process) time to start before the trainer ends.
+PROGRAM = (
+    "import sys, time; x = float(sys.argv[1]); time.sleep(float(sys.argv[2])); "
+    "print(f'loss={(x - 0.3) ** 2:.6f}', flush=True); sys.exit(int(sys.argv[3]))"
+)
+
+
+#: CRDs to install; ``KUBESWEEP_E2E_CRDS`` points at another directory (e.g. fresh from crdgen).
+CRDS = Path(os.environ.get("KUBESWEEP_E2E_CRDS", REPO / "crds"))
+
+
+def running_stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The CRDs installed, the suggestion service and the operator running beside the cluster.
+
+    A test module's ``stack`` fixture yields from this, once per module.
+    """
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+    log_dir = Path(tmp_path_factory.mktemp("operator-logs"))
+    with Stack(cluster.kubeconfig, log_dir) as running:
+        yield running
+
+
+def experiment(
+    name: str,
+    budget: dict[str, Any],
+    *,
+    sleep: float = 2.0,
+    exit_code: int = 0,
+    target: float | None = None,
+) -> dict[str, Any]:
+    objective: dict[str, Any] = {"metric": "loss", "direction": "minimize"}
+    if target is not None:
+        objective["target"] = target
+    return {
+        "apiVersion": API,
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": {
+            "objective": objective,
+            "algorithm": {"name": "random", "seed": 3},
+            "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+            "budget": budget,
+            "trialTemplate": {
+                "primaryContainer": "trainer",
+                "metrics": {"source": "stdout"},
+                "job": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [
+                                {
+                                    "name": "trainer",
+                                    "image": IMAGE,
+                                    "command": ["python", "-c", PROGRAM],
+                                    "args": ["${params.x}", str(sleep), str(exit_code)],
+                                }
+                            ],
+                        }
+                    }
+                },
+            },
+        },
+    }
+
+
+def get(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return cluster.kube.get(path_for(API, "experiments", namespace, name))
+
+
+def trials(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    return cluster.kube.list(path_for(API, "trials", namespace))
+
+
+def ended(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    status = get(cluster, namespace, name).get("status") or {}
+    for condition in status.get("conditions", []):
+        if condition["type"] in ("Succeeded", "Failed") and condition["status"] == "True":
+            return status
+    return None
+
+
+def wait_end(cluster: Cluster, namespace: str, name: str, timeout: float = 240) -> dict[str, Any]:
+    return wait_for(lambda: ended(cluster, namespace, name), timeout, 1.0, what=f"{name} to end")
+
+
+def describe(cluster: Cluster, namespace: str) -> str:
+    """Experiments and trials of the namespace, for assertion messages."""
+    lines = [
+        str(e.get("status")) for e in cluster.kube.list(path_for(API, "experiments", namespace))
+    ]
+    lines += [f"{t['metadata']['name']}: {t.get('status')}" for t in trials(cluster, namespace)]
+    return "\n".join(lines)
+
+
+def end_condition(status: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] in ("Succeeded", "Failed"))
+
+
+#: Five steps, 0.4 s apart: loss = (x - 0.3)^2 + (5 - step) / 10, a different value at each
+#: step, so an objective taken from fewer steps than the program printed shows.
+STEPS_PROGRAM = (
+    "import sys, time\n"
+    "x = float(sys.argv[1])\n"
+    "for step in range(1, 6):\n"
+    "    time.sleep(0.4)\n"
+    "    print(f'step={step} loss={(x - 0.3) ** 2 + (5 - step) / 10:.6f}', flush=True)\n"
+)
+
+
+def printed_last(x: float) -> float:
+    """The loss STEPS_PROGRAM prints at its last step, as the collector parses it."""
+    return float(f"{(x - 0.3) ** 2:.6f}")
+
+
+def metrics_account(trial: dict[str, Any]) -> tuple[str, str] | None:
+    for condition in trial["status"].get("conditions", []):
+        if condition["type"] == "MetricsComplete":
+            return condition["status"], condition["reason"]
+    return None

@@ -1,0 +1,118 @@
+"""Faults of the cluster under a running sweep: nothing lost, nothing doubled, results exact.
+
+Each case runs a sweep of a program that prints its loss at five steps, inflicts
+one fault while trials run, and then asks the same of the end: exactly
+``maxTrials`` trials, each Succeeded with the objective its program printed
+last, counted from the collector's complete account. The operator's own death
+is covered in ``test_operator.py``, the suggestion service's outage and an
+unreachable intake there too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cluster import faults
+from cluster.kube import path_for
+from conftest import Cluster, wait_for
+from stack import Stack
+from sweeps import (
+    STEPS_PROGRAM,
+    describe,
+    end_condition,
+    experiment,
+    metrics_account,
+    printed_last,
+    running_stack,
+    trials,
+    wait_end,
+)
+
+#: How long etcd stays frozen: longer than the operator's and the node's request timeouts.
+ETCD_FROZEN_SECONDS = 12
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from running_stack(cluster, tmp_path_factory)
+
+
+@pytest.fixture
+def info(cluster: Cluster):
+    if cluster.local is None:
+        pytest.skip("faults are inflicted on the local cluster's processes only")
+    return cluster.local
+
+
+def stepped(name: str, budget: dict[str, Any], **template: Any) -> dict[str, Any]:
+    manifest = experiment(name, budget)
+    trial_template = manifest["spec"]["trialTemplate"]
+    trial_template.update(template)
+    container = trial_template["job"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python", "-c", STEPS_PROGRAM]
+    container["args"] = ["${params.x}"]
+    return manifest
+
+
+def running_trials(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    return [
+        t for t in trials(cluster, namespace) if (t.get("status") or {}).get("phase") == "Running"
+    ]
+
+
+def assert_exact(cluster: Cluster, namespace: str, name: str, max_trials: int) -> None:
+    status = wait_end(cluster, namespace, name, timeout=300)
+    assert end_condition(status)["reason"] == "MaxTrialsReached", describe(cluster, namespace)
+    found = trials(cluster, namespace)
+    assert sorted(t["metadata"]["name"] for t in found) == sorted(
+        f"{name}-{i}" for i in range(max_trials)
+    )
+    assert status["trials"]["succeeded"] == max_trials, describe(cluster, namespace)
+    for trial in found:
+        x = float(trial["spec"]["parameters"]["x"])
+        where = f"{trial['metadata']['name']}: {trial['status']}"
+        assert trial["status"]["objective"] == printed_last(x), where
+        assert metrics_account(trial) == ("True", "CollectorSummary"), where
+    best = min(found, key=lambda t: t["status"]["objective"])
+    assert status["bestTrial"]["name"] == best["metadata"]["name"]
+
+
+def test_the_api_server_restarted_mid_sweep(cluster, info, namespace, apply, stack):
+    apply(stepped("apiserver", {"maxTrials": 8, "parallelTrials": 3}))
+    wait_for(lambda: running_trials(cluster, namespace), 90, 0.2, what="a running trial")
+    faults.restart(info, "kube-apiserver", lambda: cluster.kube.get_raw("/readyz") == "ok", 120)
+    assert_exact(cluster, namespace, "apiserver", 8)
+
+
+def test_etcd_frozen_mid_sweep(cluster, info, namespace, apply, stack):
+    apply(stepped("etcd", {"maxTrials": 8, "parallelTrials": 3}))
+    wait_for(lambda: running_trials(cluster, namespace), 90, 0.2, what="a running trial")
+    with faults.frozen(info, "etcd"):
+        time.sleep(ETCD_FROZEN_SECONDS)  # the fault's length, not a wait for a condition
+    assert_exact(cluster, namespace, "etcd", 8)
+
+
+def test_a_node_lost_mid_trial(cluster, info, namespace, apply, stack):
+    """The node dies with its trials' pods; each Job retries its pod once the node is back."""
+    if "process-node" not in info.pids:
+        pytest.skip("losing the node is inflicted on the process node")
+    apply(stepped("lost-node", {"maxTrials": 4, "parallelTrials": 2}, retries=1))
+    wait_for(lambda: running_trials(cluster, namespace), 90, 0.2, what="a running trial")
+    pods = [p["metadata"]["name"] for p in cluster.kube.list(path_for("v1", "pods", namespace))]
+    with faults.lost(info, "process-node"):
+        # The machine is gone for good: its Node object goes, and the pod garbage
+        # collector deletes the pods that were bound to it.
+        cluster.kube.delete(path_for("v1", "nodes", None, info.node_name))
+
+        def gone() -> bool:
+            left = {
+                p["metadata"]["name"] for p in cluster.kube.list(path_for("v1", "pods", namespace))
+            }
+            return not left.intersection(pods)
+
+        wait_for(gone, 180, 1.0, what="the lost node's pods to be deleted")
+    assert_exact(cluster, namespace, "lost-node", 4)

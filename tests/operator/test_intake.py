@@ -273,3 +273,15 @@ async def test_a_finished_trial_takes_no_more_batches(setup):
     clock.now += 10
     assert await intake.flush_due() == 0
     assert patches == []
+
+
+def test_the_previous_key_comes_from_its_own_file(tmp_path, capsys) -> None:
+    from kubesweep.operator.config import config_from_args
+
+    previous = tmp_path / "previous"
+    previous.write_text("old-key\n")
+    config, _ = config_from_args([f"--previous-token-key-file={previous}"])
+    assert config.previous_token_key == b"old-key"
+    with pytest.raises(SystemExit):
+        config_from_args([f"--previous-token-key-file={tmp_path / 'absent'}"])
+    assert "--previous-token-key-file" in capsys.readouterr().err

@@ -39,6 +39,8 @@ class OperatorConfig:
     collector_resources: Mapping[str, Any] | None = None  # None: the renderer's default
     token_key: bytes = field(default=b"", repr=False)
     token_key_secret: str = ""  # no key given: read, or create, the key in this Secret
+    #: While keys rotate: trial pods started under the previous key keep reporting.
+    previous_token_key: bytes = field(default=b"", repr=False)
     concurrency: int = 8
     resync_seconds: float = 10.0
     stall_after_seconds: float = 60.0
@@ -116,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         "",
     )
     add(
+        "previous-token-key-file",
+        "while keys rotate: file holding the previous key, whose trial tokens are still accepted",
+        "",
+    )
+    add(
         "token-key-secret",
         "without a key: the Secret (in --pod-namespace) to read it from, created if absent",
         "",
@@ -165,6 +172,12 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
                 "(lowercase letters, digits and '-', at most 63 characters)"
             )
     key = _token_key(parser, args.token_key_file, bool(args.token_key_secret))
+    previous_key = b""
+    if args.previous_token_key_file:
+        previous = Path(args.previous_token_key_file)
+        previous_key = previous.read_bytes().strip() if previous.is_file() else b""
+        if not previous_key:
+            parser.error(f"--previous-token-key-file: {previous} is missing or empty")
     priority: int | None = None
     if args.priority != "":
         try:
@@ -207,6 +220,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
         collector_resources=resources,
         token_key=key,
         token_key_secret=args.token_key_secret,
+        previous_token_key=previous_key,
         concurrency=args.concurrency,
         resync_seconds=args.resync_seconds,
         stall_after_seconds=args.stall_after_seconds,

@@ -73,6 +73,7 @@ async def build_runtime(config: OperatorConfig) -> Runtime:
         directory,
         key,
         kube.patch_trial_status,
+        previous_keys=(config.previous_token_key,) if config.previous_token_key else (),
         flush_seconds=config.intake_flush_seconds,
         metrics=metrics,
     )

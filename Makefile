@@ -51,8 +51,18 @@ browser: ## headless Chromium (Debian's package) for the HTML report test, insta
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and cannot be installed here: the report's browser test will skip"; fi; }
 
-test-unit: venv browser ## fast tests, no cluster
-	$(BIN)/pytest tests -q
+# checkov judges the rendered chart (tests/charts/test_checkov.py); it has many
+# dependencies of its own, so it lives in a virtual environment apart from the project's.
+CHECKOV_VENV := $(VENV)/tools/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --no-compile 'checkov==3.3.30'
+
+# The chart tests render with the helm that cluster-build makes (cached after the first time).
+test-unit: venv browser cluster-build $(CHECKOV) ## fast tests, no cluster
+	KUBESWEEP_CHECKOV=$(CHECKOV) $(BIN)/pytest tests -q
 
 test: lint test-unit test-e2e ## everything: lint, unit tests, e2e tests on the local cluster
 

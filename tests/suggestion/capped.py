@@ -2,17 +2,20 @@
 
 The machine the tests run on is shared: a regression that lets one request
 allocate without bound must fail the test, not wake the kernel's OOM killer
-(which may pick an unrelated process). The child gets ``RLIMIT_AS`` before it
-runs anything, so an allocation past the cap raises ``MemoryError`` there, and
-a wall-clock timeout ends it if it computes instead of allocating.
+(which may pick an unrelated process). The child sets ``RLIMIT_AS`` as its
+first statement, before it imports anything, so an allocation past the cap
+raises ``MemoryError`` there; a wall-clock timeout ends it if it computes
+instead of allocating.
 """
 
 from __future__ import annotations
 
 import os
-import resource
+import selectors
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: Address space for a child that imports numpy, scipy and scikit-learn and
@@ -22,28 +25,27 @@ DEFAULT_CAP_BYTES = 3 << 30
 _ROOT = Path(__file__).resolve().parents[2]
 
 
+def _capped(code: str, cap_bytes: int) -> list[str]:
+    """The command that runs ``code`` under the cap."""
+    limit = f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({cap_bytes}, {cap_bytes}))"
+    return [sys.executable, "-c", f"{limit}\n{code}"]
+
+
+def _environment() -> dict[str, str]:
+    """The parent's environment with one BLAS thread: each thread's buffers count."""
+    single = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
+    return {**os.environ, **single}
+
+
 def run_capped(
     code: str, *, stdin: str = "", cap_bytes: int = DEFAULT_CAP_BYTES, timeout: float = 120.0
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` with ``python -c`` under the cap, ``stdin`` as its input; its output
-    and exit status."""
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (cap_bytes, cap_bytes))
-
-    env = {
-        **os.environ,
-        # One BLAS thread: each thread's buffers count against the cap.
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
+    """Run ``code`` under the cap, ``stdin`` as its input; its output and exit status."""
     try:
         return subprocess.run(
-            [sys.executable, "-c", code],
+            _capped(code, cap_bytes),
             cwd=_ROOT,
-            env=env,
-            preexec_fn=limit,  # the cap applies before the child runs anything
+            env=_environment(),
             input=stdin,
             capture_output=True,
             text=True,
@@ -54,3 +56,48 @@ def run_capped(
         raise AssertionError(
             f"the capped child did not finish within {timeout:g}s: it computed without bound"
         ) from error
+
+
+_SERVE = """
+import asyncio
+from aiohttp import web
+from kubesweep.suggestion.service import Settings, create_app
+
+async def main():
+    settings = Settings(executor="thread", workers=2, cache_entries=0)
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(runner.addresses[0][1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@contextmanager
+def capped_service(
+    *, cap_bytes: int = DEFAULT_CAP_BYTES, start_timeout: float = 60.0
+) -> Iterator[str]:
+    """The suggestion service (thread workers) in a capped child on a loopback port;
+    its base URL. A request that allocates past the cap fails in the child, not here."""
+    child = subprocess.Popen(
+        _capped(_SERVE, cap_bytes), cwd=_ROOT, env=_environment(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(child.stdout, selectors.EVENT_READ)
+            if not selector.select(start_timeout):
+                raise AssertionError(
+                    f"the capped service did not print its port within {start_timeout:g}s"
+                )
+        port = int(child.stdout.readline())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=10)

@@ -12,27 +12,30 @@ cannot hold, because the cross-field rules (``min < max``, ``log`` needs
 Schema; the document lists them as ``x-kubernetes-validations`` and they answer
 422 with the field named, which the other checks do verify.
 
+Some repaired bodies carry settings far over the cost limits (refused with
+422 naming the setting) or histories of extreme numbers (``1e308``, steps of
+``2**63``: used as the one policy says, never a 5xx). The server runs in a
+child process with a hard memory cap, so a regression that lets a costly
+request compute fails the run instead of exhausting the machine.
+
 The run is derandomized (the same examples every time) and bounded in examples,
 so it stays well under a minute on two cores.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
-from aiohttp import web
 from hypothesis import HealthCheck, settings
 
 from kubesweep.api.experiment import MULTI_FIDELITY_ALGORITHMS, AlgorithmName
 from kubesweep.suggestion.openapi import build_document
-from kubesweep.suggestion.service import Settings, create_app
+from tests.suggestion.capped import capped_service
 
 pytest.importorskip("kubesweep.suggestion.registry")
 
@@ -55,23 +58,11 @@ schema = schemathesis.openapi.from_dict(build_document(), config=CONFIG)
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    """The service on an ephemeral loopback port, served by a thread of its own."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="suggestion-service", daemon=True)
-    thread.start()
-    runner = web.AppRunner(create_app(Settings(executor="thread", workers=2, cache_entries=0)))
-
-    async def start() -> str:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    yield asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
+    """The service on an ephemeral loopback port, in a child process with a hard memory
+    cap: the inputs below include costly settings, which must be refused, and a
+    regression must fail here rather than exhaust the machine."""
+    with capped_service() as url:
+        yield url
 
 
 @schema.parametrize()
@@ -86,7 +77,36 @@ def test_no_server_errors_and_responses_match_the_document(
 ) -> None:
     if case.meta is not None and case.meta.generation.mode is schemathesis.GenerationMode.POSITIVE:
         case.body = repaired(case.body)
-    case.call_and_validate(base_url=base_url, timeout=30)
+    response = case.call_and_validate(base_url=base_url, timeout=30)
+    assert response.status_code < 500, response.text
+
+
+#: Settings far over the cost limits, given to some repaired bodies: refused with 422.
+COSTLY: dict[str, dict[str, int]] = {
+    "bayesian": {
+        "maxFitPoints": 5000,
+        "kernelFitPoints": 5000,
+        "kernelFitIterations": 1000,
+        "candidates": 100_000,
+    },
+    "tpe": {"nCandidates": 10_000, "gammaCap": 10_000, "maxObservations": 1_000_000},
+    "bohb": {"nCandidates": 10_000, "maxObservations": 1_000_000},
+}
+#: Numbers that overflow naive arithmetic, given to some repaired histories.
+EXTREME = (1e308, -1e308, 1.7976931348623157e308, 5e-324)
+
+
+def _extreme_history(body: dict[str, Any], numeric: list[str]) -> None:
+    """Objective values, curve values and steps, and numeric parameter values at extremes."""
+    for index, trial in enumerate(body.get("trials") or []):
+        if not isinstance(trial, dict):
+            continue
+        number = EXTREME[index % len(EXTREME)]
+        trial["value"] = number
+        trial["intermediate"] = [{"step": 2**63 + index, "value": number}]
+        parameters = trial.get("parameters")
+        if isinstance(parameters, dict) and numeric:
+            parameters[numeric[index % len(numeric)]] = number
 
 
 def repaired(body: Any) -> Any:
@@ -138,9 +158,13 @@ def repaired(body: Any) -> Any:
     # Minimal examples mostly omit the algorithm (random); spread them over all.
     algorithm = dict(body.get("algorithm") or {})
     names = sorted(name.value for name in AlgorithmName)
-    algorithm["name"] = names[zlib.crc32(json.dumps(body, sort_keys=True).encode()) % len(names)]
-    algorithm["settings"] = {}
+    digest = zlib.crc32(json.dumps(body, sort_keys=True).encode())
+    algorithm["name"] = names[digest % len(names)]
+    algorithm["settings"] = COSTLY.get(algorithm["name"], {}) if digest % 5 == 0 else {}
     body["algorithm"] = algorithm
+    if digest % 5 == 1:
+        numeric = [p["name"] for p in parameters if p["type"] != "categorical"]
+        _extreme_history(body, numeric)
     if isinstance(body.get("earlyStopping"), dict):
         body["earlyStopping"] = {**body["earlyStopping"], "settings": {}}
     if algorithm.get("name") in {name.value for name in MULTI_FIDELITY_ALGORITHMS}:

@@ -42,6 +42,10 @@ SPACE: dict[str, Any] = {
 }
 
 
+#: The header of a JSON body sent as bytes (aiohttp would declare octet-stream).
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 def suggest_body(**extra: Any) -> dict[str, Any]:
     return {"space": SPACE, "algorithm": {"name": "random", "seed": 1}, **extra}
 
@@ -171,7 +175,7 @@ async def test_stop_names_the_trials_to_stop(client: TestClient[Any, Any]) -> No
 async def test_a_body_that_is_not_a_json_object_is_400(
     client: TestClient[Any, Any], body: bytes
 ) -> None:
-    response = await client.post("/v1/suggest", data=body)
+    response = await client.post("/v1/suggest", data=body, headers=JSON_TYPE)
     error = await error_of(response, 400)
     assert error["problems"]
 
@@ -216,7 +220,7 @@ async def test_an_invalid_request_is_422_naming_the_field(
     client: TestClient[Any, Any], change: dict[str, Any], field: str
 ) -> None:
     body = json.dumps(suggest_body(**change)).replace("Infinity", "1e999")
-    response = await client.post("/v1/suggest", data=body)
+    response = await client.post("/v1/suggest", data=body, headers=JSON_TYPE)
     error = await error_of(response, 422)
     assert any(problem.startswith(field) for problem in error["problems"]), error
 
@@ -316,7 +320,7 @@ async def test_stop_refuses_bad_settings_naming_them(client: TestClient[Any, Any
 async def test_validate_refuses_a_body_of_the_wrong_shape(client: TestClient[Any, Any]) -> None:
     error = await error_of(await client.post("/v1/validate", json={"space": SPACE, "x": 1}), 422)
     assert error["problems"] == ["x: Extra inputs are not permitted"]
-    await error_of(await client.post("/v1/validate", data=b""), 400)
+    await error_of(await client.post("/v1/validate", data=b"", headers=JSON_TYPE), 400)
 
 
 # --- probes, metrics, document -------------------------------------------------------------
@@ -335,7 +339,7 @@ async def test_probes(client: TestClient[Any, Any]) -> None:
 
 async def test_metrics_count_latency_sizes_and_errors(client: TestClient[Any, Any]) -> None:
     await client.post("/v1/suggest", json=suggest_body())
-    await client.post("/v1/suggest", data=b"nope")
+    await client.post("/v1/suggest", data=b"nope", headers=JSON_TYPE)
     response = await client.get("/metrics")
     assert response.status == 200
     assert response.content_type == "text/plain"

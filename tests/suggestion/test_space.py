@@ -198,6 +198,19 @@ def test_sample_unique_lists_what_is_left_of_a_finite_space() -> None:
             {"name": "a", "type": "int", "min": -1e308, "max": 1e308, "step": 1},
             "parameters[0].max: max - min must be a finite number",
         ),
+        # Grid points that floats cannot tell apart: a grid walk would never end.
+        (
+            {"name": "a", "type": "int", "min": -7.8e222, "max": 10},
+            "parameters[0].step: 1 is too fine for floats at 7.8e+222",
+        ),
+        (
+            {"name": "a", "type": "float", "min": 1e10, "max": 1e10 + 1, "step": 1e-9},
+            "parameters[0].step: 1e-09 is too fine for floats at 1e+10",
+        ),
+        (
+            {"name": "a", "type": "int", "min": 1e17, "max": 1e17 + 100, "step": 2},
+            "parameters[0].step: 2 is too fine for floats at 1e+17",
+        ),
     ],
 )
 def test_problems_name_the_field(raw: dict[str, Any], message: str) -> None:
@@ -262,3 +275,17 @@ def test_rung_budgets(
     assert budgets == pytest.approx(expected)
     assert rung_of(budgets, budgets[-1]) == len(budgets) - 1
     assert rung_of(budgets, budgets[0] / 2) == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"name": "a", "type": "int", "min": 0, "max": 2**50},
+        {"name": "a", "type": "float", "min": 0, "max": 1, "step": 1e-12},
+        {"name": "a", "type": "int", "min": -(2**50), "max": 0, "step": 4},
+        {"name": "a", "type": "float", "min": 1e6, "max": 2e6, "step": 1e-3},
+        {"name": "a", "type": "float", "min": 0, "max": 1, "step": 1e-9},
+    ],
+)
+def test_grids_whose_points_floats_tell_apart_are_fine(raw: dict[str, Any]) -> None:
+    assert problems(SearchSpace.model_validate({"parameters": [raw]})) == []

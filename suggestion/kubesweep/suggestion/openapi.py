@@ -191,7 +191,11 @@ def _post(
             "responses": {
                 "200": {"description": "The answer.", "content": _json(refs[reply])},
                 "400": _error("The body is not a JSON object.", refs),
+                "408": _error("The body did not arrive within the body timeout.", refs),
                 "413": _error("The body is larger than the service accepts.", refs),
+                "415": _error(
+                    "The body is declared as something other than JSON (`Content-Type`).", refs
+                ),
                 "422": _error(
                     "The request is well-formed JSON but invalid: wrong types, unknown or "
                     "missing fields, or settings the algorithm refuses. `problems` names "
@@ -200,8 +204,14 @@ def _post(
                 ),
                 "500": _error("A bug in the service; its log has the traceback.", refs),
                 "503": _error(
-                    "Too many requests are waiting for a worker; retry after the "
+                    "Too many requests, or too many bytes of request bodies, are in "
+                    "flight, or the worker computing the request died; retry after the "
                     "`Retry-After` header's seconds.",
+                    refs,
+                ),
+                "504": _error(
+                    "No answer within the service's deadline; the computation was stopped "
+                    "and its worker replaced. Lower the algorithm's cost settings.",
                     refs,
                 ),
             },

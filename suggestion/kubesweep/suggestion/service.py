@@ -7,8 +7,13 @@ which parses, validates and computes, and it classifies every failure once, here
 * a body that is not a JSON object is ``400``; one of the wrong shape (types,
   unknown or missing fields) or with settings the algorithm refuses is ``422``;
   both carry ``{"error", "problems"}`` where each problem names its field;
-* a body over the size limit is ``413``; a full work queue, or a worker that
-  died, is ``503`` (temporary conditions the operator retries);
+* a ``Content-Type`` other than JSON is ``415``; a body over the size limit is
+  ``413``; one that does not arrive within the body timeout is ``408``;
+* too many requests or too many body bytes in flight, or a worker that died,
+  is ``503``; a computation past its deadline is ``504`` (its worker process is
+  killed and replaced); all temporary conditions the operator retries;
+* a client that hangs up mid-upload is counted as ``client_gone``, never as an
+  error of the service;
 * anything else is a bug in the service: ``500``, with the traceback in the log.
 
 No client input may produce a 5xx; the schemathesis suite checks that.
@@ -17,11 +22,17 @@ Algorithm work is CPU-bound (a Gaussian-process fit, a TPE density estimate over
 thousands of trials), and so is validating a body of many thousands of trials;
 both run in an executor, never on the event loop, so the probes and ``/metrics``
 stay responsive while a worker computes. The event loop only reads the body and
-hashes it for the cache. A process pool
-(the default) gives real parallelism and isolation from the GIL; a thread pool is
-lighter and suits tests and small deployments. The number of queued computations
-is bounded so that a burst is refused early rather than answered after the
-client has given up.
+hashes it for the cache. Worker processes (the default,
+:mod:`kubesweep.suggestion.workers`) give real parallelism, isolation from the
+GIL, and a deadline that frees the worker; a thread pool is lighter and suits
+tests and small deployments, but a thread past its deadline runs on.
+
+Every request has a bounded cost. Before a body is read, the request must fit
+both the number of requests in flight and a budget of body bytes (its declared
+``Content-Length``, or the size limit when it has none), so concurrent large
+bodies cannot grow memory without bound, and a burst is refused early rather
+than answered after the client has given up. The body must arrive within the
+body timeout, and the answer within the deadline.
 
 The service keeps no state a client could observe. The optional reply cache
 (:mod:`kubesweep.suggestion.cache`) only makes identical repeat requests cheap.
@@ -31,14 +42,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from typing import Literal, TypeVar
 
 from aiohttp import web
@@ -65,6 +77,7 @@ from kubesweep.suggestion.openapi import (
 )
 from kubesweep.suggestion.space import SpaceError
 from kubesweep.suggestion.telemetry import CONTENT_TYPE, CacheResult, ErrorKind, Telemetry
+from kubesweep.suggestion.workers import DeadlineExceededError, ProcessWorkers, WorkerLostError
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +111,14 @@ class Settings:
     cache_entries: int = 1024
     cache_bytes: int = 256 * 1024 * 1024
     max_body_bytes: int = 64 * 1024 * 1024
+    #: Bytes of request bodies held at once; four bodies of the largest size.
+    max_bytes_in_flight: int = 256 * 1024 * 1024
     max_queue: int = 32
+    #: Seconds for a body to arrive in full.
+    body_timeout: float = 30.0
+    #: Seconds from a body's arrival to its answer: below the operator's 30 s client
+    #: timeout, so the operator hears why rather than timing out itself.
+    deadline: float = 25.0
     log_level: str = "INFO"
 
 
@@ -132,6 +152,24 @@ def default_engine() -> Engine:
         validate=registry.validate,
         prepare=prepare_registry,
     )
+
+
+#: Seconds a worker process may take to import the algorithms before serving.
+WARM_UP_SECONDS = 300.0
+
+
+def _is_json(request: web.Request) -> bool:
+    """Whether the body is declared JSON; no ``Content-Type`` at all is taken as JSON."""
+    if "Content-Type" not in request.headers:
+        return True
+    kind = request.content_type
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+class ClientGoneError(Exception):
+    """The client closed the connection before its body arrived."""
 
 
 class ClientError(Exception):
@@ -419,7 +457,9 @@ class Service:
         self.cache = ReplyCache(settings.cache_entries, settings.cache_bytes)
         self._executor = executor
         self._owns_executor = executor is None
+        self._workers: ProcessWorkers | None = None
         self._pending = 0
+        self._body_bytes = 0
         self.status: Literal["ok", "starting", "draining"] = "starting"
         self._warm_up: asyncio.Task[None] | None = None
         self.document = render(build_document()).encode()
@@ -428,26 +468,37 @@ class Service:
 
     async def start(self, _app: web.Application) -> None:
         """Start the workers; ready once each has imported the algorithms."""
-        if self._executor is None:
-            self._executor = self._new_executor()
-        self._warm_up = asyncio.create_task(self._warm())
-
-    def _new_executor(self) -> Executor:
         workers = max(1, self.settings.workers)
-        if self.settings.executor == "process":
-            # spawn, not fork: the parent runs an event loop and threads.
-            return ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-        return ThreadPoolExecutor(workers, thread_name_prefix="suggest")
+        if self._executor is None and self.settings.executor == "process":
+            # Each process prepares itself, replacements included.
+            self._workers = ProcessWorkers(
+                workers,
+                initializer=functools.partial(warm_up, self.engine),
+                on_replace=self.telemetry.workers_replaced.inc,
+            )
+            self._workers.start()
+        elif self._executor is None:
+            self._executor = ThreadPoolExecutor(workers, thread_name_prefix="suggest")
+        self._warm_up = asyncio.create_task(self._warm())
 
     async def _warm(self) -> None:
         loop = asyncio.get_running_loop()
+        count = max(1, self.settings.workers)
         try:
-            await asyncio.gather(
-                *(
-                    loop.run_in_executor(self._executor, warm_up, self.engine)
-                    for _ in range(max(1, self.settings.workers))
+            if self._workers is not None:
+                # A job per worker answers only once that worker has prepared itself.
+                deadline = loop.time() + WARM_UP_SECONDS
+                workers = self._workers
+                await asyncio.gather(
+                    *(workers.run(warm_up, self.engine, deadline=deadline) for _ in range(count))
                 )
-            )
+            else:
+                await asyncio.gather(
+                    *(
+                        loop.run_in_executor(self._executor, warm_up, self.engine)
+                        for _ in range(count)
+                    )
+                )
         except Exception:
             logger.exception("warming up the workers failed; serving anyway")
         if self.status == "starting":
@@ -461,36 +512,103 @@ class Service:
         """Stop the workers this service started."""
         if self._warm_up is not None:
             self._warm_up.cancel()
+        if self._workers is not None:
+            self._workers.close()
         if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # admission: what a request may hold before its body is read
+
+    @asynccontextmanager
+    async def _admitted(self, request: web.Request) -> AsyncIterator[None]:
+        """Hold a place among the requests in flight, and the bytes of the body to come.
+
+        Checked before a byte of the body is read: the declared length must fit
+        the size limit, and the request must fit both the count of requests in
+        flight and the budget of body bytes. A body without a declared length
+        (chunked) reserves the size limit.
+        """
+        if not _is_json(request):
+            raise ClientError(
+                415,
+                ErrorKind.UNSUPPORTED_MEDIA_TYPE,
+                f"the body must be application/json, not {request.content_type}",
+            )
+        settings = self.settings
+        declared = request.content_length
+        if declared is not None and declared > settings.max_body_bytes:
+            raise ClientError(
+                413,
+                ErrorKind.TOO_LARGE,
+                f"the body of {declared} bytes is over the limit of {settings.max_body_bytes}",
+            )
+        limit = max(1, settings.workers) + settings.max_queue
+        if self._pending >= limit:
+            raise ClientError(
+                503, ErrorKind.OVERLOADED, f"{self._pending} requests are already in flight"
+            )
+        reserved = declared if declared is not None else settings.max_body_bytes
+        if self._body_bytes + reserved > settings.max_bytes_in_flight:
+            raise ClientError(
+                503,
+                ErrorKind.OVERLOADED,
+                f"request bodies in flight already hold {self._body_bytes} of "
+                f"{settings.max_bytes_in_flight} bytes",
+            )
+        self._pending += 1
+        self._body_bytes += reserved
+        self._show_load()
+        try:
+            yield
+        finally:
+            self._pending -= 1
+            self._body_bytes -= reserved
+            self._show_load()
+
+    def _show_load(self) -> None:
+        self.telemetry.in_flight.set(self._pending)
+        self.telemetry.body_bytes.set(self._body_bytes)
+
+    async def _read(self, request: web.Request) -> bytes:
+        """The whole body, within the body timeout; a client hanging up is its own outcome."""
+        timeout = self.settings.body_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await request.read()
+        except TimeoutError:
+            raise ClientError(
+                408, ErrorKind.SLOW_UPLOAD, f"the body did not arrive within {timeout:g} s"
+            ) from None
+        except ConnectionError:
+            raise ClientGoneError from None
 
     # the work queue
 
     async def _run(self, job: Callable[[Engine, bytes], Outcome], body: bytes) -> Outcome:
-        limit = max(1, self.settings.workers) + self.settings.max_queue
-        if self._pending >= limit:
-            raise ClientError(
-                503, ErrorKind.OVERLOADED, f"{self._pending} requests are already waiting"
-            )
-        self._pending += 1
-        self.telemetry.in_flight.set(self._pending)
-        executor = self._executor
+        """``job`` on a worker, answered by the deadline or refused with 504."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.deadline
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(executor, job, self.engine, body)
-        except BrokenExecutor:
-            # A worker died (killed for memory, most likely). Replace the pool once
-            # for everyone waiting on it; this request may be retried.
-            logger.exception("a worker died; starting a new pool")
-            if self._owns_executor and executor is self._executor and executor is not None:
-                executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._new_executor()
+            if self._workers is not None:
+                return await self._workers.run(job, self.engine, body, deadline=deadline)
+            # A thread cannot be stopped: past the deadline the client is answered
+            # and the thread runs on (one reason processes are the default).
+            async with asyncio.timeout_at(deadline):
+                return await loop.run_in_executor(self._executor, job, self.engine, body)
+        except (DeadlineExceededError, TimeoutError):
+            raise ClientError(
+                504,
+                ErrorKind.DEADLINE_EXCEEDED,
+                f"no answer within the deadline of {self.settings.deadline:g} s; the "
+                "computation was stopped. Lower the algorithm's cost settings or the history "
+                "sent, or raise the service's --deadline",
+            ) from None
+        except (WorkerLostError, BrokenExecutor):
+            # A worker died (killed for memory, most likely); it has been replaced.
+            logger.exception("a worker died computing a request")
             raise ClientError(
                 503, ErrorKind.WORKER_LOST, "the worker computing this request died; retry"
             ) from None
-        finally:
-            self._pending -= 1
-            self.telemetry.in_flight.set(self._pending)
 
     async def _serve(
         self, endpoint: str, request: web.Request, job: Callable[[Engine, bytes], Outcome]
@@ -499,12 +617,13 @@ class Service:
         started = time.perf_counter()
         algorithm = "unknown"
         try:
-            body = await request.read()
-            cached = self._cached(endpoint, body)
-            if cached is not None:
-                algorithm = cached.algorithm
-                return _json_response(cached.body)
-            outcome = await self._compute(endpoint, body, job)
+            async with self._admitted(request):
+                body = await self._read(request)
+                cached = self._cached(endpoint, body)
+                if cached is not None:
+                    algorithm = cached.algorithm
+                    return _json_response(cached.body)
+                outcome = await self._compute(endpoint, body, job)
             algorithm = outcome.labels.algorithm
             if outcome.labels.trials is not None:
                 self.telemetry.observe_trials(endpoint, outcome.labels.trials)
@@ -592,6 +711,11 @@ class Service:
         endpoint = self._endpoint(request)
         try:
             return await handler(request)
+        except ClientGoneError:
+            # Nobody will read an answer; the client's choice, not the service's error.
+            logger.debug("client hung up during %s %s", request.method, request.path)
+            self.telemetry.error(endpoint, ErrorKind.CLIENT_GONE)
+            return _error_response(400, "the client closed the connection mid-upload")
         except ClientError as error:
             self.telemetry.error(endpoint, error.kind)
             headers = {"Retry-After": "1"} if error.status == 503 else None
@@ -604,6 +728,10 @@ class Service:
             headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
             return _error_response(error.status, error.reason, headers=headers)
         except asyncio.CancelledError:
+            # A server that cancels handlers when the client hangs up (a test server).
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                self.telemetry.error(endpoint, ErrorKind.CLIENT_GONE)
             raise
         except Exception:
             logger.exception("internal error answering %s %s", request.method, request.path)
@@ -681,6 +809,26 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         help="larger request bodies are refused with 413",
     )
     parser.add_argument(
+        "--max-bytes-in-flight",
+        type=int,
+        default=_env_int("MAX_BYTES_IN_FLIGHT", d.max_bytes_in_flight),
+        help="bytes of request bodies held at once (declared, or the size limit if "
+        "undeclared); more are refused with 503 before they are read",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=float(_env("BODY_TIMEOUT", str(d.body_timeout))),
+        help="seconds for a body to arrive in full before 408",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=float(_env("DEADLINE", str(d.deadline))),
+        help="seconds from a body's arrival to its answer; past it the worker is replaced "
+        "and the client gets 504",
+    )
+    parser.add_argument(
         "--max-queue",
         type=int,
         default=_env_int("MAX_QUEUE", d.max_queue),
@@ -695,6 +843,10 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     args = parser.parse_args(argv)
     if args.workers < 1 or args.max_queue < 0 or args.cache_entries < 0 or args.cache_bytes < 0:
         parser.error("--workers must be at least 1; queue and cache sizes non-negative")
+    if args.max_bytes_in_flight < args.max_body_bytes:
+        parser.error("--max-bytes-in-flight must hold at least one body of --max-body-bytes")
+    if not (args.deadline > 0 and args.body_timeout > 0):
+        parser.error("--deadline and --body-timeout must be positive")
     return Settings(
         host=args.host,
         port=args.port,
@@ -703,7 +855,10 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         cache_entries=args.cache_entries,
         cache_bytes=args.cache_bytes,
         max_body_bytes=args.max_body_bytes,
+        max_bytes_in_flight=args.max_bytes_in_flight,
         max_queue=args.max_queue,
+        body_timeout=args.body_timeout,
+        deadline=args.deadline,
         log_level=args.log_level,
     )
 

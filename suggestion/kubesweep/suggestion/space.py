@@ -46,6 +46,8 @@ Values = dict[str, ParameterValue]
 
 _STEP_TOLERANCE = 1e-9
 _MAX_ENUMERATION = 1_000_000
+#: Float resolutions (at the bounds) a grid step must span: its points stay distinct.
+_STEP_RESOLUTION = 4
 #: Most rungs of a fidelity ladder. Hyperband's brackets grow as ``eta**rungs``,
 #: and no real ladder needs more than a dozen (1 to 27 epochs by 3 is four).
 MAX_RUNGS = 64
@@ -553,8 +555,9 @@ def problems(space: SearchSpace) -> list[str]:
         where = f"parameters[{i}]"
         if p.type is ParameterType.INT and p.step is not None and not float(p.step).is_integer():
             out.append(f"{where}.step: an int parameter needs a whole-number step")
-        if p.step is not None and p.min is not None and p.max is not None:
-            grid = _grid_problem(p.max - p.min, p.step)
+        if p.type is not ParameterType.CATEGORICAL and p.min is not None and p.max is not None:
+            step = p.step if p.step is not None else (1.0 if p.type is ParameterType.INT else None)
+            grid = None if step is None else _grid_problem(p.min, p.max, step)
             if grid:
                 out.append(f"{where}.{grid}")
         if p.when is not None:
@@ -603,15 +606,26 @@ def _rung_count(fidelity: Fidelity) -> int:
     return math.floor(spread / math.log(fidelity.eta) + 1e-9)
 
 
-def _grid_problem(width: float, step: float) -> str | None:
-    """Why a stepped range has no finite number of grid points (``5e-324``), if it has not.
+def _grid_problem(low: float, high: float, step: float) -> str | None:
+    """Why a stepped range has no usable grid, if it has not.
 
-    The count of grid points is an int: an infinite one would overflow.
+    The count of grid points is an int: an infinite one (a step of ``5e-324``)
+    would overflow. And grid points must be distinct floats: a step of 1 at
+    ``1e20`` gives the same float for every point, and a grid walk over them
+    would never find a new one. A step of a few float resolutions at the
+    bounds keeps them apart.
     """
+    width = high - low
     if not math.isfinite(width):
         return "max: max - min must be a finite number; narrow the bounds"
     if not math.isfinite(width / step):
         return "step: too small for the bounds; raise it"
+    needed = _STEP_RESOLUTION * math.ulp(max(abs(low), abs(high)))
+    if step < needed:
+        return (
+            f"step: {step:g} is too fine for floats at {max(abs(low), abs(high)):g} (at least "
+            f"{needed:.3g} there); raise it, or bring min and max nearer zero"
+        )
     return None
 
 

@@ -59,8 +59,12 @@ class ErrorKind(StrEnum):
     INVALID_REQUEST = "invalid_request"  # wrong types, unknown or missing fields
     INVALID_SETTINGS = "invalid_settings"  # the algorithm refused its settings or space
     TOO_LARGE = "too_large"  # body over the size limit
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # a Content-Type other than JSON
+    SLOW_UPLOAD = "slow_upload"  # the body did not arrive in time
+    CLIENT_GONE = "client_gone"  # the client closed the connection mid-upload
     NOT_FOUND = "not_found"  # unknown path or method
-    OVERLOADED = "overloaded"  # too many requests queued for the workers
+    OVERLOADED = "overloaded"  # too many requests, or body bytes, in flight
+    DEADLINE_EXCEEDED = "deadline_exceeded"  # no answer by the deadline; worker replaced
     WORKER_LOST = "worker_lost"  # a worker process died computing the request
     INTERNAL = "internal"  # a bug: logged with its traceback
 
@@ -112,7 +116,17 @@ class Telemetry:
         )
         self.in_flight = Gauge(
             "kubesweep_suggestion_in_flight",
-            "Algorithm computations running or queued for a worker.",
+            "Requests admitted and not yet answered: receiving, queued or computing.",
+            registry=self.registry,
+        )
+        self.body_bytes = Gauge(
+            "kubesweep_suggestion_body_bytes_in_flight",
+            "Bytes reserved for the bodies of admitted requests (declared or maximum size).",
+            registry=self.registry,
+        )
+        self.workers_replaced = Counter(
+            "kubesweep_suggestion_workers_replaced",
+            "Worker processes killed past the deadline, or found dead, and replaced.",
             registry=self.registry,
         )
 

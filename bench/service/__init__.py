@@ -1,0 +1,1 @@
+"""Load on the suggestion service's HTTP edge: throughput, tail latency, memory under big bodies."""

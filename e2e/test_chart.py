@@ -25,7 +25,7 @@ from kubernetes_asyncio import config as kube_config
 from cluster.kube import ApiError, path_for
 from conftest import Cluster, wait_for
 from kubesweep.operator.config import config_from_args
-from kubesweep.operator.main import token_key_from_secret
+from kubesweep.operator.runtime import token_key_from_secret
 from kubesweep.suggestion.service import parse_settings
 from stack import Stack
 

@@ -1,7 +1,15 @@
-"""The command wrapper that copies the trainer's output to a file the collector reads.
+"""The trial pod's contract: what the Job renderer sets up and the collector relies on.
 
-The trainer image may hold nothing but ``/bin/sh`` (no ``tee``, no ``mkfifo``,
-no bash), so the wrapper is a POSIX shell script using builtins only:
+Both sides of a trial pod are written here once: the environment variables the
+renderer sets on the collector sidecar and the primary container, the shared
+metrics directory and the files in it (the stdout log, the collector's ready
+marker), and the command wrapper that copies the trainer's output to that log.
+The collector runs in every trial pod and imports only the standard library;
+so does this module, so the renderer and the collector can share it without
+either reaching into the other.
+
+The wrapper. The trainer image may hold nothing but ``/bin/sh`` (no ``tee``, no
+``mkfifo``, no bash), so the wrapper is a POSIX shell script using builtins only:
 
 * the trainer runs in the background of a pipeline whose reader loop
   (``read``/``printf``) writes every line both to the container's stdout, so
@@ -24,6 +32,41 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+
+#: Where the emptyDir shared by the primary container and the collector is mounted.
+METRICS_DIR = "/kubesweep"
+#: Where the stdout wrapper tees the primary container's output.
+STDOUT_LOG = f"{METRICS_DIR}/stdout.log"
+#: The collector's push endpoint on localhost, unless the source names another port.
+DEFAULT_PUSH_PORT = 9477
+#: The path the push endpoint serves.
+PUSH_PATH = "/v1/report"
+#: Where the kubelet reads the collector's termination message.
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+
+# -- environment of the collector sidecar ------------------------------------
+#: The source settings as JSON (``trialTemplate.metrics`` plus what the renderer adds).
+ENV_COLLECTOR_CONFIG = "KUBESWEEP_COLLECTOR_CONFIG"
+ENV_INTAKE_URL = "KUBESWEEP_INTAKE_URL"
+ENV_TRIAL_TOKEN = "KUBESWEEP_TRIAL_TOKEN"
+ENV_TRIAL_NAMESPACE = "KUBESWEEP_TRIAL_NAMESPACE"
+ENV_TRIAL_UID = "KUBESWEEP_TRIAL_UID"
+ENV_POD_NAME = "KUBESWEEP_POD_NAME"
+ENV_STDOUT_LOG = "KUBESWEEP_STDOUT_LOG"
+ENV_PUSH_PORT = "KUBESWEEP_PUSH_PORT"
+
+# -- environment of the primary container (and, for identity, the collector) --
+ENV_EXPERIMENT = "KUBESWEEP_EXPERIMENT"
+ENV_TRIAL_NAME = "KUBESWEEP_TRIAL_NAME"
+ENV_TRIAL_INDEX = "KUBESWEEP_TRIAL_INDEX"
+#: The assignment as a JSON object.
+ENV_PARAMS = "KUBESWEEP_PARAMS"
+ENV_METRICS_DIR = "KUBESWEEP_METRICS_DIR"
+ENV_METRICS_PATH = "KUBESWEEP_METRICS_PATH"
+#: The push endpoint's base URL, for trainers that report by POST.
+ENV_REPORT_URL = "KUBESWEEP_REPORT_URL"
+#: A full push URL that overrides :data:`ENV_REPORT_URL` (set by hand, never rendered).
+ENV_PUSH_URL = "KUBESWEEP_PUSH_URL"
 
 SHELL = "/bin/sh"
 #: ``$0`` of the wrapper script, seen in ``ps``.

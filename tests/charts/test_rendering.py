@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from kubesweep.collector.wrapper import wrap_command
 from kubesweep.operator.config import config_from_args
-from kubesweep.operator.main import render_settings
+from kubesweep.operator.runtime import render_settings
+from kubesweep.podcontract import wrap_command
 from kubesweep.suggestion.service import parse_settings
 
 from .conftest import CHART, SCENARIOS, Render, template

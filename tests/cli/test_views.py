@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from kubesweep.api import Experiment, ExperimentStatus, TrialPhase
-from kubesweep.cli import views
+from kubesweep.cli import display as views
 from tests.cli.conftest import T0, example, record
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kubesweep.collector.wrapper import wrap_command
+from kubesweep.podcontract import wrap_command
 
 from ..metrics.events import event, event_file, value
 from .conftest import CollectorProcess, FakeIntake, free_port, wait_for

@@ -11,8 +11,8 @@ import pytest
 
 from kubesweep.collector import client
 from kubesweep.collector.config import CONFIG_ENV, CollectorConfig, ConfigError
-from kubesweep.collector.intake import PermanentError, RejectedError, Sender
 from kubesweep.collector.push import parse_body
+from kubesweep.collector.sender import PermanentError, RejectedError, Sender
 from kubesweep.collector.sources import FileTail
 from kubesweep.metrics import Observation, Summary, decode_batch, parse_text_line
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kubesweep.collector.wrapper import exit_code, state_path, wrap_command
+from kubesweep.podcontract import exit_code, state_path, wrap_command
 
 from .conftest import wait_for
 

@@ -7,16 +7,17 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubesweep.collector.wrapper import wrap_command
 from kubesweep.metrics.observation import Observation
 from kubesweep.metrics.reduce import SeriesReducer
 from kubesweep.metrics.wire import Summary, encode_summary
 from kubesweep.operator.children import PodRecord, slim_job, slim_trial
 from kubesweep.operator.directory import Directory, trial_entry
 from kubesweep.operator.intake import Intake
-from kubesweep.operator.reconciler import Children, ExperimentState, Runtime, reconcile
+from kubesweep.operator.reconciler import Children, ExperimentState, reconcile
+from kubesweep.operator.runtime import Runtime
 from kubesweep.operator.suggestions import Backoff, SuggestionClient, SuggestionUnavailable
 from kubesweep.planning import PodView
+from kubesweep.podcontract import wrap_command
 from kubesweep.rendering import RenderSettings
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

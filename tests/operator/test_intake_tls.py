@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from kubesweep.operator.config import OperatorConfig, config_from_args
-from kubesweep.operator.main import intake_tls
+from kubesweep.operator.runtime import intake_tls
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

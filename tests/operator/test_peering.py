@@ -19,7 +19,6 @@ from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client
 
 from kubesweep.operator.config import OperatorConfig, config_from_args
-from kubesweep.operator.main import token_key_from_secret
 from kubesweep.operator.peering import (
     TIEBREAK_BITS,
     IntakeRoute,
@@ -29,6 +28,7 @@ from kubesweep.operator.peering import (
     is_active,
     new_priority,
 )
+from kubesweep.operator.runtime import token_key_from_secret
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -13,9 +12,7 @@ from kubesweep.api import Experiment, Trial
 from kubesweep.rendering import (
     COLLECTOR_NAME,
     RenderSettings,
-    TokenMode,
     render_trial,
-    token_secret,
 )
 
 from .conftest import (
@@ -374,18 +371,6 @@ def test_boolean_values_render_as_yaml_booleans() -> None:
     assert json.loads(env(primary(job))["KUBESWEEP_PARAMS"])["amp"] is True
 
 
-def test_secret_token_mode_references_the_per_trial_secret() -> None:
-    conf = settings(token_mode=TokenMode.SECRET)
-    job = render_trial(experiment(), trial(), conf)
-    assert env(collector(job))["KUBESWEEP_TRIAL_TOKEN"] == {
-        "secretKeyRef": {"name": "mnist-4-token", "key": "token"}
-    }
-    secret = token_secret(trial(), TOKEN, conf)
-    assert secret["metadata"]["name"] == "mnist-4-token"
-    assert secret["metadata"]["ownerReferences"][0]["uid"] == UID
-    assert base64.b64decode(secret["data"]["token"]).decode() == TOKEN
-
-
 def test_collector_settings_reach_the_sidecar() -> None:
     conf = settings(
         collector_image_pull_policy="Never",
@@ -551,9 +536,8 @@ def test_the_default_wrapper_is_the_collectors() -> None:
 
 def test_trainer_waits_for_the_collector_to_be_ready() -> None:
     """A startupProbe on the sidecar orders the trainer after the collector's signal handler."""
-    from kubesweep.collector.wrapper import READY_FILE
+    from kubesweep.podcontract import METRICS_DIR, READY_FILE
     from kubesweep.rendering import render_trial
-    from kubesweep.rendering.settings import METRICS_DIR
 
     from .conftest import collector, experiment, settings, trial
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, overload
 
 from kubesweep.api import API_VERSION, Experiment, load_experiments, parse_experiment
+from kubesweep.cli.display import best_result
+from kubesweep.cli.experiment_sources import LocalSource, Source
 from kubesweep.cli.ranking import TrialRecord, rank, sort_records
-from kubesweep.cli.sources import LocalSource, Source
-from kubesweep.cli.views import best_result
 
 
 class TrialList(Sequence[TrialRecord]):

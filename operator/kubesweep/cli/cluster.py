@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from kubesweep.api import Experiment, Trial
+from kubesweep.cli.experiment_sources import NotFoundError, trial_records
 from kubesweep.cli.kube import JSON, Kube, KubeError
 from kubesweep.cli.ranking import TrialRecord
-from kubesweep.cli.sources import NotFoundError, trial_records
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -24,10 +24,10 @@ import click
 from rich.console import Console
 
 from kubesweep.api import Direction, Experiment, ManifestError, load_experiments
-from kubesweep.cli import views
+from kubesweep.cli import display
+from kubesweep.cli.experiment_sources import LocalSource, NotFoundError, Source, default_state
 from kubesweep.cli.output import FORMATS, emit
 from kubesweep.cli.ranking import SORT_KEYS, is_known_sort_key, rank, sort_records
-from kubesweep.cli.sources import LocalSource, NotFoundError, Source, default_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -214,8 +214,8 @@ def run(
     done = source.experiment(experiment.metadata.name)
     records = rank(source.trials(done), done.spec.objective.direction)
     title = f"{done.metadata.name}: trials ranked by {done.spec.objective.metric}"
-    console.print(views.experiment_trials_table(done, records, title=title, ranked=True))
-    console.print(views.end_line(status))
+    console.print(display.experiment_trials_table(done, records, title=title, ranked=True))
+    console.print(display.end_line(status))
     del trials
     sys.exit(0 if status.phase.value == "Succeeded" else 1)
 
@@ -253,9 +253,9 @@ def get(
     source = open_source(where, experiment=name, all_namespaces=all_namespaces)
     found = [source.experiment(name)] if name else source.experiments()
     if output != "table":
-        emit(console, views.list_wire(found), output)
+        emit(console, display.list_wire(found), output)
         return
-    console.print(views.experiments_table(found, show_namespace=all_namespaces))
+    console.print(display.experiments_table(found, show_namespace=all_namespaces))
 
 
 @main.command()
@@ -274,12 +274,12 @@ def describe(
     experiment = source.experiment(name)
     records = source.trials(experiment)
     logs = {}
-    for record in views.failed(records)[:3]:
+    for record in display.failed(records)[:3]:
         try:
             logs[record.name] = source.log(record.name, tail)
         except Exception as error:
             logs[record.name] = f"(log unavailable: {error})"
-    console.print(views.describe(experiment, records, logs))
+    console.print(display.describe(experiment, records, logs))
 
 
 @main.command()
@@ -313,7 +313,7 @@ def trials(
         emit(console, [r.to_dict() for r in ordered], output)
         return
     ranked = sort_by == "objective" and not desc
-    console.print(views.experiment_trials_table(experiment, ordered, ranked=ranked))
+    console.print(display.experiment_trials_table(experiment, ordered, ranked=ranked))
 
 
 @main.command()
@@ -337,9 +337,9 @@ def watch(
             experiment = source.experiment(name)
             records = source.trials(experiment)
             if console.is_terminal:
-                live.update(views.watch_panel(experiment, records), refresh=True)
+                live.update(display.watch_panel(experiment, records), refresh=True)
             else:
-                line = views.progress_line(experiment)
+                line = display.progress_line(experiment)
                 if line != last:
                     console.print(line)
                     last = line
@@ -348,7 +348,7 @@ def watch(
                 break
             time.sleep(interval)
     assert status is not None
-    console.print(views.end_line(status))
+    console.print(display.end_line(status))
     sys.exit(0 if status.phase.value == "Succeeded" else 1)
 
 
@@ -385,12 +385,12 @@ def best(
     """The winning parameters of experiment NAME, ready to paste or to mount."""
     source = open_source(where, experiment=name)
     experiment = source.experiment(name)
-    result = views.best_result(experiment)
+    result = display.best_result(experiment)
     if result is None:
         fail(f"experiment {name} has no best trial yet")
         return
     if output == "env":
-        console.file.write(views.best_env(experiment, result))
+        console.file.write(display.best_env(experiment, result))
     else:
         emit(console, result, output)
     if configmap:
@@ -399,8 +399,8 @@ def best(
         if not isinstance(source, ClusterSource):
             fail("--to-configmap needs a cluster (not --state)", 2)
             return
-        body = views.best_configmap(experiment, result, configmap, source.namespace)
-        views.apply_configmap(source.kube, body)
+        body = display.best_configmap(experiment, result, configmap, source.namespace)
+        display.apply_configmap(source.kube, body)
         errors.print(f"configmap/{configmap} written in namespace {source.namespace}")
 
 

@@ -11,6 +11,6 @@ environment.
 """
 
 from kubesweep.collector.config import CONFIG_ENV, CollectorConfig
-from kubesweep.collector.wrapper import wrap_command
+from kubesweep.podcontract import wrap_command
 
 __all__ = ["CONFIG_ENV", "CollectorConfig", "wrap_command"]

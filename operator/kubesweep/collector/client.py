@@ -19,15 +19,17 @@ import time
 import urllib.error
 import urllib.request
 
-_REPORT_PATH = "/v1/report"
-DEFAULT_PUSH_URL = f"http://127.0.0.1:9477{_REPORT_PATH}"
+from kubesweep.podcontract import DEFAULT_PUSH_PORT, ENV_PUSH_URL, ENV_REPORT_URL, PUSH_PATH
+
+_REPORT_PATH = PUSH_PATH
+DEFAULT_PUSH_URL = f"http://127.0.0.1:{DEFAULT_PUSH_PORT}{_REPORT_PATH}"
 _RETRY_AFTER = 10.0
 _state = {"unreachable_until": 0.0}
 
 
 def _push_url() -> str:
     """``KUBESWEEP_PUSH_URL`` or ``KUBESWEEP_REPORT_URL`` (a base URL gets the report path)."""
-    url = os.environ.get("KUBESWEEP_PUSH_URL") or os.environ.get("KUBESWEEP_REPORT_URL")
+    url = os.environ.get(ENV_PUSH_URL) or os.environ.get(ENV_REPORT_URL)
     if not url:
         return DEFAULT_PUSH_URL
     scheme, _, rest = url.partition("://")

@@ -38,13 +38,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubesweep.podcontract import (
+    DEFAULT_PUSH_PORT,
+    DEFAULT_TERMINATION_LOG,
+    ENV_COLLECTOR_CONFIG,
+    ENV_INTAKE_URL,
+    ENV_PUSH_PORT,
+    ENV_STDOUT_LOG,
+    ENV_TRIAL_NAME,
+    ENV_TRIAL_NAMESPACE,
+    ENV_TRIAL_TOKEN,
+    ENV_TRIAL_UID,
+    PUSH_PATH,
+    STDOUT_LOG,
+)
+
 #: The variable holding the source settings as JSON.
-CONFIG_ENV = "KUBESWEEP_COLLECTOR_CONFIG"
+CONFIG_ENV = ENV_COLLECTOR_CONFIG
 SOURCES = ("stdout", "file", "json", "tfevent", "prometheus", "push")
-DEFAULT_PUSH_PORT = 9477
-PUSH_PATH = "/v1/report"
-DEFAULT_LOG = "/kubesweep/stdout.log"
-DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+DEFAULT_LOG = STDOUT_LOG
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_LOG",
+    "DEFAULT_PUSH_PORT",
+    "DEFAULT_TERMINATION_LOG",
+    "PUSH_PATH",
+    "CollectorConfig",
+    "ConfigError",
+]
 
 
 class ConfigError(ValueError):
@@ -115,10 +136,10 @@ class CollectorConfig:
         strategy = metrics.get("objectiveStrategy")
         if strategy not in (None, "min", "max", "latest"):
             raise ConfigError(f"{CONFIG_ENV}.objectiveStrategy must be min, max or latest")
-        stdout_log = env.get("KUBESWEEP_STDOUT_LOG", DEFAULT_LOG)
+        stdout_log = env.get(ENV_STDOUT_LOG, DEFAULT_LOG)
         if source == "stdout" and path:
             stdout_log = str(path)
-        push_port = int(_number(env.get("KUBESWEEP_PUSH_PORT", DEFAULT_PUSH_PORT), "PUSH_PORT"))
+        push_port = int(_number(env.get(ENV_PUSH_PORT, DEFAULT_PUSH_PORT), "PUSH_PORT"))
         if source == "push" and port is not None:
             push_port = port
         return CollectorConfig(
@@ -132,11 +153,11 @@ class CollectorConfig:
             objective_metric=names[0] if names else None,
             objective_strategy=strategy,
             metric_names=frozenset(names) if names else None,
-            intake_url=env.get("KUBESWEEP_INTAKE_URL") or None,
-            token=env.get("KUBESWEEP_TRIAL_TOKEN") or None,
-            trial_name=env.get("KUBESWEEP_TRIAL_NAME", ""),
-            trial_namespace=env.get("KUBESWEEP_TRIAL_NAMESPACE", ""),
-            trial_uid=env.get("KUBESWEEP_TRIAL_UID", ""),
+            intake_url=env.get(ENV_INTAKE_URL) or None,
+            token=env.get(ENV_TRIAL_TOKEN) or None,
+            trial_name=env.get(ENV_TRIAL_NAME, ""),
+            trial_namespace=env.get(ENV_TRIAL_NAMESPACE, ""),
+            trial_uid=env.get(ENV_TRIAL_UID, ""),
             stdout_log=stdout_log,
             push_port=push_port,
             termination_log=env.get("KUBESWEEP_TERMINATION_LOG", DEFAULT_TERMINATION_LOG),

@@ -3,7 +3,7 @@
 One loop polls the configured source (and the push endpoint) every
 ``KUBESWEEP_POLL_SECONDS``, feeds what it reads to a bounded
 :class:`~kubesweep.metrics.reduce.SeriesReducer` and to the background
-:class:`~kubesweep.collector.intake.Sender`. It stops on SIGTERM (kubelet
+:class:`~kubesweep.collector.sender.Sender`. It stops on SIGTERM (kubelet
 stops native sidecars once the trainer has exited) and finishes early when the
 wrapper's state file says the trainer exited. Finishing means: read the source
 to its end, write the summary to the termination message *first* (so a SIGKILL
@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from types import FrameType
 
 from kubesweep.collector.config import CollectorConfig, ConfigError
-from kubesweep.collector.intake import Sender
 from kubesweep.collector.push import PushServer
+from kubesweep.collector.sender import Sender
 from kubesweep.collector.sources import (
     JsonFileSource,
     PrometheusSource,
@@ -39,11 +39,11 @@ from kubesweep.collector.sources import (
     TextFileSource,
     TfEventSource,
 )
-from kubesweep.collector.wrapper import exit_code, ready_path, state_path
 from kubesweep.metrics.observation import Parsed
 from kubesweep.metrics.reduce import SeriesReducer, best_for
 from kubesweep.metrics.text import text_format
 from kubesweep.metrics.wire import Summary, encode_summary
+from kubesweep.podcontract import exit_code, ready_path, state_path
 
 logger = logging.getLogger("kubesweep.collector")
 

@@ -35,9 +35,9 @@ from kubesweep.operator.reconciler import (
     STATUS_INTERVAL,
     Children,
     ExperimentState,
-    Runtime,
     reconcile,
 )
+from kubesweep.operator.runtime import Runtime, build_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,6 @@ class Operator:
             # CRDs or namespaces, so the operator needs no permission beyond its Role.
             settings.scanning.disabled = True
             if operator.runtime is None:
-                from kubesweep.operator.main import build_runtime
-
                 operator.runtime = await build_runtime(operator.config)
             operator.runtime.intake.start()
             if operator.informer is None and operator.runtime.raw_api is not None:

@@ -20,34 +20,29 @@ remembered except suggestion backoff and trials created but not yet indexed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
 from kubesweep.api import (
-    API_VERSION,
     Experiment,
     ExperimentSpec,
     ExperimentStatus,
     ObjectMeta,
     Trial,
     TrialPhase,
-    TrialSpec,
     TrialStatus,
 )
 from kubesweep.api.resources import describe_validation_error
 from kubesweep.metrics.tokens import trial_token
 from kubesweep.metrics.wire import WireError, decode_summary
 from kubesweep.operator.children import PodRecord
-from kubesweep.operator.directory import Directory
-from kubesweep.operator.informer import RawApi
-from kubesweep.operator.intake import Intake
-from kubesweep.operator.monitoring import OperatorMetrics
 from kubesweep.operator.patching import merge_patch
-from kubesweep.operator.suggestions import SuggestionClient, SuggestionUnavailable
+from kubesweep.operator.runtime import Runtime
+from kubesweep.operator.suggestions import SuggestionUnavailable
 from kubesweep.planning import (
     Plan,
     StopOrder,
@@ -61,13 +56,7 @@ from kubesweep.planning import (
     suggest_request,
 )
 from kubesweep.planning.trial_status import stopped_status
-from kubesweep.rendering import (
-    LABEL_EXPERIMENT,
-    LABEL_MANAGED_BY,
-    RenderSettings,
-    check_template,
-    render_trial,
-)
+from kubesweep.rendering import check_template, render_trial, trial_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -78,54 +67,6 @@ STATUS_INTERVAL = timedelta(seconds=2)
 
 #: ``emit(reason, message, warning)`` posts an Event on the Experiment.
 Emit = Callable[[str, str, bool], None]
-
-
-class KubeApi(Protocol):
-    """The API calls a pass makes (:class:`kubesweep.operator.kube.Kube`, or a fake)."""
-
-    async def create_trial(self, namespace: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Create a Trial; ``None`` if it exists."""
-        ...
-
-    async def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
-        """Create a Job; ``False`` if it exists."""
-        ...
-
-    async def delete_job(self, namespace: str, name: str) -> None:
-        """Delete a Job (Background propagation)."""
-        ...
-
-    async def patch_trial_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        """Merge-patch a Trial's status."""
-        ...
-
-    async def patch_experiment_status(
-        self, namespace: str, name: str, patch: dict[str, Any]
-    ) -> None:
-        """Merge-patch an Experiment's status."""
-        ...
-
-
-@dataclass
-class Runtime:
-    """What every pass shares: clients, the intake, settings."""
-
-    kube: KubeApi
-    suggestions: SuggestionClient
-    intake: Intake
-    directory: Directory
-    render_settings: RenderSettings
-    token_key: bytes
-    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
-    stall_after: timedelta = timedelta(seconds=60)
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    #: The raw API client the child streams read through (``None``: no streams, in tests).
-    raw_api: RawApi | None = None
-
-    async def close(self) -> None:
-        """Release what :func:`~kubesweep.operator.main.build_runtime` opened."""
-        for closer in self.closers:
-            await closer()
 
 
 @dataclass
@@ -354,41 +295,13 @@ class Pass:
             views = await self.stop(order, views)
         return views
 
-    def _trial_body(self, index: int, name: str, assignment: Mapping[str, Any]) -> dict[str, Any]:
-        spec = TrialSpec(
-            experiment=self.name,
-            index=index,
-            parameters=assignment.get("parameters") or {},
-            fidelity=assignment.get("fidelity"),
-            tags=assignment.get("tags") or {},
-        )
-        owner = {
-            "apiVersion": API_VERSION,
-            "kind": "Experiment",
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-        return {
-            "apiVersion": API_VERSION,
-            "kind": "Trial",
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {LABEL_EXPERIMENT: self.name, LABEL_MANAGED_BY: "kubesweep"},
-                "ownerReferences": [owner],
-            },
-            "spec": spec.to_wire(),
-        }
-
     async def create_job(self, experiment: Experiment, trial: Trial) -> None:
         """Render and create the Job of a Trial (409: it exists)."""
         uid = trial.metadata.uid
         if uid is None:
             return
         token = trial_token(self.rt.token_key, uid)
-        job = render_trial(experiment, trial, self.rt.render_settings, token)
+        job = render_trial(experiment, trial, self.rt.render_settings, token, template_checked=True)
         await self.rt.kube.create_job(self.namespace, job)
         self.state.jobs_created.add(trial.metadata.name)
 
@@ -409,7 +322,14 @@ class Pass:
         self._healthy(exhausted=exhausted)
         created = list(views)
         for new, assignment in zip(plan.new_trials, assignments, strict=False):
-            body = self._trial_body(new.index, new.name, assignment)
+            body = trial_manifest(
+                experiment=self.name,
+                namespace=self.namespace,
+                experiment_uid=self.uid,
+                index=new.index,
+                name=new.name,
+                assignment=assignment,
+            )
             stored = await self.rt.kube.create_trial(self.namespace, body)
             if stored is None:
                 continue  # it exists: an earlier pass created it; the index will show it

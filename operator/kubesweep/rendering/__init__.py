@@ -1,11 +1,21 @@
-"""Pure rendering of Trials into ``batch/v1`` Jobs.
+"""Pure rendering of every manifest the operator writes: Trials, and their ``batch/v1`` Jobs.
 
 No Kubernetes client, kopf or HTTP here (an import-linter contract checks it):
-the operator renders with :func:`render_trial` and then creates what it got, so
-every decision about the Job's shape is testable as a plain function. What the
-Job contains and why is written down in ``docs/trial-jobs.md``.
+the operator renders with :func:`trial_manifest` and :func:`render_trial` and then
+creates what it got, so every decision about an object's shape is testable as a
+plain function. What the Job contains and why is written down in
+``docs/trial-jobs.md``; what the collector in the pod relies on is
+:mod:`kubesweep.podcontract`.
 """
 
+from kubesweep.rendering.installation import (
+    COLLECTOR_NAME,
+    METRICS_DIR,
+    METRICS_VOLUME,
+    STDOUT_LOG,
+    CommandWrapper,
+    RenderSettings,
+)
 from kubesweep.rendering.job import (
     COLLECTOR_CONFIG_ENV,
     LABEL_EXPERIMENT,
@@ -17,8 +27,6 @@ from kubesweep.rendering.job import (
     labels_for,
     owner_reference,
     render_trial,
-    token_secret,
-    token_secret_name,
 )
 from kubesweep.rendering.placeholders import (
     RenderError,
@@ -26,15 +34,7 @@ from kubesweep.rendering.placeholders import (
     format_value,
     known_placeholders,
 )
-from kubesweep.rendering.settings import (
-    COLLECTOR_NAME,
-    METRICS_DIR,
-    METRICS_VOLUME,
-    STDOUT_LOG,
-    CommandWrapper,
-    RenderSettings,
-    TokenMode,
-)
+from kubesweep.rendering.trial import trial_manifest
 from kubesweep.rendering.validate import check_template, param_env_name
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "CommandWrapper",
     "RenderError",
     "RenderSettings",
-    "TokenMode",
     "assignment",
     "check_placeholders",
     "check_template",
@@ -61,6 +60,5 @@ __all__ = [
     "owner_reference",
     "param_env_name",
     "render_trial",
-    "token_secret",
-    "token_secret_name",
+    "trial_manifest",
 ]

@@ -21,7 +21,6 @@ are never mutated (the operator compares rendered Jobs to decide nothing changed
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import re
@@ -35,7 +34,29 @@ from kubesweep.api import (
     ParameterValue,
     Trial,
 )
-from kubesweep.collector.wrapper import READY_FILE
+from kubesweep.podcontract import (
+    ENV_COLLECTOR_CONFIG,
+    ENV_EXPERIMENT,
+    ENV_INTAKE_URL,
+    ENV_METRICS_DIR,
+    ENV_METRICS_PATH,
+    ENV_PARAMS,
+    ENV_POD_NAME,
+    ENV_REPORT_URL,
+    ENV_TRIAL_INDEX,
+    ENV_TRIAL_NAME,
+    ENV_TRIAL_NAMESPACE,
+    ENV_TRIAL_TOKEN,
+    ENV_TRIAL_UID,
+    READY_FILE,
+)
+from kubesweep.rendering.installation import (
+    COLLECTOR_NAME,
+    METRICS_DIR,
+    METRICS_VOLUME,
+    STDOUT_LOG,
+    RenderSettings,
+)
 from kubesweep.rendering.placeholders import (
     RenderError,
     format_value,
@@ -43,14 +64,6 @@ from kubesweep.rendering.placeholders import (
     known_placeholders,
     params_json,
     substitute,
-)
-from kubesweep.rendering.settings import (
-    COLLECTOR_NAME,
-    METRICS_DIR,
-    METRICS_VOLUME,
-    STDOUT_LOG,
-    RenderSettings,
-    TokenMode,
 )
 from kubesweep.rendering.validate import (
     check_template,
@@ -66,14 +79,14 @@ LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
 MANAGER = "kubesweep"
 
 #: The collector reads its source configuration from this variable (JSON).
-COLLECTOR_CONFIG_ENV = "KUBESWEEP_COLLECTOR_CONFIG"
+COLLECTOR_CONFIG_ENV = ENV_COLLECTOR_CONFIG
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MAX_JOB_NAME = 63
 
 
 def labels_for(experiment: str, trial: str) -> dict[str, str]:
-    """The labels every object of a trial carries (Job, pod, token Secret)."""
+    """The labels every object of a trial carries (Job and pod)."""
     return {
         LABEL_EXPERIMENT: experiment,
         LABEL_TRIAL: trial,
@@ -95,31 +108,6 @@ def owner_reference(trial: Trial) -> dict[str, Any]:
         "uid": trial.metadata.uid,
         "controller": True,
         "blockOwnerDeletion": True,
-    }
-
-
-def token_secret_name(trial_name: str) -> str:
-    """Name of the per-trial token Secret used in :attr:`TokenMode.SECRET` mode."""
-    return f"{trial_name}-token"
-
-
-def token_secret(trial: Trial, token: str, settings: RenderSettings) -> dict[str, Any]:
-    """The Secret holding ``trial``'s intake token, for :attr:`TokenMode.SECRET` mode.
-
-    Owned by the Trial like the Job, so it goes when the trial goes.
-    """
-    namespace = trial.metadata.namespace
-    metadata: dict[str, Any] = {"name": token_secret_name(trial.metadata.name)}
-    if namespace is not None:
-        metadata["namespace"] = namespace
-    metadata["labels"] = labels_for(trial.spec.experiment, trial.metadata.name)
-    metadata["ownerReferences"] = [owner_reference(trial)]
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata,
-        "type": "Opaque",
-        "data": {settings.token_secret_key: base64.b64encode(token.encode()).decode("ascii")},
     }
 
 
@@ -202,42 +190,28 @@ def _primary_env(
 ) -> list[dict[str, Any]]:
     values = assignment(spec, trial)
     env: list[dict[str, Any]] = [
-        {"name": "KUBESWEEP_EXPERIMENT", "value": trial.spec.experiment},
-        {"name": "KUBESWEEP_TRIAL_NAME", "value": trial.metadata.name},
-        {"name": "KUBESWEEP_TRIAL_INDEX", "value": str(trial.spec.index)},
-        {"name": "KUBESWEEP_PARAMS", "value": params_json(values)},
+        {"name": ENV_EXPERIMENT, "value": trial.spec.experiment},
+        {"name": ENV_TRIAL_NAME, "value": trial.metadata.name},
+        {"name": ENV_TRIAL_INDEX, "value": str(trial.spec.index)},
+        {"name": ENV_PARAMS, "value": params_json(values)},
     ]
     for name, value in values.items():
         env.append(
             {"name": param_env_name(name), "value": format_value(value, _kind_of(spec, name))}
         )
-    env.append({"name": "KUBESWEEP_METRICS_DIR", "value": METRICS_DIR})
+    env.append({"name": ENV_METRICS_DIR, "value": METRICS_DIR})
     path = metrics_path(spec)
     if path is not None:
-        env.append({"name": "KUBESWEEP_METRICS_PATH", "value": path})
+        env.append({"name": ENV_METRICS_PATH, "value": path})
     if spec.trial_template.metrics.source is MetricsSource.PUSH:
-        env.append(
-            {"name": "KUBESWEEP_REPORT_URL", "value": f"http://127.0.0.1:{settings.push_port}"}
-        )
+        env.append({"name": ENV_REPORT_URL, "value": f"http://127.0.0.1:{settings.push_port}"})
     return env
 
 
-def _token_env(trial: Trial, settings: RenderSettings, token: str | None) -> dict[str, Any]:
-    if settings.token_mode is TokenMode.SECRET:
-        return {
-            "name": "KUBESWEEP_TRIAL_TOKEN",
-            "valueFrom": {
-                "secretKeyRef": {
-                    "name": token_secret_name(trial.metadata.name),
-                    "key": settings.token_secret_key,
-                }
-            },
-        }
+def _token_env(token: str | None) -> dict[str, Any]:
     if not token:
-        raise ValueError(
-            "render_trial needs the trial's token when RenderSettings.token_mode is literal"
-        )
-    return {"name": "KUBESWEEP_TRIAL_TOKEN", "value": token}
+        raise ValueError("render_trial needs the trial's token (the HMAC of its uid)")
+    return {"name": ENV_TRIAL_TOKEN, "value": token}
 
 
 def _collector(
@@ -247,6 +221,7 @@ def _collector(
     token: str | None,
     mounts: list[dict[str, Any]],
 ) -> dict[str, Any]:
+    """The collector as a native sidecar of the trial pod."""
     container: dict[str, Any] = {
         "name": COLLECTOR_NAME,
         "image": settings.collector_image,
@@ -255,17 +230,17 @@ def _collector(
         container["imagePullPolicy"] = settings.collector_image_pull_policy
     container["command"] = ["kubesweep-collector"]
     container["env"] = [
-        {"name": COLLECTOR_CONFIG_ENV, "value": collector_config(spec, settings)},
-        {"name": "KUBESWEEP_INTAKE_URL", "value": settings.intake_url},
-        _token_env(trial, settings, token),
-        {"name": "KUBESWEEP_EXPERIMENT", "value": trial.spec.experiment},
-        {"name": "KUBESWEEP_TRIAL_NAME", "value": trial.metadata.name},
+        {"name": ENV_COLLECTOR_CONFIG, "value": collector_config(spec, settings)},
+        {"name": ENV_INTAKE_URL, "value": settings.intake_url},
+        _token_env(token),
+        {"name": ENV_EXPERIMENT, "value": trial.spec.experiment},
+        {"name": ENV_TRIAL_NAME, "value": trial.metadata.name},
         {
-            "name": "KUBESWEEP_TRIAL_NAMESPACE",
+            "name": ENV_TRIAL_NAMESPACE,
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
         },
-        {"name": "KUBESWEEP_TRIAL_UID", "value": str(trial.metadata.uid)},
-        {"name": "KUBESWEEP_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": ENV_TRIAL_UID, "value": str(trial.metadata.uid)},
+        {"name": ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     container["resources"] = copy.deepcopy(dict(settings.collector_resources))
     container["securityContext"] = copy.deepcopy(dict(settings.collector_security_context))
@@ -288,13 +263,14 @@ def render_trial(
     trial: Trial,
     settings: RenderSettings,
     token: str | None = None,
+    *,
+    template_checked: bool = False,
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job manifest that runs ``trial`` of ``experiment``.
 
-    ``token`` is the trial's intake token (the operator's HMAC of the trial UID);
-    it is required in :attr:`TokenMode.LITERAL` mode and unused in
-    :attr:`TokenMode.SECRET` mode, where the Secret from :func:`token_secret`
-    holds it.
+    ``token`` is the trial's intake token (the operator's HMAC of the trial UID).
+    ``template_checked`` says the caller has already found :func:`check_template`
+    silent for this spec (the operator checks once per pass, before any Job).
 
     Raises :class:`RenderError` (a ``ValueError``) when the spec and trial cannot
     make a valid Job: an unknown placeholder, a reserved name in the template, a
@@ -302,6 +278,34 @@ def render_trial(
     """
     spec = experiment.spec
     template = spec.trial_template
+    name = trial.metadata.name
+    namespace = _job_namespace(experiment, trial)
+    if not template_checked:
+        _refuse_template_problems(spec)
+
+    job_spec: dict[str, Any] = copy.deepcopy(template.job)
+    pod_template: dict[str, Any] = job_spec["template"]
+    pod: dict[str, Any] = pod_template["spec"]
+    index, primary = _primary_container(pod, template.primary_container)
+    _substitute_placeholders(primary, index, spec, trial, namespace)
+    if template.metrics.source is MetricsSource.STDOUT:
+        _wrap_stdout(primary, settings)
+    # The assignment and identity as env, first so the template's env can use $(VAR).
+    primary["env"] = [*_primary_env(spec, trial, settings), *(primary.get("env") or [])]
+    mounts = _share_metrics_volume(spec, pod, primary, settings)
+    pod["initContainers"] = [
+        *(pod.get("initContainers") or []),
+        _collector(spec, trial, settings, token, mounts),
+    ]
+    _apply_defaults(job_spec, pod, template.retries)
+    labels = labels_for(trial.spec.experiment, name)
+    pod_metadata: dict[str, Any] = pod_template.setdefault("metadata", {})
+    pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **labels}
+    return _job(trial, namespace, labels, template.queue_name, job_spec)
+
+
+def _job_namespace(experiment: Experiment, trial: Trial) -> str:
+    """Where the Job goes (beside its Trial), after checking the trial may have one."""
     name = trial.metadata.name
     if len(name) > _MAX_JOB_NAME or not _DNS_LABEL.match(name):
         raise RenderError(
@@ -316,22 +320,24 @@ def render_trial(
     namespace = trial.metadata.namespace or experiment.metadata.namespace
     if namespace is None:
         raise ValueError(f"trial {name} has no namespace; the Job must live beside its Trial")
+    return namespace
 
+
+def _refuse_template_problems(spec: ExperimentSpec) -> None:
     problems = check_template(spec)
     if problems:
         raise RenderError("; ".join(problems))
 
-    job_spec: dict[str, Any] = copy.deepcopy(template.job)
-    pod_template: dict[str, Any] = job_spec["template"]
-    pod: dict[str, Any] = pod_template["spec"]
-    index, primary = next(
-        (i, c)
-        for i, c in enumerate(pod["containers"])
-        if c.get("name") == template.primary_container
-    )
-    path = f"trialTemplate.job.template.spec.containers[{index}]"
 
-    # Placeholders, in command, args and literal env values only.
+def _primary_container(pod: dict[str, Any], primary_name: str) -> tuple[int, dict[str, Any]]:
+    return next((i, c) for i, c in enumerate(pod["containers"]) if c.get("name") == primary_name)
+
+
+def _substitute_placeholders(
+    primary: dict[str, Any], index: int, spec: ExperimentSpec, trial: Trial, namespace: str
+) -> None:
+    """Placeholders, in command, args and literal env values only."""
+    path = f"trialTemplate.job.template.spec.containers[{index}]"
     known = known_placeholders(spec)
     values = trial_values(spec, trial, namespace)
     for field in ("command", "args"):
@@ -346,18 +352,20 @@ def render_trial(
         if isinstance(entry, dict) and isinstance(entry.get("value"), str):
             entry["value"] = substitute(entry["value"], f"{path}.env[{i}].value", values, known)
 
-    # The stdout source: tee the output into the shared volume, keep the exit code.
-    if template.metrics.source is MetricsSource.STDOUT:
-        command, args = settings.wrap_command(
-            list(primary["command"]), list(primary.get("args") or []), STDOUT_LOG
-        )
-        primary["command"] = list(command)
-        primary["args"] = list(args)
 
-    # The assignment and identity as env, first so the template's env can use $(VAR).
-    primary["env"] = [*_primary_env(spec, trial, settings), *(primary.get("env") or [])]
+def _wrap_stdout(primary: dict[str, Any], settings: RenderSettings) -> None:
+    """The stdout source: tee the output into the shared volume, keep the exit code."""
+    command, args = settings.wrap_command(
+        list(primary["command"]), list(primary.get("args") or []), STDOUT_LOG
+    )
+    primary["command"] = list(command)
+    primary["args"] = list(args)
 
-    # One emptyDir shared by the primary container and the collector.
+
+def _share_metrics_volume(
+    spec: ExperimentSpec, pod: dict[str, Any], primary: dict[str, Any], settings: RenderSettings
+) -> list[dict[str, Any]]:
+    """One emptyDir shared by the primary container and the collector; its mounts."""
     mounts: list[dict[str, Any]] = [{"name": METRICS_VOLUME, "mountPath": METRICS_DIR}]
     extra = extra_mount_dir(spec)
     if extra is not None:
@@ -367,28 +375,31 @@ def render_trial(
     if settings.metrics_volume_size_limit is not None:
         volume["emptyDir"]["sizeLimit"] = settings.metrics_volume_size_limit
     pod["volumes"] = [*(pod.get("volumes") or []), volume]
-    pod["initContainers"] = [
-        *(pod.get("initContainers") or []),
-        _collector(spec, trial, settings, token, mounts),
-    ]
+    return mounts
 
-    # Defaults the template may override.
+
+def _apply_defaults(job_spec: dict[str, Any], pod: dict[str, Any], retries: int) -> None:
+    """Defaults the template may override."""
     pod.setdefault("restartPolicy", "Never")
     pod.setdefault("automountServiceAccountToken", False)
-    job_spec.setdefault("backoffLimit", template.retries)
+    job_spec.setdefault("backoffLimit", retries)
 
-    labels = labels_for(trial.spec.experiment, name)
-    pod_metadata: dict[str, Any] = pod_template.setdefault("metadata", {})
-    pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **labels}
 
+def _job(
+    trial: Trial,
+    namespace: str,
+    labels: dict[str, str],
+    queue_name: str | None,
+    job_spec: dict[str, Any],
+) -> dict[str, Any]:
     job_labels = dict(labels)
-    if template.queue_name is not None:
-        job_labels[LABEL_QUEUE] = template.queue_name
+    if queue_name is not None:
+        job_labels[LABEL_QUEUE] = queue_name
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": name,
+            "name": trial.metadata.name,
             "namespace": namespace,
             "labels": job_labels,
             "ownerReferences": [owner_reference(trial)],

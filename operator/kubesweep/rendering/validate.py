@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubesweep.api import ExperimentSpec, MetricsSource
+from kubesweep.rendering.installation import COLLECTOR_NAME, METRICS_DIR, METRICS_VOLUME
 from kubesweep.rendering.placeholders import check_placeholders, primary_container_path
-from kubesweep.rendering.settings import COLLECTOR_NAME, METRICS_DIR, METRICS_VOLUME
 
 #: Env of the primary container that kubesweep owns; a template may not set them.
 ENV_PREFIX = "KUBESWEEP_"

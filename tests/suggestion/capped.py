@@ -59,13 +59,21 @@ def run_capped(
 
 
 _SERVE = """
-import asyncio
+import asyncio, os
 from aiohttp import web
+from kubesweep.suggestion.auth import Authenticator, Review
 from kubesweep.suggestion.service import Settings, create_app
 
+CALLER = "system:serviceaccount:kubesweep:kubesweep-operator"
+TOKEN = os.environ.get("KUBESWEEP_TEST_CALLER_TOKEN")
+
+async def review(token, audience):
+    return Review(token == TOKEN, CALLER)
+
 async def main():
-    settings = Settings(executor="thread", workers=2, cache_entries=0)
-    runner = web.AppRunner(create_app(settings))
+    settings = Settings(executor="thread", workers=2, cache_entries=0, metrics_port=0)
+    authenticator = Authenticator(review, frozenset({CALLER})) if TOKEN else None
+    runner = web.AppRunner(create_app(settings, authenticator=authenticator))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     print(runner.addresses[0][1], flush=True)
@@ -77,12 +85,16 @@ asyncio.run(main())
 
 @contextmanager
 def capped_service(
-    *, cap_bytes: int = DEFAULT_CAP_BYTES, start_timeout: float = 60.0
+    *, cap_bytes: int = DEFAULT_CAP_BYTES, start_timeout: float = 60.0, token: str | None = None
 ) -> Iterator[str]:
     """The suggestion service (thread workers) in a capped child on a loopback port;
-    its base URL. A request that allocates past the cap fails in the child, not here."""
+    its base URL. A request that allocates past the cap fails in the child, not here.
+    With ``token``, only requests bearing it may compute (as the operator's would)."""
+    env = _environment()
+    if token is not None:
+        env["KUBESWEEP_TEST_CALLER_TOKEN"] = token
     child = subprocess.Popen(
-        _capped(_SERVE, cap_bytes), cwd=_ROOT, env=_environment(), stdout=subprocess.PIPE, text=True
+        _capped(_SERVE, cap_bytes), cwd=_ROOT, env=env, stdout=subprocess.PIPE, text=True
     )
     try:
         assert child.stdout is not None

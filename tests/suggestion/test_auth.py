@@ -100,3 +100,61 @@ def test_allowed_callers_are_namespace_slash_name():
     }
     with pytest.raises(ValueError, match="NAMESPACE/SERVICEACCOUNT"):
         parse_allowed(["just-a-name"])
+
+
+# -- the service's edge ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def guarded(fake_engine):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from kubesweep.suggestion.service import Settings, create_app
+
+    async def review(token: str, audience: str) -> Review:
+        if token == "down":
+            raise OSError("the API server is away")
+        return Review(token == "operator", OPERATOR if token == "operator" else "x")
+
+    auth = Authenticator(review, frozenset({OPERATOR}))
+    settings = Settings(executor="thread", workers=1)
+    app = create_app(settings, engine=fake_engine, authenticator=auth)
+    async with TestClient(TestServer(app)) as client:
+        yield client, app
+
+
+@pytest.fixture
+def fake_engine():
+    from tests.suggestion.test_service import FakeAlgorithms
+
+    fake = FakeAlgorithms()
+    fake.gate.set()
+    return fake.engine()
+
+
+@pytest.mark.parametrize(
+    ("token", "status"), [(None, 401), ("stranger", 403), ("down", 503), ("operator", 200)]
+)
+async def test_only_the_operator_may_ask(guarded, token, status):
+    from tests.suggestion.test_service import suggest_body
+
+    client, _ = guarded
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await client.post("/v1/suggest", json=suggest_body(), headers=headers)
+    assert response.status == status, await response.text()
+    if status != 200:
+        assert "error" in await response.json()
+
+
+async def test_probes_stay_open_and_metrics_are_on_a_port_of_their_own(guarded):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from kubesweep.suggestion.service import metrics_app
+
+    client, app = guarded
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/metrics")).status == 404  # not beside the API
+    async with TestClient(TestServer(metrics_app(app))) as metrics:
+        await client.post("/v1/suggest", json={})
+        text = await (await metrics.get("/metrics")).text()
+    assert 'kind="unauthenticated"' in text

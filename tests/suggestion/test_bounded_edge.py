@@ -58,7 +58,9 @@ async def serve() -> AsyncIterator[Factory]:
     clients: list[Client] = []
 
     async def start(engine: Engine | None = None, **overrides: Any) -> Client:
-        settings = Settings(**{"executor": "thread", "workers": 1, "max_queue": 4, **overrides})
+        settings = Settings(
+            **{"executor": "thread", "workers": 1, "max_queue": 4, "metrics_port": 0, **overrides}
+        )
         app = create_app(settings, engine=engine or fake.engine())
         app[FAKE] = fake
         client: Client = TestClient(ProductionLikeServer(app))

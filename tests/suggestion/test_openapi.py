@@ -79,7 +79,8 @@ def test_the_document_describes_exactly_the_routes_served(document: dict[str, An
         raise AssertionError("not called")
 
     app = create_app(
-        Settings(executor="thread"), engine=Engine(suggest=unused, stop=unused, validate=unused)
+        Settings(executor="thread", metrics_port=0),  # /metrics beside the API, as documented
+        engine=Engine(suggest=unused, stop=unused, validate=unused),
     )
     served = {
         (route.resource.canonical, route.method.lower())

@@ -34,11 +34,13 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from kubesweep.api.experiment import MULTI_FIDELITY_ALGORITHMS, AlgorithmName
-from kubesweep.suggestion.openapi import build_document
+from kubesweep.suggestion.openapi import OPERATOR_TOKEN, build_document
 from tests.suggestion.capped import capped_service
 
 pytest.importorskip("kubesweep.suggestion.registry")
 
+#: The token the service under test admits, as it admits the operator's.
+CALLER_TOKEN = "the-operators-projected-token"
 #: Examples per operation and phase; enough to reach every field, bounded in time.
 MAX_EXAMPLES = 25
 
@@ -51,6 +53,9 @@ CONFIG = schemathesis.Config.from_dict(
         },
         "checks": {"positive_data_acceptance": {"enabled": False}},
         "phases": {"stateful": {"enabled": False}},
+        # The service admits the operator's token only; schemathesis also checks that
+        # requests without it, or with another, are refused.
+        "auth": {"openapi": {OPERATOR_TOKEN: {"bearer": CALLER_TOKEN}}},
     }
 )
 schema = schemathesis.openapi.from_dict(build_document(), config=CONFIG)
@@ -61,7 +66,7 @@ def base_url() -> Iterator[str]:
     """The service on an ephemeral loopback port, in a child process with a hard memory
     cap: the inputs below include costly settings, which must be refused, and a
     regression must fail here rather than exhaust the machine."""
-    with capped_service() as url:
+    with capped_service(token=CALLER_TOKEN) as url:
         yield url
 
 

@@ -113,7 +113,7 @@ async def serve(fake: FakeAlgorithms) -> AsyncIterator[Factory]:
     clients: list[TestClient[Any, Any]] = []
 
     async def start(**overrides: Any) -> TestClient[Any, Any]:
-        settings = Settings(**{"executor": "thread", "workers": 2, **overrides})
+        settings = Settings(**{"executor": "thread", "workers": 2, "metrics_port": 0, **overrides})
         client: TestClient[Any, Any] = TestClient(
             TestServer(create_app(settings, engine=fake.engine()))
         )

@@ -188,9 +188,20 @@ def _post(
                     }
                 },
             },
+            "security": [{OPERATOR_TOKEN: []}],
             "responses": {
                 "200": {"description": "The answer.", "content": _json(refs[reply])},
                 "400": _error("The body is not a JSON object.", refs),
+                "401": _error(
+                    "No bearer token, where the service admits only allowed callers "
+                    "(`--allowed-callers`).",
+                    refs,
+                ),
+                "403": _error(
+                    "The token is not valid for the service's audience, or belongs to a "
+                    "ServiceAccount that may not ask.",
+                    refs,
+                ),
                 "408": _error("The body did not arrive within the body timeout.", refs),
                 "413": _error("The body is larger than the service accepts.", refs),
                 "415": _error(
@@ -232,6 +243,10 @@ def _probe(operation: str, summary: str, description: str, refs: dict[str, str])
             },
         }
     }
+
+
+#: The name of the security scheme of the computing endpoints.
+OPERATOR_TOKEN = "operatorToken"
 
 
 def build_document() -> dict[str, Any]:
@@ -281,7 +296,9 @@ def build_document() -> dict[str, Any]:
             "get": {
                 "summary": "Prometheus metrics",
                 "description": "Latency by endpoint and algorithm, request sizes, errors "
-                "by kind, cache results.",
+                "by kind, cache results. Served on a port of its own (`--metrics-port`, "
+                "default 9090), so that scraping it does not open the API; on the API's "
+                "port only with `--metrics-port 0`.",
                 "operationId": "metrics",
                 "responses": {
                     "200": {
@@ -315,7 +332,18 @@ def build_document() -> dict[str, Any]:
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "paths": paths,
-        "components": {"schemas": definitions.get("$defs", {})},
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {
+                OPERATOR_TOKEN: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The operator's projected ServiceAccount token, bound to "
+                    "the audience `kubesweep-suggestion` (`--token-audience`) and checked with "
+                    "a TokenReview. Required when the service runs with `--allowed-callers`.",
+                }
+            },
+        },
     }
 
 

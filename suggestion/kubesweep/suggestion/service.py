@@ -58,6 +58,14 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from kubesweep.api.experiment import Algorithm, EarlyStopping
+from kubesweep.suggestion.auth import (
+    DEFAULT_AUDIENCE,
+    Authenticator,
+    RefusedError,
+    ReviewUnavailableError,
+    kubernetes_reviewer,
+    parse_allowed,
+)
 from kubesweep.suggestion.cache import CachedReply, ReplyCache
 from kubesweep.suggestion.contract import (
     SearchSpace,
@@ -119,6 +127,13 @@ class Settings:
     #: Seconds from a body's arrival to its answer: below the operator's 30 s client
     #: timeout, so the operator hears why rather than timing out itself.
     deadline: float = 25.0
+    #: Where ``/metrics`` is served: a port of its own, so that a NetworkPolicy can let
+    #: Prometheus scrape without letting it ask for suggestions; 0 serves it on ``port``.
+    metrics_port: int = 9090
+    #: ServiceAccounts (``namespace/name``) whose tokens may ask; none: anyone may.
+    allowed_callers: tuple[str, ...] = ()
+    #: The audience the callers' projected tokens are bound to.
+    token_audience: str = DEFAULT_AUDIENCE
     log_level: str = "INFO"
 
 
@@ -450,9 +465,11 @@ class Service:
         engine: Engine,
         executor: Executor | None = None,
         telemetry: Telemetry | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        self.authenticator = authenticator
         self.telemetry = telemetry if telemetry is not None else Telemetry()
         self.cache = ReplyCache(settings.cache_entries, settings.cache_bytes)
         self._executor = executor
@@ -704,6 +721,21 @@ class Service:
         return resource.canonical if resource is not None else "other"
 
     @web.middleware
+    async def authenticated(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Let only allowed callers reach the computing endpoints (probes stay open)."""
+        if self.authenticator is not None and request.path in GUARDED:
+            try:
+                await self.authenticator.check(request.headers.get("Authorization"))
+            except RefusedError as refused:
+                kind = ErrorKind.UNAUTHENTICATED if refused.status == 401 else ErrorKind.FORBIDDEN
+                raise ClientError(refused.status, kind, str(refused)) from None
+            except ReviewUnavailableError as error:
+                raise ClientError(503, ErrorKind.AUTH_UNAVAILABLE, str(error)) from None
+        return await handler(request)
+
+    @web.middleware
     async def errors(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
@@ -740,6 +772,8 @@ class Service:
 
 
 SERVICE_KEY = web.AppKey("service", Service)
+#: The endpoints that compute, and so only allowed callers may reach.
+GUARDED = frozenset({SUGGEST, STOP, VALIDATE})
 
 
 def create_app(
@@ -748,23 +782,59 @@ def create_app(
     engine: Engine | None = None,
     executor: Executor | None = None,
     telemetry: Telemetry | None = None,
+    authenticator: Authenticator | None = None,
 ) -> web.Application:
-    """The aiohttp application; ``executor`` overrides the one ``settings`` describes."""
+    """The aiohttp application; ``executor`` overrides the one ``settings`` describes.
+
+    ``authenticator`` guards the computing endpoints. With ``metrics_port`` set,
+    ``/metrics`` is not served here: :func:`metrics_app` serves it on its own port.
+    """
     settings = settings if settings is not None else Settings()
-    service = Service(settings, engine or default_engine(), executor, telemetry)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[service.errors])
+    service = Service(settings, engine or default_engine(), executor, telemetry, authenticator)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[service.errors, service.authenticated],
+    )
     app[SERVICE_KEY] = service
     app.router.add_post(SUGGEST, service.suggest)
     app.router.add_post(STOP, service.stop_trials)
     app.router.add_post(VALIDATE, service.validate)
     app.router.add_get("/healthz", service.healthz, allow_head=False)
     app.router.add_get("/readyz", service.readyz, allow_head=False)
-    app.router.add_get("/metrics", service.metrics, allow_head=False)
+    if not settings.metrics_port:
+        app.router.add_get("/metrics", service.metrics, allow_head=False)
     app.router.add_get("/openapi.json", service.openapi, allow_head=False)
     app.on_startup.append(service.start)
     app.on_shutdown.append(service.drain)
     app.on_cleanup.append(service.stop)
     return app
+
+
+def metrics_app(app: web.Application) -> web.Application:
+    """``/metrics`` of the service ``app`` serves, as an application of its own."""
+    metrics = web.Application()
+    metrics.router.add_get("/metrics", app[SERVICE_KEY].metrics, allow_head=False)
+    return metrics
+
+
+METRICS_RUNNER = web.AppKey("metrics_runner", web.AppRunner)
+
+
+def serve_metrics_beside(app: web.Application, host: str, port: int) -> None:
+    """Start ``/metrics`` on ``host:port`` with ``app``, and stop it with ``app``."""
+
+    async def start(_app: web.Application) -> None:
+        runner = web.AppRunner(metrics_app(app), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        app[METRICS_RUNNER] = runner
+
+    async def stop(_app: web.Application) -> None:
+        if METRICS_RUNNER in app:
+            await app[METRICS_RUNNER].cleanup()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
 
 
 # --- the command -----------------------------------------------------------------------
@@ -835,6 +905,23 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         help="computations waiting for a worker before 503",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env_int("METRICS_PORT", d.metrics_port),
+        help="port of /metrics, apart from the API's; 0 serves it on --port",
+    )
+    parser.add_argument(
+        "--allowed-callers",
+        default=_env("ALLOWED_CALLERS", ",".join(d.allowed_callers)),
+        help="comma-separated NAMESPACE/SERVICEACCOUNT whose projected tokens may ask for "
+        "suggestions (checked with TokenReview); empty: anyone who reaches the port may",
+    )
+    parser.add_argument(
+        "--token-audience",
+        default=_env("TOKEN_AUDIENCE", d.token_audience),
+        help="the audience the callers' tokens must be bound to",
+    )
+    parser.add_argument(
         "--log-level",
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -847,6 +934,12 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         parser.error("--max-bytes-in-flight must hold at least one body of --max-body-bytes")
     if not (args.deadline > 0 and args.body_timeout > 0):
         parser.error("--deadline and --body-timeout must be positive")
+    try:
+        callers = tuple(sorted(parse_allowed(args.allowed_callers.split(","))))
+    except ValueError as error:
+        parser.error(f"--allowed-callers: {error}")
+    if args.metrics_port and args.metrics_port == args.port:
+        parser.error("--metrics-port must differ from --port (0 serves /metrics on --port)")
     return Settings(
         host=args.host,
         port=args.port,
@@ -859,6 +952,9 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         max_queue=args.max_queue,
         body_timeout=args.body_timeout,
         deadline=args.deadline,
+        metrics_port=args.metrics_port,
+        allowed_callers=callers,
+        token_audience=args.token_audience,
         log_level=args.log_level,
     )
 
@@ -876,8 +972,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings.workers,
         settings.executor,
     )
+    authenticator = None
+    if settings.allowed_callers:
+        authenticator = Authenticator(
+            kubernetes_reviewer(),
+            frozenset(settings.allowed_callers),
+            audience=settings.token_audience,
+        )
+        logger.info("only %s may ask for suggestions", ", ".join(settings.allowed_callers))
+    else:
+        logger.warning(
+            "no --allowed-callers: anyone who reaches port %d may ask for suggestions",
+            settings.port,
+        )
+    app = create_app(settings, authenticator=authenticator)
+    if settings.metrics_port:
+        serve_metrics_beside(app, settings.host, settings.metrics_port)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         # Probes would fill an INFO access log; it appears at DEBUG.

@@ -63,6 +63,9 @@ class ErrorKind(StrEnum):
     SLOW_UPLOAD = "slow_upload"  # the body did not arrive in time
     CLIENT_GONE = "client_gone"  # the client closed the connection mid-upload
     NOT_FOUND = "not_found"  # unknown path or method
+    UNAUTHENTICATED = "unauthenticated"  # no bearer token
+    FORBIDDEN = "forbidden"  # a token of a caller that may not ask, or for another audience
+    AUTH_UNAVAILABLE = "auth_unavailable"  # the API server could not review the token
     OVERLOADED = "overloaded"  # too many requests, or body bytes, in flight
     DEADLINE_EXCEEDED = "deadline_exceeded"  # no answer by the deadline; worker replaced
     WORKER_LOST = "worker_lost"  # a worker process died computing the request

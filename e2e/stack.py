@@ -139,6 +139,7 @@ class Stack:
                 str(BIN / "kubesweep-suggestion"),
                 "--host=127.0.0.1",
                 f"--port={self.suggestion_port}",
+                f"--metrics-port={free_port()}",
                 "--workers=1",
                 "--executor=thread",
             ],

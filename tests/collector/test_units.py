@@ -152,6 +152,34 @@ def test_push_bodies() -> None:
     assert parse_body(b"{broken", "application/json") is None
 
 
+def test_push_endpoint_refuses_a_truncated_body_and_drops_a_silent_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from kubesweep.collector import push
+
+    monkeypatch.setattr(push._Handler, "timeout", 0.5)
+    server = push.PushServer(0)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+            conn.sendall(
+                b"POST /v1/report HTTP/1.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n" + b'{"step": 1, "loss": 0.5}'
+            )
+            conn.shutdown(socket.SHUT_WR)  # the rest never comes
+            answer = conn.recv(4096)
+        assert answer.startswith(b"HTTP/1.0 400"), answer
+        assert server.poll().observations == ()  # nothing half-read was taken
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as silent:
+            silent.sendall(b"POST /v1/report HTTP/1.1\r\nContent-Length: 10\r\n\r\n")
+            # The server closes the connection once it has been silent for its timeout.
+            assert silent.recv(4096) == b""
+    finally:
+        server.stop()
+
+
 def test_client_falls_back_to_printing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

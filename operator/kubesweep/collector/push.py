@@ -7,7 +7,10 @@ dropped values, sent as soon as the body is parsed; nothing the trainer does
 waits on the intake. ``GET /healthz`` answers ``200``.
 
 It listens on 127.0.0.1 only: the trainer shares the pod's network namespace,
-nothing outside the pod can reach it, so it needs no authentication.
+nothing outside the pod can reach it, so it needs no authentication. A body
+shorter than its declared length is refused (400) rather than parsed in part,
+and a connection that sends nothing for ``IDLE_SECONDS`` is closed, so a stalled
+client cannot keep a thread for ever.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from kubesweep.metrics.text import parse_text
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20
+#: Seconds a connection may stay silent (headers or body) before it is closed.
+IDLE_SECONDS = 10.0
 
 
 def parse_body(body: bytes, content_type: str) -> Parsed | None:
@@ -42,6 +47,7 @@ def parse_body(body: bytes, content_type: str) -> Parsed | None:
 
 class _Handler(BaseHTTPRequestHandler):
     server: PushServer
+    timeout = IDLE_SECONDS  # the socket's timeout: a silent client's read ends, its thread too
 
     def do_GET(self) -> None:
         self._reply(200 if self.path == "/healthz" else 404, {"ok": self.path == "/healthz"})
@@ -54,7 +60,14 @@ class _Handler(BaseHTTPRequestHandler):
         if length < 0 or length > MAX_BODY:
             self._reply(413, {"error": f"body must be at most {MAX_BODY} bytes"})
             return
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            return
+        if len(body) < length:
+            self._reply(400, {"error": f"body ended after {len(body)} of {length} bytes"})
+            return
         parsed = parse_body(body, self.headers.get("Content-Type", ""))
         if parsed is None:
             self._reply(400, {"error": "body is neither JSON nor name=value lines"})

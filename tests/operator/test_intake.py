@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import itertools
 import json
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubesweep.api import Objective
 from kubesweep.api.status import MAX_CURVE_POINTS
 from kubesweep.metrics.observation import Observation
-from kubesweep.metrics.reduce import MetricStats
+from kubesweep.metrics.reduce import MetricStats, SeriesReducer
 from kubesweep.metrics.tokens import authorization, trial_token
 from kubesweep.metrics.wire import MAX_BATCH_BYTES, Batch, Summary
 from kubesweep.operator import intake as intake_module
@@ -285,3 +290,59 @@ def test_the_previous_key_comes_from_its_own_file(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         config_from_args([f"--previous-token-key-file={tmp_path / 'absent'}"])
     assert "--previous-token-key-file" in capsys.readouterr().err
+
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    values=st.lists(finite, min_size=1, max_size=40),
+    cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=6),
+    replays=st.lists(st.integers(min_value=0, max_value=6), max_size=4),
+    lost=st.sets(st.integers(min_value=0, max_value=6), max_size=3),
+)
+def test_whatever_arrives_the_final_metrics_are_the_collectors_account(
+    values: list[float], cuts: list[int], replays: list[int], lost: set[int]
+) -> None:
+    """Batches lost, replayed under another boot or in order: the summary decides, exactly."""
+    observations = [Observation("loss", v, step=i) for i, v in enumerate(values)]
+    bounds = sorted({0, len(observations), *(c for c in cuts if c < len(observations))})
+    batches = [
+        Batch("exp-0", "ns", "uid-0", tuple(observations[a:b]), seq=i + 1, boot="first")
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+    arriving = [b for i, b in enumerate(batches) if i not in lost]
+    arriving += [
+        dataclasses.replace(batches[r], boot="second") for r in replays if r < len(batches)
+    ]
+    reducer = SeriesReducer(priority=["loss"], best={"loss": "min"})
+    reducer.extend(observations)
+    summary = Summary.of(reducer, "loss")
+
+    async def run() -> Any:
+        directory = Directory()
+        directory.trials[("ns", "exp-0")] = TrialEntry(uid="uid-0", experiment="exp")
+        directory.objectives[("ns", "exp")] = Objective(metric="loss", direction="minimize")
+
+        async def patch(namespace: str, name: str, body: dict[str, Any]) -> None:
+            del namespace, name, body
+
+        intake = Intake(directory, KEY, patch)
+        entry = directory.trial("ns", "exp-0")
+        assert entry is not None
+        for batch_ in arriving:
+            await intake.accept(batch_, entry)
+        pushed = intake.take("ns", "exp-0")
+        steps = [p.step for p in pushed.curve] if pushed else []
+        assert steps == sorted(set(steps))  # sorted, unique, whatever was replayed
+        return await intake.adopt_summary("ns", "exp-0", summary)
+
+    final = asyncio.run(run())
+    assert final is not None
+    assert final.complete
+    assert final.objective == min(values)
+    assert final.metrics[0].count == len(values)
+    assert final.metrics[0].latest == values[-1]
+    steps = [p.step for p in final.curve]
+    assert steps == sorted(set(steps))

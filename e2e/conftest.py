@@ -179,14 +179,14 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(external, kube, kubectl, shutil.which("helm"), None)
         return
     kind = e2e_node_kind()
-    existing = local.ClusterInfo.load(local.default_state_dir())
+    existing = local.ClusterInfo.load(local.default_state_dir(kind))
     reuse = existing is not None and existing.running() and existing.node_kind == kind
     info = local.up(fresh=not reuse, node_kind=kind)
     try:
         yield Cluster(info.kubeconfig, info.client(), info.kubectl, info.helm, info)
     finally:
         if not reuse and not os.environ.get("KUBESWEEP_E2E_KEEP"):
-            local.down()
+            local.down(node_kind=kind)
 
 
 @pytest.fixture

@@ -57,8 +57,32 @@ def default_node_kind() -> str:
     return kind
 
 
-def default_state_dir() -> Path:
-    return Path(os.environ.get("KUBESWEEP_CLUSTER_DIR", CACHE / "cluster"))
+def default_state_dir(node_kind: str | None = None) -> Path:
+    """``KUBESWEEP_CLUSTER_DIR``, else one directory per node kind under the cache.
+
+    A cluster with the real node lives apart (``cluster-real``) from the process
+    node's (``cluster``), so starting one never stops the other, which someone's
+    test run may be using.
+    """
+    if os.environ.get("KUBESWEEP_CLUSTER_DIR"):
+        return Path(os.environ["KUBESWEEP_CLUSTER_DIR"])
+    kind = node_kind or default_node_kind()
+    return CACHE / ("cluster-real" if kind == "real" else "cluster")
+
+
+def api_server_exposure(node_kind: str) -> list[str]:
+    """How pods find the API server: the flags that differ between the node kinds.
+
+    The process node's pods share this machine's network and reach 127.0.0.1
+    directly. The real node's pods reach the ``kubernetes`` Service, whose endpoint
+    the API server keeps itself (lease reconciler) at the node address, where the
+    node's forwarder (``e2e/node/forwarder.py``) passes connections to loopback.
+    """
+    if node_kind != "real":
+        return ["--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"]
+    from node.realconfig import NodeNet
+
+    return [f"--advertise-address={NodeNet().node_ip}", "--endpoint-reconciler-type=lease"]
 
 
 def build_binaries() -> Path:
@@ -249,8 +273,8 @@ def up(
     ``process`` (``e2e/node/processnode.py``) or ``real`` (``e2e/node/realnode.py``);
     default :func:`default_node_kind`.
     """
-    sd = (state_dir or default_state_dir()).resolve()
     kind = node_kind or default_node_kind()
+    sd = (state_dir or default_state_dir(kind)).resolve()
     with _locked(sd):
         return _up(sd, fresh=fresh, gpus=gpus, node=node, node_kind=kind)
 
@@ -328,7 +352,7 @@ def _up(sd: Path, *, fresh: bool, gpus: int, node: bool, node_kind: str) -> Clus
                 "apiserver",
                 f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
                 "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                *api_server_exposure(node_kind),
                 f"--secure-port={ports['apiserver']}",
                 f"--tls-cert-file={p / 'apiserver.crt'}",
                 f"--tls-private-key-file={p / 'apiserver.key'}",
@@ -339,7 +363,6 @@ def _up(sd: Path, *, fresh: bool, gpus: int, node: bool, node_kind: str) -> Clus
                 f"--service-account-signing-key-file={p / 'sa.key'}",
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--allow-privileged=true",
-                "--endpoint-reconciler-type=none",
                 f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
                 f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
                 f"--kubelet-certificate-authority={p / 'ca.crt'}",
@@ -471,9 +494,9 @@ def kill_orphan_containers(node_dir: Path) -> int:
     return n
 
 
-def down(state_dir: Path | None = None) -> None:
+def down(state_dir: Path | None = None, node_kind: str | None = None) -> None:
     """Stop every component (SIGTERM, then SIGKILL after a grace period)."""
-    sd = (state_dir or default_state_dir()).resolve()
+    sd = (state_dir or default_state_dir(node_kind)).resolve()
     if not sd.exists():
         return
     with _locked(sd):
@@ -497,8 +520,8 @@ def _down(sd: Path) -> None:
     info.save()
 
 
-def status(state_dir: Path | None = None) -> dict[str, Any]:
-    sd = (state_dir or default_state_dir()).resolve()
+def status(state_dir: Path | None = None, node_kind: str | None = None) -> dict[str, Any]:
+    sd = (state_dir or default_state_dir(node_kind)).resolve()
     info = ClusterInfo.load(sd)
     if info is None:
         return {"state_dir": str(sd), "running": False}
@@ -529,10 +552,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="process (default) or real; or KUBESWEEP_NODE",
     )
-    sub.add_parser("down", help="stop everything")
-    sub.add_parser("status", help="print component status as JSON")
+    for name, text in (
+        ("down", "stop everything"),
+        ("status", "print component status as JSON"),
+        ("kubeconfig", "print the admin kubeconfig path"),
+    ):
+        sub.add_parser(name, help=text).add_argument(
+            "--node", choices=NODE_KINDS, default=None, help="whose cluster (state dir)"
+        )
     sub.add_parser("build", help="build the binaries (cached) and print their directory")
-    sub.add_parser("kubeconfig", help="print the admin kubeconfig path")
     args = ap.parse_args(argv)
     if args.cmd == "up":
         info = up(fresh=args.fresh, gpus=args.gpus, node=not args.no_node, node_kind=args.node)
@@ -540,12 +568,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  export KUBECONFIG={info.kubeconfig}")
         print(f"  kubectl: {REPO / 'e2e/cluster/kubectl'}   logs: {info.log_dir}")
     elif args.cmd == "down":
-        down()
+        down(node_kind=args.node)
         print("cluster down")
     elif args.cmd == "status":
-        print(json.dumps(status(), indent=2))
+        print(json.dumps(status(node_kind=args.node), indent=2))
     elif args.cmd == "build":
         print(build_binaries())
     elif args.cmd == "kubeconfig":
-        print(default_state_dir().resolve() / "admin.kubeconfig")
+        print(default_state_dir(args.node).resolve() / "admin.kubeconfig")
     return 0

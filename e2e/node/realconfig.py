@@ -17,6 +17,7 @@ from pathlib import Path
 GPU = "nvidia.com/gpu"
 PAUSE_IMAGE = "localhost/kubesweep/pause:1"
 K8S_NAMESPACE = "k8s.io"  # containerd's namespace for what the CRI plugin runs
+CLUSTER_DOMAIN = "cluster.local"
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,10 @@ class NodePaths:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def corefile(self) -> Path:
+        return self.root / "Corefile"
 
 
 # Machine-wide settings the node's components write: the kubelet the first three at
@@ -249,7 +254,9 @@ def kubelet_config(
             "x509": {"clientCAFile": str(ca)},
         },
         "authorization": {"mode": "Webhook"},
-        "clusterDomain": "cluster.local",
+        "clusterDomain": CLUSTER_DOMAIN,
+        # CoreDNS of the harness, listening on the node address (see corefile()).
+        "clusterDNS": [net.node_ip],
         "resolvConf": str(paths.resolv_conf),
         "podLogsDir": str(paths.pod_logs),
         "podCIDR": net.pod_cidr,
@@ -343,3 +350,42 @@ def network_down(net: NodeNet) -> list[list[str]]:
         ["ip", "link", "del", net.bridge],
         ["ip", "link", "del", net.veth],
     ]
+
+
+def corefile(net: NodeNet, *, kubeconfig: Path, health_port: int, ready_port: int) -> str:
+    """CoreDNS for Service and pod names, on the node address alone, forwarding nowhere.
+
+    Pods (``dnsPolicy: ClusterFirst``) get the node address as their name server
+    from the kubelet's ``clusterDNS``. Names outside ``cluster.local`` are refused:
+    there is no ``forward`` plugin, so no query leaves this machine.
+    """
+    return f"""{CLUSTER_DOMAIN}:53 in-addr.arpa:53 ip6.arpa:53 {{
+    bind {net.node_ip}
+    errors
+    health 127.0.0.1:{health_port}
+    ready 127.0.0.1:{ready_port}
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        kubeconfig {kubeconfig}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+    cache 5
+    loadbalance
+}}
+"""
+
+
+# What CoreDNS's kubernetes plugin reads, granted to the client certificate it uses.
+COREDNS_USER = "kubesweep:coredns"
+COREDNS_RULES = [
+    {
+        "apiGroups": [""],
+        "resources": ["services", "namespaces", "pods"],
+        "verbs": ["list", "watch"],
+    },
+    {
+        "apiGroups": ["discovery.k8s.io"],
+        "resources": ["endpointslices"],
+        "verbs": ["list", "watch"],
+    },
+]

@@ -42,6 +42,8 @@ from cluster.kube import ApiError, Kube
 from .ociarchive import write_single_binary_image
 from .realconfig import (
     CONTAINERD_FIXED_STATE,
+    COREDNS_RULES,
+    COREDNS_USER,
     COVERED_SYSCTLS,
     GPU,
     K8S_NAMESPACE,
@@ -50,6 +52,7 @@ from .realconfig import (
     NodePaths,
     cni_config,
     containerd_config,
+    corefile,
     guard_ruleset,
     kube_proxy_config,
     kubelet_config,
@@ -65,7 +68,12 @@ log = logging.getLogger("realnode")
 HERE = Path(__file__).resolve().parent
 E2E = HERE.parent
 BUILD_SCRIPT = E2E / "cluster" / "build-node.sh"
+DNS_BUILD_SCRIPT = E2E / "cluster" / "build-dns.sh"
 SUPERVISOR = "real-node"
+# The harness's own helpers of the node, run in the machine's namespaces.
+API_FORWARDER = "apiserver-forwarder"
+CLUSTER_DNS = "coredns"
+HELPERS = (CLUSTER_DNS, API_FORWARDER)
 # Debian packages the node needs at run time (the Go binaries are built by build-node.sh).
 REQUIRED_TOOLS = {
     "runc": "runc",
@@ -109,6 +117,20 @@ def build_binaries() -> Path:
     return Path(out.splitlines()[-1])
 
 
+def build_dns_binary() -> Path:
+    """``build-dns.sh`` (a no-op when cached): the directory holding ``coredns``."""
+    if os.environ.get("KUBESWEEP_DNS_BIN_DIR"):
+        return Path(os.environ["KUBESWEEP_DNS_BIN_DIR"])
+    out = subprocess.run(
+        [str(DNS_BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout.strip()
+    return Path(out.splitlines()[-1])
+
+
+def api_server_port(info: ClusterInfo) -> int:
+    return int(info.ports["apiserver"])
+
+
 def _quiet(argv: list[str], stdin: str | None = None) -> bool:
     done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     return done.returncode == 0
@@ -134,6 +156,7 @@ def start(
     sd = Path(info.state_dir)
     paths = NodePaths(sd / "realnode")
     bin_dir = build_binaries()
+    dns_dir = build_dns_binary()
     p = sd / "pki"
     name = info.node_name
     kubelet_crt, kubelet_key = pki.ensure_cert(
@@ -143,6 +166,7 @@ def start(
         p, "realnode-serving", f"system:node:{name}", [], [net.node_ip, name]
     )
     proxy_crt, proxy_key = pki.ensure_cert(p, "realnode-proxy", "system:kube-proxy", [])
+    dns_crt, dns_key = pki.ensure_cert(p, "realnode-coredns", COREDNS_USER, [])
     for sub in ("cni", "kubelet", "pod-logs", "containerd/state", "containerd/runc"):
         # What a previous run left is stale: IP allocations, pod directories, state.
         subprocess.run(["rm", "-rf", "--one-file-system", str(paths.root / sub)], check=False)
@@ -158,7 +182,15 @@ def start(
     ):
         d.mkdir(parents=True, exist_ok=True)
     ports = {
-        k: _free_port() for k in ("kubelet", "kubelet-healthz", "proxy-healthz", "proxy-metrics")
+        k: _free_port()
+        for k in (
+            "kubelet",
+            "kubelet-healthz",
+            "proxy-healthz",
+            "proxy-metrics",
+            "dns-health",
+            "dns-ready",
+        )
     }
     info.ports.update({f"realnode-{k}": v for k, v in ports.items()})
     info.save()
@@ -192,10 +224,38 @@ def start(
     write_single_binary_image(
         bin_dir / "pause", "/pause", PAUSE_IMAGE, paths.root / "pause.oci.tar"
     )
+    dns_kubeconfig = sd / "realnode-coredns.kubeconfig"
+    dns_kubeconfig.write_text(pki.kubeconfig(info.server, p / "ca.crt", dns_crt, dns_key))
+    paths.corefile.write_text(
+        corefile(
+            net,
+            kubeconfig=dns_kubeconfig,
+            health_port=ports["dns-health"],
+            ready_port=ports["dns-ready"],
+        )
+    )
+    client = info.client()
+    grant_cluster_dns(client)
     record_host_state(paths)
     make_network(net)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(E2E), *filter(None, [env.get("PYTHONPATH")])])
+    api_port = api_server_port(info)
+    spawn(
+        API_FORWARDER,
+        [
+            sys.executable,
+            "-m",
+            "node.forwarder",
+            f"--listen={net.node_ip}:{api_port}",
+            f"--to=127.0.0.1:{api_port}",
+            f"--owner={sd}",
+        ],
+        env,
+    )
+    wait(API_FORWARDER, lambda: _connects(net.node_ip, api_port), 30)
+    spawn(CLUSTER_DNS, [str(dns_dir / "coredns"), "-conf", str(paths.corefile)], env)
+    wait(CLUSTER_DNS, lambda: _http_ok(f"http://127.0.0.1:{ports['dns-ready']}/ready"), 60)
     spawn(
         SUPERVISOR,
         [
@@ -216,9 +276,48 @@ def start(
         ],
         env,
     )
-    client = info.client()
     wait(SUPERVISOR, lambda: node_ready(client, name), 120)
     advertise_gpus(client, name, gpus)
+
+
+def _connects(host: str, port: int) -> bool:
+    import socket
+
+    with socket.create_connection((host, port), timeout=2):
+        return True
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=2) as reply:
+        return bool(reply.status == 200)
+
+
+def grant_cluster_dns(client: Kube) -> None:
+    """Let CoreDNS's certificate list and watch what names are made of, and nothing else."""
+    meta = {"name": "kubesweep:coredns"}
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole"}
+    client.apply(
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/kubesweep:coredns",
+        {**role, "metadata": meta, "rules": COREDNS_RULES},
+    )
+    client.apply(
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/kubesweep:coredns",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": meta,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": meta["name"],
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": COREDNS_USER}
+            ],
+        },
+    )
 
 
 def advertise_gpus(client: Kube, name: str, gpus: int) -> None:
@@ -328,25 +427,31 @@ def restore_host_state(paths: NodePaths) -> None:
 
 
 def delete_node_pods(client: Kube, name: str, timeout: float = 90) -> None:
-    """Delete every pod bound to the node and wait until the kubelet has let them go.
+    """Cordon the node, delete every pod bound to it, wait until the kubelet let them go.
 
     Done while the kubelet runs, so it stops containers and tears down pod networks
     the way it does on a real cluster (containerd's shims would outlive it otherwise).
+    Cordoning first, as a drain does, keeps the replacements that controllers make
+    (a Deployment's pods) off the node, so the node empties.
     """
+    with contextlib.suppress(ApiError):
+        client.patch(f"/api/v1/nodes/{name}", {"spec": {"unschedulable": True}})
     selector = {"fieldSelector": f"spec.nodeName={name}"}
-    for pod in client.list("/api/v1/pods", **selector):
-        meta = pod["metadata"]
-        with contextlib.suppress(ApiError):
-            client.delete(
-                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                gracePeriodSeconds="5",
-            )
     deadline = time.monotonic() + timeout
-    while client.list("/api/v1/pods", **selector):
+    while pods := client.list("/api/v1/pods", **selector):
         if time.monotonic() > deadline:
-            left = [p["metadata"]["name"] for p in client.list("/api/v1/pods", **selector)]
+            left = [p["metadata"]["name"] for p in pods]
             log.warning("pods still on %s after %ss: %s", name, timeout, left)
             return
+        for pod in pods:
+            meta = pod["metadata"]
+            if meta.get("deletionTimestamp"):
+                continue
+            with contextlib.suppress(ApiError):
+                client.delete(
+                    f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                    gracePeriodSeconds="5",
+                )
         time.sleep(0.5)
 
 
@@ -359,6 +464,10 @@ def stop(info: ClusterInfo, stop_group: Callable[[int, float], None]) -> None:
         with contextlib.suppress(Exception):
             delete_node_pods(info.client(), info.node_name)
         stop_group(pid, 90.0)
+    for helper in HELPERS:
+        helper_pid = info.pids.get(helper)
+        if helper_pid and _ours(helper_pid, info.state_dir):
+            stop_group(helper_pid, 10.0)
     paths = NodePaths(Path(info.state_dir) / "realnode")
     kill_leftovers(paths)
     remove_network(NodeNet())

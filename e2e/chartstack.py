@@ -1,0 +1,178 @@
+"""kubesweep as users install it: the Helm chart, with the built images, on the real node.
+
+``stack.py`` runs the operator and the suggestion service as processes beside the
+process node; this module is its counterpart for the real node, where they run as
+the chart's pods: the images that ``make images`` built are imported into the
+node's containerd (what a registry would deliver), the chart is installed by
+``helm install`` with its registry and tags pointed at them, into a namespace that
+enforces the ``restricted`` Pod Security Standard, and Experiments name the trainer
+image the same way. The demo (``e2e/demo.py``) and the real-node e2e tests share it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "kubesweep"
+IMAGE_CACHE = (
+    Path(os.environ.get("KUBESWEEP_CACHE", Path.home() / ".cache" / "kubesweep")) / "images"
+)
+#: The images a sweep on the real node runs: the chart's three and the example trainer.
+CHART_IMAGES = ("operator", "suggestion", "collector")
+TRAINER_IMAGE = "trainer-sklearn"
+#: How the example manifests name the trainer image (the published name, any tag).
+PUBLISHED_TRAINER = "kubesweep/trainer-sklearn"
+RELEASE = "kubesweep"
+SYSTEM_NAMESPACE = "kubesweep-system"
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """One image ``make images`` built: its reference and OCI archive."""
+
+    name: str
+    reference: str
+    archive: Path
+
+    @property
+    def registry(self) -> str:
+        return self.reference.split("/", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.reference.rsplit(":", 1)[1]
+
+
+def built_image(name: str) -> BuiltImage | None:
+    """The record ``images/build.py`` wrote for ``name``, or ``None`` if it is not built."""
+    record = IMAGE_CACHE / f"{name}.json"
+    if not record.exists():
+        return None
+    data = json.loads(record.read_text())
+    return BuiltImage(name, data["reference"], Path(data["archive"]))
+
+
+def missing_images(names: tuple[str, ...] = (*CHART_IMAGES, TRAINER_IMAGE)) -> list[str]:
+    return [name for name in names if built_image(name) is None]
+
+
+def build_images(names: tuple[str, ...] = (*CHART_IMAGES, TRAINER_IMAGE)) -> None:
+    """``images/build.py build`` for ``names``: nothing is rebuilt whose inputs are unchanged."""
+    subprocess.run(
+        [sys.executable, str(REPO / "images" / "build.py"), "build", *names], check=True, cwd=REPO
+    )
+
+
+def import_images(info: Any, names: tuple[str, ...] = (*CHART_IMAGES, TRAINER_IMAGE)) -> None:
+    """Import the built archives into the real node's containerd."""
+    from node import realnode
+
+    for name in names:
+        image = built_image(name)
+        if image is None:
+            raise RuntimeError(f"image {name} is not built: run `make images`")
+        realnode.import_image(info, image.archive)
+
+
+def chart_values(*, replicas: int = 1) -> list[str]:
+    """``--set`` flags pointing the chart at the local images, never pulled."""
+    operator = built_image("operator")
+    if operator is None:
+        raise RuntimeError("image operator is not built: run `make images`")
+    flags = ["global.imageRegistry=" + operator.registry]
+    for component in CHART_IMAGES:
+        image = built_image(component)
+        assert image is not None, component
+        flags.append(f"{component}.image.tag={image.tag}")
+        flags.append(f"{component}.image.pullPolicy=Never")
+    flags += [
+        f"operator.replicas={replicas}",
+        # One replica and one worker keep the suggestion service small on a 2-core machine.
+        "suggestion.replicas=1",
+        "suggestion.workers=1",
+        "operator.resyncSeconds=5",
+    ]
+    return [arg for flag in flags for arg in ("--set", flag)]
+
+
+def restricted_namespace(name: str) -> dict[str, Any]:
+    level = "restricted"
+    labels = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "warn")}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def install_chart(
+    helm: list[str],
+    kubectl: list[str],
+    *,
+    namespace: str = SYSTEM_NAMESPACE,
+    release: str = RELEASE,
+    extra: tuple[str, ...] = (),
+    timeout_s: int = 240,
+) -> float:
+    """``helm install --wait`` into a ``restricted`` namespace; returns the seconds it took."""
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "-f", "-"],
+        input=json.dumps(restricted_namespace(namespace)),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            *helm,
+            "upgrade",
+            "--install",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            *chart_values(),
+            *extra,
+            "--wait",
+            f"--timeout={timeout_s}s",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pods = subprocess.run(
+            [*kubectl, "get", "pods", "-n", namespace, "-o", "wide"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        raise RuntimeError(
+            f"helm install {release} into {namespace} failed within {timeout_s}s:\n"
+            f"{done.stderr.strip()}\npods:\n{pods}"
+        )
+    return time.monotonic() - started
+
+
+def localize_experiment(document: dict[str, Any]) -> dict[str, Any]:
+    """An example Experiment with its trainer image pointed at the one built here.
+
+    Containers that name ``kubesweep/trainer-sklearn`` (the published name) get the
+    local reference and ``imagePullPolicy: Never``; nothing else changes.
+    """
+    trainer = built_image(TRAINER_IMAGE)
+    if trainer is None:
+        raise RuntimeError(f"image {TRAINER_IMAGE} is not built: run `make images`")
+    result = copy.deepcopy(document)
+    pod = result["spec"]["trialTemplate"]["job"]["template"]["spec"]
+    for container in pod.get("containers", []) + pod.get("initContainers", []):
+        if container.get("image", "").split(":", 1)[0] == PUBLISHED_TRAINER:
+            container["image"] = trainer.reference
+            container["imagePullPolicy"] = "Never"
+    return result

@@ -1,0 +1,257 @@
+"""The chart, installed by ``helm install`` with the built images, runs sweeps on the real node.
+
+What users run, on a real kubelet: the operator and the suggestion service are the
+chart's pods, under its ServiceAccounts and RBAC, in a namespace that enforces the
+``restricted`` Pod Security Standard; the operator reaches the API server through
+the ``kubernetes`` Service and the suggestion service by its Service name (cluster
+DNS); trial pods run the example trainer image with the collector image as a native
+sidecar, which pushes metrics to the intake Service. With the intake unreachable,
+the final metrics arrive through the collector's termination message. GPU trials
+never hold more ``nvidia.com/gpu`` than the node advertises.
+
+Runs when the local cluster's node is the real one (``KUBESWEEP_E2E_NODE=real``,
+``make test-e2e-real``) and the images are built (``make images``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+import chartstack
+from cluster.kube import JSON, path_for
+from conftest import Cluster, e2e_node_kind, wait_for
+from kubesweep.rendering import COLLECTOR_NAME
+
+pytestmark = pytest.mark.skipif(
+    e2e_node_kind() != "real" or bool(os.environ.get("KUBESWEEP_E2E_KUBECONFIG")),
+    reason="needs the local cluster's real node: KUBESWEEP_E2E_NODE=real (make test-e2e-real)",
+)
+
+API = "kubesweep.io/v1alpha1"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SYSTEM = chartstack.SYSTEM_NAMESPACE
+RELEASE = chartstack.RELEASE
+#: One example per metrics source that the example trainer image speaks.
+SOURCE_EXAMPLES = {"stdout": "random.yaml", "json": "jsonl-source.yaml", "push": "push-source.yaml"}
+EPOCHS = 8  # every example passes --epochs=8: one observation per epoch
+SWEEP_TIMEOUT = 240
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster) -> Iterator[Cluster]:
+    """The chart installed into ``kubesweep-system`` with the built images; uninstalled after."""
+    missing = chartstack.missing_images()
+    if missing:
+        pytest.skip(f"images not built: {' '.join(missing)} (run `make images`)")
+    assert cluster.local is not None
+    chartstack.import_images(cluster.local)
+    kubeconfig = f"--kubeconfig={cluster.kubeconfig}"
+    assert cluster.helm_bin is not None
+    chartstack.install_chart([cluster.helm_bin, kubeconfig], [cluster.kubectl_bin, kubeconfig])
+    yield cluster
+    cluster.helm("uninstall", RELEASE, "--namespace", SYSTEM, "--wait", check=False)
+    cluster.kube.delete(f"/api/v1/namespaces/{SYSTEM}")
+
+
+def _example(name: str, **budget: int) -> JSON:
+    document = chartstack.localize_experiment(yaml.safe_load((EXAMPLES / name).read_text()))
+    document["spec"]["budget"].update(budget)
+    return document
+
+
+def _experiment(cluster: Cluster, namespace: str, name: str) -> JSON:
+    return cluster.kube.get(path_for(API, "experiments", namespace, name))
+
+
+def _ended(cluster: Cluster, namespace: str, name: str) -> JSON | None:
+    experiment = _experiment(cluster, namespace, name)
+    conditions = {c["type"]: c for c in experiment.get("status", {}).get("conditions", [])}
+    ended = any(conditions.get(t, {}).get("status") == "True" for t in ("Succeeded", "Failed"))
+    return experiment if ended else None
+
+
+def _run(cluster: Cluster, namespace: str, documents: list[JSON]) -> dict[str, JSON]:
+    """Create the Experiments, wait until each has ended; name -> final Experiment."""
+    for document in documents:
+        cluster.kube.create(path_for(API, "experiments", namespace), document)
+    return {
+        d["metadata"]["name"]: wait_for(
+            lambda d=d: _ended(cluster, namespace, d["metadata"]["name"]),
+            SWEEP_TIMEOUT,
+            interval=1,
+            what=f"Experiment {namespace}/{d['metadata']['name']} to end (Succeeded or Failed)",
+        )
+        for d in documents
+    }
+
+
+def _trials(cluster: Cluster, namespace: str, experiment: str) -> list[JSON]:
+    return cluster.kube.list(
+        path_for(API, "trials", namespace), labelSelector=f"kubesweep.io/experiment={experiment}"
+    )
+
+
+def _pods(cluster: Cluster, namespace: str, selector: str = "") -> list[JSON]:
+    params = {"labelSelector": selector} if selector else {}
+    return cluster.kube.list(f"/api/v1/namespaces/{namespace}/pods", **params)
+
+
+def _operator_pod(cluster: Cluster) -> JSON:
+    pods = _pods(cluster, SYSTEM, "app.kubernetes.io/component=operator")
+    running = [p for p in pods if p["status"].get("phase") == "Running"]
+    assert len(running) == 1, [p["metadata"]["name"] for p in pods]
+    return running[0]
+
+
+def _intake_batches(cluster: Cluster) -> float:
+    """``kubesweep_intake_batches_total{outcome="accepted"}`` scraped from the operator pod.
+
+    The node's bridge makes pod addresses reachable from this machine, as a
+    Prometheus inside the cluster would scrape them.
+    """
+    pod_ip = _operator_pod(cluster)["status"]["podIP"]
+    with urllib.request.urlopen(f"http://{pod_ip}:9090/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    found = re.search(r'^kubesweep_intake_batches_total\{outcome="accepted"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def _assert_complete_trials(cluster: Cluster, namespace: str, experiment: JSON) -> None:
+    name = experiment["metadata"]["name"]
+    status = experiment["status"]
+    assert status["phase"] == "Succeeded", status
+    trials = _trials(cluster, namespace, name)
+    assert len(trials) == experiment["spec"]["budget"]["maxTrials"]
+    objective = experiment["spec"]["objective"]["metric"]
+    for trial in trials:
+        trial_status = trial["status"]
+        assert trial_status["phase"] == "Succeeded", trial_status
+        metrics = {m["name"]: m for m in trial_status["metrics"]}
+        assert metrics[objective]["count"] == EPOCHS, metrics
+        complete = next(c for c in trial_status["conditions"] if c["type"] == "MetricsComplete")
+        assert complete["status"] == "True", complete
+
+
+def test_the_charts_pods_run_restricted_under_their_service_accounts(
+    installed: Cluster,
+) -> None:
+    cluster = installed
+    labels = cluster.kube.get(f"/api/v1/namespaces/{SYSTEM}")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    pods = {
+        p["metadata"]["labels"]["app.kubernetes.io/component"]: p for p in _pods(cluster, SYSTEM)
+    }
+    for component in ("operator", "suggestion"):
+        pod = pods[component]
+        assert pod["status"]["phase"] == "Running", pod["status"]
+        assert pod["spec"]["serviceAccountName"] == f"{RELEASE}-{component}"
+        assert cluster.local is not None
+        assert pod["spec"]["nodeName"] == cluster.local.node_name
+        image = pod["spec"]["containers"][0]["image"]
+        built = chartstack.built_image(component)
+        assert built is not None
+        assert image == built.reference
+        assert all(s["ready"] for s in pod["status"]["containerStatuses"])
+    # The operator reached the API server (kubernetes Service) with its own token:
+    # it made the intake key Secret under the chart's Role on its first start.
+    assert cluster.kube.get_or_none(f"/api/v1/namespaces/{SYSTEM}/secrets/{RELEASE}-intake")
+
+
+def test_one_sweep_per_metrics_source(installed: Cluster, namespace: str) -> None:
+    """stdout, json and push: each example sweep ends Succeeded with every epoch's metric."""
+    cluster = installed
+    batches_before = _intake_batches(cluster)
+    documents = [_example(f, maxTrials=2, parallelTrials=2) for f in SOURCE_EXAMPLES.values()]
+    ended = _run(cluster, namespace, documents)
+    for experiment in ended.values():
+        _assert_complete_trials(cluster, namespace, experiment)
+    collector = chartstack.built_image("collector")
+    assert collector is not None
+    for pod in _pods(cluster, namespace):
+        sidecars = [
+            c for c in pod["spec"].get("initContainers", []) if c["image"] == collector.reference
+        ]
+        assert [c.get("restartPolicy") for c in sidecars] == ["Always"], pod["spec"]
+    # The metrics went through the intake Service (not only the termination messages).
+    assert _intake_batches(cluster) > batches_before
+
+
+@pytest.fixture
+def intake_unreachable(installed: Cluster) -> Iterator[None]:
+    """The intake Service selects no pod while the test runs (kube-proxy refuses its address)."""
+    cluster = installed
+    path = path_for("v1", "services", SYSTEM, f"{RELEASE}-intake")
+    selector = cluster.kube.get(path)["spec"]["selector"]
+    cluster.kube.patch(path, {"spec": {"selector": {**selector, "kubesweep.io/none": "none"}}})
+
+    def no_endpoints() -> bool:
+        slices = cluster.kube.list(
+            f"/apis/discovery.k8s.io/v1/namespaces/{SYSTEM}/endpointslices",
+            labelSelector=f"kubernetes.io/service-name={RELEASE}-intake",
+        )
+        return all(not s.get("endpoints") for s in slices)
+
+    wait_for(no_endpoints, 30, what=f"Service {RELEASE}-intake to have no endpoints")
+    try:
+        yield
+    finally:
+        cluster.kube.patch(path, {"spec": {"selector": {"kubesweep.io/none": None}}})
+
+
+def test_final_metrics_arrive_through_the_termination_message_without_the_intake(
+    installed: Cluster, namespace: str, intake_unreachable: None
+) -> None:
+    cluster = installed
+    batches_before = _intake_batches(cluster)
+    document = _example("random.yaml", maxTrials=1, parallelTrials=1)
+    experiment = _run(cluster, namespace, [document])[document["metadata"]["name"]]
+    _assert_complete_trials(cluster, namespace, experiment)
+    assert _intake_batches(cluster) == batches_before
+    (pod,) = _pods(cluster, namespace)
+    statuses = {s["name"]: s for s in pod["status"]["initContainerStatuses"]}
+    assert statuses[COLLECTOR_NAME]["state"]["terminated"]["message"]
+
+
+def _gpu_holding(pod: JSON) -> tuple[int, datetime, datetime]:
+    """(GPUs, from, until): the pod holds its GPUs from its start to its last container's end."""
+    gpus = sum(
+        int((c.get("resources", {}).get("limits") or {}).get("nvidia.com/gpu", 0))
+        for c in pod["spec"]["containers"]
+    )
+    status = pod["status"]
+    statuses = status.get("containerStatuses", []) + status.get("initContainerStatuses", [])
+    ends = [s["state"]["terminated"]["finishedAt"] for s in statuses if "terminated" in s["state"]]
+    return gpus, _time(status["startTime"]), _time(max(ends))
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_gpu_trials_never_oversubscribe_the_node(installed: Cluster, namespace: str) -> None:
+    """Four trials of two GPUs each, all allowed in parallel, on a node of four GPUs."""
+    cluster = installed
+    capacity = cluster.gpus
+    assert capacity == 4
+    document = _example("random.yaml", maxTrials=4, parallelTrials=4)
+    document["metadata"]["name"] = "digits-gpu"
+    trainer = document["spec"]["trialTemplate"]["job"]["template"]["spec"]["containers"][0]
+    trainer["resources"]["limits"]["nvidia.com/gpu"] = 2
+    trainer["args"] = [a for a in trainer["args"] if not a.startswith("--epochs")]
+    trainer["args"] += [f"--epochs={EPOCHS}", "--epoch-seconds=0.5"]
+    experiment = _run(cluster, namespace, [document])["digits-gpu"]
+    _assert_complete_trials(cluster, namespace, experiment)
+    holdings = [_gpu_holding(p) for p in _pods(cluster, namespace)]
+    assert len(holdings) == 4
+    assert all(gpus == 2 for gpus, _, _ in holdings)
+    for _, start, _ in holdings:
+        held = sum(gpus for gpus, begin, end in holdings if begin <= start < end)
+        assert held <= capacity, (start, holdings)

@@ -1,17 +1,21 @@
-"""One reconciliation pass of one Experiment: observe, plan, execute, report.
+"""One reconciliation pass of one Experiment, carried out against the API server.
 
-The pass reads only what it is given (the Experiment body and its children
-from the operator's index), derives each unfinished Trial's status, asks
-:func:`~kubesweep.planning.plan_experiment` what to do, and does it:
+The order of a pass (observe, plan, stop, ask the early-stopping rule, create
+trials, start their Jobs, report) is :class:`kubesweep.planning.executor.Execution`'s,
+shared with ``kubesweep run``. This module supplies the operator's means, as
+:class:`ClusterPorts`, and what only the operator must do:
 
-1. stop the trials the plan stops (status first, then the Job, so a restart
-   in between finds an EarlyStopped trial and only deletes its Job);
-2. ask the early-stopping rule about running trials, and stop those it names;
-3. ask the suggestion service once for all free slots, create one Trial per
-   assignment (409: it exists, fine), then its Job (owned by the Trial);
-4. create Jobs of Trials that lack one (an earlier pass died in between);
-5. plan again with what was just done and patch the Experiment status if it
-   changed.
+* it reads only what it is given (the Experiment body and its children from the
+  operator's index) and refuses a spec the CRD could not check before any
+  trial is spent on it (the template is checked once per pass, not per Job);
+* a trial's final metrics are the collector's complete account: its final
+  batch's summary, or else the summary in its termination message;
+* a trial is marked stopped before its Job is deleted, so a restart in between
+  finds an EarlyStopped trial and only deletes its Job;
+* a Trial is created with a deterministic name (409: it exists, fine), and its
+  Job, owned by the Trial, right after in the same pass;
+* Experiment status is written when it changed, progress-only changes at a
+  bounded rate (:data:`STATUS_INTERVAL`).
 
 Everything here tolerates repetition; nothing depends on what a previous pass
 remembered except suggestion backoff and trials created but not yet indexed.
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,18 +46,27 @@ from kubesweep.metrics.wire import WireError, decode_summary
 from kubesweep.operator.children import PodRecord
 from kubesweep.operator.patching import merge_patch
 from kubesweep.operator.runtime import Runtime
-from kubesweep.operator.suggestions import SuggestionUnavailable
 from kubesweep.planning import (
+    NewTrial,
     Plan,
     StopOrder,
     SuggestionHealth,
     TrialMetrics,
     TrialView,
-    derive_trial_status,
-    plan_experiment,
-    stop_orders,
-    stop_request,
-    suggest_request,
+)
+from kubesweep.planning.executor import (
+    Event,
+    Execution,
+    ExecutionMemory,
+    ExperimentEnded,
+    ExperimentResumed,
+    Observation,
+    Policy,
+    Suggestions,
+    SuggestionsFailing,
+    TrialCreated,
+    TrialFinished,
+    TrialStopped,
 )
 from kubesweep.planning.trial_status import stopped_status
 from kubesweep.rendering import check_template, render_trial, trial_manifest
@@ -74,17 +87,22 @@ class ExperimentState:
     """The little a pass remembers for the next one, all of it recoverable."""
 
     created: dict[str, TrialView] = field(default_factory=dict)  # created, not yet indexed
+    #: The Trials behind ``created``, as the API server returned them (their Jobs need the uid).
+    created_trials: dict[str, Trial] = field(default_factory=dict)
     jobs_created: set[str] = field(default_factory=set)
-    health: SuggestionHealth = field(default_factory=SuggestionHealth)
-    last_end: str | None = None
+    #: What the shared executor remembers: suggestion health, the last judged curves, the end.
+    memory: ExecutionMemory = field(default_factory=ExecutionMemory)
     # What this process last wrote, so a pass that runs before the watch shows
     # our own write does not write the same thing again.
     written_status: dict[str, Any] | None = None
     written_at: datetime | None = None
     status_due: bool = False  # a progress-only change waits for STATUS_INTERVAL
-    # The curves the early-stopping rule last judged: unchanged curves, same answer.
-    judged: tuple[Any, ...] | None = None
     written_trials: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def health(self) -> SuggestionHealth:
+        """Whether the suggestion service answers (for the daemon's backoff wake-up)."""
+        return self.memory.health
 
 
 @dataclass(frozen=True)
@@ -128,6 +146,24 @@ def _finished_event(view: TrialView) -> tuple[str, str, bool]:
     )
 
 
+def kubernetes_event(event: Event) -> tuple[str, str, bool]:
+    """The (reason, message, warning) of the Kubernetes Event that tells ``event``."""
+    match event:
+        case TrialCreated(view=view):
+            return "TrialCreated", f"trial {view.name} created: {view.parameters}", False
+        case TrialFinished(view=view):
+            return _finished_event(view)
+        case TrialStopped(order=order):
+            return "TrialStopped", f"trial {order.name} stopped: {order.message}", False
+        case SuggestionsFailing(message=message):
+            return "SuggestionServiceUnavailable", message, True
+        case ExperimentEnded(end=end):
+            kind = "ExperimentSucceeded" if end.succeeded else "ExperimentFailed"
+            return kind, f"{end.reason.value}: {end.message}", not end.succeeded
+        case ExperimentResumed():
+            return "ExperimentResumed", "the budget grew; the sweep goes on", False
+
+
 def _significant(status: Mapping[str, Any]) -> dict[str, Any]:
     """Status without progress: conditions by type, status and reason (not message)."""
     kept = {k: v for k, v in status.items() if k not in PROGRESS_FIELDS}
@@ -138,30 +174,31 @@ def _significant(status: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
-class Pass:
-    """One pass over one experiment; construct, then ``await run()``."""
+class ClusterPorts:
+    """The executor's ports on a cluster: Trials, Jobs and status through the API server."""
 
     def __init__(
         self,
         *,
         rt: Runtime,
         state: ExperimentState,
-        body: Mapping[str, Any],
+        experiment: Experiment,
+        raw_status: Mapping[str, Any] | None,
         children: Children,
         emit: Emit,
         now: datetime,
     ) -> None:
         self.rt = rt
         self.state = state
-        self.body = body
+        self.experiment = experiment
+        self.raw_status = raw_status
         self.children = children
-        self.emit = emit
+        self._emit = emit
         self.now = now
-        meta = body["metadata"]
-        self.name: str = meta["name"]
-        self.namespace: str = meta["namespace"]
-        self.uid: str | None = meta.get("uid")
-        self.generation: int | None = meta.get("generation")
+        self.name = experiment.metadata.name
+        self.namespace = experiment.metadata.namespace or ""
+        self.uid = experiment.metadata.uid
+        self.key = self.uid or f"{self.namespace}/{self.name}"
         self.trials_by_name = {t.metadata.name: t for t in children.trials}
 
     # -- observe ---------------------------------------------------------------
@@ -196,157 +233,110 @@ class Pass:
                 return adopted
         return metrics
 
-    async def observe(self, spec: ExperimentSpec) -> list[TrialView]:
-        """Every trial's view, with fresh status derived (and written) for unfinished ones."""
-        views: list[TrialView] = []
+    async def observe(self) -> list[Observation]:
+        """Every indexed Trial (unfinished ones with Job, pods and metrics), then created ones."""
+        seen: list[Observation] = []
         for trial in self.children.trials:
             name = trial.metadata.name
             self.state.created.pop(name, None)
+            self.state.created_trials.pop(name, None)
             job = self.children.jobs.get(name)
             if job is not None:
                 self.state.jobs_created.discard(name)
             has_job = job is not None or name in self.state.jobs_created
-            status = trial.status or TrialStatus()
-            if status.phase.is_finished:
+            view = _view(trial, trial.status or TrialStatus(), has_job)
+            if view.finished:
                 self.state.written_trials.pop(name, None)
-            else:
-                metrics = await self._metrics_for(trial, job)
-                pods = [p.view for p in self.children.pods.get(name, ())]
-                new = derive_trial_status(
-                    job,
-                    metrics,
-                    self.now,
-                    previous=status,
-                    pods=pods,
-                    objective_metric=spec.objective.metric,
+                seen.append(Observation(view))
+                continue
+            seen.append(
+                Observation(
+                    view,
+                    derive=True,
+                    job=job,
+                    metrics=await self._metrics_for(trial, job),
+                    pods=[p.view for p in self.children.pods.get(name, ())],
+                    recorded=trial.status is not None,
                 )
-                fresh = trial.status is None and new.phase is TrialPhase.PENDING
-                if fresh and new.reason in ("Starting", "JobNotCreated"):
-                    new = status  # nothing to tell yet: a Trial without status is Pending
-                if new != status:
-                    wire = new.to_wire()
-                    if self.state.written_trials.get(name) != wire:
-                        patch = merge_patch(status.to_wire(), wire)
-                        await self.rt.kube.patch_trial_status(self.namespace, name, patch)
-                        self.state.written_trials[name] = wire
-                    status = new
-                    if new.phase.is_finished:
-                        self.emit(*_finished_event(_view(trial, new, has_job)))
-            views.append(_view(trial, status, has_job))
-        views.extend(v for n, v in self.state.created.items() if n not in self.trials_by_name)
-        return views
+            )
+        seen.extend(Observation(view) for view in self.state.created.values())
+        return seen
+
+    async def write_trial_status(self, view: TrialView, status: TrialStatus) -> TrialView:
+        """Merge-patch the Trial's status, unless this process wrote the same already."""
+        wire = status.to_wire()
+        if self.state.written_trials.get(view.name) != wire:
+            patch = merge_patch(view.status.to_wire(), wire)
+            await self.rt.kube.patch_trial_status(self.namespace, view.name, patch)
+            self.state.written_trials[view.name] = wire
+        return replace(view, status=status)
 
     # -- act -------------------------------------------------------------------
 
-    async def stop(self, order: StopOrder, views: list[TrialView]) -> list[TrialView]:
+    async def stop_trial(self, order: StopOrder, current: TrialStatus | None) -> TrialStatus | None:
         """Mark a trial EarlyStopped, then delete its Job."""
         trial = self.trials_by_name.get(order.name)
         if trial is None:
-            return views
-        previous = next((v.status for v in views if v.name == order.name), trial.status)
+            return None
+        previous = current if current is not None else trial.status
         job = self.children.jobs.get(order.name)
         status = stopped_status(previous, order.reason, order.message, self.now, job)
         patch = merge_patch((previous or TrialStatus()).to_wire(), status.to_wire())
         await self.rt.kube.patch_trial_status(self.namespace, order.name, patch)
         await self.rt.kube.delete_job(self.namespace, order.name)
         self.rt.intake.forget(self.namespace, order.name)
-        self.emit("TrialStopped", f"trial {order.name} stopped: {order.message}", False)
-        return [_view(trial, status, v.has_job) if v.name == order.name else v for v in views]
+        return status
 
-    def _failing(self, error: SuggestionUnavailable) -> None:
-        health = self.state.health
-        first = health.error is None
-        self.state.health = SuggestionHealth(
-            error=str(error),
-            failing_since=health.failing_since or self.now,
-            exhausted=health.exhausted,
-        )
-        if first:
-            self.emit("SuggestionServiceUnavailable", str(error), True)
+    async def ask_to_stop(self, request: dict[str, Any]) -> list[tuple[str, str]]:
+        """The suggestion service's early-stopping answer (it backs off while failing)."""
+        reply = await self.rt.suggestions.stop(self.key, request)
+        return [(str(d.get("name")), str(d.get("reason", ""))) for d in reply.get("stop") or []]
 
-    def _healthy(self, exhausted: bool | None = None) -> None:
-        health = self.state.health
-        self.state.health = SuggestionHealth(
-            exhausted=health.exhausted if exhausted is None else exhausted
-        )
+    async def suggest(self, request: dict[str, Any]) -> Suggestions:
+        """One suggestion call for every free slot."""
+        reply = await self.rt.suggestions.suggest(self.key, request)
+        return Suggestions(list(reply.get("assignments") or []), bool(reply.get("exhausted")))
 
-    async def early_stop(self, spec: ExperimentSpec, views: list[TrialView]) -> list[TrialView]:
-        """Ask the early-stopping rule, then stop what it names."""
-        signature = tuple(
-            (v.name, v.phase.value, len(v.status.curve), v.status.curve[-1].step)
-            if v.status.curve
-            else (v.name, v.phase.value)
-            for v in views
+    async def create_trial(self, new: NewTrial, assignment: Mapping[str, Any]) -> TrialView | None:
+        """Create the Trial (409: an earlier pass did; the index will show it)."""
+        body = trial_manifest(
+            experiment=self.name,
+            namespace=self.namespace,
+            experiment_uid=self.uid,
+            index=new.index,
+            name=new.name,
+            assignment=assignment,
         )
-        if signature == self.state.judged:
-            return views
-        key = self.uid or f"{self.namespace}/{self.name}"
+        stored = await self.rt.kube.create_trial(self.namespace, body)
+        if stored is None:
+            return None
+        trial = Trial.model_validate(stored)
+        self.rt.metrics.trials_created.inc()
+        view = _view(trial, TrialStatus(), has_job=False)
+        self.state.created[new.name] = view
+        self.state.created_trials[new.name] = trial
+        return view
+
+    async def start_workload(self, view: TrialView) -> TrialView | None:
+        """Render and create the Trial's Job (409: it exists); a template error fails the trial."""
+        name = view.name
+        trial = self.trials_by_name.get(name) or self.state.created_trials.get(name)
+        if trial is None or name in self.state.jobs_created or trial.metadata.uid is None:
+            return None
         try:
-            reply = await self.rt.suggestions.stop(key, stop_request(spec, self.uid, views))
-        except SuggestionUnavailable as error:
-            self._failing(error)
-            return views
-        self._healthy()
-        self.state.judged = signature
-        decisions = [
-            (str(d.get("name")), str(d.get("reason", ""))) for d in reply.get("stop") or []
-        ]
-        for order in stop_orders(decisions, views):
-            views = await self.stop(order, views)
-        return views
-
-    async def create_job(self, experiment: Experiment, trial: Trial) -> None:
-        """Render and create the Job of a Trial (409: it exists)."""
-        uid = trial.metadata.uid
-        if uid is None:
-            return
-        token = trial_token(self.rt.token_key, uid)
-        job = render_trial(experiment, trial, self.rt.render_settings, token, template_checked=True)
-        await self.rt.kube.create_job(self.namespace, job)
-        self.state.jobs_created.add(trial.metadata.name)
-
-    async def create_trials(
-        self, experiment: Experiment, plan: Plan, views: list[TrialView]
-    ) -> list[TrialView]:
-        """One suggestion call for all free slots, then a Trial and a Job per assignment."""
-        spec = experiment.spec
-        key = self.uid or f"{self.namespace}/{self.name}"
-        body = suggest_request(spec, self.uid, views, plan.suggestion_count)
-        try:
-            reply = await self.rt.suggestions.suggest(key, body)
-        except SuggestionUnavailable as error:
-            self._failing(error)
-            return views
-        assignments = list(reply.get("assignments") or [])
-        exhausted = bool(reply.get("exhausted")) and len(assignments) < plan.suggestion_count
-        self._healthy(exhausted=exhausted)
-        created = list(views)
-        for new, assignment in zip(plan.new_trials, assignments, strict=False):
-            body = trial_manifest(
-                experiment=self.name,
-                namespace=self.namespace,
-                experiment_uid=self.uid,
-                index=new.index,
-                name=new.name,
-                assignment=assignment,
+            token = trial_token(self.rt.token_key, trial.metadata.uid)
+            job = render_trial(
+                self.experiment, trial, self.rt.render_settings, token, template_checked=True
             )
-            stored = await self.rt.kube.create_trial(self.namespace, body)
-            if stored is None:
-                continue  # it exists: an earlier pass created it; the index will show it
-            trial = Trial.model_validate(stored)
-            self.rt.metrics.trials_created.inc()
-            self.emit("TrialCreated", f"trial {new.name} created: {trial.spec.parameters}", False)
-            view = _view(trial, TrialStatus(), has_job=False)
-            self.state.created[new.name] = view
-            try:
-                await self.create_job(experiment, trial)
-            except ValueError as error:  # a template that cannot render: the trial fails
-                await self._render_failed(trial, str(error))
-                continue
-            view = _view(trial, TrialStatus(), has_job=True)
-            self.state.created[new.name] = view
-            created.append(view)
-        return created
+            await self.rt.kube.create_job(self.namespace, job)
+        except ValueError as error:  # a template that cannot render: the trial fails
+            await self._render_failed(trial, str(error))
+            return None
+        self.state.jobs_created.add(name)
+        started = replace(view, has_job=True)
+        if name in self.state.created:
+            self.state.created[name] = started
+        return started
 
     async def _render_failed(self, trial: Trial, message: str) -> None:
         status = TrialStatus(
@@ -356,12 +346,70 @@ class Pass:
             completion_time=self.now,
         )
         await self.rt.kube.patch_trial_status(self.namespace, trial.metadata.name, status.to_wire())
-        self.emit("TrialFailed", f"trial {trial.metadata.name}: {message}", True)
+        self._emit("TrialFailed", f"trial {trial.metadata.name}: {message}", True)
 
-    # -- the pass --------------------------------------------------------------
+    # -- report ----------------------------------------------------------------
+
+    async def write_experiment_status(self, plan: Plan) -> None:
+        """Patch the Experiment's status if it changed: at once, or progress at a bounded rate."""
+        wire = plan.status.to_wire()
+        if plan.status_changed and wire != self.state.written_status and self._status_now(wire):
+            patch = merge_patch(dict(self.raw_status or {}), wire)
+            await self.rt.kube.patch_experiment_status(self.namespace, self.name, patch)
+            self.state.written_status = wire
+            self.state.written_at = self.now
+            self.state.status_due = False
+
+    def _status_now(self, wire: dict[str, Any]) -> bool:
+        """Whether to write status now: at once for what matters, progress at a bounded rate.
+
+        Conditions (type, status, reason), phase, best trial and the rest are written
+        at once; a change in counts, GPU-seconds or messages alone waits until
+        ``STATUS_INTERVAL`` after the last write, so a burst of trial transitions costs
+        one write, not one each.
+        """
+        before = self.state.written_status
+        if before is None or self.state.written_at is None:
+            return True
+        if _significant(wire) != _significant(before):
+            return True
+        if self.now - self.state.written_at >= STATUS_INTERVAL:
+            return True
+        self.state.status_due = True
+        return False
+
+    def emit(self, event: Event) -> None:
+        """Post the event on the Experiment."""
+        self._emit(*kubernetes_event(event))
+
+
+class Pass:
+    """One pass over one experiment; construct, then ``await run()``."""
+
+    def __init__(
+        self,
+        *,
+        rt: Runtime,
+        state: ExperimentState,
+        body: Mapping[str, Any],
+        children: Children,
+        emit: Emit,
+        now: datetime,
+    ) -> None:
+        self.rt = rt
+        self.state = state
+        self.body = body
+        self.children = children
+        self.emit = emit
+        self.now = now
+        meta = body["metadata"]
+        self.name: str = meta["name"]
+        self.namespace: str = meta["namespace"]
+        self.uid: str | None = meta.get("uid")
+        self.generation: int | None = meta.get("generation")
 
     async def run(self) -> Plan | None:
-        """Observe, plan, act, report. Returns the final plan (None: spec unreadable)."""
+        """Check the spec, then execute the plan. Returns the final plan (None: spec unusable)."""
         try:
             spec = ExperimentSpec.model_validate(self.body.get("spec") or {})
         except ValidationError as error:
@@ -382,53 +430,28 @@ class Pass:
             spec=spec,
         )
         raw_status = self.body.get("status") or None
-        previous = self._previous(raw_status)
-        views = await self.observe(spec)
-
-        plan = self._plan(spec, views, previous)
-        for order in plan.stop:
-            views = await self.stop(order, views)
-        if plan.ask_early_stop:
-            views = await self.early_stop(spec, views)
-            plan = self._plan(spec, views, previous)
-        if plan.new_trials:
-            views = await self.create_trials(experiment, plan, views)
-        for name in plan.create_jobs:
-            trial = self.trials_by_name.get(name)
-            if trial is not None and name not in self.state.jobs_created:
-                try:
-                    await self.create_job(experiment, trial)
-                except ValueError as error:
-                    await self._render_failed(trial, str(error))
-
-        final = self._plan(spec, views, previous)
-        wire = final.status.to_wire()
-        if final.status_changed and wire != self.state.written_status and self._status_now(wire):
-            patch = merge_patch(raw_status if isinstance(raw_status, dict) else {}, wire)
-            await self.rt.kube.patch_experiment_status(self.namespace, self.name, patch)
-            self.state.written_status = wire
-            self.state.written_at = self.now
-            self.state.status_due = False
+        ports = ClusterPorts(
+            rt=self.rt,
+            state=self.state,
+            experiment=experiment,
+            raw_status=raw_status if isinstance(raw_status, dict) else None,
+            children=self.children,
+            emit=self.emit,
+            now=self.now,
+        )
+        final = await Execution(
+            name=self.name,
+            spec=spec,
+            now=self.now,
+            ports=ports,
+            memory=self.state.memory,
+            uid=self.uid,
+            generation=self.generation,
+            previous=self._previous(raw_status),
+            policy=Policy(stall_after=self.rt.stall_after),
+        ).run()
         self._report(final)
         return final
-
-    def _status_now(self, wire: dict[str, Any]) -> bool:
-        """Whether to write status now: at once for what matters, progress at a bounded rate.
-
-        Conditions (type, status, reason), phase, best trial and the rest are written
-        at once; a change in counts, GPU-seconds or messages alone waits until
-        ``STATUS_INTERVAL`` after the last write, so a burst of trial transitions costs
-        one write, not one each.
-        """
-        before = self.state.written_status
-        if before is None or self.state.written_at is None:
-            return True
-        if _significant(wire) != _significant(before):
-            return True
-        if self.now - self.state.written_at >= STATUS_INTERVAL:
-            return True
-        self.state.status_due = True
-        return False
 
     def _previous(self, raw: object) -> ExperimentStatus | None:
         if not isinstance(raw, dict) or not raw:
@@ -438,20 +461,6 @@ class Pass:
         except ValidationError:
             logger.warning("ignoring unreadable status of %s/%s", self.namespace, self.name)
             return None
-
-    def _plan(
-        self, spec: ExperimentSpec, views: list[TrialView], previous: ExperimentStatus | None
-    ) -> Plan:
-        return plan_experiment(
-            self.name,
-            spec,
-            views,
-            self.now,
-            generation=self.generation,
-            previous=previous,
-            suggestion=self.state.health,
-            stall_after=self.rt.stall_after,
-        )
 
     async def _invalid_spec(self, message: str) -> None:
         status = {
@@ -482,15 +491,6 @@ class Pass:
         ):
             gauge.labels(self.namespace, self.name, phase).set(value)
         self.rt.metrics.gpu_seconds.labels(self.namespace, self.name).set(plan.status.gpu_seconds)
-        end = plan.end
-        label = None if end is None else end.reason.value
-        if label != self.state.last_end:
-            if end is not None:
-                kind = "ExperimentSucceeded" if end.succeeded else "ExperimentFailed"
-                self.emit(kind, f"{end.reason.value}: {end.message}", not end.succeeded)
-            elif self.state.last_end is not None:
-                self.emit("ExperimentResumed", "the budget grew; the sweep goes on", False)
-            self.state.last_end = label
 
 
 async def reconcile(

@@ -18,9 +18,10 @@ from typing import Any, Protocol
 import aiohttp
 
 from kubesweep.operator.monitoring import OperatorMetrics
+from kubesweep.planning.executor import ServiceUnavailable
 
 
-class SuggestionUnavailable(Exception):  # noqa: N818 - a condition, not a bug
+class SuggestionUnavailable(ServiceUnavailable):
     """The service could not answer now; the message says why, for status."""
 
 

@@ -1,10 +1,9 @@
 """The local executor: the operator's plans, carried out with processes and a SQLite file.
 
-Each tick observes the trials (their processes and metrics), derives their
-status with :func:`~kubesweep.planning.derive_trial_status`, asks
-:func:`~kubesweep.planning.plan_experiment` what to do, and does it in the
-operator's order: stop what the plan stops, ask the early-stopping rule, ask
-the algorithm for every free slot at once, start processes, record status.
+Each tick is one :class:`~kubesweep.planning.executor.Execution`, the same
+observe, plan, act order the operator follows; the runner supplies its ports:
+trials are rows of a SQLite file, workloads are processes, suggestions and
+early-stopping answers come from the algorithms in-process.
 
 Resuming. A trial that was running when the runner stopped (Ctrl-C, SIGTERM,
 SIGKILL, a crash) is run again from the start under the same name, index and
@@ -27,12 +26,12 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kubesweep.api import Experiment, ExperimentStatus, TrialPhase, TrialStatus
 from kubesweep.cli.local.launch import (
@@ -51,19 +50,31 @@ from kubesweep.cli.local.processes import (
 )
 from kubesweep.cli.local.store import LocalTrial, Store
 from kubesweep.planning import (
+    NewTrial,
     Plan,
     StopOrder,
     SuggestionHealth,
     TrialView,
-    derive_trial_status,
     gpus_per_pod,
-    plan_experiment,
-    stop_orders,
-    stop_request,
     suggest_request,
+)
+from kubesweep.planning.executor import (
+    Event,
+    Execution,
+    ExecutionMemory,
+    Observation,
+    Policy,
+    Suggestions,
+    TrialFinished,
+    TrialStopped,
 )
 from kubesweep.planning.trial_status import stopped_status
 from kubesweep.rendering import check_template
+
+T = TypeVar("T")
+
+#: Locally a completed process has written all its metrics: no grace to wait for them.
+LOCAL_POLICY = Policy(metrics_grace=timedelta(0), exhaust_when_idle=True)
 
 
 class RunError(Exception):
@@ -251,15 +262,16 @@ class Runner:
         self.retries: dict[str, int] = {}
         self.free_gpus = list(self.devices)
         self.waiting_gpu: set[str] = set()
-        self.health = SuggestionHealth(exhausted=self.store.exhausted)
+        self.memory = ExecutionMemory(health=SuggestionHealth(exhausted=self.store.exhausted))
         self.previous = self.store.status()
-        self.judged: tuple[Any, ...] | None = None
         self.described = False
         self.gpus_needed = gpus_per_trial(self.experiment)
         self.base_env = python_path_env(os.environ, sys.executable)
         if self.gpus_needed and not self.devices:
             self.base_env["CUDA_VISIBLE_DEVICES"] = ""
             self.base_env["KUBESWEEP_ALLOW_CPU"] = "1"
+        self.now = self.clock()
+        self._observed: dict[str, LocalTrial] = {}
 
     # -- the loop ----------------------------------------------------------------
 
@@ -267,10 +279,7 @@ class Runner:
         """Tick until the experiment ends; raises :class:`Interrupted` on Ctrl-C/SIGTERM."""
         previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            for trial in self.store.resume_unfinished():
-                if kill_leftover(trial.pid, trial.pid_start):
-                    self.observer.note(f"stopped a leftover process of {trial.name}")
-                self.observer.trial_event(trial.name, "Resumed", "runs again from the start")
+            self.resume()
             while True:
                 plan = self.tick()
                 if plan.end is not None and not self.procs and not self._stopping_alive():
@@ -282,80 +291,75 @@ class Runner:
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
 
+    def resume(self) -> None:
+        """Mark the trials an earlier runner left unfinished to run again; end its processes."""
+        for trial in self.store.resume_unfinished():
+            if kill_leftover(trial.pid, trial.pid_start):
+                self.observer.note(f"stopped a leftover process of {trial.name}")
+            self.observer.trial_event(trial.name, "Resumed", "runs again from the start")
+
     def tick(self) -> Plan:
-        """One pass: observe, plan, act, record."""
-        now = self.clock()
-        views = self.observe(now)
-        plan = self._plan(views, now)
-        for order in plan.stop:
-            views = self._stop(order, views, now)
-        if plan.ask_early_stop:
-            views = self._early_stop(views, now)
-            plan = self._plan(views, now)
-        if plan.new_trials:
-            views = self._create(plan, views)
-            plan = self._plan(views, now)
-        for name in plan.create_jobs:
-            if name not in self.procs:
-                views = self._start(name, views, now)
-        final = self._plan(views, now)
-        if final.status_changed:
-            self.store.save_status(final.status)
-            self.previous = final.status
-        self.observer.progress(self._snapshot(final.status, now))
+        """One pass of the shared executor with this runner's ports."""
+        self.now = self.clock()
+        final = run_synchronously(
+            Execution(
+                name=self.name,
+                spec=self.spec,
+                now=self.now,
+                ports=self,
+                memory=self.memory,
+                previous=self.previous,
+                policy=LOCAL_POLICY,
+            ).run()
+        )
+        if self.memory.health.exhausted != self.store.exhausted:
+            self.store.set_exhausted(self.memory.health.exhausted)
+        self.observer.progress(self._snapshot(final.status, self.now))
         return final
 
-    def _plan(self, views: list[TrialView], now: datetime) -> Plan:
-        return plan_experiment(
-            self.name, self.spec, views, now, previous=self.previous, suggestion=self.health
-        )
+    # -- ports: observe ------------------------------------------------------------
 
-    # -- observe -----------------------------------------------------------------
-
-    def observe(self, now: datetime) -> list[TrialView]:
-        """Every trial's view; running ones get fresh status from their process."""
-        views = []
-        for trial in self.store.trials():
-            status = trial.status
-            proc = self.procs.get(trial.name)
-            if proc is not None and not trial.finished:
-                status = self._observe_process(trial, proc, now)
-            elif trial.name in self.waiting_gpu:
-                status = status.model_copy(
-                    update={"reason": "WaitingForGPU", "message": "waiting for a free GPU"}
-                )
-            views.append(self._view(trial, status))
+    async def observe(self) -> list[Observation]:
+        """Every trial; running ones as their process shows them."""
+        seen = [self._observe(trial) for trial in self.store.trials()]
         for proc in list(self.stopping):
             if proc.poll():
                 self.stopping.remove(proc)
                 self._release(proc)
-        return views
+        return seen
 
-    def _observe_process(self, trial: LocalTrial, proc: TrialProcess, now: datetime) -> TrialStatus:
-        exited = proc.poll()
-        if exited and proc.exit_code != 0 and self._retry(trial, proc):
-            return trial.status
-        status = derive_trial_status(
-            proc.job(),
-            proc.metrics(),
-            now,
-            previous=trial.status,
-            pods=proc.pods(),
-            objective_metric=self.spec.objective.metric,
-            metrics_grace=timedelta(0),
-        )
-        if status != trial.status:
-            self.store.update_trial(replace(trial, status=status))
-        if status.phase.is_finished:
-            del self.procs[trial.name]
-            self._release(proc)
-            detail = (
-                f"objective {status.objective:.6g}"
-                if status.phase is TrialPhase.SUCCEEDED and status.objective is not None
-                else status.message or status.reason or ""
+    def _observe(self, trial: LocalTrial) -> Observation:
+        self._observed[trial.name] = trial
+        proc = self.procs.get(trial.name)
+        if proc is not None and not trial.finished:
+            exited = proc.poll()
+            if exited and proc.exit_code != 0 and self._retry(trial, proc):
+                return Observation(self._view(trial, trial.status))
+            return Observation(
+                self._view(trial, trial.status),
+                derive=True,
+                job=proc.job(),
+                metrics=proc.metrics(),
+                pods=proc.pods(),
             )
-            self.observer.trial_event(trial.name, status.phase.value, detail)
-        return status
+        if trial.name in self.waiting_gpu:
+            waiting = trial.status.model_copy(
+                update={"reason": "WaitingForGPU", "message": "waiting for a free GPU"}
+            )
+            return Observation(self._view(trial, waiting))
+        return Observation(self._view(trial, trial.status))
+
+    async def write_trial_status(self, view: TrialView, status: TrialStatus) -> TrialView:
+        """Record the status; a finished trial's process is closed and its GPUs freed."""
+        trial = self._observed.get(view.name) or self.store.trial(view.name)
+        if trial is None:
+            return replace(view, status=status)
+        self.store.update_trial(replace(trial, status=status))
+        if status.phase.is_finished:
+            proc = self.procs.pop(trial.name, None)
+            if proc is not None:
+                self._release(proc)
+        return self._view(trial, status)
 
     def _retry(self, trial: LocalTrial, proc: TrialProcess) -> bool:
         used = self.retries.get(trial.name, 0)
@@ -381,76 +385,85 @@ class Runner:
             has_job=trial.name in self.procs,
         )
 
-    # -- act ---------------------------------------------------------------------
+    # -- ports: act ----------------------------------------------------------------
 
-    def _stop(self, order: StopOrder, views: list[TrialView], now: datetime) -> list[TrialView]:
+    async def stop_trial(self, order: StopOrder, current: TrialStatus | None) -> TrialStatus | None:
+        """Record the trial as stopped, then stop its process."""
         trial = self.store.trial(order.name)
         if trial is None or trial.finished:
-            return views
-        current = next((v.status for v in views if v.name == order.name), trial.status)
-        status = stopped_status(current, order.reason, order.message, now)
+            return None
+        previous = current if current is not None else trial.status
+        status = stopped_status(previous, order.reason, order.message, self.now)
         self.store.update_trial(replace(trial, status=status))
         proc = self.procs.pop(order.name, None)
         if proc is not None:
             proc.stop()
             self.stopping.append(proc)
         self.waiting_gpu.discard(order.name)
-        self.observer.trial_event(order.name, "EarlyStopped", order.message or order.reason)
-        return [replace(v, status=status) if v.name == order.name else v for v in views]
+        return status
 
-    def _early_stop(self, views: list[TrialView], now: datetime) -> list[TrialView]:
+    async def ask_to_stop(self, request: dict[str, Any]) -> list[tuple[str, str]]:
+        """The early-stopping rule's answer, computed in-process."""
         from kubesweep.suggestion import contract, registry
 
-        signature = tuple(
-            (v.name, v.phase.value, len(v.status.curve), v.status.curve[-1].step)
-            if v.status.curve
-            else (v.name, v.phase.value)
-            for v in views
+        reply = registry.stop(contract.StopRequest.model_validate(request))
+        return [(d.name, d.reason) for d in reply.stop]
+
+    async def suggest(self, request: dict[str, Any]) -> Suggestions:
+        """The algorithm's assignments, computed in-process."""
+        from kubesweep.suggestion import contract, registry
+
+        reply = registry.suggest(contract.SuggestRequest.model_validate(request))
+        assignments = [
+            {"parameters": a.parameters, "fidelity": a.fidelity, "tags": a.tags}
+            for a in reply.assignments
+        ]
+        return Suggestions(assignments, reply.exhausted)
+
+    async def create_trial(self, new: NewTrial, assignment: Mapping[str, Any]) -> TrialView | None:
+        """Record the trial (its index is free unless an earlier run recorded it)."""
+        trial = LocalTrial(
+            index=new.index,
+            name=new.name,
+            parameters=assignment["parameters"],
+            fidelity=assignment.get("fidelity"),
+            tags=assignment.get("tags") or {},
         )
-        if signature == self.judged:
-            return views
-        self.judged = signature
-        request = contract.StopRequest.model_validate(stop_request(self.spec, None, views))
-        reply = registry.stop(request)
-        decisions = [(d.name, d.reason) for d in reply.stop]
-        for order in stop_orders(decisions, views):
-            views = self._stop(order, views, now)
-        return views
+        if not self.store.add_trial(trial):
+            return None
+        return self._view(trial, trial.status)
 
-    def _create(self, plan: Plan, views: list[TrialView]) -> list[TrialView]:
-        from kubesweep.suggestion import contract, registry
+    async def start_workload(self, view: TrialView) -> TrialView | None:
+        """Start the trial's process, unless it runs, is finished or waits for a GPU."""
+        trial = self.store.trial(view.name)
+        if view.name in self.procs or trial is None or trial.finished:
+            return None
+        if not self._launch(trial, self.now):
+            return None
+        current = self.store.trial(view.name) or trial
+        return self._view(current, current.status)
 
-        body = suggest_request(self.spec, None, views, plan.suggestion_count)
-        reply = registry.suggest(contract.SuggestRequest.model_validate(body))
-        assignments = reply.assignments
-        exhausted = reply.exhausted and len(assignments) < plan.suggestion_count
-        running = any(not v.finished for v in views)
-        if not assignments and not running:
-            exhausted = True  # nothing local can change the algorithm's answer
-        if exhausted != self.health.exhausted:
-            self.health = SuggestionHealth(exhausted=exhausted)
-            self.store.set_exhausted(exhausted)
-        out = list(views)
-        for new, assignment in zip(plan.new_trials, assignments, strict=False):
-            trial = LocalTrial(
-                index=new.index,
-                name=new.name,
-                parameters=assignment.parameters,
-                fidelity=assignment.fidelity,
-                tags=assignment.tags,
-            )
-            if self.store.add_trial(trial):
-                out.append(self._view(trial, trial.status))
-        return out
+    async def write_experiment_status(self, plan: Plan) -> None:
+        """Save the status when it changed; it is also the next tick's previous status."""
+        if plan.status_changed:
+            self.store.save_status(plan.status)
+            self.previous = plan.status
 
-    def _start(self, name: str, views: list[TrialView], now: datetime) -> list[TrialView]:
-        trial = self.store.trial(name)
-        if trial is None or trial.finished:
-            return views
-        if not self._launch(trial, now):
-            return views
-        current = self.store.trial(name) or trial
-        return [self._view(current, current.status) if v.name == name else v for v in views]
+    def emit(self, event: Event) -> None:
+        """Tell the progress display about trials that finished or were stopped."""
+        match event:
+            case TrialFinished(view=view):
+                status = view.status
+                detail = (
+                    f"objective {status.objective:.6g}"
+                    if status.phase is TrialPhase.SUCCEEDED and status.objective is not None
+                    else status.message or status.reason or ""
+                )
+                self.observer.trial_event(view.name, status.phase.value, detail)
+            case TrialStopped(order=order):
+                self.observer.trial_event(order.name, "EarlyStopped", order.message or order.reason)
+            case _:
+                pass
 
     def _launch(self, trial: LocalTrial, now: datetime) -> bool:
         gpus: list[str] = []
@@ -561,6 +574,22 @@ class Runner:
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def run_synchronously(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends, without an event loop.
+
+    Every port of the runner is a plain blocking call behind an ``async`` signature
+    (the executor is shared with the operator, whose ports do suspend), so one
+    ``send`` runs the whole pass. Ctrl-C and SIGTERM reach the runner as they did
+    before: no loop installs handlers of its own or turns them into cancellation.
+    """
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("a port of the local runner suspended; it has no event loop")
 
 
 def run_experiment(

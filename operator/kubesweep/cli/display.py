@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from kubesweep.api import Experiment, ExperimentStatus, TrialPhase
+from kubesweep.api import BestTrial, Experiment, ExperimentStatus, TrialPhase
 from kubesweep.cli.output import age, fmt_number, fmt_params, phase_text, trials_table
 from kubesweep.cli.ranking import TrialRecord, rank
 from kubesweep.rendering import format_value, param_env_name
@@ -112,8 +112,21 @@ def describe(
     experiment: Experiment, records: Sequence[TrialRecord], logs: Mapping[str, str]
 ) -> RenderableType:
     """``kubesweep describe``: spec summary, best trial, conditions, top trials, failures."""
-    spec = experiment.spec
     status = experiment.status or ExperimentStatus()
+    parts: list[RenderableType] = [_summary(experiment, status)]
+    if status.best_trial is not None:
+        parts.append(_best_trial_table(experiment, status.best_trial))
+    if status.conditions:
+        parts.append(_conditions_table(status))
+    if records:
+        top = rank(records, experiment.spec.objective.direction)[:10]
+        parts.append(experiment_trials_table(experiment, top, title="Top trials", ranked=True))
+    parts.extend(_failure(record, logs.get(record.name)) for record in failed(records)[:3])
+    return Group(*parts)
+
+
+def _summary(experiment: Experiment, status: ExperimentStatus) -> Table:
+    spec = experiment.spec
     meta = Table.grid(padding=(0, 2))
     meta.add_column(style="bold")
     meta.add_column()
@@ -145,45 +158,41 @@ def describe(
     meta.add_row("Started", age(status.start_time) + " ago" if status.start_time else "-")
     if status.message:
         meta.add_row("Message", status.message)
-    parts: list[RenderableType] = [meta]
+    return meta
 
-    best = status.best_trial
-    if best is not None:
-        table = Table(title=f"Best trial {best.name}", header_style="bold", box=None)
-        table.add_column("PARAMETER")
-        table.add_column("VALUE")
-        for name, value in best.parameters.items():
-            table.add_row(name, str(value))
-        if best.fidelity is not None and spec.fidelity is not None:
-            table.add_row(spec.fidelity.parameter, f"{best.fidelity:g} (fidelity)")
-        table.add_row(f"[bold]{spec.objective.metric}[/bold]", fmt_number(best.objective))
-        for name, value in best.metrics.items():
-            if name != spec.objective.metric:
-                table.add_row(name, fmt_number(value))
-        parts.append(table)
 
-    if status.conditions:
-        conditions = Table(title="Conditions", header_style="bold", box=None)
-        for column in ("TYPE", "STATUS", "REASON", "MESSAGE"):
-            conditions.add_column(column)
-        for condition in status.conditions:
-            conditions.add_row(
-                condition.type, condition.status, condition.reason, condition.message
-            )
-        parts.append(conditions)
+def _best_trial_table(experiment: Experiment, best: BestTrial) -> Table:
+    spec = experiment.spec
+    table = Table(title=f"Best trial {best.name}", header_style="bold", box=None)
+    table.add_column("PARAMETER")
+    table.add_column("VALUE")
+    for name, value in best.parameters.items():
+        table.add_row(name, str(value))
+    if best.fidelity is not None and spec.fidelity is not None:
+        table.add_row(spec.fidelity.parameter, f"{best.fidelity:g} (fidelity)")
+    table.add_row(f"[bold]{spec.objective.metric}[/bold]", fmt_number(best.objective))
+    for name, value in best.metrics.items():
+        if name != spec.objective.metric:
+            table.add_row(name, fmt_number(value))
+    return table
 
-    if records:
-        top = rank(records, spec.objective.direction)[:10]
-        parts.append(experiment_trials_table(experiment, top, title="Top trials", ranked=True))
-    for record in failed(records)[:3]:
-        text = Text()
-        text.append(f"Trial {record.name} {record.phase.value}", style="bold red")
-        text.append(f": {record.reason or ''} {record.message or ''}\n")
-        log = logs.get(record.name)
-        if log:
-            text.append(log.rstrip() + "\n", style="dim")
-        parts.append(text)
-    return Group(*parts)
+
+def _conditions_table(status: ExperimentStatus) -> Table:
+    conditions = Table(title="Conditions", header_style="bold", box=None)
+    for column in ("TYPE", "STATUS", "REASON", "MESSAGE"):
+        conditions.add_column(column)
+    for condition in status.conditions:
+        conditions.add_row(condition.type, condition.status, condition.reason, condition.message)
+    return conditions
+
+
+def _failure(record: TrialRecord, log: str | None) -> Text:
+    text = Text()
+    text.append(f"Trial {record.name} {record.phase.value}", style="bold red")
+    text.append(f": {record.reason or ''} {record.message or ''}\n")
+    if log:
+        text.append(log.rstrip() + "\n", style="dim")
+    return text
 
 
 def watch_panel(experiment: Experiment, records: Sequence[TrialRecord]) -> RenderableType:

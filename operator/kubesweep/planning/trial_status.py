@@ -16,7 +16,8 @@ happens to its Job later (deleted by us when stopped, or by a TTL).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -113,6 +114,193 @@ def metrics_account(complete: bool, now: datetime) -> Condition:
     )
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What the rules of :func:`derive_trial_status` read, computed once."""
+
+    job: Mapping[str, Any]
+    metrics: TrialMetrics | None
+    now: datetime
+    pods: Sequence[PodView]
+    objective: float | None
+    objective_metric: str
+    metrics_grace: timedelta
+    #: Start as known before the Job ended: recorded, else first running pod, else the Job's.
+    start: datetime | None
+    job_start: datetime | None
+    running_pods: bool
+    complete: Mapping[str, Any] | None
+    failed: Mapping[str, Any] | None
+
+    @property
+    def ended(self) -> bool:
+        return self.complete is not None or self.failed is not None
+
+    @property
+    def end(self) -> datetime:
+        """When the Job ended: its completion time, else its condition's, else now."""
+        done = self.complete or self.failed or {}
+        return (
+            parse_time(self.job.get("status", {}).get("completionTime"))
+            or parse_time(done.get("lastTransitionTime"))
+            or self.now
+        )
+
+    @property
+    def whole_account(self) -> bool:
+        return self.metrics is not None and self.metrics.complete
+
+
+def _facts(
+    *,
+    job: Mapping[str, Any],
+    metrics: TrialMetrics | None,
+    now: datetime,
+    previous: TrialStatus,
+    pods: Sequence[PodView],
+    objective_metric: str,
+    metrics_grace: timedelta,
+) -> _Facts:
+    running = [p for p in pods if p.phase == "Running"]
+    pod_start = min((p.start_time for p in running if p.start_time), default=None)
+    job_start = parse_time(job.get("status", {}).get("startTime"))
+    objective = metrics.objective if metrics and metrics.objective is not None else None
+    return _Facts(
+        job=job,
+        metrics=metrics,
+        now=now,
+        pods=pods,
+        objective=previous.objective if objective is None else objective,
+        objective_metric=objective_metric,
+        metrics_grace=metrics_grace,
+        start=previous.start_time or pod_start or (job_start if running else None),
+        job_start=job_start,
+        running_pods=bool(running),
+        complete=_condition(job, "Complete"),
+        failed=_condition(job, "Failed"),
+    )
+
+
+def _ended(facts: _Facts, **changes: Any) -> dict[str, Any]:
+    """A final phase: start, end and GPU-seconds of the finished Job."""
+    end = facts.end
+    start = facts.start or facts.job_start or end
+    return {
+        **changes,
+        "start_time": start,
+        "completion_time": end,
+        "gpu_seconds": _gpu_seconds(facts.job, start, end),
+    }
+
+
+def _failed(facts: _Facts) -> dict[str, Any]:
+    failed = facts.failed or {}
+    return _ended(
+        facts,
+        phase=TrialPhase.FAILED,
+        reason=str(failed.get("reason") or "JobFailed"),
+        message=str(failed.get("message") or "the trial's Job failed"),
+    )
+
+
+def _collecting(facts: _Facts) -> dict[str, Any]:
+    changes = _ended(
+        facts,
+        phase=TrialPhase.RUNNING,
+        reason="CollectingMetrics",
+        message="the Job completed; waiting for its last metrics",
+    )
+    del changes["completion_time"]
+    return changes
+
+
+def _succeeded(facts: _Facts) -> dict[str, Any]:
+    return _ended(
+        facts,
+        phase=TrialPhase.SUCCEEDED,
+        reason="Completed",
+        message="",
+        conditions=[metrics_account(facts.whole_account, facts.now)],
+    )
+
+
+def _unreported(facts: _Facts) -> dict[str, Any]:
+    return _ended(
+        facts,
+        phase=TrialPhase.METRICS_UNAVAILABLE,
+        reason="ObjectiveNotReported",
+        message=f"the Job completed but never reported {facts.objective_metric}",
+        conditions=[metrics_account(facts.whole_account, facts.now)],
+    )
+
+
+def _running(facts: _Facts) -> dict[str, Any]:
+    start = facts.start or facts.job_start or facts.now
+    return {
+        "phase": TrialPhase.RUNNING,
+        "reason": "Running",
+        "message": "",
+        "start_time": start,
+        "gpu_seconds": _gpu_seconds(facts.job, start, facts.now),
+    }
+
+
+def _pending(reason: str, message: str) -> dict[str, Any]:
+    return {"phase": TrialPhase.PENDING, "reason": reason, "message": message}
+
+
+def _suspended(_: _Facts) -> dict[str, Any]:
+    return _pending("Suspended", "the Job is suspended, waiting for admission (e.g. by Kueue)")
+
+
+def _unschedulable(facts: _Facts) -> str | None:
+    return next((p.unschedulable_message for p in facts.pods if p.unschedulable_message), None)
+
+
+def _waiting(facts: _Facts) -> str | None:
+    return next((p.waiting_reason for p in facts.pods if p.waiting_reason), None)
+
+
+def _not_scheduled(facts: _Facts) -> dict[str, Any]:
+    return _pending("Unschedulable", str(_unschedulable(facts)))
+
+
+def _container_waiting(facts: _Facts) -> dict[str, Any]:
+    reason = str(_waiting(facts))
+    return _pending(reason, f"the trial's container is waiting: {reason}")
+
+
+def _starting(_: _Facts) -> dict[str, Any]:
+    return _pending("Starting", "the trial's pod is starting")
+
+
+def _in_grace(facts: _Facts) -> bool:
+    return facts.ended and not facts.whole_account and facts.now - facts.end < facts.metrics_grace
+
+
+def _is_running(facts: _Facts) -> bool:
+    ready = not facts.pods and bool(facts.job.get("status", {}).get("ready"))
+    return facts.running_pods or ready
+
+
+Rule = tuple[Callable[[_Facts], bool], Callable[[_Facts], dict[str, Any]]]
+
+#: What a trial with a Job is, first match wins. The Job is the truth for how it ran
+#: (a failure outranks a completion); a completed Job waits for the collector's whole
+#: account within the grace period; pods only tell waiting from running.
+RULES: tuple[Rule, ...] = (
+    (lambda f: f.failed is not None, _failed),
+    (_in_grace, _collecting),
+    (lambda f: f.ended and f.objective is not None, _succeeded),
+    (lambda f: f.ended, _unreported),
+    (lambda f: bool(f.job.get("spec", {}).get("suspend")), _suspended),
+    (_is_running, _running),
+    (lambda f: _unschedulable(f) is not None, _not_scheduled),
+    (lambda f: _waiting(f) is not None, _container_waiting),
+    (lambda _: True, _starting),
+)
+
+
 def derive_trial_status(
     job: Mapping[str, Any] | None,
     metrics: TrialMetrics | None,
@@ -124,143 +312,28 @@ def derive_trial_status(
     objective_metric: str = "objective",
     metrics_grace: timedelta = DEFAULT_METRICS_GRACE,
 ) -> TrialStatus:
-    """The Trial's status now. ``previous`` keeps start time and final phases."""
+    """The Trial's status now: the first of :data:`RULES` that holds for its Job and pods.
+
+    ``previous`` keeps start time and final phases; metrics are merged in whatever
+    the phase.
+    """
     previous = previous or TrialStatus()
     if previous.phase.is_finished:
         return _with(previous, metrics, generation)
-    objective = metrics.objective if metrics and metrics.objective is not None else None
-    if objective is None:
-        objective = previous.objective
-
     if job is None:
-        return _with(
-            previous,
-            metrics,
-            generation,
-            phase=TrialPhase.PENDING,
-            reason="JobNotCreated",
-            message="waiting for the trial's Job",
-        )
-
-    running_pods = [p for p in pods if p.phase == "Running"]
-    pod_start = min((p.start_time for p in running_pods if p.start_time), default=None)
-    job_start = parse_time(job.get("status", {}).get("startTime"))
-    start = previous.start_time or pod_start or (job_start if running_pods else None)
-
-    complete = _condition(job, "Complete")
-    failed = _condition(job, "Failed")
-    if complete is not None or failed is not None:
-        done = complete or failed
-        assert done is not None
-        end = (
-            parse_time(job.get("status", {}).get("completionTime"))
-            or parse_time(done.get("lastTransitionTime"))
-            or now
-        )
-        start = start or job_start or end
-        gpu = _gpu_seconds(job, start, end)
-        if failed is not None:
-            reason = str(failed.get("reason") or "JobFailed")
-            message = str(failed.get("message") or "the trial's Job failed")
-            return _with(
-                previous,
-                metrics,
-                generation,
-                phase=TrialPhase.FAILED,
-                reason=reason,
-                message=message,
-                start_time=start,
-                completion_time=end,
-                gpu_seconds=gpu,
-            )
-        whole_account = metrics is not None and metrics.complete
-        if not whole_account and now - end < metrics_grace:
-            return _with(
-                previous,
-                metrics,
-                generation,
-                phase=TrialPhase.RUNNING,
-                reason="CollectingMetrics",
-                message="the Job completed; waiting for its last metrics",
-                start_time=start,
-                gpu_seconds=gpu,
-            )
-        account = metrics_account(whole_account, now)
-        if objective is not None:
-            return _with(
-                previous,
-                metrics,
-                generation,
-                phase=TrialPhase.SUCCEEDED,
-                reason="Completed",
-                message="",
-                start_time=start,
-                completion_time=end,
-                gpu_seconds=gpu,
-                conditions=[account],
-            )
-        return _with(
-            previous,
-            metrics,
-            generation,
-            phase=TrialPhase.METRICS_UNAVAILABLE,
-            reason="ObjectiveNotReported",
-            message=f"the Job completed but never reported {objective_metric}",
-            start_time=start,
-            completion_time=end,
-            gpu_seconds=gpu,
-            conditions=[account],
-        )
-
-    if job.get("spec", {}).get("suspend"):
-        return _with(
-            previous,
-            metrics,
-            generation,
-            phase=TrialPhase.PENDING,
-            reason="Suspended",
-            message="the Job is suspended, waiting for admission (e.g. by Kueue)",
-        )
-    if running_pods or (not pods and job.get("status", {}).get("ready")):
-        start = start or job_start or now
-        return _with(
-            previous,
-            metrics,
-            generation,
-            phase=TrialPhase.RUNNING,
-            reason="Running",
-            message="",
-            start_time=start,
-            gpu_seconds=_gpu_seconds(job, start, now),
-        )
-    unschedulable = next((p.unschedulable_message for p in pods if p.unschedulable_message), None)
-    if unschedulable is not None:
-        return _with(
-            previous,
-            metrics,
-            generation,
-            phase=TrialPhase.PENDING,
-            reason="Unschedulable",
-            message=unschedulable,
-        )
-    waiting = next((p.waiting_reason for p in pods if p.waiting_reason), None)
-    if waiting is not None:
-        return _with(
-            previous,
-            metrics,
-            generation,
-            phase=TrialPhase.PENDING,
-            reason=waiting,
-            message=f"the trial's container is waiting: {waiting}",
-        )
-    return _with(
-        previous,
-        metrics,
-        generation,
-        phase=TrialPhase.PENDING,
-        reason="Starting",
-        message="the trial's pod is starting",
+        changes = _pending("JobNotCreated", "waiting for the trial's Job")
+        return _with(previous, metrics, generation, **changes)
+    facts = _facts(
+        job=job,
+        metrics=metrics,
+        now=now,
+        previous=previous,
+        pods=pods,
+        objective_metric=objective_metric,
+        metrics_grace=metrics_grace,
     )
+    outcome = next(outcome for applies, outcome in RULES if applies(facts))
+    return _with(previous, metrics, generation, **outcome(facts))
 
 
 def stopped_status(

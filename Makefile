@@ -64,13 +64,18 @@ $(CHECKOV):
 test-unit: venv browser cluster-build $(CHECKOV) ## fast tests, no cluster
 	KUBESWEEP_CHECKOV=$(CHECKOV) $(BIN)/pytest tests -q
 
-test: lint test-unit test-e2e ## everything: lint, unit tests, e2e tests on the local cluster
+test: lint test-unit test-e2e test-e2e-real ## everything: lint, unit tests, e2e tests on the process node, then on the real node
 
 test-e2e: venv $(if $(KUBESWEEP_E2E_KUBECONFIG),,cluster-build) ## e2e tests against the local cluster (built and started on demand)
 	$(BIN)/pytest e2e -q
 
-demo: venv ## the main job: a sweep end to end
-	$(BIN)/python e2e/demo.py
+# As root the demo runs on the real node (the chart with the built images); the node's and
+# the image builder's Debian packages are installed when missing. Elsewhere it falls back
+# to the process node and says why.
+DEMO_TOOLS := $(if $(filter 0,$(shell id -u)),node-tools image-tools node-build)
+
+demo: venv cluster-build $(DEMO_TOOLS) ## the main job: the chart on the real node runs a sweep to the end
+	$(BIN)/python e2e/demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
@@ -88,11 +93,11 @@ NODE ?= process
 dev-cluster: venv cluster-build $(if $(filter real,$(NODE)),node-build) ## start the local cluster (NODE=real: a real kubelet and containerd) and keep it running
 	$(CLUSTER) up --node $(NODE)
 
-dev-cluster-down: venv ## stop the local cluster, nothing left running
-	$(CLUSTER) down
+dev-cluster-down: venv ## stop the local cluster (NODE=real: the real node's), nothing left running
+	$(CLUSTER) down --node $(NODE)
 
-dev-cluster-status: venv ## show the local cluster's components
-	$(CLUSTER) status
+dev-cluster-status: venv ## show the local cluster's components (NODE=real: the real node's)
+	$(CLUSTER) status --node $(NODE)
 
 # ---- the real node: kubelet, kube-proxy and containerd from Go modules; runc and CNI from Debian ----
 .PHONY: node-tools node-build test-e2e-real
@@ -102,11 +107,18 @@ node-tools: ## Debian packages the real node needs (runc, CNI plugins, nftables)
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    runc containernetworking-plugins nftables >/dev/null; fi
 
-node-build: node-tools ## build kubelet + kube-proxy and containerd from Go modules (cached in ~/.cache/kubesweep)
+node-build: node-tools ## build kubelet + kube-proxy, containerd and CoreDNS from Go modules (cached in ~/.cache/kubesweep)
 	e2e/cluster/build-node.sh
+	e2e/cluster/build-dns.sh
 
-test-e2e-real: venv cluster-build node-build images ## e2e tests that need the real node (a cluster of its own unless one runs)
-	KUBESWEEP_E2E_NODE=real $(BIN)/pytest e2e/test_realnode.py -q
+# The real-node suite: native sidecars, Services and DNS, the chart installed by helm with
+# the built images running a sweep per metrics source, the termination-message fallback,
+# GPU trials. Its cluster lives in ~/.cache/kubesweep/cluster-real (never the process
+# node's); one running there (make dev-cluster NODE=real) is reused.
+REAL_NODE_TESTS := e2e/test_realnode.py e2e/test_realnode_chart.py
+
+test-e2e-real: venv cluster-build node-build images ## e2e tests on the real node: the chart with the built images
+	KUBESWEEP_E2E_NODE=real $(BIN)/pytest $(REAL_NODE_TESTS) -q
 
 kubectl: ## kubectl on the local cluster, e.g. make kubectl ARGS="get pods -A" (or e2e/cluster/kubectl ...)
 	@e2e/cluster/kubectl $(ARGS)

@@ -277,6 +277,8 @@ def start(
         env,
     )
     wait(SUPERVISOR, lambda: node_ready(client, name), 120)
+    # The Node object outlives a down (etcd is kept unless --fresh), cordoned by it.
+    client.patch(f"/api/v1/nodes/{name}", {"spec": {"unschedulable": None}})
     advertise_gpus(client, name, gpus)
 
 
@@ -505,7 +507,7 @@ def import_image(info: ClusterInfo, archive: Path) -> None:
     """Make an OCI archive's image available to the node (what a registry would do)."""
     paths = NodePaths(Path(info.state_dir) / "realnode")
     ctr = Path(_bin_dir(info)) / "ctr"
-    subprocess.run(
+    done = subprocess.run(
         [
             str(ctr),
             "--address",
@@ -517,10 +519,12 @@ def import_image(info: ClusterInfo, archive: Path) -> None:
             "--no-unpack=false",
             str(archive),
         ],
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"ctr images import {archive} failed: {done.stderr.strip()}")
 
 
 def _bin_dir(info: ClusterInfo) -> str:

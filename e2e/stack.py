@@ -6,6 +6,10 @@ developer runs them: the operator talks to the API server through a kubeconfig,
 trial pods (processes of the process node) reach the intake on loopback. On a
 real cluster the Helm chart runs the same entry points as pods.
 
+The suggestion service admits only the operator's ServiceAccount, as the chart
+sets it up: the operator sends a token of that account issued for the service's
+audience, which the service checks with a TokenReview.
+
 ``Stack`` starts both, waits until they answer, and stops them (SIGTERM, then
 SIGKILL after a grace period). The demo and the operator's e2e tests share it;
 ``restart_operator()`` lets tests kill the operator at any moment.
@@ -25,8 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from kubesweep.cli.kube import Kube, KubeError
+from kubesweep.suggestion.auth import DEFAULT_AUDIENCE
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+#: The operator's ServiceAccount, the one caller the suggestion service admits.
+OPERATOR_ACCOUNT = "kubesweep-system/kubesweep-operator"
 
 
 def free_port() -> int:
@@ -118,12 +127,45 @@ class Stack:
     health_port: int = field(default_factory=free_port)
     token_key: str = field(default_factory=lambda: secrets.token_hex(24))
     extra_operator_args: tuple[str, ...] = ()
+    #: Credentials that issue the operator's token and review it (the suggestion
+    #: service's); default ``kubeconfig``. Set it where ``kubeconfig`` is the operator's
+    #: own, limited by the chart's Role.
+    admin_kubeconfig: str | None = None
     suggestion: Process | None = None
     operator: Process | None = None
 
     @property
     def suggestion_url(self) -> str:
         return f"http://127.0.0.1:{self.suggestion_port}"
+
+    @property
+    def suggestion_token_file(self) -> Path:
+        return self.log_dir / "suggestion-token"
+
+    def _issue_operator_token(self) -> None:
+        """A token of the operator's ServiceAccount for the suggestion service's audience.
+
+        As in the chart: the suggestion service admits only this ServiceAccount, and
+        checks each token with a TokenReview against the cluster's API server.
+        """
+        kube = Kube.connect(self.admin_kubeconfig or self.kubeconfig)
+        namespace, name = OPERATOR_ACCOUNT.split("/")
+        for path, body in (
+            ("/api/v1/namespaces", {"metadata": {"name": namespace}}),
+            (f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}}),
+        ):
+            try:
+                kube.request("POST", path, body)
+            except KubeError as error:
+                if error.status != 409:
+                    raise
+        answer = kube.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+            {"spec": {"audiences": [DEFAULT_AUDIENCE], "expirationSeconds": 3 * 3600}},
+        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.suggestion_token_file.write_text(answer["status"]["token"])
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -140,11 +182,12 @@ class Stack:
                 "--host=127.0.0.1",
                 f"--port={self.suggestion_port}",
                 f"--metrics-port={free_port()}",
+                f"--allowed-callers={OPERATOR_ACCOUNT}",
                 "--workers=1",
                 "--executor=thread",
             ],
             self.log_dir / "suggestion.log",
-            self._env(),
+            {**self._env(), "KUBECONFIG": self.admin_kubeconfig or self.kubeconfig},
         )
         self.suggestion.start()
         self.suggestion.wait_until(f"{self.suggestion_url}/readyz", 60)
@@ -154,9 +197,12 @@ class Stack:
             self.suggestion.stop()
 
     def start_operator(self) -> None:
+        if not self.suggestion_token_file.is_file():
+            self._issue_operator_token()
         argv = [
             str(BIN / "kubesweep-operator"),
             f"--suggestion-url={self.suggestion_url}",
+            f"--suggestion-token-file={self.suggestion_token_file}",
             "--suggestion-timeout=10",
             "--intake-host=127.0.0.1",
             f"--intake-port={self.intake_port}",

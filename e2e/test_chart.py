@@ -243,7 +243,12 @@ def test_operator_runs_a_sweep_with_only_the_charts_role(
     experiment = yaml.safe_load((REPO / "examples" / "random.yaml").read_text())
     experiment["metadata"] = {"name": "rbac-sweep", "namespace": namespace}
     experiment["spec"]["budget"] = {"maxTrials": 2, "parallelTrials": 2}
-    with Stack(str(kubeconfig), tmp_path / "logs", namespaces=(namespace,)) as stack:
+    with Stack(
+        str(kubeconfig),
+        tmp_path / "logs",
+        namespaces=(namespace,),
+        admin_kubeconfig=cluster.kubeconfig,
+    ) as stack:
         cluster.kube.create(path_for("kubesweep.io/v1alpha1", "experiments", namespace), experiment)
         path = path_for("kubesweep.io/v1alpha1", "experiments", namespace, "rbac-sweep")
         wait_for(

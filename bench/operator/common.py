@@ -415,7 +415,11 @@ class Bench:
     def stack(self, namespace: str, name: str, kubeconfig: str | None = None) -> Iterator[Stack]:
         """The suggestion service and the operator, watching ``namespace``."""
         stack = Stack(
-            kubeconfig or self.info.kubeconfig, self.log_dir / name, namespaces=(namespace,)
+            kubeconfig or self.info.kubeconfig,
+            self.log_dir / name,
+            namespaces=(namespace,),
+            # Token issue and review go straight to the cluster, outside what is counted.
+            admin_kubeconfig=self.info.kubeconfig,
         )
         stack.start()
         try:

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 from kubesweep.operator.monitoring import OperatorMetrics
 from kubesweep.operator.suggestions import (
     Backoff,
+    BearerTokenFile,
     HttpSuggestionBackend,
     SuggestionClient,
     SuggestionUnavailable,
@@ -126,3 +127,32 @@ async def test_in_process_backend_answers_like_the_service():
     )
     with pytest.raises(SuggestionUnavailable, match="refused"):
         await client.suggest("e2", bad)
+
+
+async def test_the_projected_token_is_sent_and_read_again_when_the_kubelet_rotates_it(
+    tmp_path,
+) -> None:
+    seen: list[str | None] = []
+
+    async def suggest(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({"assignments": []})
+
+    app = web.Application()
+    app.router.add_post("/v1/suggest", suggest)
+    server = TestServer(app)
+    await server.start_server()
+    token = tmp_path / "token"
+    token.write_text("first-token\n")
+    backend = HttpSuggestionBackend(str(server.make_url("")), 5, BearerTokenFile(str(token)))
+    try:
+        await backend.call("suggest", {"count": 1})
+        token.write_text("second-token-after-rotation\n")
+        await backend.call("suggest", {"count": 1})
+        token.unlink()
+        with pytest.raises(SuggestionUnavailable, match="cannot read the token"):
+            await backend.call("suggest", {"count": 1})
+    finally:
+        await backend.close()
+        await server.close()
+    assert seen == ["Bearer first-token", "Bearer second-token-after-rotation"]

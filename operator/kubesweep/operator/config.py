@@ -24,6 +24,8 @@ class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: cluster-wide
     suggestion_url: str = "http://kubesweep-suggestion:8080"
     suggestion_timeout: float = 30.0
+    #: A projected ServiceAccount token the suggestion service admits (its audience).
+    suggestion_token_file: str = ""
     in_process_suggestions: bool = False
     intake_host: str = "0.0.0.0"  # the intake listens for pods
     intake_port: int = 8443
@@ -85,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("suggestion-url", "base URL of the suggestion service", defaults.suggestion_url)
     add("suggestion-timeout", "seconds per suggestion call", defaults.suggestion_timeout, float)
+    add(
+        "suggestion-token-file",
+        "file of the projected ServiceAccount token sent to the suggestion service "
+        "(the kubelet keeps it current)",
+        "",
+    )
     parser.add_argument(
         "--in-process-suggestions",
         action="store_true",
@@ -205,6 +213,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
         namespaces=tuple(namespaces),
         suggestion_url=args.suggestion_url,
         suggestion_timeout=args.suggestion_timeout,
+        suggestion_token_file=args.suggestion_token_file,
         in_process_suggestions=args.in_process_suggestions,
         intake_host=args.intake_host,
         intake_port=args.intake_port,

@@ -27,6 +27,7 @@ from kubesweep.operator.informer import RawApi
 from kubesweep.operator.intake import Intake
 from kubesweep.operator.monitoring import OperatorMetrics
 from kubesweep.operator.suggestions import (
+    BearerTokenFile,
     HttpSuggestionBackend,
     InProcessSuggestionBackend,
     SuggestionBackend,
@@ -106,7 +107,11 @@ async def build_runtime(config: OperatorConfig) -> Runtime:
     backend: SuggestionBackend = (
         InProcessSuggestionBackend()
         if config.in_process_suggestions
-        else HttpSuggestionBackend(config.suggestion_url, config.suggestion_timeout)
+        else HttpSuggestionBackend(
+            config.suggestion_url,
+            config.suggestion_timeout,
+            BearerTokenFile(config.suggestion_token_file) if config.suggestion_token_file else None,
+        )
     )
     key = config.token_key
     if not key and config.token_key_secret:

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -37,12 +38,35 @@ class SuggestionBackend(Protocol):
         ...
 
 
-class HttpSuggestionBackend:
-    """The suggestion service over HTTP/JSON."""
+class BearerTokenFile:
+    """A token the kubelet keeps current in a file (a projected ServiceAccount token).
 
-    def __init__(self, url: str, timeout: float) -> None:
+    The kubelet rewrites the file before the token expires, so it is read again
+    whenever the file changes, and never more than once per change.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._seen: tuple[int, int] | None = None
+        self._token = ""
+
+    def header(self) -> str:
+        """The ``Authorization`` header value; raises ``OSError`` if the file is unreadable."""
+        stat = self.path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._seen:
+            self._token = self.path.read_text().strip()
+            self._seen = stamp
+        return f"Bearer {self._token}"
+
+
+class HttpSuggestionBackend:
+    """The suggestion service over HTTP/JSON, as an allowed caller when given a token."""
+
+    def __init__(self, url: str, timeout: float, token: BearerTokenFile | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.token = token
         self._session: aiohttp.ClientSession | None = None
 
     async def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -50,8 +74,16 @@ class HttpSuggestionBackend:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         target = f"{self.url}/v1/{endpoint}"
+        headers = {}
+        if self.token is not None:
+            try:
+                headers["Authorization"] = self.token.header()
+            except OSError as error:
+                raise SuggestionUnavailable(
+                    f"cannot read the token for the suggestion service: {error}"
+                ) from None
         try:
-            async with self._session.post(target, json=body) as response:
+            async with self._session.post(target, json=body, headers=headers) as response:
                 if response.status >= 400:
                     text = (await response.text())[:500]
                     raise SuggestionUnavailable(

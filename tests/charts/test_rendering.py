@@ -309,3 +309,42 @@ def test_the_collector_resources_are_the_operators_when_unset(
     assert config.collector_resources is None
     resources = render_settings(config, wrap_command).collector_resources
     assert json.loads(json.dumps(dict(resources)))["limits"] == {"memory": "128Mi"}
+
+
+def test_only_the_operator_may_ask_the_suggestion_service(render: Render) -> None:
+    docs = render()
+    operator = _container(docs, "operator")
+    suggestion = _container(docs, "suggestion")
+    assert (
+        "--suggestion-token-file=/var/run/secrets/kubesweep.io/suggestion/token"
+        in (operator["args"])
+    )
+    pod = _one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    projected = next(v for v in pod["volumes"] if v["name"] == "suggestion-token")["projected"]
+    assert projected["sources"][0]["serviceAccountToken"]["audience"] == "kubesweep-suggestion"
+    operator_account = pod["serviceAccountName"]
+    assert f"--allowed-callers=kubesweep/{operator_account}" in suggestion["args"]
+    assert "--metrics-port=9090" in suggestion["args"]
+    binding = _one(docs, "ClusterRoleBinding", "-suggestion-auth-delegator")
+    assert binding["roleRef"]["name"] == "system:auth-delegator"
+    off = render("--set", "suggestion.auth.enabled=false")
+    assert not any(a.startswith("--allowed-callers") for a in _container(off, "suggestion")["args"])
+    assert not any(a.startswith("--suggestion-token") for a in _container(off, "operator")["args"])
+
+
+def test_network_policies_are_on_and_no_pod_label_opens_them(render: Render) -> None:
+    """A pod can label itself at will; namespaces' name labels are the API server's own."""
+    for docs in (render(), render("--set", "scope=namespaced")):
+        policies = _of_kind(docs, "NetworkPolicy")
+        assert len(policies) == 2
+        for policy in policies:
+            for rule in policy["spec"]["ingress"]:
+                for peer in rule["from"]:
+                    if "podSelector" in peer:
+                        # Only the release's own operator pods, in the release's namespace.
+                        assert "namespaceSelector" not in peer, policy
+                        labels = peer["podSelector"]["matchLabels"]
+                        assert labels["app.kubernetes.io/component"] == "operator"
+    suggestion = _one(render(), "NetworkPolicy", "-suggestion")
+    api_rule = next(r for r in suggestion["spec"]["ingress"] if r["ports"][0]["port"] == "http")
+    assert len(api_rule["from"]) == 1

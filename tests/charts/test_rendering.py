@@ -327,9 +327,23 @@ def test_only_the_operator_may_ask_the_suggestion_service(render: Render) -> Non
     assert "--metrics-port=9090" in suggestion["args"]
     binding = _one(docs, "ClusterRoleBinding", "-suggestion-auth-delegator")
     assert binding["roleRef"]["name"] == "system:auth-delegator"
-    off = render("--set", "suggestion.auth.enabled=false")
-    assert not any(a.startswith("--allowed-callers") for a in _container(off, "suggestion")["args"])
-    assert not any(a.startswith("--suggestion-token") for a in _container(off, "operator")["args"])
+    # Off on request; off in namespaced scope unless asked (it needs a ClusterRoleBinding).
+    namespaced = ("--set", "scope=namespaced")
+    for off in (
+        render("--set", "suggestion.auth.enabled=false"),
+        render(*namespaced),
+    ):
+        args = _container(off, "suggestion")["args"]
+        assert not any(a.startswith("--allowed-callers") for a in args)
+        assert not any(
+            a.startswith("--suggestion-token") for a in _container(off, "operator")["args"]
+        )
+        assert _of_kind(off, "ClusterRoleBinding") == [] or not any(
+            b["metadata"]["name"].endswith("-auth-delegator")
+            for b in _of_kind(off, "ClusterRoleBinding")
+        )
+    asked = render(*namespaced, "--set", "suggestion.auth.inNamespacedScope=true")
+    assert any(a.startswith("--allowed-callers") for a in _container(asked, "suggestion")["args"])
 
 
 def test_network_policies_are_on_and_no_pod_label_opens_them(render: Render) -> None:

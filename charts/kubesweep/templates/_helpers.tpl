@@ -77,3 +77,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- $namespaces | uniq | join "," -}}
 {{- end -}}
+
+{{/*
+"true" when the suggestion service admits only the operator's token: on with
+suggestion.auth.enabled, in namespaced scope only with auth.inNamespacedScope
+(it needs a ClusterRoleBinding there).
+*/}}
+{{- define "kubesweep.suggestionAuth" -}}
+{{- if and .Values.suggestion.auth.enabled (or (eq .Values.scope "cluster") .Values.suggestion.auth.inNamespacedScope) -}}
+true
+{{- end -}}
+{{- end -}}

@@ -4,8 +4,7 @@ Each case runs a sweep of a program that prints its loss at five steps, inflicts
 one fault while trials run, and then asks the same of the end: exactly
 ``maxTrials`` trials, each Succeeded with the objective its program printed
 last, counted from the collector's complete account. The operator's own death
-is covered in ``test_operator.py``, the suggestion service's outage and an
-unreachable intake there too.
+is covered in ``test_operator.py``, and an unreachable intake there too.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from sweeps import (
     describe,
     end_condition,
     experiment,
+    get,
     metrics_account,
     printed_last,
     running_stack,
@@ -116,3 +116,36 @@ def test_a_node_lost_mid_trial(cluster, info, namespace, apply, stack):
 
         wait_for(gone, 180, 1.0, what="the lost node's pods to be deleted")
     assert_exact(cluster, namespace, "lost-node", 4)
+
+
+#: How long the suggestion service stays down: far past the stack's stall threshold (5 s).
+SUGGESTION_DOWN_SECONDS = 60
+
+
+def test_the_suggestion_service_down_for_a_minute_mid_sweep(cluster, namespace, apply, stack):
+    """The sweep shows Stalled while the service is away, then ends exactly as planned."""
+    apply(stepped("no-suggestions", {"maxTrials": 6, "parallelTrials": 2}))
+    wait_for(lambda: running_trials(cluster, namespace), 90, 0.2, what="a running trial")
+    down_since = time.monotonic()
+    stack.stop_suggestion()
+    try:
+
+        def stalled() -> dict[str, Any] | None:
+            status = get(cluster, namespace, "no-suggestions").get("status") or {}
+            return next(
+                (
+                    c
+                    for c in status.get("conditions", [])
+                    if c["type"] == "Stalled" and c["status"] == "True"
+                ),
+                None,
+            )
+
+        condition = wait_for(stalled, 90, 1.0, what="the experiment to show Stalled")
+        assert condition["reason"] == "SuggestionServiceUnavailable"
+        assert get(cluster, namespace, "no-suggestions")["status"]["phase"] == "Running"
+        # The rest of the outage: its length, not a wait for a condition.
+        time.sleep(max(0.0, SUGGESTION_DOWN_SECONDS - (time.monotonic() - down_since)))
+    finally:
+        stack.start_suggestion()
+    assert_exact(cluster, namespace, "no-suggestions", 6)

@@ -139,3 +139,16 @@ def metrics_account(trial: dict[str, Any]) -> tuple[str, str] | None:
         if condition["type"] == "MetricsComplete":
             return condition["status"], condition["reason"]
     return None
+
+
+def stalled(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    """The experiment's ``Stalled`` condition while it is true, else ``None``."""
+    status = get(cluster, namespace, name).get("status") or {}
+    return next(
+        (
+            c
+            for c in status.get("conditions", [])
+            if c["type"] == "Stalled" and c["status"] == "True"
+        ),
+        None,
+    )

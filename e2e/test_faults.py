@@ -28,6 +28,7 @@ from sweeps import (
     metrics_account,
     printed_last,
     running_stack,
+    stalled,
     trials,
     wait_end,
 )
@@ -129,19 +130,12 @@ def test_the_suggestion_service_down_for_a_minute_mid_sweep(cluster, namespace, 
     down_since = time.monotonic()
     stack.stop_suggestion()
     try:
-
-        def stalled() -> dict[str, Any] | None:
-            status = get(cluster, namespace, "no-suggestions").get("status") or {}
-            return next(
-                (
-                    c
-                    for c in status.get("conditions", [])
-                    if c["type"] == "Stalled" and c["status"] == "True"
-                ),
-                None,
-            )
-
-        condition = wait_for(stalled, 90, 1.0, what="the experiment to show Stalled")
+        condition = wait_for(
+            lambda: stalled(cluster, namespace, "no-suggestions"),
+            90,
+            1.0,
+            what="the experiment to show Stalled",
+        )
         assert condition["reason"] == "SuggestionServiceUnavailable"
         assert get(cluster, namespace, "no-suggestions")["status"]["phase"] == "Running"
         # The rest of the outage: its length, not a wait for a condition.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -29,6 +28,7 @@ from sweeps import (
     metrics_account,
     printed_last,
     running_stack,
+    stalled,
     trials,
     wait_end,
 )
@@ -255,19 +255,7 @@ def test_suggestion_outage_stalls_then_the_sweep_finishes(cluster, namespace, ap
     stack.stop_suggestion()
     try:
         apply(experiment("outage", {"maxTrials": 2, "parallelTrials": 2}))
-
-        def stalled() -> dict[str, Any] | None:
-            status = get(cluster, namespace, "outage").get("status") or {}
-            return next(
-                (
-                    c
-                    for c in status.get("conditions", [])
-                    if c["type"] == "Stalled" and c["status"] == "True"
-                ),
-                None,
-            )
-
-        condition = wait_for(stalled, 90, 1.0, what="Stalled")
+        condition = wait_for(lambda: stalled(cluster, namespace, "outage"), 90, 1.0, what="Stalled")
         assert condition["reason"] == "SuggestionServiceUnavailable"
         assert get(cluster, namespace, "outage")["status"]["phase"] != "Failed"
     finally:
@@ -383,11 +371,7 @@ def test_what_the_crd_cannot_check_stalls_with_the_field_named(
     bend(manifest["spec"])
     apply(manifest)
 
-    def stalled() -> dict[str, Any] | None:
-        status = get(cluster, namespace, "bad").get("status") or {}
-        return next((c for c in status.get("conditions", []) if c["type"] == "Stalled"), None)
-
-    condition = wait_for(stalled, 60, what="a Stalled condition")
+    condition = wait_for(lambda: stalled(cluster, namespace, "bad"), 60, what="a Stalled condition")
     assert condition["status"] == "True"
     assert condition["reason"] == "InvalidSpec"
     assert field in condition["message"], condition["message"]

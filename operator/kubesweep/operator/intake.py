@@ -291,7 +291,7 @@ class Intake:
             if entry is None or entry.finished:
                 acc.dirty = False  # its final status was written with its phase
                 return False
-            objective = self.directory.objective(namespace, entry.experiment) if entry else None
+            objective = self.directory.objective(namespace, entry.experiment)
             acc.dirty = False
             acc.flushed_at = self.clock()
             try:
@@ -310,21 +310,14 @@ class Intake:
         acc = self.accumulators.get((namespace, trial))
         if acc is None:
             return None
-        entry = self.directory.trial(namespace, trial)
-        objective = self.directory.objective(namespace, entry.experiment) if entry else None
         acc.dirty = False
         acc.flushed_at = self.clock()
-        return acc.metrics(objective)
+        return acc.metrics(self._objective(namespace, trial))
 
-    async def flush_now(self, namespace: str, trial: str) -> TrialMetrics | None:
-        """Flush one trial at once (its Job finished); its metrics, if any arrived."""
-        acc = self.accumulators.get((namespace, trial))
-        if acc is None:
-            return None
-        await self.flush(namespace, trial, force=True)
+    def _objective(self, namespace: str, trial: str) -> Objective | None:
+        """The objective of the trial's experiment, if both are known."""
         entry = self.directory.trial(namespace, trial)
-        objective = self.directory.objective(namespace, entry.experiment) if entry else None
-        return acc.metrics(objective)
+        return self.directory.objective(namespace, entry.experiment) if entry else None
 
     async def adopt_summary(
         self, namespace: str, trial: str, summary: Summary

@@ -32,7 +32,8 @@ Fixture API (for the operator's e2e tests)
     an external cluster), ``gpus`` (GPUs the cluster's nodes offer).
 ``namespace``: a fresh namespace for one test, deleted afterwards (its name).
 ``apply``: ``apply(manifest)`` server-side applies a YAML string, a dict or a list
-    of dicts (default namespace: the test's), returns the applied objects.
+    of dicts (default namespace: the test's), returns the applied objects; tests
+    annotate it as ``Apply``.
 ``wait_for(predicate, timeout=60, interval=0.25, what="...")``: polls until the
     predicate returns something truthy and returns it; raises ``TimeoutError``
     with the last value or exception otherwise. Plain function, importable as
@@ -72,6 +73,8 @@ E2E_DIR = Path(__file__).resolve().parent
 IMAGE = os.environ.get("KUBESWEEP_E2E_IMAGE", "python:3.11-slim")
 EXTERNAL_ENV = "KUBESWEEP_E2E_KUBECONFIG"
 NODE_ENV = "KUBESWEEP_E2E_NODE"
+#: The ``apply`` fixture: a YAML string, one object or a list of them in, the applied objects out.
+Apply = Callable[[str | JSON | list[JSON]], list[JSON]]
 
 
 def e2e_node_kind() -> str:
@@ -207,7 +210,7 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
 
 
 @pytest.fixture
-def apply(cluster: Cluster, namespace: str) -> Callable[[str | JSON | list[JSON]], list[JSON]]:
+def apply(cluster: Cluster, namespace: str) -> Apply:
     def _apply(manifest: str | JSON | list[JSON]) -> list[JSON]:
         if isinstance(manifest, str):
             docs = [d for d in yaml.safe_load_all(manifest) if d]

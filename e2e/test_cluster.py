@@ -11,15 +11,13 @@ import json
 import random
 import subprocess
 import time
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
 
 from cluster.kube import JSON, ApiError, Kube, KubeConfig, path_for
-from conftest import IMAGE, Cluster, wait_for
-
-Apply = Callable[[Any], list[JSON]]
+from conftest import IMAGE, Apply, Cluster, wait_for
 
 
 def job(name: str, script: str, *, backoff: int = 0, **pod: Any) -> JSON:
@@ -482,25 +480,23 @@ def test_graceful_deletion_sigterm_then_sigkill(
                 },
             }
         )
+
+    def says_up(name: str) -> bool:
+        return "up" in cluster.logs(namespace, name, "main")
+
+    def removed(name: str) -> bool:
+        return cluster.kube.get_or_none(path_for("v1", "pods", namespace, name)) is None
+
     for name in ("polite", "stubborn"):
         wait_for(
-            lambda n=name: (
-                cluster.kube.get(path_for("v1", "pods", namespace, n))["status"].get("phase")
-                == "Running"
-            ),  # type: ignore[misc]
-            60,
-            what=f"{name} running",
+            partial(pod_in_phase, cluster, namespace, name, "Running"), 60, what=f"{name} running"
         )
-        wait_for(lambda n=name: "up" in cluster.logs(namespace, n, "main"), 30)  # type: ignore[misc]
+        wait_for(partial(says_up, name), 30)
     start = time.monotonic()
     for name in ("polite", "stubborn"):
         cluster.kube.delete(path_for("v1", "pods", namespace, name))
     for name in ("polite", "stubborn"):
-        wait_for(
-            lambda n=name: cluster.kube.get_or_none(path_for("v1", "pods", namespace, n)) is None,  # type: ignore[misc]
-            30,
-            what=f"{name} removed",
-        )
+        wait_for(partial(removed, name), 30, what=f"{name} removed")
     elapsed = time.monotonic() - start
     assert "got SIGTERM" in cluster.logs(namespace, "polite", "main")
     assert "ignoring SIGTERM" in cluster.logs(namespace, "stubborn", "main")

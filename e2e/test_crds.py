@@ -8,6 +8,7 @@ both. That keeps the Python rules and their CEL twins from drifting apart.
 from __future__ import annotations
 
 import copy
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +29,16 @@ EXPERIMENTS = "kubesweep.io/v1alpha1"
 def crds(cluster: Cluster) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     for name in ("experiments.kubesweep.io", "trials.kubesweep.io"):
-        wait_for(
-            lambda name=name: any(
-                c["type"] == "Established" and c["status"] == "True"
-                for c in cluster.kube.get(
-                    f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-                )
-                .get("status", {})
-                .get("conditions", [])
-            ),
-            60,
-            what=f"{name} established",
-        )
+        wait_for(partial(_established, cluster, name), 60, what=f"{name} established")
+
+
+def _established(cluster: Cluster, name: str) -> bool:
+    """Whether the API server serves the CRD ``name`` (its ``Established`` condition)."""
+    crd = cluster.kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+    return any(
+        c["type"] == "Established" and c["status"] == "True"
+        for c in crd.get("status", {}).get("conditions", [])
+    )
 
 
 def _create(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:

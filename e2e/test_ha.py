@@ -12,6 +12,7 @@ with exactly ``maxTrials`` trials.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,15 @@ import pytest
 import yaml
 
 from cluster.kube import path_for
-from conftest import Cluster, wait_for
+from conftest import Apply, Cluster, wait_for
 from stack import REPO, Stack
-from test_operator import experiment, trials, wait_end
+from sweeps import experiment, trials, wait_end
 
 CHART = REPO / "charts" / "kubesweep"
 KUBE_VERSION = "v1.37.2"
 RELEASE = "ha"
 POD_IPS = ("192.0.2.10", "192.0.2.20")
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 
 def _rendered(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
@@ -66,9 +68,7 @@ def _peering_crds(cluster: Cluster, docs: list[dict[str, Any]]) -> None:
     for crd in crds:
         name = crd["metadata"]["name"]
         wait_for(
-            lambda name=name: cluster.kube.get_or_none(
-                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-            ),
+            partial(cluster.kube.get_or_none, f"{CRD_PATH}/{name}"),
             30,
             what=f"CRD {name} to be served",
         )
@@ -87,7 +87,7 @@ def _routed_to(cluster: Cluster, namespace: str, service: str) -> str | None:
 
 @pytest.mark.slow
 def test_a_standby_takes_over_without_duplicating_trials(
-    cluster: Cluster, namespace: str, apply, tmp_path: Path
+    cluster: Cluster, namespace: str, apply: Apply, tmp_path: Path
 ) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     docs = _rendered(cluster, namespace)

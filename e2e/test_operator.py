@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from cluster.kube import path_for
-from conftest import Cluster, wait_for
+from cluster.kube import JSON, path_for
+from conftest import Apply, Cluster, wait_for
 from stack import Stack
 from sweeps import (
     API,
@@ -39,7 +39,9 @@ def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     yield from running_stack(cluster, tmp_path_factory)
 
 
-def test_sweep_succeeds_with_max_trials_and_the_best_trial(cluster, namespace, apply, stack):
+def test_sweep_succeeds_with_max_trials_and_the_best_trial(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     apply(experiment("sweep", {"maxTrials": 4, "parallelTrials": 2}))
     status = wait_end(cluster, namespace, "sweep")
     assert end_condition(status)["type"] == "Succeeded", describe(cluster, namespace)
@@ -57,7 +59,9 @@ def test_sweep_succeeds_with_max_trials_and_the_best_trial(cluster, namespace, a
     assert status["bestTrial"]["objective"] == best["status"]["objective"]
 
 
-def test_crashing_trials_count_against_max_failed_trials(cluster, namespace, apply, stack):
+def test_crashing_trials_count_against_max_failed_trials(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     apply(
         experiment(
             "crash", {"maxTrials": 6, "parallelTrials": 1, "maxFailedTrials": 1}, exit_code=3
@@ -70,14 +74,18 @@ def test_crashing_trials_count_against_max_failed_trials(cluster, namespace, app
     assert status["phase"] == "Failed"
 
 
-def test_target_ends_the_sweep_early(cluster, namespace, apply, stack):
+def test_target_ends_the_sweep_early(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     apply(experiment("target", {"maxTrials": 10, "parallelTrials": 1}, target=1.0))
     status = wait_end(cluster, namespace, "target")
     assert end_condition(status)["reason"] == "TargetReached"
     assert status["trials"]["created"] < 10
 
 
-def test_deleting_an_experiment_removes_trials_and_jobs(cluster, namespace, apply, stack):
+def test_deleting_an_experiment_removes_trials_and_jobs(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     apply(experiment("gone", {"maxTrials": 4, "parallelTrials": 2}, sleep=30))
     wait_for(
         lambda: cluster.kube.list(path_for("batch/v1", "jobs", namespace)),
@@ -100,8 +108,8 @@ def test_deleting_an_experiment_removes_trials_and_jobs(cluster, namespace, appl
 
 
 def test_operator_killed_and_restarted_mid_sweep_ends_with_exactly_max_trials(
-    cluster, namespace, apply, stack
-):
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     """SIGKILLed at random moments: no trial lost or doubled, every objective what was printed."""
     rng = random.Random(11)
     manifest = experiment("restart", {"maxTrials": 10, "parallelTrials": 3})
@@ -145,8 +153,8 @@ def job_complete(cluster: Cluster, namespace: str, name: str) -> bool:
 
 
 def test_pushes_lost_with_a_killed_operator_come_back_from_the_collectors_summary(
-    cluster, namespace, apply, stack
-):
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     """Steps 1-2 reach status; the operator is down for steps 3-5 and the final batch.
 
     The trial must end with the objective of all five steps (the termination
@@ -183,7 +191,9 @@ def test_pushes_lost_with_a_killed_operator_come_back_from_the_collectors_summar
     assert status["bestTrial"]["objective"] == 0.43
 
 
-def test_metrics_survive_an_unreachable_intake(cluster, namespace, apply, stack):
+def test_metrics_survive_an_unreachable_intake(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     """Pushes go nowhere; the collector's termination message still delivers the objective."""
     stack.extra_operator_args = ("--intake-url=http://127.0.0.1:9/v1/metrics",)
     stack.restart_operator()
@@ -205,7 +215,9 @@ MULTI_FIDELITY = {"hyperband", "asha", "bohb"}
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_every_algorithm_sweeps_to_the_end(cluster, namespace, apply, stack, algorithm):
+def test_every_algorithm_sweeps_to_the_end(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack, algorithm: str
+) -> None:
     from kubesweep.api import AlgorithmName
     from kubesweep.suggestion import registry
 
@@ -230,7 +242,9 @@ def test_every_algorithm_sweeps_to_the_end(cluster, namespace, apply, stack, alg
     )
 
 
-def test_raising_max_trials_extends_a_finished_experiment(cluster, namespace, apply, stack):
+def test_raising_max_trials_extends_a_finished_experiment(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     manifest = experiment("grow", {"maxTrials": 2, "parallelTrials": 2})
     apply(manifest)
     first = wait_end(cluster, namespace, "grow")
@@ -251,7 +265,9 @@ def test_raising_max_trials_extends_a_finished_experiment(cluster, namespace, ap
     assert status["observedGeneration"] == 2
 
 
-def test_suggestion_outage_stalls_then_the_sweep_finishes(cluster, namespace, apply, stack):
+def test_suggestion_outage_stalls_then_the_sweep_finishes(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     stack.stop_suggestion()
     try:
         apply(experiment("outage", {"maxTrials": 2, "parallelTrials": 2}))
@@ -275,7 +291,9 @@ EPOCHS_PROGRAM = (
 )
 
 
-def test_median_stopping_stops_worse_trials(cluster, namespace, apply, stack):
+def test_median_stopping_stops_worse_trials(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     manifest = experiment("median", {"maxTrials": 5, "parallelTrials": 2})
     spec = manifest["spec"]
     spec["earlyStopping"] = {"name": "median", "settings": {"minTrials": 2, "startStep": 1}}
@@ -293,8 +311,8 @@ def test_median_stopping_stops_worse_trials(cluster, namespace, apply, stack):
 
 
 def test_gpu_trials_never_oversubscribe_and_waiting_ones_show_as_pending(
-    cluster, namespace, apply, stack
-):
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     gpus = cluster.gpus
     if gpus < 1:
         pytest.skip("the cluster offers no GPUs")
@@ -322,7 +340,9 @@ def test_gpu_trials_never_oversubscribe_and_waiting_ones_show_as_pending(
     assert status["gpuSeconds"] >= trials_wanted * 5  # each held one GPU for ~6 s
 
 
-def test_asha_stops_trials_at_its_rungs(cluster, namespace, apply, stack):
+def test_asha_stops_trials_at_its_rungs(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     manifest = experiment("asha", {"maxTrials": 6, "parallelTrials": 3})
     spec = manifest["spec"]
     spec["algorithm"] = {"name": "asha", "seed": 2, "settings": {"mode": "stopping"}}
@@ -337,7 +357,9 @@ def test_asha_stops_trials_at_its_rungs(cluster, namespace, apply, stack):
     assert status["bestTrial"]["name"] == "asha-0"
 
 
-def test_a_trainer_that_ends_at_once_still_reports_its_metrics(cluster, namespace, apply, stack):
+def test_a_trainer_that_ends_at_once_still_reports_its_metrics(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
     """The trainer starts only once the collector can catch SIGTERM (its startupProbe)."""
     apply(experiment("instant", {"maxTrials": 3, "parallelTrials": 3}, sleep=0.0))
     status = wait_end(cluster, namespace, "instant")
@@ -364,8 +386,13 @@ def test_a_trainer_that_ends_at_once_still_reports_its_metrics(cluster, namespac
     ids=["unknown-placeholder", "bad-regex"],
 )
 def test_what_the_crd_cannot_check_stalls_with_the_field_named(
-    cluster, namespace, apply, stack, bend, field
-):
+    cluster: Cluster,
+    namespace: str,
+    apply: Apply,
+    stack: Stack,
+    bend: Callable[[JSON], object],
+    field: str,
+) -> None:
     """Accepted by the API server, refused by the operator before any trial is spent."""
     manifest = experiment("bad", {"maxTrials": 2, "parallelTrials": 1})
     bend(manifest["spec"])

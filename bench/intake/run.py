@@ -121,7 +121,7 @@ def serve(kind: str, trials: int, conn: Connection) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        conn.send(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        conn.send(runner.addresses[0][1])  # (host, port) of the one site
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)
         if intake is not None:
             await intake.stop()

@@ -53,19 +53,14 @@ class Kube(cli_kube.Kube):
     def from_kubeconfig(cls, path: str | os.PathLike[str], context: str | None = None) -> Kube:
         return cls(load_kubeconfig(path, context))
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        content_type: str = "application/json",
-        timeout: float | None = None,
-    ) -> JSON:
-        """One call; raises :class:`ApiError` on a non-2xx answer."""
-        status, text = self.exchange(
-            method, path, body, params=params, content_type=content_type, timeout=timeout
-        )
+    def request(self, method: str, path: str, body: Any = None, **options: Any) -> JSON:
+        """One call; raises :class:`ApiError` on a non-2xx answer.
+
+        ``options`` are :meth:`exchange`'s (``params``, ``content_type``,
+        ``timeout``); the signature is the CLI client's, whose inherited
+        ``get`` and ``list_items`` call this method.
+        """
+        status, text = self.exchange(method, path, body, **options)
         parsed = error_body(text) if text else {}
         if status >= 300:
             raise ApiError(status, parsed, method, path)

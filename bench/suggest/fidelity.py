@@ -30,12 +30,7 @@ from bench.suggest.peers import plain
 from bench.suggest.problems import Problem
 from kubesweep.api.experiment import Algorithm, AlgorithmName, ParameterValue
 from kubesweep.api.status import CurvePoint
-from kubesweep.suggestion.contract import (
-    ObservedTrial,
-    StopRequest,
-    SuggestRequest,
-    TrialState,
-)
+from kubesweep.api.suggestion_wire import ObservedTrial, StopRequest, SuggestRequest, TrialState
 
 
 @dataclass

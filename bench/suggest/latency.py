@@ -36,7 +36,7 @@ from bench.suggest.peers import peer_latency, random_history
 from bench.suggest.problems import Problem, problem_by_name
 from kubesweep.api.experiment import MULTI_FIDELITY_ALGORITHMS, Algorithm, AlgorithmName
 from kubesweep.api.status import CurvePoint
-from kubesweep.suggestion.contract import ObservedTrial, SuggestRequest, TrialState
+from kubesweep.api.suggestion_wire import ObservedTrial, SuggestRequest, TrialState
 
 Report = Callable[[str, float], None]
 

@@ -19,12 +19,7 @@ from kubesweep.api.experiment import (
     Algorithm,
     AlgorithmName,
 )
-from kubesweep.suggestion.contract import (
-    ObservedTrial,
-    SearchSpace,
-    SuggestRequest,
-    TrialState,
-)
+from kubesweep.api.suggestion_wire import ObservedTrial, SearchSpace, SuggestRequest, TrialState
 
 PREFIX = "kubesweep-"
 

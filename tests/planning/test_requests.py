@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from kubesweep.api import CurvePoint, TrialPhase, TrialStatus
+from kubesweep.api.suggestion_wire import StopRequest, SuggestRequest, TrialState
 from kubesweep.planning import TrialView, stop_request, suggest_request
-from kubesweep.suggestion.contract import StopRequest, SuggestRequest, TrialState
 from tests.planning.builders import make_spec, trial
 
 

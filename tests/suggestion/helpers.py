@@ -15,16 +15,16 @@ from kubesweep.api.experiment import (
     ParameterValue,
 )
 from kubesweep.api.status import CurvePoint
-from kubesweep.suggestion import registry
-from kubesweep.suggestion.contract import (
+from kubesweep.api.suggestion_wire import (
     Assignment,
-    History,
     ObservedTrial,
     SearchSpace,
     SuggestReply,
     SuggestRequest,
     TrialState,
 )
+from kubesweep.suggestion import registry
+from kubesweep.suggestion.contract import History
 from kubesweep.suggestion.space import Space
 
 #: Every kind of dimension: log float, plain int, stepped float, log int with a

@@ -16,8 +16,8 @@ import time
 
 from kubesweep.api.experiment import Algorithm, AlgorithmName, EarlyStopping
 from kubesweep.api.status import CurvePoint
+from kubesweep.api.suggestion_wire import ObservedTrial, StopRequest, SuggestRequest, TrialState
 from kubesweep.suggestion import registry
-from kubesweep.suggestion.contract import ObservedTrial, StopRequest, SuggestRequest, TrialState
 from tests.suggestion.helpers import observe, request, space_for
 
 SIZES = (1_000, 10_000)

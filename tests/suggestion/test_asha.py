@@ -8,16 +8,16 @@ import pytest
 
 from kubesweep.api.experiment import Algorithm, AlgorithmName, ParameterValue
 from kubesweep.api.status import CurvePoint
-from kubesweep.suggestion import registry
-from kubesweep.suggestion.contract import (
+from kubesweep.api.suggestion_wire import (
     ObservedTrial,
     SearchSpace,
-    SettingsError,
     StopRequest,
     SuggestReply,
     SuggestRequest,
     TrialState,
 )
+from kubesweep.suggestion import registry
+from kubesweep.suggestion.contract import SettingsError
 
 RAW: dict[str, Any] = {
     "parameters": [{"name": "x", "type": "float", "min": 0, "max": 1}],

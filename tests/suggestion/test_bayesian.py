@@ -18,15 +18,10 @@ from scipy.optimize import check_grad
 from scipy.stats import norm
 
 from kubesweep.api.experiment import Direction, ParameterValue
+from kubesweep.api.suggestion_wire import ObservedTrial, SearchSpace, TrialState
 from kubesweep.suggestion.algorithms import _gp, bayesian, random_search
 from kubesweep.suggestion.algorithms._unitcube import UnitCube
-from kubesweep.suggestion.contract import (
-    History,
-    ObservedTrial,
-    SearchSpace,
-    SettingsError,
-    TrialState,
-)
+from kubesweep.suggestion.contract import History, SettingsError
 from kubesweep.suggestion.space import Space
 from tests.suggestion.helpers import BOWL, MIXED, best, bowl, bowl_trials, minimise, trial
 

@@ -16,15 +16,9 @@ import numpy as np
 import pytest
 
 from kubesweep.api.experiment import Direction, ParameterValue
+from kubesweep.api.suggestion_wire import Assignment, ObservedTrial, SearchSpace, TrialState
 from kubesweep.suggestion.algorithms import bohb, hyperband
-from kubesweep.suggestion.contract import (
-    Assignment,
-    History,
-    ObservedTrial,
-    SearchSpace,
-    SettingsError,
-    TrialState,
-)
+from kubesweep.suggestion.contract import History, SettingsError
 from kubesweep.suggestion.space import Space, SpaceError
 
 PARAMETERS: list[dict[str, Any]] = [

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from kubesweep.suggestion.contract import Assignment, SuggestReply, SuggestRequest
+from kubesweep.api.suggestion_wire import Assignment, SuggestReply, SuggestRequest
 from kubesweep.suggestion.service import Engine, Settings, create_app
 from tests.suggestion.test_service import (
     JSON_TYPE,

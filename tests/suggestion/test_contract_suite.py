@@ -24,17 +24,16 @@ from hypothesis import strategies as st
 
 from kubesweep.api.experiment import AlgorithmName, EarlyStopping
 from kubesweep.api.status import CurvePoint
-from kubesweep.suggestion import registry
-from kubesweep.suggestion.contract import (
-    MAX_OBSERVED_MAGNITUDE,
+from kubesweep.api.suggestion_wire import (
     Assignment,
     ObservedTrial,
-    SettingsError,
     StopRequest,
     SuggestReply,
     SuggestRequest,
     TrialState,
 )
+from kubesweep.suggestion import registry
+from kubesweep.suggestion.contract import MAX_OBSERVED_MAGNITUDE, SettingsError
 from kubesweep.suggestion.space import Space
 from tests.suggestion.helpers import (
     ALL_NAMES,

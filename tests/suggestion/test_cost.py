@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from kubesweep.api.experiment import AlgorithmName
+from kubesweep.api.suggestion_wire import SearchSpace
 from kubesweep.suggestion import registry
-from kubesweep.suggestion.contract import SearchSpace, SettingsError
+from kubesweep.suggestion.contract import SettingsError
 from kubesweep.suggestion.cost import MAX_BYTES, MAX_OPERATIONS, Term, check
 from tests.suggestion.capped import run_capped
 from tests.suggestion.helpers import MIXED, request, space_for

@@ -7,14 +7,9 @@ from typing import Any
 import pytest
 
 from kubesweep.api.experiment import Algorithm, AlgorithmName
+from kubesweep.api.suggestion_wire import ObservedTrial, SearchSpace, SuggestRequest, TrialState
 from kubesweep.suggestion import registry
-from kubesweep.suggestion.contract import (
-    ObservedTrial,
-    SearchSpace,
-    SettingsError,
-    SuggestRequest,
-    TrialState,
-)
+from kubesweep.suggestion.contract import SettingsError
 
 GRID = {
     "parameters": [

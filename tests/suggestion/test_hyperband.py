@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from kubesweep.api.experiment import Algorithm, AlgorithmName
-from kubesweep.suggestion import registry
-from kubesweep.suggestion.algorithms.hyperband import Hyperband
-from kubesweep.suggestion.contract import (
+from kubesweep.api.suggestion_wire import (
     ObservedTrial,
     SearchSpace,
     SuggestReply,
     SuggestRequest,
     TrialState,
 )
+from kubesweep.suggestion import registry
+from kubesweep.suggestion.algorithms.hyperband import Hyperband
 from kubesweep.suggestion.space import Space
 
 RAW: dict[str, Any] = {

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from kubesweep.api.experiment import EarlyStopping, ParameterValue
 from kubesweep.api.status import CurvePoint
+from kubesweep.api.suggestion_wire import ObservedTrial, StopRequest, TrialState
 from kubesweep.suggestion import registry
-from kubesweep.suggestion.contract import ObservedTrial, StopRequest, TrialState
 
 SPACE: dict[str, Any] = {"parameters": [{"name": "x", "type": "float", "min": 0, "max": 1}]}
 

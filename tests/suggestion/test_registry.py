@@ -8,8 +8,9 @@ import re
 import pytest
 
 from kubesweep.api.experiment import Algorithm, AlgorithmName, EarlyStopping, EarlyStoppingName
+from kubesweep.api.suggestion_wire import SearchSpace
 from kubesweep.suggestion import registry
-from kubesweep.suggestion.contract import SearchSpace, SettingsError
+from kubesweep.suggestion.contract import SettingsError
 from kubesweep.suggestion.registry import AlgorithmUnavailableError, LazyFactory
 from kubesweep.suggestion.settings import Setting, parse
 from tests.suggestion.helpers import FIDELITY, MIXED

@@ -19,11 +19,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from kubesweep.api.experiment import Algorithm, EarlyStopping
-from kubesweep.suggestion.cache import CachedReply, ReplyCache
-from kubesweep.suggestion.contract import (
+from kubesweep.api.suggestion_wire import (
     Assignment,
     SearchSpace,
-    SettingsError,
     StopDecision,
     StopReply,
     StopRequest,
@@ -31,6 +29,8 @@ from kubesweep.suggestion.contract import (
     SuggestRequest,
     TrialState,
 )
+from kubesweep.suggestion.cache import CachedReply, ReplyCache
+from kubesweep.suggestion.contract import SettingsError
 from kubesweep.suggestion.openapi import build_document
 from kubesweep.suggestion.service import Engine, Settings, create_app, parse_settings
 

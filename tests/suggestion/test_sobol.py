@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 
 from kubesweep.api.experiment import Algorithm, AlgorithmName
-from kubesweep.suggestion import registry
-from kubesweep.suggestion.contract import (
+from kubesweep.api.suggestion_wire import (
     ObservedTrial,
     SearchSpace,
     SuggestReply,
     SuggestRequest,
     TrialState,
 )
+from kubesweep.suggestion import registry
 
 RAW: dict[str, Any] = {
     "parameters": [

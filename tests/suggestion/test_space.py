@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubesweep.api.experiment import Fidelity
-from kubesweep.suggestion.contract import SearchSpace
+from kubesweep.api.suggestion_wire import SearchSpace
 from kubesweep.suggestion.space import Space, SpaceError, problems, rung_budgets, rung_of
 from tests.suggestion.helpers import MIXED, SMALL
 
@@ -289,3 +289,23 @@ def test_rung_budgets(
 )
 def test_grids_whose_points_floats_tell_apart_are_fine(raw: dict[str, Any]) -> None:
     assert problems(SearchSpace.model_validate({"parameters": [raw]})) == []
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "step", "values"),
+    [
+        (-86.5, -86.499999, 1e-6, [-86.5, -86.499999]),
+        (1000.0, 1000.000003, 1e-6, [1000.0, 1000.000001, 1000.000002, 1000.000003]),
+        (0.1, 0.7, 0.2, [0.1, 0.3, 0.5, 0.7]),
+        (0.0, 0.95, 0.3, [0.0, 0.3, 0.6, 0.9]),
+    ],
+)
+def test_a_step_grid_keeps_its_top_value_whatever_the_bounds_magnitude(
+    low: float, high: float, step: float, values: list[float]
+) -> None:
+    # Float rounding of ``max - min`` grows with the bounds, not with the step:
+    # the tolerance that decides whether ``max`` is on the grid scales with them.
+    dimension = make({"name": "x", "type": "float", "min": low, "max": high, "step": step})
+    assert dimension.dimension("x").values() == pytest.approx(values, rel=1e-15)
+    assert dimension.contains({"x": values[-1]})
+    assert dimension.from_unit([1.0]) == {"x": dimension.dimension("x").values()[-1]}

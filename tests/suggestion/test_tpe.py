@@ -16,16 +16,11 @@ import numpy as np
 import pytest
 
 from kubesweep.api.experiment import Direction, ParameterValue
+from kubesweep.api.suggestion_wire import ObservedTrial, SearchSpace, TrialState
 from kubesweep.suggestion.algorithms import random_search, tpe
 from kubesweep.suggestion.algorithms._parzen import Parzen, ParzenOptions, split_count
 from kubesweep.suggestion.algorithms._unitcube import UnitCube
-from kubesweep.suggestion.contract import (
-    History,
-    ObservedTrial,
-    SearchSpace,
-    SettingsError,
-    TrialState,
-)
+from kubesweep.suggestion.contract import History, SettingsError
 from kubesweep.suggestion.space import Space
 from tests.suggestion.helpers import BOWL, best, bowl, bowl_trials, minimise, trial
 

@@ -116,14 +116,15 @@ class InProcessSuggestionBackend:
 
     async def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         """Validate the request as the service would and answer it in a worker thread."""
-        from kubesweep.suggestion import contract, registry
+        from kubesweep.api.suggestion_wire import StopRequest, SuggestRequest
+        from kubesweep.suggestion import registry
 
         try:
             if endpoint == "suggest":
-                request = contract.SuggestRequest.model_validate(body)
+                request = SuggestRequest.model_validate(body)
                 reply: Any = await asyncio.to_thread(registry.suggest, request)
             else:
-                stop_request = contract.StopRequest.model_validate(body)
+                stop_request = StopRequest.model_validate(body)
                 reply = await asyncio.to_thread(registry.stop, stop_request)
         except ValueError as error:
             raise SuggestionUnavailable(f"the algorithm refused the request: {error}") from None

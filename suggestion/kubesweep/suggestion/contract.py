@@ -6,6 +6,11 @@ reply is computed from that alone. No hidden state survives between calls, so
 any replica of the service can answer, a restart loses nothing, and history the
 algorithm did not produce itself (a warm start) is just more history.
 
+The requests and replies themselves are API models
+(:mod:`kubesweep.api.suggestion_wire`), shared with the operator, which must not
+need numpy to speak to the service; this module holds the algorithm side of the
+contract: the protocols, the history as losses, and the seeded randomness.
+
 Algorithms see objective values as *losses* (smaller is better):
 :func:`loss_of` flips maximised objectives, so no algorithm handles direction.
 Observed numbers that no algorithm can compute with are one case, handled once
@@ -25,22 +30,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
-from pydantic import Field
 
-from kubesweep.api.base import ApiModel
-from kubesweep.api.experiment import (
-    Algorithm,
-    Direction,
-    EarlyStopping,
-    Fidelity,
-    Parameter,
-    ParameterValue,
-)
+from kubesweep.api.experiment import Direction, ParameterValue
 from kubesweep.api.status import CurvePoint
+from kubesweep.api.suggestion_wire import (
+    ObservedTrial,
+    SearchSpace,
+    StopDecision,
+    SuggestReply,
+    TrialState,
+)
 
 #: Largest magnitude of an objective or intermediate value that algorithms use:
 #: squares and sums of a million such values still fit in a float. Beyond it a
@@ -51,88 +53,6 @@ MAX_OBSERVED_MAGNITUDE = 1e150
 def usable(value: float | None) -> bool:
     """Whether an observed objective value is a number algorithms may compute with."""
     return value is not None and abs(value) <= MAX_OBSERVED_MAGNITUDE
-
-
-class TrialState(StrEnum):
-    """What the algorithm knows of a trial."""
-
-    PENDING = "pending"  # suggested, not finished: its point is taken but has no value yet
-    COMPLETED = "completed"
-    FAILED = "failed"
-    STOPPED = "stopped"  # stopped early; its last intermediate value is its value
-
-
-class ObservedTrial(ApiModel):
-    """One trial of the history, as the algorithm sees it."""
-
-    name: str = Field(min_length=1, max_length=253)
-    parameters: dict[str, ParameterValue] = Field(max_length=64)
-    fidelity: float | None = None
-    state: TrialState
-    value: float | None = Field(default=None, description="Final objective, if any.")
-    intermediate: list[CurvePoint] = Field(
-        default_factory=list, description="Objective by step (epoch, fidelity unit)."
-    )
-    tags: dict[str, str] = Field(default_factory=dict, max_length=16)
-
-
-class SearchSpace(ApiModel):
-    """The parameters to search, and the fidelity of multi-fidelity algorithms."""
-
-    parameters: list[Parameter] = Field(min_length=1, max_length=64)
-    fidelity: Fidelity | None = None
-
-
-class SuggestRequest(ApiModel):
-    """Ask for ``count`` new assignments given the history."""
-
-    experiment_uid: str | None = Field(
-        default=None, max_length=128, description="Key of the optional model cache."
-    )
-    space: SearchSpace
-    direction: Direction = Direction.MINIMIZE
-    algorithm: Algorithm = Field(default_factory=Algorithm)
-    trials: list[ObservedTrial] = Field(default_factory=list)
-    count: int = Field(default=1, ge=1, le=1000)
-
-
-class Assignment(ApiModel):
-    """One suggested configuration."""
-
-    parameters: dict[str, ParameterValue]
-    fidelity: float | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-
-
-class SuggestReply(ApiModel):
-    """New assignments; ``exhausted`` when the space can give no more, ever."""
-
-    assignments: list[Assignment]
-    exhausted: bool = False
-
-
-class StopRequest(ApiModel):
-    """Ask which running trials should stop."""
-
-    experiment_uid: str | None = Field(default=None, max_length=128)
-    space: SearchSpace
-    direction: Direction = Direction.MINIMIZE
-    algorithm: Algorithm = Field(default_factory=Algorithm)
-    early_stopping: EarlyStopping | None = None
-    trials: list[ObservedTrial] = Field(default_factory=list)
-
-
-class StopDecision(ApiModel):
-    """A running trial to stop, and why (shown to the user)."""
-
-    name: str
-    reason: str
-
-
-class StopReply(ApiModel):
-    """The running trials to stop."""
-
-    stop: list[StopDecision] = Field(default_factory=list)
 
 
 class SettingsError(ValueError):

@@ -1,10 +1,12 @@
-"""The suggestion service's HTTP bodies and its OpenAPI 3.1 document.
+"""The suggestion service's OpenAPI 3.1 document.
 
-The document is generated from the same pydantic models the service validates
-requests with (requests in pydantic's validation mode, replies in serialization
-mode), so the published contract and the server cannot drift apart: a change to
-a model changes the document, and ``tests/suggestion/test_openapi.py`` fails until
-the committed copy is regenerated::
+The document is generated from the same pydantic models
+(:mod:`kubesweep.api.suggestion_wire`) that the service validates requests with
+and the operator builds them with (requests in pydantic's validation mode,
+replies in serialization mode), so the published contract, the server and its
+callers cannot drift apart: a change to a model changes the document, and
+``tests/suggestion/test_openapi.py`` fails until the committed copy is
+regenerated::
 
     python -m kubesweep.suggestion.openapi            # writes docs/suggestion-openapi.json
     python -m kubesweep.suggestion.openapi --check    # exits 1 when it is stale
@@ -19,57 +21,25 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from kubesweep.api.base import ApiModel
-from kubesweep.api.experiment import Algorithm, EarlyStopping
-from kubesweep.suggestion.contract import (
-    SearchSpace,
+from kubesweep.api.suggestion_wire import (
+    ErrorReply,
+    HealthReply,
     StopReply,
     StopRequest,
     SuggestReply,
     SuggestRequest,
+    ValidateReply,
+    ValidateRequest,
 )
 
 #: Where the committed copy of the document lives, relative to the repository root.
 DOCUMENT_PATH = Path("docs/suggestion-openapi.json")
 API_VERSION = "v1"
-
-
-class ValidateRequest(ApiModel):
-    """A search space with the algorithm and stopping rule meant to search it."""
-
-    space: SearchSpace
-    algorithm: Algorithm = Field(default_factory=Algorithm)
-    early_stopping: EarlyStopping | None = None
-
-
-class ValidateReply(ApiModel):
-    """Whether the algorithm accepts the space and its settings, and if not, why."""
-
-    valid: bool
-    problems: list[str] = Field(
-        default_factory=list, description="One 'field.path: message' line per problem."
-    )
-
-
-class ErrorReply(ApiModel):
-    """The body of every 4xx and 5xx reply."""
-
-    error: str = Field(description="What went wrong, in one sentence.")
-    problems: list[str] = Field(
-        default_factory=list,
-        description="One 'field.path: message' line per problem, naming the field at fault.",
-    )
-
-
-class HealthReply(ApiModel):
-    """The body of the health and readiness probes."""
-
-    status: Literal["ok", "starting", "draining"]
 
 
 _MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (

@@ -28,19 +28,21 @@ from kubesweep.api.experiment import (
     EarlyStoppingName,
     ParameterValue,
 )
+from kubesweep.api.suggestion_wire import (
+    SearchSpace,
+    StopDecision,
+    StopReply,
+    StopRequest,
+    SuggestReply,
+    SuggestRequest,
+)
 from kubesweep.suggestion.algorithms import asha, grid, hyperband, random_search, sobol
 from kubesweep.suggestion.contract import (
     AlgorithmFactory,
     History,
     SearchAlgorithm,
-    SearchSpace,
     SettingsError,
-    StopDecision,
     StoppingRule,
-    StopReply,
-    StopRequest,
-    SuggestReply,
-    SuggestRequest,
 )
 from kubesweep.suggestion.settings import Setting
 from kubesweep.suggestion.space import SpaceError, problems

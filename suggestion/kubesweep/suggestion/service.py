@@ -58,6 +58,17 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from kubesweep.api.experiment import Algorithm, EarlyStopping
+from kubesweep.api.suggestion_wire import (
+    ErrorReply,
+    HealthReply,
+    SearchSpace,
+    StopReply,
+    StopRequest,
+    SuggestReply,
+    SuggestRequest,
+    ValidateReply,
+    ValidateRequest,
+)
 from kubesweep.suggestion.auth import (
     DEFAULT_AUDIENCE,
     Authenticator,
@@ -67,22 +78,8 @@ from kubesweep.suggestion.auth import (
     parse_allowed,
 )
 from kubesweep.suggestion.cache import CachedReply, ReplyCache
-from kubesweep.suggestion.contract import (
-    SearchSpace,
-    SettingsError,
-    StopReply,
-    StopRequest,
-    SuggestReply,
-    SuggestRequest,
-)
-from kubesweep.suggestion.openapi import (
-    ErrorReply,
-    HealthReply,
-    ValidateReply,
-    ValidateRequest,
-    build_document,
-    render,
-)
+from kubesweep.suggestion.contract import SettingsError
+from kubesweep.suggestion.openapi import build_document, render
 from kubesweep.suggestion.space import SpaceError
 from kubesweep.suggestion.telemetry import CONTENT_TYPE, CacheResult, ErrorKind, Telemetry
 from kubesweep.suggestion.workers import DeadlineExceededError, ProcessWorkers, WorkerLostError

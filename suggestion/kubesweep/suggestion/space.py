@@ -35,7 +35,7 @@ from functools import cached_property
 import numpy as np
 
 from kubesweep.api.experiment import Fidelity, Parameter, ParameterType, ParameterValue
-from kubesweep.suggestion.contract import SearchSpace
+from kubesweep.api.suggestion_wire import SearchSpace
 
 #: A canonical, hashable form of an assignment: one part per parameter in
 #: declaration order (None where inactive or missing). Opaque: compare, hash, store.

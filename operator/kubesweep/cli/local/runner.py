@@ -34,6 +34,7 @@ from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from kubesweep.api import Experiment, ExperimentStatus, TrialPhase, TrialStatus
+from kubesweep.api.suggestion_wire import SearchSpace, StopRequest, SuggestRequest
 from kubesweep.cli.local.launch import (
     build_launch,
     describe_launch,
@@ -163,11 +164,11 @@ def apply_overrides(
 
 def spec_problems(experiment: Experiment) -> list[str]:
     """What the suggestion service and the renderer would refuse, each naming its field."""
-    from kubesweep.suggestion import contract, registry
+    from kubesweep.suggestion import registry
 
     spec = experiment.spec
     body = suggest_request(spec, None, [], 1)
-    space = contract.SearchSpace.model_validate(body["space"])
+    space = SearchSpace.model_validate(body["space"])
     found = [f"spec.{p}" for p in registry.validate(space, spec.algorithm, spec.early_stopping)]
     found += [f"spec.{p}" for p in check_template(spec)]
     return found
@@ -404,16 +405,16 @@ class Runner:
 
     async def ask_to_stop(self, request: dict[str, Any]) -> list[tuple[str, str]]:
         """The early-stopping rule's answer, computed in-process."""
-        from kubesweep.suggestion import contract, registry
+        from kubesweep.suggestion import registry
 
-        reply = registry.stop(contract.StopRequest.model_validate(request))
+        reply = registry.stop(StopRequest.model_validate(request))
         return [(d.name, d.reason) for d in reply.stop]
 
     async def suggest(self, request: dict[str, Any]) -> Suggestions:
         """The algorithm's assignments, computed in-process."""
-        from kubesweep.suggestion import contract, registry
+        from kubesweep.suggestion import registry
 
-        reply = registry.suggest(contract.SuggestRequest.model_validate(request))
+        reply = registry.suggest(SuggestRequest.model_validate(request))
         assignments = [
             {"parameters": a.parameters, "fidelity": a.fidelity, "tags": a.tags}
             for a in reply.assignments

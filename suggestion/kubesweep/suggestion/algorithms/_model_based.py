@@ -20,14 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kubesweep.api.suggestion_wire import Assignment, ObservedTrial, SuggestReply
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube, sobol_points
-from kubesweep.suggestion.contract import (
-    Assignment,
-    History,
-    ObservedTrial,
-    SuggestReply,
-    rng_for,
-)
+from kubesweep.suggestion.contract import History, rng_for
 from kubesweep.suggestion.cost import MODEL_PICKS
 from kubesweep.suggestion.space import Key
 

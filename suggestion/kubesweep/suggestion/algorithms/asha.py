@@ -39,6 +39,14 @@ from collections.abc import Mapping, Sequence
 
 from kubesweep.api.experiment import Direction, ParameterValue
 from kubesweep.api.status import CurvePoint
+from kubesweep.api.suggestion_wire import (
+    Assignment,
+    ObservedTrial,
+    SearchSpace,
+    StopDecision,
+    SuggestReply,
+    TrialState,
+)
 from kubesweep.suggestion.algorithms.hyperband import (
     TAG_PARENT,
     TAG_RUNG,
@@ -46,18 +54,7 @@ from kubesweep.suggestion.algorithms.hyperband import (
     require_fidelity,
     uniform_sampler,
 )
-from kubesweep.suggestion.contract import (
-    Assignment,
-    History,
-    ObservedTrial,
-    SearchSpace,
-    SettingsError,
-    StopDecision,
-    SuggestReply,
-    TrialState,
-    rng_for,
-    usable,
-)
+from kubesweep.suggestion.contract import History, SettingsError, rng_for, usable
 from kubesweep.suggestion.settings import Setting, parse
 from kubesweep.suggestion.space import Key, Space, rung_budgets, rung_of
 

@@ -69,6 +69,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from kubesweep.api.experiment import ParameterValue
+from kubesweep.api.suggestion_wire import SearchSpace, SuggestReply
 from kubesweep.suggestion import cost
 from kubesweep.suggestion.algorithms._gp import (
     Hyperparameters,
@@ -86,7 +87,7 @@ from kubesweep.suggestion.algorithms._model_based import (
     suggest_after_design,
 )
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
-from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply
+from kubesweep.suggestion.contract import History
 from kubesweep.suggestion.settings import Setting, Settings, parse
 from kubesweep.suggestion.space import Space
 

@@ -51,12 +51,13 @@ from collections.abc import Mapping
 import numpy as np
 
 from kubesweep.api.experiment import ParameterValue
+from kubesweep.api.suggestion_wire import SearchSpace, SuggestReply
 from kubesweep.suggestion import cost
 from kubesweep.suggestion.algorithms._model_based import observe
 from kubesweep.suggestion.algorithms._parzen import Parzen, ParzenOptions, ranked_by_ratio
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
 from kubesweep.suggestion.algorithms.hyperband import Hyperband, require_fidelity
-from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply
+from kubesweep.suggestion.contract import History
 from kubesweep.suggestion.settings import Setting, Settings, parse
 from kubesweep.suggestion.space import Key, Space, Values
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from kubesweep.api.experiment import ParameterValue
-from kubesweep.suggestion.contract import Assignment, History, SearchSpace, SuggestReply
+from kubesweep.api.suggestion_wire import Assignment, SearchSpace, SuggestReply
+from kubesweep.suggestion.contract import History
 from kubesweep.suggestion.settings import Setting, parse
 from kubesweep.suggestion.space import Space
 

@@ -38,15 +38,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kubesweep.api.experiment import Fidelity, ParameterValue
-from kubesweep.suggestion.contract import (
+from kubesweep.api.suggestion_wire import (
     Assignment,
-    History,
     ObservedTrial,
     SearchSpace,
     SuggestReply,
     TrialState,
-    rng_for,
 )
+from kubesweep.suggestion.contract import History, rng_for
 from kubesweep.suggestion.settings import Setting, parse
 from kubesweep.suggestion.space import Key, Space, SpaceError, Values, rung_budgets
 

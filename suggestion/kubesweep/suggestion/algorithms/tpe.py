@@ -57,6 +57,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kubesweep.api.experiment import ParameterValue
+from kubesweep.api.suggestion_wire import SearchSpace, SuggestReply
 from kubesweep.suggestion import cost
 from kubesweep.suggestion.algorithms._model_based import Batch, Observations, suggest_after_design
 from kubesweep.suggestion.algorithms._parzen import (
@@ -66,7 +67,7 @@ from kubesweep.suggestion.algorithms._parzen import (
     split_count,
 )
 from kubesweep.suggestion.algorithms._unitcube import Array, UnitCube
-from kubesweep.suggestion.contract import History, SearchSpace, SuggestReply
+from kubesweep.suggestion.contract import History
 from kubesweep.suggestion.settings import Setting, Settings, parse
 from kubesweep.suggestion.space import Space
 

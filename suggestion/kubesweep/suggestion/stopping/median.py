@@ -32,13 +32,8 @@ from itertools import chain
 import numpy as np
 
 from kubesweep.api.experiment import Direction, ParameterValue
-from kubesweep.suggestion.contract import (
-    History,
-    SearchSpace,
-    StopDecision,
-    TrialState,
-    usable,
-)
+from kubesweep.api.suggestion_wire import SearchSpace, StopDecision, TrialState
+from kubesweep.suggestion.contract import History, usable
 from kubesweep.suggestion.settings import Setting, parse
 
 SETTINGS = (

@@ -1,0 +1,145 @@
+"""The suggestion service's requests and replies, as typed models.
+
+These bodies are the one wire between the operator (and ``kubesweep run``) and
+the algorithms: the planner builds the requests, the service validates them, the
+algorithms answer with the replies, and the operator's client parses them. They
+live here, among the API models, so that every side shares one definition
+without the algorithms' numeric dependencies (no numpy): the operator imports
+them, and the OpenAPI document of the service is generated from them (see
+:mod:`kubesweep.suggestion.openapi`), so the published contract, the server and
+its callers cannot drift apart. Class docstrings and field descriptions are that
+document's descriptions.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from kubesweep.api.base import ApiModel
+from kubesweep.api.experiment import (
+    Algorithm,
+    Direction,
+    EarlyStopping,
+    Fidelity,
+    Parameter,
+    ParameterValue,
+)
+from kubesweep.api.status import CurvePoint
+
+
+class TrialState(StrEnum):
+    """What the algorithm knows of a trial."""
+
+    PENDING = "pending"  # suggested, not finished: its point is taken but has no value yet
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"  # stopped early; its last intermediate value is its value
+
+
+class ObservedTrial(ApiModel):
+    """One trial of the history, as the algorithm sees it."""
+
+    name: str = Field(min_length=1, max_length=253)
+    parameters: dict[str, ParameterValue] = Field(max_length=64)
+    fidelity: float | None = None
+    state: TrialState
+    value: float | None = Field(default=None, description="Final objective, if any.")
+    intermediate: list[CurvePoint] = Field(
+        default_factory=list, description="Objective by step (epoch, fidelity unit)."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, max_length=16)
+
+
+class SearchSpace(ApiModel):
+    """The parameters to search, and the fidelity of multi-fidelity algorithms."""
+
+    parameters: list[Parameter] = Field(min_length=1, max_length=64)
+    fidelity: Fidelity | None = None
+
+
+class SuggestRequest(ApiModel):
+    """Ask for ``count`` new assignments given the history."""
+
+    experiment_uid: str | None = Field(
+        default=None, max_length=128, description="Key of the optional model cache."
+    )
+    space: SearchSpace
+    direction: Direction = Direction.MINIMIZE
+    algorithm: Algorithm = Field(default_factory=Algorithm)
+    trials: list[ObservedTrial] = Field(default_factory=list)
+    count: int = Field(default=1, ge=1, le=1000)
+
+
+class Assignment(ApiModel):
+    """One suggested configuration."""
+
+    parameters: dict[str, ParameterValue]
+    fidelity: float | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class SuggestReply(ApiModel):
+    """New assignments; ``exhausted`` when the space can give no more, ever."""
+
+    assignments: list[Assignment]
+    exhausted: bool = False
+
+
+class StopRequest(ApiModel):
+    """Ask which running trials should stop."""
+
+    experiment_uid: str | None = Field(default=None, max_length=128)
+    space: SearchSpace
+    direction: Direction = Direction.MINIMIZE
+    algorithm: Algorithm = Field(default_factory=Algorithm)
+    early_stopping: EarlyStopping | None = None
+    trials: list[ObservedTrial] = Field(default_factory=list)
+
+
+class StopDecision(ApiModel):
+    """A running trial to stop, and why (shown to the user)."""
+
+    name: str
+    reason: str
+
+
+class StopReply(ApiModel):
+    """The running trials to stop."""
+
+    stop: list[StopDecision] = Field(default_factory=list)
+
+
+class ValidateRequest(ApiModel):
+    """A search space with the algorithm and stopping rule meant to search it."""
+
+    space: SearchSpace
+    algorithm: Algorithm = Field(default_factory=Algorithm)
+    early_stopping: EarlyStopping | None = None
+
+
+class ValidateReply(ApiModel):
+    """Whether the algorithm accepts the space and its settings, and if not, why."""
+
+    valid: bool
+    problems: list[str] = Field(
+        default_factory=list, description="One 'field.path: message' line per problem."
+    )
+
+
+class ErrorReply(ApiModel):
+    """The body of every 4xx and 5xx reply."""
+
+    error: str = Field(description="What went wrong, in one sentence.")
+    problems: list[str] = Field(
+        default_factory=list,
+        description="One 'field.path: message' line per problem, naming the field at fault.",
+    )
+
+
+class HealthReply(ApiModel):
+    """The body of the health and readiness probes."""
+
+    status: Literal["ok", "starting", "draining"]

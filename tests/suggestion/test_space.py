@@ -305,7 +305,8 @@ def test_a_step_grid_keeps_its_top_value_whatever_the_bounds_magnitude(
 ) -> None:
     # Float rounding of ``max - min`` grows with the bounds, not with the step:
     # the tolerance that decides whether ``max`` is on the grid scales with them.
-    dimension = make({"name": "x", "type": "float", "min": low, "max": high, "step": step})
-    assert dimension.dimension("x").values() == pytest.approx(values, rel=1e-15)
-    assert dimension.contains({"x": values[-1]})
-    assert dimension.from_unit([1.0]) == {"x": dimension.dimension("x").values()[-1]}
+    space = make({"name": "x", "type": "float", "min": low, "max": high, "step": step})
+    found = space.dimension("x").values()
+    assert found == pytest.approx(values, rel=1e-15)
+    assert space.contains({"x": found[-1]})
+    assert space.from_unit([1.0]) == {"x": found[-1]}

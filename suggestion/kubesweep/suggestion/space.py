@@ -108,7 +108,7 @@ class Dimension:
         self._count = 0
         self.size: int | None = len(self.choices) if self.is_categorical else None
         if self.step is not None:
-            self._count = math.floor((parameter.high - parameter.low) / self.step + _STEP_TOLERANCE)
+            self._count = grid_count(parameter.low, parameter.high, self.step)
             self.size = self._count + 1
         self._bounds = (0.0, 1.0) if self.is_categorical else self._warped_bounds()
 
@@ -606,6 +606,20 @@ def _rung_count(fidelity: Fidelity) -> int:
     return math.floor(spread / math.log(fidelity.eta) + 1e-9)
 
 
+def grid_count(low: float, high: float, step: float) -> int:
+    """Index of the last point of the grid ``low + k * step`` that lies within ``high``.
+
+    ``high - low`` carries the float rounding of both bounds, which grows with
+    their magnitude, not with the step: ``-86.499999 - -86.5`` is ``0.9999999975``
+    steps of ``1e-6``. So the slack that decides whether ``high`` is on the grid is
+    relative: two float resolutions at the bounds (in steps), besides ``1e-9``
+    steps. A usable grid's step spans at least four resolutions (see
+    :func:`_grid_problem`), so the slack stays below half a step.
+    """
+    slack = _STEP_TOLERANCE + 2.0 * math.ulp(max(abs(low), abs(high))) / step
+    return math.floor((high - low) / step + slack)
+
+
 def _grid_problem(low: float, high: float, step: float) -> str | None:
     """Why a stepped range has no usable grid, if it has not.
 
@@ -660,6 +674,7 @@ __all__ = [
     "SpaceError",
     "Values",
     "finite_number",
+    "grid_count",
     "problems",
     "rung_budgets",
     "rung_of",

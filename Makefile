@@ -113,9 +113,9 @@ node-build: node-tools ## build kubelet + kube-proxy, containerd and CoreDNS fro
 
 # The real-node suite: native sidecars, Services and DNS, the chart installed by helm with
 # the built images running a sweep per metrics source, the termination-message fallback,
-# GPU trials. Its cluster lives in ~/.cache/kubesweep/cluster-real (never the process
+# GPU trials, and the fault suite against the chart's pods. Its cluster lives in ~/.cache/kubesweep/cluster-real (never the process
 # node's); one running there (make dev-cluster NODE=real) is reused.
-REAL_NODE_TESTS := e2e/test_realnode.py e2e/test_realnode_chart.py
+REAL_NODE_TESTS := e2e/test_realnode.py e2e/test_realnode_chart.py e2e/test_faults.py
 
 test-e2e-real: venv cluster-build node-build images ## e2e tests on the real node: the chart with the built images
 	KUBESWEEP_E2E_NODE=real $(BIN)/pytest $(REAL_NODE_TESTS) -q

@@ -11,15 +11,23 @@ image the same way. The demo (``e2e/demo.py``) and the real-node e2e tests share
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from cluster.kube import JSON, Kube, path_for
+
+if TYPE_CHECKING:
+    from conftest import Cluster
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "kubesweep"
@@ -176,3 +184,113 @@ def localize_experiment(document: dict[str, Any]) -> dict[str, Any]:
             container["image"] = trainer.reference
             container["imagePullPolicy"] = "Never"
     return result
+
+
+@contextlib.contextmanager
+def installed_chart(cluster: Cluster, *extra: str) -> Iterator[InstalledChart]:
+    """The chart installed into ``kubesweep-system`` with the built images; uninstalled after.
+
+    A test module's fixture holds it (``extra``: more ``helm`` flags). It skips the
+    module, naming them, when images are not built.
+    """
+    import pytest
+
+    missing = missing_images()
+    if missing:
+        pytest.skip(f"images not built: {' '.join(missing)} (run `make images`)")
+    assert cluster.local is not None
+    assert cluster.helm_bin is not None
+    import_images(cluster.local)
+    kubeconfig = f"--kubeconfig={cluster.kubeconfig}"
+    install_chart([cluster.helm_bin, kubeconfig], [cluster.kubectl_bin, kubeconfig], extra=extra)
+    try:
+        yield InstalledChart(cluster.kube)
+    finally:
+        cluster.helm("uninstall", RELEASE, "--namespace", SYSTEM_NAMESPACE, "--wait", check=False)
+        cluster.kube.delete(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}")
+
+
+@dataclass(frozen=True)
+class InstalledChart:
+    """The chart's operator and suggestion service, as a fault test handles them.
+
+    The counterpart of ``stack.Stack`` on the real node: the service goes away as a
+    Deployment scaled to zero does, and the operator dies as a crashed process does
+    (SIGKILL to its container's processes) before its pod is replaced.
+    """
+
+    kube: Kube
+    namespace: str = SYSTEM_NAMESPACE
+    release: str = RELEASE
+
+    def _pods(self, component: str) -> list[JSON]:
+        return self.kube.list(
+            path_for("v1", "pods", self.namespace),
+            labelSelector=f"app.kubernetes.io/component={component}",
+        )
+
+    def _scale(self, component: str, replicas: int) -> None:
+        deployment = path_for("apps/v1", "deployments", self.namespace)
+        self.kube.patch(
+            f"{deployment}/{self.release}-{component}/scale", {"spec": {"replicas": replicas}}
+        )
+
+    def _ready(self, component: str) -> bool:
+        """Whether a pod of ``component`` that is not being deleted has all containers ready."""
+        for pod in self._pods(component):
+            statuses = pod["status"].get("containerStatuses") or []
+            live = pod["metadata"].get("deletionTimestamp") is None
+            if live and statuses and all(s["ready"] for s in statuses):
+                return True
+        return False
+
+    def stop_suggestion(self) -> None:
+        """Scaled to zero; returns once no suggestion pod is left."""
+        from conftest import wait_for
+
+        self._scale("suggestion", 0)
+        wait_for(lambda: not self._pods("suggestion"), 60, what="the suggestion pods to end")
+
+    def start_suggestion(self) -> None:
+        """Scaled to one again; returns once its pod is ready."""
+        from conftest import wait_for
+
+        self._scale("suggestion", 1)
+        wait_for(lambda: self._ready("suggestion"), 120, what="a ready suggestion pod")
+
+    def kill_operator(self) -> None:
+        """SIGKILL to the operator container's processes, then its pod deleted at once.
+
+        The process dies with no chance to finish anything, as in a crash; deleting the
+        pod lets the Deployment start a fresh one with no crash-loop back-off.
+        """
+        for pod in self._pods("operator"):
+            for status in pod["status"].get("containerStatuses") or []:
+                container_id = status.get("containerID", "").partition("://")[2]
+                if container_id:
+                    _kill_container(container_id)
+            self.kube.delete(
+                path_for("v1", "pods", self.namespace, pod["metadata"]["name"]),
+                gracePeriodSeconds=0,
+            )
+
+    def start_operator(self) -> None:
+        """Returns once a live operator pod is ready (the Deployment starts one itself)."""
+        from conftest import wait_for
+
+        wait_for(lambda: self._ready("operator"), 120, what="a ready operator pod")
+
+    def restart_operator(self) -> None:
+        self.kill_operator()
+        self.start_operator()
+
+
+def _kill_container(container_id: str) -> None:
+    """SIGKILL every process of one container, found by the id in its cgroup path."""
+    for cgroup in Path("/proc").glob("[0-9]*/cgroup"):
+        try:
+            if container_id not in cgroup.read_text():
+                continue
+            os.kill(int(cgroup.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue  # the process ended while we looked

@@ -3,22 +3,31 @@
 Each case runs a sweep of a program that prints its loss at five steps, inflicts
 one fault while trials run, and then asks the same of the end: exactly
 ``maxTrials`` trials, each Succeeded with the objective its program printed
-last, counted from the collector's complete account. The operator's own death
-is covered in ``test_operator.py``, and an unreachable intake there too.
+last, counted from the collector's complete account.
+
+The suite runs on both nodes of the local cluster. On the process node the
+operator and the suggestion service are processes beside it (``stack.Stack``);
+on the real node (``make test-e2e-real``) they are the chart's pods with the
+built images, trial pods run the trainer image with the collector as a native
+sidecar, and the faults reach them as they would on any cluster: the service's
+Deployment scaled to zero, the operator's container killed. An unreachable
+intake is covered in ``test_operator.py`` and ``test_realnode_chart.py``.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
+import chartstack
 from cluster import faults
 from cluster.kube import path_for
-from conftest import Cluster, wait_for
-from stack import Stack
+from conftest import Cluster, e2e_node_kind, wait_for
 from sweeps import (
     STEPS_PROGRAM,
     describe,
@@ -35,11 +44,32 @@ from sweeps import (
 
 #: How long etcd stays frozen: longer than the operator's and the node's request timeouts.
 ETCD_FROZEN_SECONDS = 12
+#: The real node of the local cluster, where the chart runs the operator and the service.
+ON_REAL_NODE = e2e_node_kind() == "real" and not os.environ.get("KUBESWEEP_E2E_KUBECONFIG")
+#: The chart's settings for these cases: a stall shows after 5 s, as the process stack's does.
+CHART_FLAGS = (
+    "--set",
+    "operator.extraArgs[0]=--stall-after-seconds=5",
+    "--set",
+    "operator.suggestionTimeoutSeconds=10",
+)
+
+
+class Operated(Protocol):
+    """The operator and the suggestion service, however they run."""
+
+    def stop_suggestion(self) -> None: ...
+    def start_suggestion(self) -> None: ...
+    def restart_operator(self) -> None: ...
 
 
 @pytest.fixture(scope="module")
-def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from running_stack(cluster, tmp_path_factory)
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operated]:
+    if ON_REAL_NODE:
+        with chartstack.installed_chart(cluster, *CHART_FLAGS) as chart:
+            yield chart
+    else:
+        yield from running_stack(cluster, tmp_path_factory)
 
 
 @pytest.fixture
@@ -56,6 +86,9 @@ def stepped(name: str, budget: dict[str, Any], **template: Any) -> dict[str, Any
     container = trial_template["job"]["template"]["spec"]["containers"][0]
     container["command"] = ["python", "-c", STEPS_PROGRAM]
     container["args"] = ["${params.x}"]
+    if ON_REAL_NODE:
+        container["image"] = chartstack.PUBLISHED_TRAINER
+        return chartstack.localize_experiment(manifest)
     return manifest
 
 
@@ -77,6 +110,8 @@ def assert_exact(cluster: Cluster, namespace: str, name: str, max_trials: int) -
         x = float(trial["spec"]["parameters"]["x"])
         where = f"{trial['metadata']['name']}: {trial['status']}"
         assert trial["status"]["objective"] == printed_last(x), where
+        assert trial["status"]["metrics"][0]["count"] == 5, where
+        assert [p["step"] for p in trial["status"]["curve"]] == [1, 2, 3, 4, 5], where
         assert metrics_account(trial) == ("True", "CollectorSummary"), where
     best = min(found, key=lambda t: t["status"]["objective"])
     assert status["bestTrial"]["name"] == best["metadata"]["name"]
@@ -97,10 +132,20 @@ def test_etcd_frozen_mid_sweep(cluster, info, namespace, apply, stack):
     assert_exact(cluster, namespace, "etcd", 8)
 
 
+def test_the_operator_killed_at_random_moments(cluster, namespace, apply, stack):
+    """SIGKILLed five times mid-sweep: no trial lost or doubled, every objective exact."""
+    rng = random.Random(11)
+    apply(stepped("killed", {"maxTrials": 10, "parallelTrials": 3}))
+    for _ in range(5):
+        time.sleep(rng.uniform(0.5, 4.0))  # a random moment, not a wait for a condition
+        stack.restart_operator()
+    assert_exact(cluster, namespace, "killed", 10)
+
+
 def test_a_node_lost_mid_trial(cluster, info, namespace, apply, stack):
     """The node dies with its trials' pods; each Job retries its pod once the node is back."""
     if "process-node" not in info.pids:
-        pytest.skip("losing the node is inflicted on the process node")
+        pytest.skip("losing the node is inflicted on the process node only")
     apply(stepped("lost-node", {"maxTrials": 4, "parallelTrials": 2}, retries=1))
     wait_for(lambda: running_trials(cluster, namespace), 90, 0.2, what="a running trial")
     pods = [p["metadata"]["name"] for p in cluster.kube.list(path_for("v1", "pods", namespace))]

@@ -48,17 +48,8 @@ SWEEP_TIMEOUT = 240
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster) -> Iterator[Cluster]:
     """The chart installed into ``kubesweep-system`` with the built images; uninstalled after."""
-    missing = chartstack.missing_images()
-    if missing:
-        pytest.skip(f"images not built: {' '.join(missing)} (run `make images`)")
-    assert cluster.local is not None
-    chartstack.import_images(cluster.local)
-    kubeconfig = f"--kubeconfig={cluster.kubeconfig}"
-    assert cluster.helm_bin is not None
-    chartstack.install_chart([cluster.helm_bin, kubeconfig], [cluster.kubectl_bin, kubeconfig])
-    yield cluster
-    cluster.helm("uninstall", RELEASE, "--namespace", SYSTEM, "--wait", check=False)
-    cluster.kube.delete(f"/api/v1/namespaces/{SYSTEM}")
+    with chartstack.installed_chart(cluster):
+        yield cluster
 
 
 def _example(name: str, **budget: int) -> JSON:

@@ -9,7 +9,7 @@ Components, each its own process group, with its log in ``<state>/logs/``:
   namespace, serviceaccount and its tokens, node lifecycle, ...; each controller
   with its own service-account credentials, as in a real cluster),
 - ``kube-scheduler``,
-- ``process-node`` (``e2e/node/processnode.py``): a Node that runs pods as processes.
+- ``process-node`` (``e2e/node/processnode/``): a Node that runs pods as processes.
 
 State lives in ``$KUBESWEEP_CLUSTER_DIR`` (default ``~/.cache/kubesweep/cluster``):
 ``pki/``, ``etcd/``, ``logs/``, ``node/``, ``admin.kubeconfig`` and ``cluster.json``
@@ -270,7 +270,7 @@ def up(
     """Start the cluster, or return the one already running in ``state_dir``.
 
     ``fresh`` wipes etcd and node state first (certificates are kept). ``node_kind``:
-    ``process`` (``e2e/node/processnode.py``) or ``real`` (``e2e/node/realnode.py``);
+    ``process`` (``e2e/node/processnode/``) or ``real`` (``e2e/node/realnode.py``);
     default :func:`default_node_kind`.
     """
     kind = node_kind or default_node_kind()

@@ -1,1 +1,1 @@
-"""The process node: a Kubernetes node that runs pods as local processes (see processnode.py)."""
+"""The process node: a Kubernetes node that runs pods as local processes (see processnode/)."""

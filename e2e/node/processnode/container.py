@@ -31,6 +31,8 @@ class ProbeState:
 
 @dataclass
 class Container:
+    """One container of a pod: its spec, its current process and what it reports."""
+
     spec: JSON
     kind: str  # "init", "sidecar" or "main"
     proc: subprocess.Popen[bytes] | None = None

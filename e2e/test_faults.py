@@ -143,13 +143,15 @@ def test_the_operator_killed_at_random_moments(cluster, namespace, apply, stack)
 
 
 def test_a_node_lost_mid_trial(cluster, info, namespace, apply, stack):
-    """The node dies with its trials' pods; each Job retries its pod once the node is back."""
-    if "process-node" not in info.pids:
-        pytest.skip("losing the node is inflicted on the process node only")
+    """The node dies with its trials' pods; each Job retries its pod once the node is back.
+
+    On the real node the chart's own pods die with it and come back on it too.
+    """
+    gpus = cluster.gpus
     apply(stepped("lost-node", {"maxTrials": 4, "parallelTrials": 2}, retries=1))
     wait_for(lambda: running_trials(cluster, namespace), 90, 0.2, what="a running trial")
     pods = [p["metadata"]["name"] for p in cluster.kube.list(path_for("v1", "pods", namespace))]
-    with faults.lost(info, "process-node"):
+    with faults.node_lost(info, gpus):
         # The machine is gone for good: its Node object goes, and the pod garbage
         # collector deletes the pods that were bound to it.
         cluster.kube.delete(path_for("v1", "nodes", None, info.node_name))

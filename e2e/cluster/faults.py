@@ -6,6 +6,11 @@ API server's calls hang), SIGKILL and a start with the same command line, the
 same environment and the same log to restart one (the API server) or to lose
 one for good until it is brought back (the node). Nothing here changes the
 machine beyond those processes.
+
+A node is lost as a machine is: with every container on it. The process node's
+containers are its children's process groups; the real node's are found by the
+kubelet's cgroups (``node.realnode.lose``), and it boots again with its disks
+and without what its ``/run`` held.
 """
 
 from __future__ import annotations
@@ -50,12 +55,28 @@ def lost(info: local.ClusterInfo, name: str) -> Iterator[None]:
     os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
-    if name in ("process-node",):
-        local.kill_orphan_containers(info.node_dir)  # its containers die with it
     try:
         yield
     finally:
         local._Starter(info).spawn(name, argv, env)  # the harness's own way of starting one
+
+
+@contextlib.contextmanager
+def node_lost(info: local.ClusterInfo, gpus: int) -> Iterator[None]:
+    """The node dead with all its containers inside the block; back (Ready) after it."""
+    if info.node_kind == "real":
+        from node import realnode
+
+        realnode.lose(info)
+        try:
+            yield
+        finally:
+            starter = local._Starter(info)
+            realnode.bring_back(info, starter.spawn, starter.wait, gpus)
+        return
+    with lost(info, "process-node"):
+        local.kill_orphan_containers(info.node_dir)  # its containers die with it
+        yield
 
 
 def restart(info: local.ClusterInfo, name: str, ready: Callable[[], bool], timeout: float) -> None:

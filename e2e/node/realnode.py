@@ -150,7 +150,7 @@ def start(
     reason = unavailable_reason()
     if reason:
         raise RuntimeError(f"real node unavailable: {reason}")
-    from cluster.local import _free_port, node_ready
+    from cluster.local import _free_port
 
     net = NodeNet()
     sd = Path(info.state_dir)
@@ -256,6 +256,18 @@ def start(
     wait(API_FORWARDER, lambda: _connects(net.node_ip, api_port), 30)
     spawn(CLUSTER_DNS, [str(dns_dir / "coredns"), "-conf", str(paths.corefile)], env)
     wait(CLUSTER_DNS, lambda: _http_ok(f"http://127.0.0.1:{ports['dns-ready']}/ready"), 60)
+    _start_supervisor(info, spawn, wait, gpus)
+
+
+def _start_supervisor(
+    info: ClusterInfo, spawn: Callable[..., None], wait: Callable[..., None], gpus: int
+) -> None:
+    """The supervisor in a private mount namespace; returns once the node is Ready."""
+    from cluster.local import node_ready
+
+    paths = NodePaths(Path(info.state_dir) / "realnode")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(E2E), *filter(None, [env.get("PYTHONPATH")])])
     spawn(
         SUPERVISOR,
         [
@@ -269,17 +281,47 @@ def start(
             "node.realnode",
             "supervise",
             f"--state-dir={paths.root}",
-            f"--bin-dir={bin_dir}",
-            f"--node-name={name}",
-            f"--node-ip={net.node_ip}",
-            f"--kubeconfig={kubeconfig}",
+            f"--bin-dir={build_binaries()}",
+            f"--node-name={info.node_name}",
+            f"--node-ip={NodeNet().node_ip}",
+            f"--kubeconfig={Path(info.state_dir) / 'realnode-kubelet.kubeconfig'}",
         ],
         env,
     )
-    wait(SUPERVISOR, lambda: node_ready(client, name), 120)
+    client = info.client()
+    wait(SUPERVISOR, lambda: node_ready(client, info.node_name), 120)
     # The Node object outlives a down (etcd is kept unless --fresh), cordoned by it.
-    client.patch(f"/api/v1/nodes/{name}", {"spec": {"unschedulable": None}})
-    advertise_gpus(client, name, gpus)
+    client.patch(f"/api/v1/nodes/{info.node_name}", {"spec": {"unschedulable": None}})
+    advertise_gpus(client, info.node_name, gpus)
+
+
+def lose(info: ClusterInfo) -> None:
+    """The node fails as a machine does: all of its processes SIGKILLed at once.
+
+    The supervisor, containerd, the kubelet, kube-proxy and the shims (each names the
+    node's state directory), then every container's processes (found by the
+    kubelet's ``kubepods`` cgroups, which the shims no longer guard). Nothing is
+    cleaned up: links, routes and rules stay as a powered-off machine leaves them.
+    The harness's own helpers beside the node (CoreDNS, the API forwarder) live on.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(info.pids[SUPERVISOR], signal.SIGKILL)
+    spared = frozenset(info.pids[h] for h in HELPERS if h in info.pids)
+    kill_leftovers(NodePaths(Path(info.state_dir) / "realnode"), spared)
+    for cgroup in Path("/proc").glob("[0-9]*/cgroup"):
+        with contextlib.suppress(OSError, ValueError):
+            if "/kubepods" in cgroup.read_text():
+                os.kill(int(cgroup.parent.name), signal.SIGKILL)
+
+
+def bring_back(
+    info: ClusterInfo, spawn: Callable[..., None], wait: Callable[..., None], gpus: int
+) -> None:
+    """The lost node boots again: what lived in its ``/run`` is gone, its disks are kept."""
+    paths = NodePaths(Path(info.state_dir) / "realnode")
+    subprocess.run(["rm", "-rf", "--one-file-system", str(paths.containerd_state)], check=False)
+    paths.containerd_state.mkdir(parents=True, exist_ok=True)
+    _start_supervisor(info, spawn, wait, gpus)
 
 
 def _connects(host: str, port: int) -> bool:
@@ -477,16 +519,17 @@ def stop(info: ClusterInfo, stop_group: Callable[[int, float], None]) -> None:
     remove_cgroups()
 
 
-def kill_leftovers(paths: NodePaths) -> None:
+def kill_leftovers(paths: NodePaths, spared: frozenset[int] = frozenset()) -> None:
     """Kill any process of this node that outlived its supervisor (shims, a killed child).
 
     The node's components run in sessions of their own (so that stopping the
     supervisor's group does not signal them all at once); each names the node's state
-    directory on its command line, which is how they are found here, by pid.
+    directory on its command line, which is how they are found here, by pid. The
+    processes in ``spared`` are left alone.
     """
     marker = str(paths.root).encode()
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+        if not proc.name.isdigit() or int(proc.name) in {os.getpid(), *spared}:
             continue
         with contextlib.suppress(OSError):
             if marker in (proc / "cmdline").read_bytes():

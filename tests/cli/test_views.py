@@ -28,7 +28,9 @@ def test_end_line_names_the_final_condition() -> None:
             ],
         }
     )
-    assert views.end_line(status) == "[red]Failed[/red] (MaxFailedTrialsReached): 3 trials failed"
+    line = views.end_line(status)
+    assert line.plain == "Failed (MaxFailedTrialsReached): 3 trials failed"
+    assert line.spans[0].style == "red"
 
 
 def test_best_result_adds_the_fidelity_under_its_parameter_name() -> None:

@@ -15,19 +15,26 @@ from rich.table import Table
 from rich.text import Text
 
 from kubesweep.api import BestTrial, Experiment, ExperimentStatus, TrialPhase
+from kubesweep.cli.failures import causes, details, failed_trials, headline, name_list
 from kubesweep.cli.output import age, fmt_number, fmt_params, phase_text, trials_table
 from kubesweep.cli.ranking import TrialRecord, rank
 from kubesweep.rendering import format_value, param_env_name
 
 
-def end_line(status: ExperimentStatus) -> str:
-    """``Succeeded (MaxTrialsReached): ...`` from the final condition."""
+def end_line(status: ExperimentStatus, *, first_line: bool = False) -> Text:
+    """``Succeeded (MaxTrialsReached): ...`` from the final condition.
+
+    ``first_line`` keeps the message's first line, for a view that has shown
+    the failures' output already.
+    """
     for kind in ("Succeeded", "Failed"):
         condition = status.condition(kind)
         if condition is not None and condition.status == "True":
             style = "green" if kind == "Succeeded" else "red"
-            return f"[{style}]{kind}[/{style}] ({condition.reason}): {condition.message}"
-    return f"{status.phase.value}: {status.message or ''}"
+            message = headline(condition.message) if first_line else condition.message
+            return Text.assemble((kind, style), f" ({condition.reason}): {message}")
+    message = status.message or ""
+    return Text(f"{status.phase.value}: {headline(message) if first_line else message}")
 
 
 def experiment_trials_table(
@@ -104,8 +111,38 @@ def list_wire(experiments: Sequence[Experiment]) -> Any:
 
 def failed(records: Sequence[TrialRecord]) -> list[TrialRecord]:
     """Failed trials, latest first."""
-    bad = (TrialPhase.FAILED, TrialPhase.METRICS_UNAVAILABLE)
-    return sorted((r for r in records if r.phase in bad), key=lambda r: -r.index)
+    return failed_trials(records)
+
+
+def failure_summary(
+    experiment: Experiment, records: Sequence[TrialRecord], *, whole: int = 3
+) -> RenderableType | None:
+    """Why trials failed, one entry per cause; the output of the ``whole`` most frequent ones.
+
+    ``None`` when no trial failed.
+    """
+    del experiment  # the views of one cause do not depend on it (yet)
+    found = causes(records)
+    if not found:
+        return None
+    total = sum(len(cause.trials) for cause in found)
+    text = Text()
+    text.append(f"{total} trial{'s' if total != 1 else ''} failed", style="bold red")
+    text.append(f" ({len(found)} cause{'s' if len(found) != 1 else ''}):\n")
+    for position, cause in enumerate(found):
+        count = len(cause.trials)
+        text.append(f"{cause.phase.value} ", style="bold red")
+        text.append(f"{name_list(cause.names)}")
+        text.append(f" ({count} trial{'s' if count != 1 else ''})" if count > 1 else "")
+        text.append(f": {cause.headline or cause.reason}\n")
+        output = details(cause.message)
+        if output and position < whole:
+            text.append(_indent(output) + "\n", style="dim")
+    return text
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
 
 
 def describe(
@@ -187,11 +224,13 @@ def _conditions_table(status: ExperimentStatus) -> Table:
 
 
 def _failure(record: TrialRecord, log: str | None) -> Text:
+    """A failed trial: its reason and cause, then its log (else the output its message holds)."""
     text = Text()
     text.append(f"Trial {record.name} {record.phase.value}", style="bold red")
-    text.append(f": {record.reason or ''} {record.message or ''}\n")
-    if log:
-        text.append(log.rstrip() + "\n", style="dim")
+    text.append(f": {record.reason or ''} {headline(record.message)}\n")
+    output = log.rstrip() if log else details(record.message)
+    if output:
+        text.append(output + "\n", style="dim")
     return text
 
 

@@ -215,7 +215,10 @@ def run(
     records = rank(source.trials(done), done.spec.objective.direction)
     title = f"{done.metadata.name}: trials ranked by {done.spec.objective.metric}"
     console.print(display.experiment_trials_table(done, records, title=title, ranked=True))
-    console.print(display.end_line(status))
+    failures = display.failure_summary(done, records)
+    if failures is not None:
+        console.print(failures)
+    console.print(display.end_line(status, first_line=failures is not None))
     del trials
     sys.exit(0 if status.phase.value == "Succeeded" else 1)
 

@@ -39,6 +39,10 @@ from kubesweep.planning import PodView, TrialMetrics
 #: Seconds a stopped trial has between SIGTERM and SIGKILL.
 STOP_GRACE_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1
+#: Longest failure text, as a trial's status message holds it.
+MAX_FAILURE_CHARS = 4000
+#: Longest cause on the first line of a failure text.
+HEADLINE_CHARS = 240
 
 
 def _load_prctl() -> Any:
@@ -215,14 +219,8 @@ class TrialProcess:
         return [PodView(self.name, phase, start_time=self.started)]
 
     def failure_message(self, lines: int = 8) -> str:
-        """The exit code and the last lines of output."""
-        tail = log_tail(self.launch.log_path, lines)
-        code = self.exit_code
-        what = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        text = f"the trial process ended with {what}"
-        if tail:
-            text += "; last output:\n" + "\n".join(tail)
-        return text[-4000:]
+        """The exit code and the last lines of output (see :func:`failure_text`)."""
+        return failure_text(self.exit_code, log_tail(self.launch.log_path, lines))
 
     def stop(self) -> None:
         """Ask the process group to stop (SIGTERM; SIGKILL after the grace period)."""
@@ -243,6 +241,30 @@ class TrialProcess:
     def close(self) -> None:
         """Release the push endpoint."""
         self.push.stop()
+
+
+def failure_text(exit_code: int | None, tail: Sequence[str]) -> str:
+    """Why a trial process failed: a first line with its cause, then its last output.
+
+    The first line is what one-line views show (the run's events, tables, the
+    experiment's condition), so it ends with the last line of output, where a
+    Python traceback names the exception. The whole is cut to fit a status
+    message, from the output's oldest lines, never from the first line.
+    """
+    code = exit_code
+    what = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    head = f"the trial process ended with {what}"
+    if not tail:
+        return head
+    cause = tail[-1].strip()
+    if len(tail) == 1 and len(cause) <= HEADLINE_CHARS:
+        return f"{head}: {cause}"  # the whole output is on the first line
+    if len(cause) > HEADLINE_CHARS:
+        cause = cause[: HEADLINE_CHARS - 1] + "…"
+    head += f": {cause}\nlast output:\n"
+    body = "\n".join(tail)
+    room = MAX_FAILURE_CHARS - len(head)
+    return head + (body if len(body) <= room else body[-room:])
 
 
 def log_tail(path: Path, lines: int) -> list[str]:

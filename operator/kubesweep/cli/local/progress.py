@@ -8,6 +8,7 @@ per event, which is what a log wants.
 
 from __future__ import annotations
 
+import re
 from types import TracebackType
 
 from rich.console import Console, Group, RenderableType
@@ -15,8 +16,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from kubesweep.cli.failures import headline
 from kubesweep.cli.local.runner import Snapshot
 from kubesweep.cli.output import fmt_duration, fmt_number, fmt_params
+
+#: How the runner ends a retry's message.
+_RETRY = re.compile(r"\(retry \d+\)\s*$")
 
 
 def summary_line(snapshot: Snapshot) -> str:
@@ -99,9 +104,15 @@ class Progress:
         self.console.print(f"[dim]note:[/dim] {message}", highlight=False)
 
     def trial_event(self, name: str, phase: str, message: str) -> None:
-        """A trial event line."""
-        first = message.splitlines()[0] if message else ""
-        self.console.print(f"{name} [bold]{phase}[/bold] {first}", highlight=False)
+        """A trial event line: the first line of the message, which names the cause.
+
+        A retry's message ends, after the output, with its ``(retry N)``; that is kept.
+        """
+        first = headline(message)
+        retry = _RETRY.search(message)
+        if retry and retry.group(0) not in first:
+            first += f" {retry.group(0)}"
+        self.console.print(Text.assemble(f"{name} ", (phase, "bold"), f" {first}" if first else ""))
 
     def progress(self, snapshot: Snapshot) -> None:
         """Redraw the panel (terminal) or print the summary when it changed (pipe)."""

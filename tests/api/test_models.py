@@ -94,6 +94,15 @@ def test_mistakes_are_refused_naming_the_field(
     assert expected in _problems(set_path(manifest, path, value))
 
 
+def test_a_one_value_range_is_a_constant(manifest: dict[str, Any]) -> None:
+    manifest["spec"]["parameters"][0].update({"min": 1e-3, "max": 1e-3})
+    manifest["spec"]["parameters"][1].update({"min": 4, "max": 4})
+    spec = parse_experiment(manifest).spec
+    assert (spec.parameter("lr").min, spec.parameter("lr").max) == (1e-3, 1e-3)
+    assert spec.parameter("layers").contains(4)
+    assert not spec.parameter("layers").contains(5)
+
+
 def test_unknown_field_is_refused(manifest: dict[str, Any]) -> None:
     manifest["spec"]["budget"]["maxTrail"] = 5
     assert "spec.budget.maxTrail" in _problems(manifest)

@@ -346,3 +346,26 @@ def test_stop_skips_extreme_curve_values_and_takes_any_step(
     reply = registry.stop(StopRequest.model_validate_json(json.dumps(wire), strict=True))
     running = {t.name for t in curves if t.state is TrialState.PENDING}
     assert {d.name for d in reply.stop} <= running
+
+
+#: One-value ranges of every numeric kind beside one free parameter.
+CONSTANTS: dict[str, Any] = {
+    "parameters": [
+        {"name": "x", "type": "float", "min": 0.0, "max": 1.0},
+        {"name": "c", "type": "float", "min": 0.25, "max": 0.25},
+        {"name": "lr", "type": "float", "min": 1e-3, "max": 1e-3, "log": True},
+        {"name": "k", "type": "int", "min": 3, "max": 3},
+        {"name": "s", "type": "float", "min": -2.0, "max": -2.0, "step": 0.5},
+    ]
+}
+
+
+def test_one_value_ranges_are_constants(name: AlgorithmName) -> None:
+    trials, _ = run(name, rounds=6, count=3, base=CONSTANTS)
+    assert len(trials) >= 10
+    space = Space(space_for(name, CONSTANTS))
+    for trial in trials:
+        assert space.contains(trial.parameters), trial.parameters
+        constants = {k: trial.parameters[k] for k in ("c", "lr", "k", "s")}
+        assert constants == {"c": 0.25, "lr": 1e-3, "k": 3, "s": -2.0}
+    assert len({t.parameters["x"] for t in trials}) > 1

@@ -7,7 +7,7 @@ that the document describes: a documented status, the documented content type,
 a body matching the documented schema, and 4xx for schema-invalid input.
 
 One check is off: *positive data acceptance* (schema-valid input must succeed)
-cannot hold, because the cross-field rules (``min < max``, ``log`` needs
+cannot hold, because the cross-field rules (``min <= max``, ``log`` needs
 ``min > 0``, the settings each algorithm accepts) are not expressible in JSON
 Schema; the document lists them as ``x-kubernetes-validations`` and they answer
 422 with the field named, which the other checks do verify.
@@ -118,7 +118,7 @@ def repaired(body: Any) -> Any:
     """A schema-valid body made to pass the cross-field rules too, keeping what it can.
 
     Left alone, nearly every generated space breaks a rule JSON Schema cannot
-    state (``min < max``, distinct categories) and is refused before any algorithm
+    state (``min <= max``, distinct categories) and is refused before any algorithm
     runs. Repaired, the generated bounds, steps, counts, seeds and histories
     (including trials from outside the space: a warm start) reach the algorithms.
     """
@@ -151,7 +151,7 @@ def repaired(body: Any) -> Any:
             if parameter["type"] == "int":
                 low = round(low) if isinstance(low, int | float) else None
                 high = round(high) if isinstance(high, int | float) else None
-            if low is None or high is None or not low < high:
+            if low is None or high is None or not low <= high:
                 low, high = index, index + 10
             if parameter.get("log") and low <= 0:
                 low, high = 1, max(high, 2)

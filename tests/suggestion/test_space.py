@@ -310,3 +310,28 @@ def test_a_step_grid_keeps_its_top_value_whatever_the_bounds_magnitude(
     assert found == pytest.approx(values, rel=1e-15)
     assert space.contains({"x": found[-1]})
     assert space.from_unit([1.0]) == {"x": found[-1]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ({"type": "float", "min": 0.25, "max": 0.25}, 0.25),
+        ({"type": "float", "min": 1e-12, "max": 1e-12, "log": True}, 1e-12),
+        ({"type": "float", "min": -3.5, "max": -3.5, "step": 0.5}, -3.5),
+        ({"type": "int", "min": 7, "max": 7}, 7),
+        ({"type": "int", "min": 16, "max": 16, "log": True, "step": 8}, 16),
+    ],
+)
+def test_a_one_value_range_is_a_constant(raw: dict[str, Any], value: float) -> None:
+    space = make({"name": "c", **raw}, {"name": "x", "type": "int", "min": 0, "max": 2})
+    c = space.dimension("c")
+    assert c.size == 1
+    assert c.values() == [value]
+    assert type(c.values()[0]) is type(value)
+    for u in (0.0, 0.3, 1.0):
+        assert space.from_unit([u, 0.5])["c"] == value
+    assert space.contains({"c": value, "x": 1})
+    assert space.to_unit({"c": value, "x": 1})[0] == 0.5
+    assert space.cardinality() == 3
+    assert len(list(space.grid())) == 3
+    assert {v["c"] for v in space.sample(np.random.default_rng(0), 20)} == {value}

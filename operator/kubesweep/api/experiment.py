@@ -221,10 +221,13 @@ class Parameter(ApiModel):
             check=lambda p: p.type is ParameterType.CATEGORICAL or p.values is None,
             field_path=".values",
         ),
+        # min == max is allowed: a one-value range is a constant, which every
+        # algorithm proposes (a sweep can pin a parameter without a new manifest shape).
         Rule(
-            cel="!has(self.min) || !has(self.max) || self.min < self.max",
-            message="parameters[].max must be greater than min; swap or widen the bounds",
-            check=lambda p: p.min is None or p.max is None or p.min < p.max,
+            cel="!has(self.min) || !has(self.max) || self.min <= self.max",
+            message="parameters[].max must be greater than min or equal to it (a constant); "
+            "swap the bounds",
+            check=lambda p: p.min is None or p.max is None or p.min <= p.max,
             field_path=".max",
         ),
         Rule(

@@ -8,7 +8,8 @@ categories and conditional parameters. :class:`Space` compiles a
 - ``to_unit`` / ``from_unit``: one coordinate per parameter in ``[0, 1]``.
   Numbers map through their (log) range; integers and stepped numbers own equal
   slices of the interval so uniform sampling is uniform over their values;
-  a categorical of ``k`` values maps value ``i`` to the centre of slice ``i``.
+  a categorical of ``k`` values maps value ``i`` to the centre of slice ``i``;
+  a one-value range (``min == max``) is a constant at coordinate 0.5.
   Inactive conditional parameters encode as NaN and are omitted when decoding.
 - ``to_features``: a model-friendly encoding (numbers in ``[0, 1]``, categoricals
   one-hot, inactive dimensions filled) for Gaussian processes and the like.
@@ -89,7 +90,8 @@ class Dimension:
     codes are computed for every trial of histories of 10,000 trials.
     ``size`` is the number of distinct values (None for a continuous float);
     ``choices`` are a categorical's values; ``step`` the spacing of a discrete
-    number (1 for a plain int, None for a continuous float).
+    number (1 for a plain int, None for a continuous float). A number whose
+    ``min`` equals its ``max`` is a ``constant``: one value, size 1, coordinate 0.5.
     """
 
     def __init__(self, parameter: Parameter, index: int) -> None:
@@ -107,9 +109,12 @@ class Dimension:
             self.step = parameter.step
         self._count = 0
         self.size: int | None = len(self.choices) if self.is_categorical else None
+        self.constant = not self.is_categorical and parameter.low == parameter.high
         if self.step is not None:
             self._count = grid_count(parameter.low, parameter.high, self.step)
             self.size = self._count + 1
+        elif self.constant:
+            self.size = 1
         self._bounds = (0.0, 1.0) if self.is_categorical else self._warped_bounds()
 
     def __repr__(self) -> str:
@@ -118,7 +123,7 @@ class Dimension:
     @property
     def count(self) -> int:
         """Index of the last grid point of a discrete number (points are ``0..count``)."""
-        if self.step is None:
+        if self.step is None and not self.constant:
             raise ValueError(f"parameter {self.name} is continuous")
         return self._count
 
@@ -127,6 +132,9 @@ class Dimension:
         p = self.parameter
         step = self.step
         low, high = p.low, p.high
+        if self.size == 1:  # a constant, or a grid of one point: the middle of [0, 1]
+            middle = math.log(low) if p.log else low
+            return middle - 0.5, middle + 0.5
         if step is not None:
             high = low + self._count * step
             if p.log:
@@ -181,6 +189,8 @@ class Dimension:
             return self.choices[k]
         p = self.parameter
         step = self.step
+        if step is None and self.constant:
+            return p.low
         assert step is not None
         v = min(p.high, p.low + k * step)
         if p.type is ParameterType.INT:
@@ -197,7 +207,7 @@ class Dimension:
         """:meth:`values` lazily, so a grid over a huge int range never lists it."""
         if self.is_categorical:
             yield from self.choices
-        elif self.step is not None:
+        elif self.step is not None or self.constant:
             yield from (self.value_at(k) for k in range(self._count + 1))
         else:
             n = max(2, default_points)

@@ -194,10 +194,10 @@ def _snap_column(d: Dimension, affine: _Affine | None, u: Array) -> Array:
         return (np.clip(np.floor(u * size), 0, size - 1) + 0.5) / size
     assert affine is not None
     p = d.parameter
+    if size == 1:  # a constant, or a grid of one point
+        return affine.forward(np.full_like(u, p.low))
     step = d.step
     assert step is not None
-    if size == 1:
-        return affine.forward(np.full_like(u, p.low))
     k = np.clip(np.round((affine.backward(u) - p.low) / step), 0, d.count)
     return affine.forward(np.minimum(p.high, p.low + k * step))
 

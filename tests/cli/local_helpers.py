@@ -87,12 +87,12 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
-def kubesweep(*args: str | Path, **kwargs: Any) -> subprocess.Popen[str]:
-    """``kubesweep ARGS`` from the repository root, output captured."""
+def kubesweep(*args: str | Path, cwd: Path = ROOT, **kwargs: Any) -> subprocess.Popen[str]:
+    """``kubesweep ARGS`` from ``cwd`` (the repository root by default), output captured."""
     env = {**os.environ, "COLUMNS": "200", **kwargs.pop("env", {})}
     return subprocess.Popen(
         [sys.executable, "-m", "kubesweep.cli.main", *map(str, args)],
-        cwd=ROOT,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

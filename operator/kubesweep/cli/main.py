@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from kubesweep.api import Direction, Experiment, ManifestError, load_experiments
 from kubesweep.cli import display
@@ -167,6 +168,12 @@ def main() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="State file (default .kubesweep/<experiment>.db).",
 )
+@click.option(
+    "--workdir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory the trials run in (default: here, or the manifest's tree if it holds "
+    "the trial's program).",
+)
 @click.option("--allow-cpu", is_flag=True, help="Run a GPU experiment on a machine without GPUs.")
 @click.option("--parallel", type=click.IntRange(min=1), help="Override budget.parallelTrials.")
 @click.option("--max-trials", type=click.IntRange(min=1), help="Override budget.maxTrials.")
@@ -177,6 +184,7 @@ def run(
     resume: bool,
     fresh: bool,
     state: Path | None,
+    workdir: Path | None,
     allow_cpu: bool,
     parallel: int | None,
     max_trials: int | None,
@@ -185,14 +193,20 @@ def run(
     """Run MANIFEST's Experiment on this machine: trials are local processes."""
     from kubesweep.cli.local.progress import Progress
     from kubesweep.cli.local.runner import Interrupted, RunError, RunOptions, run_experiment
+    from kubesweep.cli.local.workdir import choose_workdir
 
     experiment = load_manifest(manifest)
     if resume and fresh:
         fail("--resume and --fresh exclude each other", 2)
     path = state or default_state(experiment.metadata.name)
+    if workdir is None:
+        choice = choose_workdir(experiment, Path(manifest), Path.cwd())
+        workdir = choice.directory
+        if choice.note:
+            console.print(Text.assemble(("note:", "dim"), f" {choice.note}"), soft_wrap=True)
     options = RunOptions(
         state=path,
-        cwd=Path.cwd(),
+        cwd=workdir.resolve(),
         resume=resume,
         fresh=fresh,
         allow_cpu=allow_cpu,

@@ -369,3 +369,32 @@ def test_one_value_ranges_are_constants(name: AlgorithmName) -> None:
         constants = {k: trial.parameters[k] for k in ("c", "lr", "k", "s")}
         assert constants == {"c": 0.25, "lr": 1e-3, "k": 3, "s": -2.0}
     assert len({t.parameters["x"] for t in trials}) > 1
+
+
+def test_history_outside_the_bounds_is_no_evidence_at_a_bound(name: AlgorithmName) -> None:
+    # A warm start from a sweep over [0, 10], now searched over [20, 30]: its
+    # excellent values say nothing about x = 20, so nothing may crowd at that bound.
+    narrowed: dict[str, Any] = {
+        "parameters": [
+            {"name": "x", "type": "float", "min": 20.0, "max": 30.0},
+            {"name": "n", "type": "int", "min": 20, "max": 30},
+        ]
+    }
+    fidelity = float(FIDELITY["max"]) if is_multi_fidelity(name) else None
+    trials = [
+        ObservedTrial(
+            name=f"old-{i}",
+            parameters={"x": 10.0 * i / 11, "n": i % 11},
+            fidelity=fidelity,
+            state=TrialState.COMPLETED,
+            value=-1.0 - i / 11,  # better than anything inside the bounds
+        )
+        for i in range(12)
+    ]
+    for _ in range(5):
+        reply = registry.suggest(request(name, trials, count=2, base=narrowed))
+        trials += [observe(a, len(trials)) for a in reply.assignments]
+    new = [t.parameters for t in trials[12:]]
+    assert len(new) == 10
+    at_bound = [p for p in new if p["x"] < 20.5 and p["n"] == 20]
+    assert len(at_bound) <= 1, new

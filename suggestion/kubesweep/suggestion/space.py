@@ -116,6 +116,7 @@ class Dimension:
         elif self.constant:
             self.size = 1
         self._bounds = (0.0, 1.0) if self.is_categorical else self._warped_bounds()
+        self.limits = (-math.inf, math.inf) if self.is_categorical else _limits(parameter)
 
     def __repr__(self) -> str:
         return f"Dimension({self.name!r}, index={self.index})"
@@ -148,12 +149,13 @@ class Dimension:
         return low, high
 
     def to_unit(self, value: ParameterValue) -> float:
-        """The coordinate in ``[0, 1]`` of ``value`` (NaN if it is not a valid value)."""
+        """The coordinate in ``[0, 1]`` of ``value``; NaN if it is not a number within
+        the bounds (see :attr:`limits`), never the coordinate of a bound."""
         if self.is_categorical:
             i = self._lookup.get((type(value), value))
             return math.nan if i is None else (i + 0.5) / len(self.choices)
         v = finite_number(value)
-        if v is None:
+        if v is None or not self.limits[0] <= v <= self.limits[1]:
             return math.nan
         if self.parameter.log:
             if v <= 0:
@@ -526,6 +528,19 @@ class Space:
             del current[d.name]
             return
         yield {n: current[n] for n in self.names if n in current}
+
+
+def _limits(parameter: Parameter) -> tuple[float, float]:
+    """The values a number's history may hold: its bounds, widened by float noise.
+
+    A value beyond them (a warm start from wider bounds) is outside the space and
+    encodes as unknown; one within them but off the grid snaps to the nearest
+    grid value. The slack is 1e-9 of the range plus a few float resolutions, so
+    ``0.1 + 0.2`` for a bound of ``0.3`` is still inside.
+    """
+    low, high = parameter.low, parameter.high
+    slack = 1e-9 * (high - low) + 4.0 * math.ulp(max(abs(low), abs(high)))
+    return low - slack, high + slack
 
 
 def _needs_normalising(d: Dimension) -> bool:

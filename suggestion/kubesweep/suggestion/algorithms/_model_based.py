@@ -2,9 +2,10 @@
 
 - :func:`observe` turns a history into arrays: unit rows and losses of finished
   trials whose values lie in the space (a warm start may hold others; they are
-  skipped rather than guessed), unit rows of pending trials, and the keys of
-  every point already taken, failed ones included, so no configuration is
-  suggested twice.
+  skipped rather than guessed: a value beyond the current bounds is never
+  clipped to a bound, where it would count as evidence), unit rows of pending
+  trials, and the keys of every point already taken, failed ones included, so
+  no configuration is suggested twice.
 - :class:`Batch` collects one reply: it refuses duplicates, falls back to
   uniform sampling when a model has nothing new to offer, and reports
   exhaustion exactly (via :meth:`Space.sample_unique`) once a finite space is

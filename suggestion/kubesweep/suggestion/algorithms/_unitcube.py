@@ -154,12 +154,14 @@ class _Affine:
     """A numeric dimension's map ``u = intercept + slope * w(v)``, ``w`` log or identity.
 
     Derived from :meth:`Dimension.to_unit` at the bounds, so it agrees with the
-    space's own encoding without reaching into its internals.
+    space's own encoding without reaching into its internals; values beyond the
+    dimension's :attr:`~Dimension.limits` map to NaN (unknown), as there.
     """
 
     slope: float
     intercept: float
     log: bool
+    limits: tuple[float, float]
 
     @classmethod
     def of(cls, d: Dimension) -> _Affine:
@@ -170,15 +172,16 @@ class _Affine:
         w_low, w_high = (math.log(low), math.log(high)) if p.log else (low, high)
         u_low, u_high = d.to_unit(low), d.to_unit(high)
         if w_high == w_low:  # a single grid point: every coordinate snaps to it
-            return cls(0.0, u_low, p.log)
+            return cls(0.0, u_low, p.log, d.limits)
         slope = (u_high - u_low) / (w_high - w_low)
-        return cls(slope, u_low - slope * w_low, p.log)
+        return cls(slope, u_low - slope * w_low, p.log, d.limits)
 
     def forward(self, v: Array) -> Array:
-        # Values far outside the bounds (1e308) may overflow to infinity; clipped, as any.
+        """Unit coordinates of values: NaN beyond the limits, never a bound's coordinate."""
         with np.errstate(all="ignore"):
+            inside = (v >= self.limits[0]) & (v <= self.limits[1])
             w = np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan) if self.log else v
-            return np.clip(self.intercept + self.slope * w, 0.0, 1.0)
+            return np.where(inside, np.clip(self.intercept + self.slope * w, 0.0, 1.0), np.nan)
 
     def backward(self, u: Array) -> Array:
         w = (u - self.intercept) / self.slope

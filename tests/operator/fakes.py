@@ -7,6 +7,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kubesweep.api.suggestion_wire import StopReply, StopRequest, SuggestReply, SuggestRequest
 from kubesweep.metrics.observation import Observation
 from kubesweep.metrics.reduce import SeriesReducer
 from kubesweep.metrics.wire import Summary, encode_summary
@@ -130,7 +131,10 @@ def collector_pod(name: str, losses: list[float]) -> PodRecord:
 
 
 class FakeBackend:
-    """Assignments ``lr = 0.01 * k``; can be made to fail, or to stop trials."""
+    """Assignments ``lr = 0.01 * k``; can be made to fail, or to stop trials.
+
+    It answers the bodies as the service receives them (``calls`` records them).
+    """
 
     def __init__(self) -> None:
         self.counter = itertools.count(1)
@@ -154,6 +158,12 @@ class FakeBackend:
                 return {"assignments": assignments, "exhausted": True}
             assignments.append({"parameters": {"lr": round(0.001 * k, 6)}})
         return {"assignments": assignments}
+
+    async def suggest(self, request: SuggestRequest) -> SuggestReply:
+        return SuggestReply.model_validate(await self.call("suggest", request.to_wire()))
+
+    async def stop(self, request: StopRequest) -> StopReply:
+        return StopReply.model_validate(await self.call("stop", request.to_wire()))
 
     async def close(self) -> None:
         pass

@@ -1,4 +1,4 @@
-"""The suggestion requests the operator builds are valid in the service's contract."""
+"""The suggestion requests the operator builds: the service's models, states mapped once."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def test_suggest_request_validates_and_maps_states():
             ),
         ),
     ]
-    body = suggest_request(make_spec(), "uid-1", trials, 3)
-    request = SuggestRequest.model_validate(body)
+    request = suggest_request(make_spec(), "uid-1", trials, 3)
+    assert SuggestRequest.model_validate(request.to_wire()) == request
     assert request.count == 3
     assert request.experiment_uid == "uid-1"
     assert [t.state for t in request.trials] == [
@@ -40,6 +40,7 @@ def test_suggest_request_validates_and_maps_states():
 
 def test_stop_request_carries_the_rule():
     spec = make_spec(extra={"earlyStopping": {"name": "median", "settings": {"minTrials": 2}}})
-    request = StopRequest.model_validate(stop_request(spec, None, [trial(0)]))
+    request = stop_request(spec, None, [trial(0)])
+    assert StopRequest.model_validate(request.to_wire()) == request
     assert request.early_stopping is not None
     assert request.early_stopping.settings == {"minTrials": 2}

@@ -41,6 +41,13 @@ from kubesweep.api import (
     TrialStatus,
 )
 from kubesweep.api.resources import describe_validation_error
+from kubesweep.api.suggestion_wire import (
+    Assignment,
+    StopReply,
+    StopRequest,
+    SuggestReply,
+    SuggestRequest,
+)
 from kubesweep.metrics.tokens import trial_token
 from kubesweep.metrics.wire import WireError, decode_summary
 from kubesweep.operator.children import PodRecord
@@ -62,7 +69,6 @@ from kubesweep.planning.executor import (
     ExperimentResumed,
     Observation,
     Policy,
-    Suggestions,
     SuggestionsFailing,
     TrialCreated,
     TrialFinished,
@@ -287,17 +293,15 @@ class ClusterPorts:
         self.rt.intake.forget(self.namespace, order.name)
         return status
 
-    async def ask_to_stop(self, request: dict[str, Any]) -> list[tuple[str, str]]:
+    async def ask_to_stop(self, request: StopRequest) -> StopReply:
         """The suggestion service's early-stopping answer (it backs off while failing)."""
-        reply = await self.rt.suggestions.stop(self.key, request)
-        return [(str(d.get("name")), str(d.get("reason", ""))) for d in reply.get("stop") or []]
+        return await self.rt.suggestions.stop(self.key, request)
 
-    async def suggest(self, request: dict[str, Any]) -> Suggestions:
+    async def suggest(self, request: SuggestRequest) -> SuggestReply:
         """One suggestion call for every free slot."""
-        reply = await self.rt.suggestions.suggest(self.key, request)
-        return Suggestions(list(reply.get("assignments") or []), bool(reply.get("exhausted")))
+        return await self.rt.suggestions.suggest(self.key, request)
 
-    async def create_trial(self, new: NewTrial, assignment: Mapping[str, Any]) -> TrialView | None:
+    async def create_trial(self, new: NewTrial, assignment: Assignment) -> TrialView | None:
         """Create the Trial (409: an earlier pass did; the index will show it)."""
         body = trial_manifest(
             experiment=self.name,

@@ -1,25 +1,39 @@
 """Talking to the suggestion service: one batched call per pass, backoff on failure.
 
-A slow or unreachable service is a temporary condition of the cluster, never
-a property of the experiment: calls raise :class:`SuggestionUnavailable` with a
-message fit for a status condition, and :class:`Backoff` spaces the retries of
-each experiment (1 s, 2 s, 4 s ... up to a minute) so an outage costs the
-service nothing and the operator little.
+Requests and replies are the typed models of :mod:`kubesweep.api.suggestion_wire`,
+the ones the service validates and documents: the operator hands the client a
+model and gets a model back. A reply that does not parse as its model is the
+service's fault, told as such, never a ``KeyError`` deep in a pass.
+
+A slow or unreachable service, or one that answers nonsense, is a temporary
+condition of the cluster, never a property of the experiment: calls raise
+:class:`SuggestionUnavailable` with a message fit for a status condition, and
+:class:`Backoff` spaces the retries of each experiment (1 s, 2 s, 4 s ... up to
+a minute) so an outage costs the service nothing and the operator little.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 import aiohttp
+from pydantic import ValidationError
 
+from kubesweep.api.base import ApiModel
+from kubesweep.api.suggestion_wire import StopReply, StopRequest, SuggestReply, SuggestRequest
 from kubesweep.operator.monitoring import OperatorMetrics
 from kubesweep.planning.executor import ServiceUnavailable
+
+ReplyT = TypeVar("ReplyT", SuggestReply, StopReply)
+RequestT = TypeVar("RequestT", SuggestRequest, StopRequest)
+
+#: Validation problems of a malformed reply named in the error message; the rest are counted.
+_SHOWN_PROBLEMS = 3
 
 
 class SuggestionUnavailable(ServiceUnavailable):
@@ -27,10 +41,14 @@ class SuggestionUnavailable(ServiceUnavailable):
 
 
 class SuggestionBackend(Protocol):
-    """Answers suggest and stop requests given as wire dicts."""
+    """Answers suggest and stop requests: the service over HTTP, or the algorithms here."""
 
-    async def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST ``body`` to ``/v1/<endpoint>`` and return the reply's JSON."""
+    async def suggest(self, request: SuggestRequest) -> SuggestReply:
+        """``POST /v1/suggest``; raises :class:`SuggestionUnavailable`."""
+        ...
+
+    async def stop(self, request: StopRequest) -> StopReply:
+        """``POST /v1/stop``; raises :class:`SuggestionUnavailable`."""
         ...
 
     async def close(self) -> None:
@@ -69,8 +87,16 @@ class HttpSuggestionBackend:
         self.token = token
         self._session: aiohttp.ClientSession | None = None
 
-    async def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST the request; every failure becomes :class:`SuggestionUnavailable`."""
+    async def suggest(self, request: SuggestRequest) -> SuggestReply:
+        """New assignments from the service."""
+        return await self._post("suggest", request, SuggestReply)
+
+    async def stop(self, request: StopRequest) -> StopReply:
+        """Stop decisions from the service."""
+        return await self._post("stop", request, StopReply)
+
+    async def _post(self, endpoint: str, request: ApiModel, reply_type: type[ReplyT]) -> ReplyT:
+        """POST the request and parse the reply; every failure is :class:`SuggestionUnavailable`."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         target = f"{self.url}/v1/{endpoint}"
@@ -82,6 +108,9 @@ class HttpSuggestionBackend:
                 raise SuggestionUnavailable(
                     f"cannot read the token for the suggestion service: {error}"
                 ) from None
+        # Python's json writes a diverged trial's NaN or infinity as the constant the
+        # service reads (and treats as unusable); pydantic's JSON would write null.
+        body = request.to_wire()
         try:
             async with self._session.post(target, json=body, headers=headers) as response:
                 if response.status >= 400:
@@ -90,7 +119,7 @@ class HttpSuggestionBackend:
                         f"the suggestion service at {self.url} answered {response.status} "
                         f"to {endpoint}: {text}"
                     )
-                reply = await response.json()
+                raw = await response.read()
         except TimeoutError:
             raise SuggestionUnavailable(
                 f"the suggestion service at {self.url} did not answer {endpoint} "
@@ -100,9 +129,13 @@ class HttpSuggestionBackend:
             raise SuggestionUnavailable(
                 f"the suggestion service at {self.url} is unreachable: {error}"
             ) from None
-        if not isinstance(reply, dict):
-            raise SuggestionUnavailable(f"the suggestion service sent a non-object to {endpoint}")
-        return reply
+        try:
+            return reply_type.model_validate_json(raw)
+        except ValidationError as error:
+            raise SuggestionUnavailable(
+                f"the suggestion service at {self.url} sent a malformed reply to {endpoint}: "
+                f"{_describe(error)}"
+            ) from None
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -111,28 +144,42 @@ class HttpSuggestionBackend:
             self._session = None
 
 
-class InProcessSuggestionBackend:
-    """The algorithms run in this process (tests, the local demo); same wire format."""
+def _describe(error: ValidationError) -> str:
+    """The first few problems of a reply, each naming its field, for a status condition."""
+    problems = error.errors(include_url=False, include_input=False)
+    shown = [
+        f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
+        for problem in problems[:_SHOWN_PROBLEMS]
+    ]
+    more = len(problems) - len(shown)
+    return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
 
-    async def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Validate the request as the service would and answer it in a worker thread."""
-        from kubesweep.api.suggestion_wire import StopRequest, SuggestRequest
+
+class InProcessSuggestionBackend:
+    """The algorithms run in this process (tests, the local demo), on the same models."""
+
+    async def suggest(self, request: SuggestRequest) -> SuggestReply:
+        """The algorithm's assignments, computed in a worker thread."""
         from kubesweep.suggestion import registry
 
-        try:
-            if endpoint == "suggest":
-                request = SuggestRequest.model_validate(body)
-                reply: Any = await asyncio.to_thread(registry.suggest, request)
-            else:
-                stop_request = StopRequest.model_validate(body)
-                reply = await asyncio.to_thread(registry.stop, stop_request)
-        except ValueError as error:
-            raise SuggestionUnavailable(f"the algorithm refused the request: {error}") from None
-        result: dict[str, Any] = reply.model_dump(by_alias=True, mode="json", exclude_none=True)
-        return result
+        return await _in_thread(registry.suggest, request)
+
+    async def stop(self, request: StopRequest) -> StopReply:
+        """The stopping rule's decisions, computed in a worker thread."""
+        from kubesweep.suggestion import registry
+
+        return await _in_thread(registry.stop, request)
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+async def _in_thread(answer: Callable[[RequestT], ReplyT], request: RequestT) -> ReplyT:
+    """``answer(request)`` off the event loop; a refusal is what the service would say (422)."""
+    try:
+        return await asyncio.to_thread(answer, request)
+    except ValueError as error:
+        raise SuggestionUnavailable(f"the algorithm refused the request: {error}") from None
 
 
 @dataclass
@@ -178,15 +225,23 @@ class SuggestionClient:
         self.backoff = backoff or Backoff()
         self._last_error: dict[str, str] = {}
 
-    async def call(self, key: str, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Call ``endpoint`` for experiment ``key`` unless it is backing off."""
+    async def suggest(self, key: str, request: SuggestRequest) -> SuggestReply:
+        """``POST /v1/suggest`` for experiment ``key``, unless it is backing off."""
+        return await self._call(key, "suggest", lambda: self.backend.suggest(request))
+
+    async def stop(self, key: str, request: StopRequest) -> StopReply:
+        """``POST /v1/stop`` for experiment ``key``, unless it is backing off."""
+        return await self._call(key, "stop", lambda: self.backend.stop(request))
+
+    async def _call(self, key: str, endpoint: str, ask: Callable[[], Awaitable[ReplyT]]) -> ReplyT:
+        """Ask the backend unless ``key`` is backing off; count, time and remember failures."""
         wait = self.backoff.remaining(key)
         if wait > 0:
             last = self._last_error.get(key, "the suggestion service failed")
             raise SuggestionUnavailable(f"{last}; retrying in {wait:.0f}s")
         started = time.monotonic()
         try:
-            reply = await self.backend.call(endpoint, body)
+            reply = await ask()
         except SuggestionUnavailable as error:
             if self.metrics is not None:
                 self.metrics.suggestion_errors.labels(endpoint).inc()
@@ -199,14 +254,6 @@ class SuggestionClient:
         self.backoff.succeeded(key)
         self._last_error.pop(key, None)
         return reply
-
-    async def suggest(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /v1/suggest``."""
-        return await self.call(key, "suggest", body)
-
-    async def stop(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /v1/stop``."""
-        return await self.call(key, "stop", body)
 
     async def close(self) -> None:
         """Release the backend."""

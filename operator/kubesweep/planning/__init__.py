@@ -18,7 +18,12 @@ from kubesweep.planning.plan import (
     plan_experiment,
     stop_orders,
 )
-from kubesweep.planning.requests import observed_trial, stop_request, suggest_request
+from kubesweep.planning.requests import (
+    observed_trial,
+    search_space,
+    stop_request,
+    suggest_request,
+)
 from kubesweep.planning.trial_status import derive_trial_status, gpus_per_pod
 from kubesweep.planning.views import PodView, SuggestionHealth, TrialMetrics, TrialView
 
@@ -38,6 +43,7 @@ __all__ = [
     "merge_conditions",
     "observed_trial",
     "plan_experiment",
+    "search_space",
     "stop_orders",
     "stop_request",
     "suggest_request",

@@ -33,6 +33,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from kubesweep.api import ExperimentSpec, ExperimentStatus, TrialPhase, TrialStatus
+from kubesweep.api.suggestion_wire import (
+    Assignment,
+    StopReply,
+    StopRequest,
+    SuggestReply,
+    SuggestRequest,
+)
 from kubesweep.planning.plan import (
     DEFAULT_STALL_AFTER,
     End,
@@ -71,14 +78,6 @@ class Observation:
     metrics: TrialMetrics | None = None
     pods: Sequence[PodView] = ()
     recorded: bool = True
-
-
-@dataclass(frozen=True)
-class Suggestions:
-    """A reply to a suggestion request: assignments, and whether the space has no more."""
-
-    assignments: Sequence[Mapping[str, Any]]
-    exhausted: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,15 +145,15 @@ class Ports(Protocol):
         """Mark a trial stopped and stop its workload; its new status, ``None``: not stoppable."""
         ...
 
-    async def ask_to_stop(self, request: dict[str, Any]) -> Sequence[tuple[str, str]]:
-        """The early-stopping rule's (name, reason) pairs; raises :class:`ServiceUnavailable`."""
+    async def ask_to_stop(self, request: StopRequest) -> StopReply:
+        """The early-stopping rule's decisions; raises :class:`ServiceUnavailable`."""
         ...
 
-    async def suggest(self, request: dict[str, Any]) -> Suggestions:
+    async def suggest(self, request: SuggestRequest) -> SuggestReply:
         """New assignments for the request; raises :class:`ServiceUnavailable`."""
         ...
 
-    async def create_trial(self, new: NewTrial, assignment: Mapping[str, Any]) -> TrialView | None:
+    async def create_trial(self, new: NewTrial, assignment: Assignment) -> TrialView | None:
         """Record a new trial; ``None`` if it exists already (an earlier pass made it)."""
         ...
 
@@ -296,13 +295,13 @@ class Execution:
         if signature == self.memory.judged:
             return views
         try:
-            decisions = await self.ports.ask_to_stop(stop_request(self.spec, self.uid, views))
+            reply = await self.ports.ask_to_stop(stop_request(self.spec, self.uid, views))
         except ServiceUnavailable as error:
             self._failing(error)
             return views
         self._healthy()
         self.memory.judged = signature
-        for order in stop_orders(list(decisions), views):
+        for order in stop_orders([(d.name, d.reason) for d in reply.stop], views):
             views = await self.stop(order, views)
         return views
 

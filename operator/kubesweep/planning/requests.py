@@ -1,76 +1,86 @@
-"""The suggestion service's request bodies, built from observed trials.
+"""The suggestion service's requests, built from observed trials.
 
-Bodies are plain JSON-ready dicts in the service's wire format (camelCase, no
-unset fields) so the operator needs neither the algorithms nor their numeric
-dependencies; tests validate them against ``kubesweep.suggestion.contract``.
+The requests are the typed models of :mod:`kubesweep.api.suggestion_wire`, the
+same the service validates and its OpenAPI document is generated from, so a
+request the operator builds is one the service accepts by construction; the
+models need neither the algorithms nor their numeric dependencies.
+
+Only here is a trial's phase translated into what the algorithms know of it
+(:class:`~kubesweep.api.suggestion_wire.TrialState`), and only here is its
+objective offered as a value: a trial that has not finished, or that failed,
+has none to offer, whatever its status says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from kubesweep.api import ExperimentSpec, TrialPhase
+from kubesweep.api.suggestion_wire import (
+    ObservedTrial,
+    SearchSpace,
+    StopRequest,
+    SuggestRequest,
+    TrialState,
+)
 from kubesweep.planning.views import TrialView
 
 _STATES = {
-    TrialPhase.PENDING: "pending",
-    TrialPhase.RUNNING: "pending",
-    TrialPhase.SUCCEEDED: "completed",
-    TrialPhase.FAILED: "failed",
-    TrialPhase.METRICS_UNAVAILABLE: "failed",
-    TrialPhase.EARLY_STOPPED: "stopped",
+    TrialPhase.PENDING: TrialState.PENDING,
+    TrialPhase.RUNNING: TrialState.PENDING,
+    TrialPhase.SUCCEEDED: TrialState.COMPLETED,
+    TrialPhase.FAILED: TrialState.FAILED,
+    TrialPhase.METRICS_UNAVAILABLE: TrialState.FAILED,
+    TrialPhase.EARLY_STOPPED: TrialState.STOPPED,
 }
 
-
-def observed_trial(trial: TrialView) -> dict[str, Any]:
-    """One trial as the algorithms see it (``ObservedTrial``)."""
-    body: dict[str, Any] = {
-        "name": trial.name,
-        "parameters": dict(trial.parameters),
-        "state": _STATES[trial.phase],
-    }
-    if trial.fidelity is not None:
-        body["fidelity"] = trial.fidelity
-    if trial.status.objective is not None and trial.phase in (
-        TrialPhase.SUCCEEDED,
-        TrialPhase.EARLY_STOPPED,
-    ):
-        body["value"] = trial.status.objective
-    if trial.status.curve:
-        body["intermediate"] = [p.to_wire() for p in trial.status.curve]
-    if trial.tags:
-        body["tags"] = dict(trial.tags)
-    return body
+#: Phases whose recorded objective is the trial's value to the algorithms.
+_VALUED = frozenset({TrialPhase.SUCCEEDED, TrialPhase.EARLY_STOPPED})
 
 
-def _common(spec: ExperimentSpec, uid: str | None, trials: Iterable[TrialView]) -> dict[str, Any]:
-    space: dict[str, Any] = {"parameters": [p.to_wire() for p in spec.parameters]}
-    if spec.fidelity is not None:
-        space["fidelity"] = spec.fidelity.to_wire()
-    body: dict[str, Any] = {
-        "space": space,
-        "direction": spec.objective.direction.value,
-        "algorithm": spec.algorithm.to_wire(),
-        "trials": [observed_trial(t) for t in sorted(trials, key=lambda t: t.index)],
-    }
-    if uid is not None:
-        body["experimentUid"] = uid
-    return body
+def observed_trial(trial: TrialView) -> ObservedTrial:
+    """One trial as the algorithms see it."""
+    return ObservedTrial(
+        name=trial.name,
+        parameters=dict(trial.parameters),
+        fidelity=trial.fidelity,
+        state=_STATES[trial.phase],
+        value=trial.status.objective if trial.phase in _VALUED else None,
+        intermediate=list(trial.status.curve),
+        tags=dict(trial.tags),
+    )
+
+
+def search_space(spec: ExperimentSpec) -> SearchSpace:
+    """The experiment's parameters and fidelity, as the algorithms search them."""
+    return SearchSpace(parameters=list(spec.parameters), fidelity=spec.fidelity)
+
+
+def _observed(trials: Iterable[TrialView]) -> list[ObservedTrial]:
+    return [observed_trial(t) for t in sorted(trials, key=lambda t: t.index)]
 
 
 def suggest_request(
     spec: ExperimentSpec, uid: str | None, trials: Iterable[TrialView], count: int
-) -> dict[str, Any]:
-    """A ``SuggestRequest`` asking for ``count`` assignments at once."""
-    return {**_common(spec, uid, trials), "count": count}
+) -> SuggestRequest:
+    """A request for ``count`` assignments at once, given every trial so far."""
+    return SuggestRequest(
+        experiment_uid=uid,
+        space=search_space(spec),
+        direction=spec.objective.direction,
+        algorithm=spec.algorithm,
+        trials=_observed(trials),
+        count=count,
+    )
 
 
-def stop_request(
-    spec: ExperimentSpec, uid: str | None, trials: Iterable[TrialView]
-) -> dict[str, Any]:
-    """A ``StopRequest`` over every trial (finished ones are the reference)."""
-    body = _common(spec, uid, trials)
-    if spec.early_stopping is not None:
-        body["earlyStopping"] = spec.early_stopping.to_wire()
-    return body
+def stop_request(spec: ExperimentSpec, uid: str | None, trials: Iterable[TrialView]) -> StopRequest:
+    """A request for stop decisions over every trial (finished ones are the reference)."""
+    return StopRequest(
+        experiment_uid=uid,
+        space=search_space(spec),
+        direction=spec.objective.direction,
+        algorithm=spec.algorithm,
+        early_stopping=spec.early_stopping,
+        trials=_observed(trials),
+    )

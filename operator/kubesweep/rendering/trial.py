@@ -9,10 +9,10 @@ beside the Job, keeps every manifest the operator writes in one pure package.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from kubesweep.api import API_VERSION, TrialSpec
+from kubesweep.api.suggestion_wire import Assignment
 from kubesweep.rendering.job import LABEL_EXPERIMENT, LABEL_MANAGED_BY, MANAGER
 
 
@@ -23,19 +23,18 @@ def trial_manifest(
     experiment_uid: str | None,
     index: int,
     name: str,
-    assignment: Mapping[str, Any],
+    assignment: Assignment,
 ) -> dict[str, Any]:
     """The Trial ``name`` (index ``index``) of ``experiment`` carrying ``assignment``.
 
-    ``assignment`` is one entry of the suggestion service's reply: ``parameters``,
-    and optionally ``fidelity`` and ``tags``.
+    ``assignment`` is one entry of the suggestion service's reply.
     """
     spec = TrialSpec(
         experiment=experiment,
         index=index,
-        parameters=assignment.get("parameters") or {},
-        fidelity=assignment.get("fidelity"),
-        tags=assignment.get("tags") or {},
+        parameters=assignment.parameters,
+        fidelity=assignment.fidelity,
+        tags=assignment.tags,
     )
     owner = {
         "apiVersion": API_VERSION,

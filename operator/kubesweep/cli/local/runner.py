@@ -26,7 +26,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,13 @@ from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from kubesweep.api import Experiment, ExperimentStatus, TrialPhase, TrialStatus
-from kubesweep.api.suggestion_wire import SearchSpace, StopRequest, SuggestRequest
+from kubesweep.api.suggestion_wire import (
+    Assignment,
+    StopReply,
+    StopRequest,
+    SuggestReply,
+    SuggestRequest,
+)
 from kubesweep.cli.local.launch import (
     build_launch,
     describe_launch,
@@ -57,7 +63,7 @@ from kubesweep.planning import (
     SuggestionHealth,
     TrialView,
     gpus_per_pod,
-    suggest_request,
+    search_space,
 )
 from kubesweep.planning.executor import (
     Event,
@@ -65,7 +71,6 @@ from kubesweep.planning.executor import (
     ExecutionMemory,
     Observation,
     Policy,
-    Suggestions,
     TrialFinished,
     TrialStopped,
 )
@@ -167,8 +172,7 @@ def spec_problems(experiment: Experiment) -> list[str]:
     from kubesweep.suggestion import registry
 
     spec = experiment.spec
-    body = suggest_request(spec, None, [], 1)
-    space = SearchSpace.model_validate(body["space"])
+    space = search_space(spec)
     found = [f"spec.{p}" for p in registry.validate(space, spec.algorithm, spec.early_stopping)]
     found += [f"spec.{p}" for p in check_template(spec)]
     return found
@@ -403,32 +407,26 @@ class Runner:
         self.waiting_gpu.discard(order.name)
         return status
 
-    async def ask_to_stop(self, request: dict[str, Any]) -> list[tuple[str, str]]:
+    async def ask_to_stop(self, request: StopRequest) -> StopReply:
         """The early-stopping rule's answer, computed in-process."""
         from kubesweep.suggestion import registry
 
-        reply = registry.stop(StopRequest.model_validate(request))
-        return [(d.name, d.reason) for d in reply.stop]
+        return registry.stop(request)
 
-    async def suggest(self, request: dict[str, Any]) -> Suggestions:
+    async def suggest(self, request: SuggestRequest) -> SuggestReply:
         """The algorithm's assignments, computed in-process."""
         from kubesweep.suggestion import registry
 
-        reply = registry.suggest(SuggestRequest.model_validate(request))
-        assignments = [
-            {"parameters": a.parameters, "fidelity": a.fidelity, "tags": a.tags}
-            for a in reply.assignments
-        ]
-        return Suggestions(assignments, reply.exhausted)
+        return registry.suggest(request)
 
-    async def create_trial(self, new: NewTrial, assignment: Mapping[str, Any]) -> TrialView | None:
+    async def create_trial(self, new: NewTrial, assignment: Assignment) -> TrialView | None:
         """Record the trial (its index is free unless an earlier run recorded it)."""
         trial = LocalTrial(
             index=new.index,
             name=new.name,
-            parameters=assignment["parameters"],
-            fidelity=assignment.get("fidelity"),
-            tags=assignment.get("tags") or {},
+            parameters=assignment.parameters,
+            fidelity=assignment.fidelity,
+            tags=assignment.tags,
         )
         if not self.store.add_trial(trial):
             return None

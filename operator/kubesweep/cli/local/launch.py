@@ -105,15 +105,22 @@ def build_launch(
     *,
     push_port: int,
     base_env: Mapping[str, str],
+    template_checked: bool = False,
 ) -> Launch:
-    """The process for ``trial``; raises :class:`LaunchError` or the renderer's ``RenderError``."""
+    """The process for ``trial``; raises :class:`LaunchError` or the renderer's ``RenderError``.
+
+    ``template_checked`` says the caller has already found the spec's template free of
+    problems (see :func:`~kubesweep.rendering.render_trial`).
+    """
     settings = RenderSettings(
         collector_image="local",
         intake_url="http://127.0.0.1:0",
         wrap_command=_no_wrap,
         push_port=push_port,
     )
-    job = render_trial(experiment, trial, settings, token="local")
+    job = render_trial(
+        experiment, trial, settings, token="local", template_checked=template_checked
+    )
     spec = experiment.spec
     primary = _primary(job, spec.trial_template.primary_container)
     command = [str(c) for c in primary.get("command") or []]

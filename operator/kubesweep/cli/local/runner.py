@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol, TypeVar
 
-from kubesweep.api import Experiment, ExperimentStatus, TrialPhase, TrialStatus
+from kubesweep.api import Experiment, ExperimentStatus, Trial, TrialPhase, TrialStatus
 from kubesweep.api.suggestion_wire import (
     Assignment,
     StopReply,
@@ -42,6 +42,7 @@ from kubesweep.api.suggestion_wire import (
     SuggestRequest,
 )
 from kubesweep.cli.local.launch import (
+    Launch,
     build_launch,
     describe_launch,
     local_trial,
@@ -75,7 +76,7 @@ from kubesweep.planning.executor import (
     TrialStopped,
 )
 from kubesweep.planning.trial_status import stopped_status
-from kubesweep.rendering import check_template
+from kubesweep.rendering import RenderError, check_template
 
 T = TypeVar("T")
 
@@ -277,6 +278,9 @@ class Runner:
             self.base_env["KUBESWEEP_ALLOW_CPU"] = "1"
         self.now = self.clock()
         self._observed: dict[str, LocalTrial] = {}
+        # The spec cannot change during a run: its template is checked once, as the
+        # operator checks it once per pass, not again for every trial launched.
+        self.template_problems = check_template(self.spec)
 
     # -- the loop ----------------------------------------------------------------
 
@@ -488,9 +492,7 @@ class Runner:
             tags=dict(trial.tags),
         )
         try:
-            launch = build_launch(
-                self.experiment, obj, directory, push_port=push.port, base_env=self.base_env
-            )
+            launch = self._build_launch(obj, directory, push.port)
         except ValueError as error:
             push.stop()
             self.free_gpus.extend(gpus)
@@ -533,6 +535,19 @@ class Runner:
         where = f" on GPU {','.join(gpus)}" if gpus else ""
         self.observer.trial_event(trial.name, "Started", f"{dict(trial.parameters)}{where}")
         return True
+
+    def _build_launch(self, trial: Trial, directory: Path, push_port: int) -> Launch:
+        """The trial's process; raises ``RenderError`` for the template's problems."""
+        if self.template_problems:
+            raise RenderError("; ".join(self.template_problems))
+        return build_launch(
+            self.experiment,
+            trial,
+            directory,
+            push_port=push_port,
+            base_env=self.base_env,
+            template_checked=True,
+        )
 
     def _release(self, proc: TrialProcess) -> None:
         proc.close()

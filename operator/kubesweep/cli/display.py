@@ -17,7 +17,7 @@ from rich.text import Text
 from kubesweep.api import BestTrial, Experiment, ExperimentStatus, TrialPhase
 from kubesweep.cli.failures import causes, details, failed_trials, headline, name_list
 from kubesweep.cli.output import age, fmt_number, fmt_params, phase_text, trials_table
-from kubesweep.cli.ranking import TrialRecord, rank
+from kubesweep.cli.ranking import TrialRecord, rank, with_fidelity
 from kubesweep.rendering import format_value, param_env_name
 
 
@@ -51,6 +51,7 @@ def experiment_trials_table(
         objective=spec.objective.metric,
         metrics=spec.objective.additional_metrics,
         parameters=[p.name for p in spec.parameters],
+        fidelity=spec.fidelity.parameter if spec.fidelity is not None else None,
         title=title,
         ranked=ranked,
     )
@@ -249,7 +250,7 @@ def watch_panel(experiment: Experiment, records: Sequence[TrialRecord]) -> Rende
             record.name,
             phase_text(record.phase),
             fmt_number(record.objective),
-            fmt_params(record.parameters, 60),
+            fmt_params(with_fidelity(spec, record.parameters, record.fidelity), 60),
         )
     return Group(Text(progress_line(experiment), style="bold"), table)
 
@@ -260,12 +261,7 @@ def best_result(experiment: Experiment) -> dict[str, Any] | None:
     if status is None or status.best_trial is None:
         return None
     best = status.best_trial
-    parameters: dict[str, Any] = dict(best.parameters)
-    fidelity = experiment.spec.fidelity
-    if fidelity is not None and best.fidelity is not None:
-        parameters[fidelity.parameter] = (
-            int(best.fidelity) if fidelity.type == "int" else best.fidelity
-        )
+    parameters: dict[str, Any] = with_fidelity(experiment.spec, best.parameters, best.fidelity)
     return {
         "experiment": experiment.metadata.name,
         "trial": best.name,

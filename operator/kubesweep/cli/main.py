@@ -214,7 +214,8 @@ def run(
         max_trials=max_trials,
     )
     try:
-        with Progress(console, live=False if no_live else None) as progress:
+        live = False if no_live else None
+        with Progress(console, live=live, state=path, experiment=experiment) as progress:
             status, trials = run_experiment(experiment, options, progress)
     except RunError as error:
         fail(str(error), error.code)

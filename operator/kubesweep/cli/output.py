@@ -49,6 +49,13 @@ def fmt_value(value: ParameterValue | None) -> str:
     return str(value)
 
 
+def fmt_fidelity(value: float | None) -> str:
+    """A fidelity: a whole number without its ``.0``."""
+    if value is None:
+        return "-"
+    return str(int(value)) if float(value).is_integer() else fmt_value(value)
+
+
 def fmt_params(parameters: Mapping[str, ParameterValue], limit: int = 80) -> str:
     """``a=1 b=0.01`` cut to ``limit`` characters."""
     text = " ".join(f"{k}={fmt_value(v)}" for k, v in parameters.items())
@@ -96,10 +103,15 @@ def trials_table(
     objective: str,
     metrics: Sequence[str] = (),
     parameters: Sequence[str] = (),
+    fidelity: str | None = None,
     title: str | None = None,
     ranked: bool = False,
 ) -> Table:
-    """A table of trials: rank, name, phase, objective, metrics, parameters, duration."""
+    """A table of trials: rank, name, phase, objective, metrics, parameters, duration.
+
+    ``fidelity`` names the fidelity parameter of a multi-fidelity sweep, shown after
+    the parameters.
+    """
     table = Table(title=title, header_style="bold")
     if ranked:
         table.add_column("#", justify="right")
@@ -110,12 +122,16 @@ def trials_table(
         table.add_column(metric.upper(), justify="right")
     for parameter in parameters:
         table.add_column(parameter, justify="right")
+    if fidelity is not None:
+        table.add_column(fidelity, justify="right")
     table.add_column("DURATION", justify="right")
     for position, record in enumerate(records, start=1):
         row = [str(position)] if ranked else []
         row += [record.name, phase_text(record.phase), fmt_number(record.objective)]
         row += [fmt_number(record.metrics.get(m)) for m in metrics]
         row += [fmt_value(record.parameters.get(p)) for p in parameters]
+        if fidelity is not None:
+            row.append(fmt_fidelity(record.fidelity))
         row.append(fmt_duration(record.duration))
         table.add_row(*row)
     return table

@@ -80,6 +80,34 @@ class TrialRecord:
         return row
 
 
+def fidelity_value(spec: ExperimentSpec | None, fidelity: float | None) -> ParameterValue | None:
+    """A trial's fidelity as its parameter takes it: a whole number for an ``int`` fidelity."""
+    if fidelity is None:
+        return None
+    if spec is not None and spec.fidelity is not None and spec.fidelity.type == "int":
+        return int(fidelity)
+    return fidelity
+
+
+def with_fidelity(
+    spec: ExperimentSpec | None,
+    parameters: Mapping[str, ParameterValue],
+    fidelity: float | None,
+) -> dict[str, ParameterValue]:
+    """The parameters in the spec's order, then the fidelity under its name (``epochs=9``).
+
+    Multi-fidelity algorithms run the same parameters at several fidelities, so a
+    trial shown without it is indistinguishable from its siblings.
+    """
+    order = [p.name for p in spec.parameters] if spec is not None else []
+    shown = {name: parameters[name] for name in order if name in parameters}
+    shown.update(parameters)
+    value = fidelity_value(spec, fidelity)
+    if spec is not None and spec.fidelity is not None and value is not None:
+        shown[spec.fidelity.parameter] = value
+    return shown
+
+
 def metric_values(spec: ExperimentSpec | None, status: TrialStatus) -> dict[str, float]:
     """Each metric of a trial reduced by the experiment's strategy for it."""
     values = {}

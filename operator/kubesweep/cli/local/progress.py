@@ -9,6 +9,8 @@ per event, which is what a log wants.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console, Group, RenderableType
@@ -16,9 +18,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from kubesweep.api import Experiment, ParameterValue
 from kubesweep.cli.failures import headline
-from kubesweep.cli.local.runner import Snapshot
+from kubesweep.cli.local.runner import RunningTrial, Snapshot
+from kubesweep.cli.local.store import LocalTrial, Store
 from kubesweep.cli.output import fmt_duration, fmt_number, fmt_params
+from kubesweep.cli.ranking import with_fidelity
 
 #: How the runner ends a retry's message.
 _RETRY = re.compile(r"\(retry \d+\)\s*$")
@@ -53,8 +58,15 @@ def summary_line(snapshot: Snapshot) -> str:
     return " · ".join(parts)
 
 
-def panel(snapshot: Snapshot) -> RenderableType:
-    """The live panel: a table of running trials under the summary line."""
+def panel(
+    snapshot: Snapshot,
+    parameters_of: Callable[[RunningTrial], Mapping[str, ParameterValue]] | None = None,
+) -> RenderableType:
+    """The live panel: a table of running trials under the summary line.
+
+    ``parameters_of`` gives what the PARAMETERS column shows of a trial (its
+    parameters, by default; the progress display adds the fidelity).
+    """
     metric = snapshot.experiment.spec.objective.metric
     table = Table(header_style="bold", expand=False, box=None)
     table.add_column("RUNNING")
@@ -68,7 +80,7 @@ def panel(snapshot: Snapshot) -> RenderableType:
             "-" if trial.step is None else str(trial.step),
             fmt_number(trial.objective),
             fmt_duration(trial.seconds),
-            fmt_params(trial.parameters, 60),
+            fmt_params(parameters_of(trial) if parameters_of else trial.parameters, 60),
         )
     head = Text(f"{snapshot.experiment.metadata.name}: {summary_line(snapshot)}", style="bold")
     return Group(head, table) if snapshot.running else head
@@ -77,11 +89,21 @@ def panel(snapshot: Snapshot) -> RenderableType:
 class Progress:
     """The runner's :class:`~kubesweep.cli.local.runner.Observer` for the terminal."""
 
-    def __init__(self, console: Console, *, live: bool | None = None) -> None:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        live: bool | None = None,
+        state: Path | None = None,
+        experiment: Experiment | None = None,
+    ) -> None:
         self.console = console
         self.live_enabled = console.is_terminal if live is None else live
         self._live: Live | None = None
         self._last_line = ""
+        self._spec = experiment.spec if experiment is not None else None
+        self._state = StateReader(state) if state is not None else None
+        self._fidelity: dict[str, float | None] = {}
 
     def __enter__(self) -> Progress:
         if self.live_enabled:
@@ -98,6 +120,8 @@ class Progress:
         if self._live is not None:
             self._live.__exit__(kind, error, traceback)
             self._live = None
+        if self._state is not None:
+            self._state.close()
 
     def note(self, message: str) -> None:
         """A remark, printed once."""
@@ -112,15 +136,63 @@ class Progress:
         retry = _RETRY.search(message)
         if retry and retry.group(0) not in first:
             first += f" {retry.group(0)}"
+        if phase == "Started":
+            first = self._started(name, first)
         self.console.print(Text.assemble(f"{name} ", (phase, "bold"), f" {first}" if first else ""))
+
+    def _started(self, name: str, message: str) -> str:
+        """The parameters with the fidelity, short, in place of the runner's ``dict`` of them.
+
+        The runner's event names the parameters only; a multi-fidelity sweep runs the
+        same ones at several fidelities, so the trial's fidelity is read from the state.
+        """
+        trial = self._state.trial(name) if self._state is not None else None
+        if trial is None:
+            return message
+        self._fidelity[name] = trial.fidelity
+        shown = with_fidelity(self._spec, trial.parameters, trial.fidelity)
+        written = repr(dict(trial.parameters))
+        if message.startswith(written):
+            return fmt_params(shown, 160) + message[len(written) :]
+        extra = {k: v for k, v in shown.items() if k not in trial.parameters}
+        return f"{message} {fmt_params(extra)}" if extra else message
 
     def progress(self, snapshot: Snapshot) -> None:
         """Redraw the panel (terminal) or print the summary when it changed (pipe)."""
         if self._live is not None:
-            self._live.update(panel(snapshot))
+            self._live.update(panel(snapshot, self._with_fidelity))
             return
         line = summary_line(snapshot)
         core = line.split(" · elapsed")[0]
         if core != self._last_line:
             self._last_line = core
             self.console.print(f"[dim]{line}[/dim]", highlight=False)
+
+    def _with_fidelity(self, trial: RunningTrial) -> Mapping[str, ParameterValue]:
+        return with_fidelity(self._spec, trial.parameters, self._fidelity.get(trial.name))
+
+
+class StateReader:
+    """What the runner's events leave out, read from its state file as they arrive.
+
+    The file exists once the first trial starts; it is opened then (the runner
+    may have replaced it for ``--fresh`` before).
+    """
+
+    def __init__(self, state: Path) -> None:
+        self.path = state
+        self._store: Store | None = None
+
+    def trial(self, name: str) -> LocalTrial | None:
+        """The recorded trial, if the file holds it."""
+        if self._store is None:
+            if not self.path.exists():
+                return None
+            self._store = Store(self.path)
+        return self._store.trial(name)
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from kubesweep.api import Direction, Experiment, ExperimentStatus, ParameterType, TrialPhase
-from kubesweep.cli.ranking import TrialRecord, best_so_far, rank
+from kubesweep.api import (
+    Direction,
+    Experiment,
+    ExperimentStatus,
+    ParameterType,
+    ParameterValue,
+    TrialPhase,
+)
+from kubesweep.cli.output import fmt_value
+from kubesweep.cli.ranking import TrialRecord, best_so_far, rank, with_fidelity
 from kubesweep.cli.report.importance import importance
 
 _MAXIMISED = re.compile(r"acc|auc|f1|precision|recall|score|r2|reward|map\b|iou", re.I)
@@ -190,8 +198,9 @@ def importances(records: Sequence[TrialRecord], experiment: Experiment) -> list[
 def summary(experiment: Experiment, records: Sequence[TrialRecord]) -> dict[str, Any]:
     """Headline figures: phase, counts, best trial."""
     status = experiment.status or ExperimentStatus()
+    spec = experiment.spec
     best = status.best_trial
-    ranked = rank(records, experiment.spec.objective.direction)
+    ranked = rank(records, spec.objective.direction)
     return {
         "phase": status.phase.value,
         "message": status.message or "",
@@ -199,17 +208,29 @@ def summary(experiment: Experiment, records: Sequence[TrialRecord]) -> dict[str,
         "counts": {phase.value: sum(r.phase is phase for r in records) for phase in TrialPhase},
         "best": None
         if best is None
-        else {"name": best.name, "objective": best.objective, "parameters": best.parameters},
+        else {
+            "name": best.name,
+            "objective": best.objective,
+            "parameters": shown_parameters(with_fidelity(spec, best.parameters, best.fidelity)),
+        },
         "top": [
             {
                 "name": r.name,
                 "phase": r.phase.value,
                 "objective": r.objective,
-                "parameters": {k: str(v) for k, v in r.parameters.items()},
+                "parameters": shown_parameters(with_fidelity(spec, r.parameters, r.fidelity)),
             }
             for r in ranked[:10]
         ],
     }
+
+
+def shown_parameters(parameters: Mapping[str, ParameterValue]) -> dict[str, str]:
+    """Parameter values as the page's text shows them: floats to 4 significant digits.
+
+    The exact values are in ``kubesweep best`` and ``kubesweep trials -o json``.
+    """
+    return {name: fmt_value(value) for name, value in parameters.items()}
 
 
 def report_data(

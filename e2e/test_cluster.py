@@ -8,7 +8,6 @@ the process node's own files are skipped there.
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import time
 from functools import partial
@@ -18,6 +17,7 @@ import pytest
 
 from cluster.kube import JSON, ApiError, Kube, KubeConfig, path_for
 from conftest import IMAGE, Apply, Cluster, wait_for
+from stack import free_port
 
 
 def job(name: str, script: str, *, backoff: int = 0, **pod: Any) -> JSON:
@@ -582,7 +582,7 @@ def test_probes_gate_readiness_and_restart_on_liveness_failure(
 ) -> None:
     if cluster.local is None:
         pytest.skip("uses host ports of the process node")
-    port = random.randint(30000, 39999)
+    port = free_port()  # pods of the process node share this machine's ports
     web = (
         "import http.server, time\n"
         "time.sleep(2)\n"

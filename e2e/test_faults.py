@@ -27,7 +27,8 @@ import pytest
 import chartstack
 from cluster import faults
 from cluster.kube import path_for
-from conftest import Cluster, e2e_node_kind, wait_for
+from cluster.local import ClusterInfo
+from conftest import Apply, Cluster, e2e_node_kind, wait_for
 from sweeps import (
     STEPS_PROGRAM,
     describe,
@@ -73,7 +74,7 @@ def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture
-def info(cluster: Cluster):
+def info(cluster: Cluster) -> ClusterInfo:
     if cluster.local is None:
         pytest.skip("faults are inflicted on the local cluster's processes only")
     return cluster.local
@@ -117,14 +118,18 @@ def assert_exact(cluster: Cluster, namespace: str, name: str, max_trials: int) -
     assert status["bestTrial"]["name"] == best["metadata"]["name"]
 
 
-def test_the_api_server_restarted_mid_sweep(cluster, info, namespace, apply, stack):
+def test_the_api_server_restarted_mid_sweep(
+    cluster: Cluster, info: ClusterInfo, namespace: str, apply: Apply, stack: Operated
+) -> None:
     apply(stepped("apiserver", {"maxTrials": 8, "parallelTrials": 3}))
     wait_for(lambda: running_trials(cluster, namespace), 90, 0.2, what="a running trial")
     faults.restart(info, "kube-apiserver", lambda: cluster.kube.get_raw("/readyz") == "ok", 120)
     assert_exact(cluster, namespace, "apiserver", 8)
 
 
-def test_etcd_frozen_mid_sweep(cluster, info, namespace, apply, stack):
+def test_etcd_frozen_mid_sweep(
+    cluster: Cluster, info: ClusterInfo, namespace: str, apply: Apply, stack: Operated
+) -> None:
     apply(stepped("etcd", {"maxTrials": 8, "parallelTrials": 3}))
     wait_for(lambda: running_trials(cluster, namespace), 90, 0.2, what="a running trial")
     with faults.frozen(info, "etcd"):
@@ -132,7 +137,9 @@ def test_etcd_frozen_mid_sweep(cluster, info, namespace, apply, stack):
     assert_exact(cluster, namespace, "etcd", 8)
 
 
-def test_the_operator_killed_at_random_moments(cluster, namespace, apply, stack):
+def test_the_operator_killed_at_random_moments(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Operated
+) -> None:
     """SIGKILLed five times mid-sweep: no trial lost or doubled, every objective exact."""
     rng = random.Random(11)
     apply(stepped("killed", {"maxTrials": 10, "parallelTrials": 3}))
@@ -142,7 +149,9 @@ def test_the_operator_killed_at_random_moments(cluster, namespace, apply, stack)
     assert_exact(cluster, namespace, "killed", 10)
 
 
-def test_a_node_lost_mid_trial(cluster, info, namespace, apply, stack):
+def test_a_node_lost_mid_trial(
+    cluster: Cluster, info: ClusterInfo, namespace: str, apply: Apply, stack: Operated
+) -> None:
     """The node dies with its trials' pods; each Job retries its pod once the node is back.
 
     On the real node the chart's own pods die with it and come back on it too.
@@ -170,7 +179,9 @@ def test_a_node_lost_mid_trial(cluster, info, namespace, apply, stack):
 SUGGESTION_DOWN_SECONDS = 60
 
 
-def test_the_suggestion_service_down_for_a_minute_mid_sweep(cluster, namespace, apply, stack):
+def test_the_suggestion_service_down_for_a_minute_mid_sweep(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Operated
+) -> None:
     """The sweep shows Stalled while the service is away, then ends exactly as planned."""
     apply(stepped("no-suggestions", {"maxTrials": 6, "parallelTrials": 2}))
     wait_for(lambda: running_trials(cluster, namespace), 90, 0.2, what="a running trial")

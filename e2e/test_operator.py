@@ -1,5 +1,8 @@
 """The operator on a real API server: whole sweeps, failures, targets, deletion, restarts.
 
+The operator killed at random moments mid-sweep is a case of the fault suite
+(``test_faults.py``), which runs on both nodes.
+
 The suggestion service and the operator run as processes beside the cluster
 (:mod:`stack`), watching all namespaces; each test works in its own namespace.
 Trial programs are one-line Python scripts printing ``loss=<value>`` so the
@@ -8,7 +11,6 @@ metrics they report are known exactly.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator
 
@@ -19,7 +21,6 @@ from conftest import Apply, Cluster, wait_for
 from stack import Stack
 from sweeps import (
     API,
-    STEPS_PROGRAM,
     describe,
     end_condition,
     ended,
@@ -105,35 +106,6 @@ def test_deleting_an_experiment_removes_trials_and_jobs(
         1.0,
         what="trials, jobs and pods to be deleted",
     )
-
-
-def test_operator_killed_and_restarted_mid_sweep_ends_with_exactly_max_trials(
-    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
-) -> None:
-    """SIGKILLed at random moments: no trial lost or doubled, every objective what was printed."""
-    rng = random.Random(11)
-    manifest = experiment("restart", {"maxTrials": 10, "parallelTrials": 3})
-    container = manifest["spec"]["trialTemplate"]["job"]["template"]["spec"]["containers"][0]
-    container["command"] = ["python", "-c", STEPS_PROGRAM]
-    container["args"] = ["${params.x}"]
-    apply(manifest)
-    for _ in range(5):
-        time.sleep(rng.uniform(0.5, 4.0))
-        stack.restart_operator()
-    status = wait_end(cluster, namespace, "restart", timeout=300)
-    assert end_condition(status)["reason"] == "MaxTrialsReached"
-    names = sorted(t["metadata"]["name"] for t in trials(cluster, namespace))
-    assert names == sorted(f"restart-{i}" for i in range(10))
-    assert status["trials"]["succeeded"] == 10
-    for trial in trials(cluster, namespace):  # no observation lost across the restarts
-        x = float(trial["spec"]["parameters"]["x"])
-        where = f"{trial['metadata']['name']}: {trial['status']}"
-        assert trial["status"]["objective"] == printed_last(x), where
-        assert trial["status"]["metrics"][0]["count"] == 5, where
-        assert [p["step"] for p in trial["status"]["curve"]] == [1, 2, 3, 4, 5], where
-        assert metrics_account(trial) == ("True", "CollectorSummary"), where
-    best = min(trials(cluster, namespace), key=lambda t: t["status"]["objective"])
-    assert status["bestTrial"]["name"] == best["metadata"]["name"]
 
 
 #: Two steps, a pause in which the test stops the operator, then three more steps.

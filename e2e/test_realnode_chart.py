@@ -20,6 +20,7 @@ import re
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -73,14 +74,15 @@ def _run(cluster: Cluster, namespace: str, documents: list[JSON]) -> dict[str, J
     """Create the Experiments, wait until each has ended; name -> final Experiment."""
     for document in documents:
         cluster.kube.create(path_for(API, "experiments", namespace), document)
+    names = [d["metadata"]["name"] for d in documents]
     return {
-        d["metadata"]["name"]: wait_for(
-            lambda d=d: _ended(cluster, namespace, d["metadata"]["name"]),
+        name: wait_for(
+            partial(_ended, cluster, namespace, name),
             SWEEP_TIMEOUT,
             interval=1,
-            what=f"Experiment {namespace}/{d['metadata']['name']} to end (Succeeded or Failed)",
+            what=f"Experiment {namespace}/{name} to end (Succeeded or Failed)",
         )
-        for d in documents
+        for name in names
     }
 
 

@@ -1,6 +1,6 @@
 """A real node for the local cluster: containerd, runc, the kubelet and kube-proxy.
 
-The process node (``processnode.py``) imitates a kubelet and is fast; this node *is*
+The process node (``processnode/``) imitates a kubelet and is fast; this node *is*
 one, so native sidecars, termination messages, signal order, images' entrypoints,
 users and Service networking behave as on the clusters users run. What it is made of
 is decided in ``realconfig.py``; this module starts and stops it.

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 
-from kubesweep.api import Experiment, ExperimentStatus, TrialPhase
+from kubesweep.api import Experiment, ExperimentStatus, TrialPhase, TrialStatus
 from kubesweep.cli import display
+from kubesweep.cli.failures import metric_hint
 from kubesweep.cli.local.processes import failure_text
 from kubesweep.cli.local.progress import Progress
+from kubesweep.cli.local.runner import trials_dir
+from kubesweep.cli.local.store import LocalTrial, Store
 from kubesweep.cli.ranking import TrialRecord
 from tests.cli.conftest import example, record
 
@@ -83,3 +88,58 @@ def test_describe_prints_a_traceback_once() -> None:
 
 def test_a_one_line_output_is_not_repeated() -> None:
     assert failure_text(1, ["boom"]) == "the trial process ended with exit code 1: boom"
+
+
+def unreported(index: int) -> TrialRecord:
+    base = record(index, None, TrialPhase.METRICS_UNAVAILABLE)
+    return TrialRecord(
+        **{
+            **base.__dict__,
+            "reason": "ObjectiveNotReported",
+            "message": "the Job completed but never reported val_loss",
+        }
+    )
+
+
+def test_a_metric_printed_in_another_form_gets_the_form_that_is_read() -> None:
+    spec = example("random").spec
+    hint = metric_hint(spec, ["epoch 1", "val_loss: 0.25 accuracy: 0.9"])
+    assert hint is not None
+    assert "val_loss: 0.25" in hint
+    assert "val_loss=0.25" in hint
+    assert "never mentions val_loss" in (metric_hint(spec, ["training done"]) or "")
+    assert metric_hint(spec, ["val_loss=0.25"]) is None  # read: something else went wrong
+
+
+def test_a_local_trial_without_its_objective_is_a_process_and_gets_a_hint() -> None:
+    experiment = example("random")
+    output = {"exp-0": ["val_loss: 0.25"]}
+    text = printed(display.failure_summary(experiment, [unreported(0)], output, local=True))
+    assert "the trial process exited 0 but never reported val_loss" in text
+    assert "Job" not in text
+    assert "val_loss=0.25" in text
+    text = printed(display.failure_summary(experiment, [unreported(0)], output))
+    assert "the Job completed but never reported val_loss" in text
+
+
+def test_the_event_of_a_trial_without_its_objective_has_the_hint(tmp_path: Path) -> None:
+    experiment = example("random")
+    state = tmp_path / "r.db"
+    store = Store(state)
+    store.set_meta(experiment="digits-random", manifest=experiment.model_dump_json())
+    status = TrialStatus(
+        phase=TrialPhase.METRICS_UNAVAILABLE,
+        reason="ObjectiveNotReported",
+        message="the Job completed but never reported val_loss",
+    )
+    store.add_trial(LocalTrial(index=0, name="digits-random-0", parameters={}, status=status))
+    store.close()
+    log = trials_dir(state) / "digits-random-0" / "stdout.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("val_loss: 0.25\n")
+    console = Console(width=300, record=True)
+    with Progress(console, live=False, state=state, experiment=experiment) as progress:
+        progress.trial_event("digits-random-0", "MetricsUnavailable", status.message or "")
+    line = console.export_text()
+    assert "trial process exited 0 but never reported val_loss" in line
+    assert "val_loss=0.25" in line

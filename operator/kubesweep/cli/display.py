@@ -15,7 +15,14 @@ from rich.table import Table
 from rich.text import Text
 
 from kubesweep.api import BestTrial, Experiment, ExperimentStatus, TrialPhase
-from kubesweep.cli.failures import causes, details, failed_trials, headline, name_list
+from kubesweep.cli.failures import (
+    causes,
+    details,
+    explain,
+    failed_trials,
+    headline,
+    name_list,
+)
 from kubesweep.cli.output import age, fmt_number, fmt_params, phase_text, trials_table
 from kubesweep.cli.ranking import TrialRecord, rank, with_fidelity
 from kubesweep.rendering import format_value, param_env_name
@@ -116,13 +123,20 @@ def failed(records: Sequence[TrialRecord]) -> list[TrialRecord]:
 
 
 def failure_summary(
-    experiment: Experiment, records: Sequence[TrialRecord], *, whole: int = 3
+    experiment: Experiment,
+    records: Sequence[TrialRecord],
+    outputs: Mapping[str, Sequence[str]] | None = None,
+    *,
+    local: bool = False,
+    whole: int = 3,
 ) -> RenderableType | None:
     """Why trials failed, one entry per cause; the output of the ``whole`` most frequent ones.
 
-    ``None`` when no trial failed.
+    ``outputs`` holds the last lines some trials printed (for hints about their
+    metrics); ``local`` says the trials were local processes. ``None`` when no
+    trial failed.
     """
-    del experiment  # the views of one cause do not depend on it (yet)
+    outputs = outputs or {}
     found = causes(records)
     if not found:
         return None
@@ -135,7 +149,11 @@ def failure_summary(
         text.append(f"{cause.phase.value} ", style="bold red")
         text.append(f"{name_list(cause.names)}")
         text.append(f" ({count} trial{'s' if count != 1 else ''})" if count > 1 else "")
-        text.append(f": {cause.headline or cause.reason}\n")
+        latest = cause.trials[0]
+        said = explain(
+            cause.reason, cause.message, experiment.spec, outputs.get(latest.name), local=local
+        )
+        text.append(f": {headline(said) or cause.reason}\n")
         output = details(cause.message)
         if output and position < whole:
             text.append(_indent(output) + "\n", style="dim")
@@ -147,9 +165,17 @@ def _indent(text: str, prefix: str = "    ") -> str:
 
 
 def describe(
-    experiment: Experiment, records: Sequence[TrialRecord], logs: Mapping[str, str]
+    experiment: Experiment,
+    records: Sequence[TrialRecord],
+    logs: Mapping[str, str],
+    *,
+    local: bool = False,
 ) -> RenderableType:
-    """``kubesweep describe``: spec summary, best trial, conditions, top trials, failures."""
+    """``kubesweep describe``: spec summary, best trial, conditions, top trials, failures.
+
+    ``logs`` holds the end of some failed trials' output; ``local`` says they were
+    local processes.
+    """
     status = experiment.status or ExperimentStatus()
     parts: list[RenderableType] = [_summary(experiment, status)]
     if status.best_trial is not None:
@@ -159,7 +185,9 @@ def describe(
     if records:
         top = rank(records, experiment.spec.objective.direction)[:10]
         parts.append(experiment_trials_table(experiment, top, title="Top trials", ranked=True))
-    parts.extend(_failure(record, logs.get(record.name)) for record in failed(records)[:3])
+    parts.extend(
+        _failure(experiment, record, logs.get(record.name), local) for record in failed(records)[:3]
+    )
     return Group(*parts)
 
 
@@ -224,11 +252,18 @@ def _conditions_table(status: ExperimentStatus) -> Table:
     return conditions
 
 
-def _failure(record: TrialRecord, log: str | None) -> Text:
+def _failure(experiment: Experiment, record: TrialRecord, log: str | None, local: bool) -> Text:
     """A failed trial: its reason and cause, then its log (else the output its message holds)."""
+    said = explain(
+        record.reason,
+        record.message,
+        experiment.spec,
+        log.splitlines() if log else None,
+        local=local,
+    )
     text = Text()
     text.append(f"Trial {record.name} {record.phase.value}", style="bold red")
-    text.append(f": {record.reason or ''} {headline(record.message)}\n")
+    text.append(f": {record.reason or ''} {headline(said)}\n")
     output = log.rstrip() if log else details(record.message)
     if output:
         text.append(output + "\n", style="dim")

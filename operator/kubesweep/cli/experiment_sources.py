@@ -95,6 +95,10 @@ class LocalSource:
             for t in self.store.trials()
         ]
 
+    def log_lines(self, trial: str, lines: int) -> list[str]:
+        """The last non-empty lines of the trial's log (none if it has no log)."""
+        return log_tail(trials_dir(self.path) / trial / "stdout.log", lines)
+
     def log(self, trial: str, tail: int | None = None) -> str:
         """The trial's stdout log from its folder beside the state file."""
         path = trials_dir(self.path) / trial / "stdout.log"

@@ -6,19 +6,29 @@ with the output that led there. One-line views show that first line; views
 with room show the rest once per cause, not once per trial, because a sweep
 whose every trial fails usually fails for one reason.
 
+A trial that ended without its objective gets a hint from its output: the
+stdout source reads ``name=value`` pairs, and a trainer that prints
+``loss: 0.1`` is told so, with the line it printed and the form that is read.
+
 Pure: records and text in, text out.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kubesweep.api import TrialPhase
+from kubesweep.api import ExperimentSpec, MetricsSource, TrialPhase
 from kubesweep.cli.ranking import TrialRecord
 
 #: Phases of a trial that ended without a result.
 FAILED_PHASES = (TrialPhase.FAILED, TrialPhase.METRICS_UNAVAILABLE)
+#: The reason of a trial whose workload completed without reporting the objective.
+NOT_REPORTED = "ObjectiveNotReported"
+#: Lines of output a hint looks through (the end of it: where the last metrics are).
+HINT_LINES = 200
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 
 
 def headline(message: str | None) -> str:
@@ -74,3 +84,59 @@ def name_list(names: Sequence[str], limit: int = 6) -> str:
     """``a, b, c`` with ``and N more`` past ``limit`` names."""
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def _other_form(metric: str) -> re.Pattern[str]:
+    """The metric's name then a number, joined by anything but ``=`` (``loss: 0.1``)."""
+    name = re.escape(metric)
+    return re.compile(
+        rf"(?<![\w.\-/|]){name}[\"']?(?:\s*[:\s]|\s*->|\s*=>)\s*(?P<value>{_NUMBER})(?!\w)",
+        re.IGNORECASE,
+    )
+
+
+def metric_hint(spec: ExperimentSpec, output: Sequence[str]) -> str | None:
+    """What the trainer should print so that the objective is read, from what it printed.
+
+    ``None`` when the output holds the objective in the form the source reads
+    (then the cause is elsewhere) or when the source does not read the output.
+    """
+    metric = spec.objective.metric
+    metrics = spec.trial_template.metrics
+    if metrics.source is MetricsSource.PUSH:
+        return f"call kubesweep.report({metric}=...) in the trainer"
+    if metrics.source is not MetricsSource.STDOUT or metrics.filters:
+        return None
+    for line in reversed(output):
+        if re.search(rf"(?<![\w.\-/|]){re.escape(metric)}\s*=\s*{_NUMBER}", line):
+            return None
+        found = _other_form(metric).search(line)
+        if found:
+            return (
+                f"it printed `{line.strip()[:120]}`, and the stdout source reads name=value "
+                f"pairs: print `{metric}={found.group('value')}`"
+            )
+    if not any(metric.lower() in line.lower() for line in output):
+        return (
+            f"its output never mentions {metric}; the stdout source reads name=value pairs, "
+            f"such as `{metric}=0.25` on a line of their own or among others"
+        )
+    return f"the stdout source reads name=value pairs, such as `{metric}=0.25`"
+
+
+def explain(
+    reason: str | None,
+    message: str | None,
+    spec: ExperimentSpec,
+    output: Sequence[str] | None,
+    *,
+    local: bool = False,
+) -> str:
+    """A trial's status message, in a local run's words, with a hint for a missing objective."""
+    if reason != NOT_REPORTED:
+        return message or ""
+    metric = spec.objective.metric
+    what = "the trial process exited 0" if local else "the Job completed"
+    text = f"{what} but never reported {metric}"
+    hint = metric_hint(spec, output or [])
+    return f"{text}; {hint}" if hint else text

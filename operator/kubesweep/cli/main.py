@@ -24,9 +24,10 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from kubesweep.api import Direction, Experiment, ManifestError, load_experiments
+from kubesweep.api import Direction, Experiment, ManifestError, TrialPhase, load_experiments
 from kubesweep.cli import display
 from kubesweep.cli.experiment_sources import LocalSource, NotFoundError, Source, default_state
+from kubesweep.cli.failures import HINT_LINES
 from kubesweep.cli.output import FORMATS, emit
 from kubesweep.cli.ranking import SORT_KEYS, is_known_sort_key, rank, sort_records
 
@@ -230,7 +231,12 @@ def run(
     records = rank(source.trials(done), done.spec.objective.direction)
     title = f"{done.metadata.name}: trials ranked by {done.spec.objective.metric}"
     console.print(display.experiment_trials_table(done, records, title=title, ranked=True))
-    failures = display.failure_summary(done, records)
+    outputs = {
+        r.name: source.log_lines(r.name, HINT_LINES)
+        for r in records
+        if r.phase is TrialPhase.METRICS_UNAVAILABLE
+    }
+    failures = display.failure_summary(done, records, outputs, local=True)
     if failures is not None:
         console.print(failures)
     console.print(display.end_line(status, first_line=failures is not None))
@@ -297,7 +303,8 @@ def describe(
             logs[record.name] = source.log(record.name, tail)
         except Exception as error:
             logs[record.name] = f"(log unavailable: {error})"
-    console.print(display.describe(experiment, records, logs))
+    local = isinstance(source, LocalSource)
+    console.print(display.describe(experiment, records, logs, local=local))
 
 
 @main.command()

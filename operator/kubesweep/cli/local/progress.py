@@ -19,8 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from kubesweep.api import Experiment, ParameterValue
-from kubesweep.cli.failures import headline
-from kubesweep.cli.local.runner import RunningTrial, Snapshot
+from kubesweep.cli.failures import HINT_LINES, explain, headline
+from kubesweep.cli.local.processes import log_tail
+from kubesweep.cli.local.runner import RunningTrial, Snapshot, trials_dir
 from kubesweep.cli.local.store import LocalTrial, Store
 from kubesweep.cli.output import fmt_duration, fmt_number, fmt_params
 from kubesweep.cli.ranking import with_fidelity
@@ -138,7 +139,17 @@ class Progress:
             first += f" {retry.group(0)}"
         if phase == "Started":
             first = self._started(name, first)
+        elif phase == "MetricsUnavailable":
+            first = self._unreported(name, first)
         self.console.print(Text.assemble(f"{name} ", (phase, "bold"), f" {first}" if first else ""))
+
+    def _unreported(self, name: str, message: str) -> str:
+        """Why the objective was not read, with a hint from the trial's output."""
+        trial = self._state.trial(name) if self._state is not None else None
+        if trial is None or self._spec is None or self._state is None:
+            return message
+        output = self._state.output(name, HINT_LINES)
+        return headline(explain(trial.status.reason, message, self._spec, output, local=True))
 
     def _started(self, name: str, message: str) -> str:
         """The parameters with the fidelity, short, in place of the runner's ``dict`` of them.
@@ -190,6 +201,10 @@ class StateReader:
                 return None
             self._store = Store(self.path)
         return self._store.trial(name)
+
+    def output(self, name: str, lines: int) -> list[str]:
+        """The last lines a trial printed (its log beside the state file)."""
+        return log_tail(trials_dir(self.path) / name / "stdout.log", lines)
 
     def close(self) -> None:
         """Close the file."""

@@ -149,7 +149,7 @@ class OptunaHyperband:
     after every epoch."""
 
     def __init__(self, problem: Problem, seed: int) -> None:
-        import optuna
+        import optuna  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         from bench.suggest.peers import optuna_distributions
 

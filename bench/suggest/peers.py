@@ -45,7 +45,7 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     logging.getLogger("hyperopt").setLevel(logging.ERROR)
     try:
-        import optuna
+        import optuna  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
     except ImportError:
@@ -60,7 +60,7 @@ def quiet_libraries() -> None:
 
 def optuna_distributions(parameters: Sequence[Parameter]) -> dict[str, Any]:
     """Optuna distributions equal to the kubesweep parameters."""
-    from optuna.distributions import (
+    from optuna.distributions import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
         CategoricalDistribution,
         FloatDistribution,
         IntDistribution,
@@ -76,13 +76,13 @@ def optuna_distributions(parameters: Sequence[Parameter]) -> dict[str, Any]:
             step = 1 if p.log or p.step is None else round(p.step)
             out[p.name] = IntDistribution(round(p.min), round(p.max), log=p.log, step=step)
         else:
-            out[p.name] = FloatDistribution(p.min, p.max, log=p.log, step=p.step)  # type: ignore[arg-type]
+            out[p.name] = FloatDistribution(p.min, p.max, log=p.log, step=p.step)  # type: ignore[arg-type, unused-ignore]
     return out
 
 
 def skopt_dimensions(parameters: Sequence[Parameter]) -> list[Any]:
     """scikit-optimize dimensions equal to the kubesweep parameters (steps not expressible)."""
-    from skopt.space import Categorical, Integer, Real
+    from skopt.space import Categorical, Integer, Real  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
     out: list[Any] = []
     for p in parameters:
@@ -98,7 +98,7 @@ def skopt_dimensions(parameters: Sequence[Parameter]) -> list[Any]:
 
 def hyperopt_space(parameters: Sequence[Parameter]) -> dict[str, Any]:
     """hyperopt expressions equal to the kubesweep parameters."""
-    from hyperopt import hp
+    from hyperopt import hp  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
     out: dict[str, Any] = {}
     for p in parameters:
@@ -178,7 +178,7 @@ def run_optuna(sampler_name: str, problem: Problem, seed: int, trials: int, time
 
 def run_skopt(problem: Problem, seed: int, trials: int, timed: Timed) -> None:
     """``gp_minimize`` with its defaults."""
-    from skopt import gp_minimize
+    from skopt import gp_minimize  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
     names = [p.name for p in problem.parameters]
     gp_minimize(
@@ -303,8 +303,8 @@ def peer_latency(name: str, problem: Problem, n: int, report: Callable[[str, flo
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
     elif name == "hyperopt-tpe":
         from hyperopt import JOB_STATE_DONE, STATUS_OK, tpe
-        from hyperopt.base import Domain
-        from hyperopt.fmin import generate_trials_to_calculate
+        from hyperopt.base import Domain  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        from hyperopt.fmin import generate_trials_to_calculate  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         # Finished trial documents are inserted directly (running fmin 10,000 times
         # just to fill the history would measure fmin, not one suggestion).

@@ -460,10 +460,10 @@ def _style(method: str) -> dict[str, Any]:
 
 def plot_quality(q: Quality, path: Path) -> None:
     """Median best-so-far regret against trials, one panel per problem."""
-    import matplotlib
+    import matplotlib  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
     columns = 4
     rows = math.ceil((len(q.problems) + 1) / columns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Set
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from kubesweep.operator.intake import Intake
 from kubesweep.operator.reconciler import Children, ExperimentState, reconcile
 from kubesweep.operator.runtime import Runtime
 from kubesweep.operator.suggestions import Backoff, SuggestionClient, SuggestionUnavailable
-from kubesweep.planning import PodView
+from kubesweep.planning import Plan, PodView
 from kubesweep.podcontract import wrap_command
 from kubesweep.rendering import RenderSettings
 
@@ -98,7 +99,7 @@ class FakeKube:
 
     # -- what the job controller and the collector would do ------------------
 
-    def finish_jobs(self, now: datetime, objective: Any, *, fail: set[str] = frozenset()) -> None:
+    def finish_jobs(self, now: datetime, objective: Any, *, fail: Set[str] = frozenset()) -> None:
         """Complete (or fail) every running Job; report ``objective(trial)`` as intake would."""
         done = (now - timedelta(minutes=1)).isoformat()
         for name, job in self.jobs.items():
@@ -151,7 +152,7 @@ class FakeBackend:
             return {
                 "stop": [{"name": n, "reason": "worse than the median"} for n in self.stop_names]
             }
-        assignments = []
+        assignments: list[dict[str, Any]] = []
         for _ in range(body["count"]):
             k = next(self.counter)
             if self.limit is not None and k > self.limit:
@@ -233,7 +234,7 @@ class Driver:
         children: Children | None = None,
         state: ExperimentState | None = None,
         advance: timedelta = timedelta(seconds=10),
-    ):
+    ) -> Plan | None:
         self.body["status"] = copy.deepcopy(self.kube.experiment_status)
         self.kube.index_into(self.rt.directory)
         plan = await reconcile(

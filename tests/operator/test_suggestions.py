@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,10 +38,14 @@ class Clock:
         return self.now
 
 
+#: The fake service, the bodies it received, and how it answers (``status``, ``delay``).
+Service = tuple[TestServer, list[dict[str, Any]], dict[str, Any]]
+
+
 @pytest.fixture
-async def service():
+async def service() -> AsyncIterator[Service]:
     calls: list[dict[str, Any]] = []
-    mode = {"status": 200, "delay": 0.0}
+    mode: dict[str, Any] = {"status": 200, "delay": 0.0}
 
     async def suggest(request: web.Request) -> web.Response:
         body = await request.json()
@@ -58,7 +64,7 @@ async def service():
     await server.close()
 
 
-async def test_one_call_for_all_slots(service):
+async def test_one_call_for_all_slots(service: Service) -> None:
     server, calls, _ = service
     client = SuggestionClient(HttpSuggestionBackend(str(server.make_url("")), 5))
     reply = await client.suggest("e1", asking(3))
@@ -67,7 +73,7 @@ async def test_one_call_for_all_slots(service):
     await client.close()
 
 
-async def test_errors_back_off_then_recover(service):
+async def test_errors_back_off_then_recover(service: Service) -> None:
     server, calls, mode = service
     clock = Clock()
     metrics = OperatorMetrics()
@@ -99,7 +105,7 @@ async def test_errors_back_off_then_recover(service):
     await client.close()
 
 
-async def test_slow_service_times_out_with_a_clear_message(service):
+async def test_slow_service_times_out_with_a_clear_message(service: Service) -> None:
     server, _, mode = service
     mode["delay"] = 1.0
     client = SuggestionClient(HttpSuggestionBackend(str(server.make_url("")), 0.2))
@@ -108,21 +114,21 @@ async def test_slow_service_times_out_with_a_clear_message(service):
     await client.close()
 
 
-async def test_unreachable_service():
+async def test_unreachable_service() -> None:
     client = SuggestionClient(HttpSuggestionBackend("http://127.0.0.1:9", 1))
     with pytest.raises(SuggestionUnavailable, match="unreachable"):
         await client.suggest("e1", asking(1))
     await client.close()
 
 
-def test_backoff_is_capped():
+def test_backoff_is_capped() -> None:
     clock = Clock()
     backoff = Backoff(base=1, maximum=8, clock=clock)
     delays = [backoff.failed("k") for _ in range(6)]
     assert delays == [1, 2, 4, 8, 8, 8]
 
 
-async def test_in_process_backend_answers_like_the_service():
+async def test_in_process_backend_answers_like_the_service() -> None:
     from kubesweep.operator.suggestions import InProcessSuggestionBackend
 
     client = SuggestionClient(InProcessSuggestionBackend())
@@ -137,7 +143,7 @@ async def test_in_process_backend_answers_like_the_service():
 
 
 async def test_the_projected_token_is_sent_and_read_again_when_the_kubelet_rotates_it(
-    tmp_path,
+    tmp_path: Path,
 ) -> None:
     seen: list[str | None] = []
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -11,10 +13,11 @@ from kubesweep.api import (
     ConditionType,
     EndReason,
     ExperimentPhase,
+    ExperimentSpec,
     ExperimentStatus,
     TrialPhase,
 )
-from kubesweep.planning import SuggestionHealth, plan_experiment, stop_orders
+from kubesweep.planning import Plan, SuggestionHealth, TrialView, plan_experiment, stop_orders
 from tests.planning.builders import NOW, make_spec, trial
 
 P, R, S, F, E, M = (
@@ -27,7 +30,9 @@ P, R, S, F, E, M = (
 )
 
 
-def replan(spec, trials, previous, **kw):
+def replan(
+    spec: ExperimentSpec, trials: Sequence[TrialView], previous: ExperimentStatus | None, **kw: Any
+) -> Plan:
     return plan_experiment("exp", spec, trials, NOW, generation=1, previous=previous, **kw)
 
 
@@ -44,7 +49,9 @@ def replan(spec, trials, previous, **kw):
         ({"parallelTrials": 1}, [R, R], []),  # lowered below running: nothing killed
     ],
 )
-def test_slots_and_names(budget, phases, expected_indexes):
+def test_slots_and_names(
+    budget: dict[str, Any], phases: list[TrialPhase], expected_indexes: list[int]
+) -> None:
     trials = [trial(i, ph, 1.0 if ph is S else None) for i, ph in enumerate(phases)]
     plan = plan_experiment("exp", make_spec(**budget), trials, NOW)
     assert [n.index for n in plan.new_trials] == expected_indexes
@@ -53,14 +60,14 @@ def test_slots_and_names(budget, phases, expected_indexes):
     assert plan.stop == ()
 
 
-def test_names_fill_gaps_below_max_trials():
+def test_names_fill_gaps_below_max_trials() -> None:
     trials = [trial(0, S, 1.0), trial(2, R)]
     plan = plan_experiment("exp", make_spec(maxTrials=4, parallelTrials=3), trials, NOW)
     assert [n.index for n in plan.new_trials] == [1, 3]
 
 
 @pytest.mark.parametrize("subset_size", range(5))
-def test_restart_from_any_subset_never_recreates_a_seen_index(subset_size):
+def test_restart_from_any_subset_never_recreates_a_seen_index(subset_size: int) -> None:
     spec = make_spec(maxTrials=6, parallelTrials=6)
     everything = [trial(i, S, 1.0) for i in range(5)]
     for subset in itertools.combinations(everything, subset_size):
@@ -72,7 +79,7 @@ def test_restart_from_any_subset_never_recreates_a_seen_index(subset_size):
         assert len(created) + len(subset) <= spec.budget.max_trials
 
 
-def test_jobs_created_for_trials_without_one():
+def test_jobs_created_for_trials_without_one() -> None:
     trials = [trial(0, P, has_job=False), trial(1, S, 1.0, has_job=False)]
     plan = plan_experiment("exp", make_spec(), trials, NOW)
     assert plan.create_jobs == ("exp-0",)
@@ -89,7 +96,13 @@ def test_jobs_created_for_trials_without_one():
         ({"maxFailedTrials": 0}, [F], [None], EndReason.MAX_FAILED_TRIALS_REACHED, False),
     ],
 )
-def test_every_end(budget, phases, objectives, reason, succeeded):
+def test_every_end(
+    budget: dict[str, Any],
+    phases: list[TrialPhase],
+    objectives: list[float | None],
+    reason: EndReason,
+    succeeded: bool,
+) -> None:
     trials = [trial(i, ph, o) for i, (ph, o) in enumerate(zip(phases, objectives, strict=True))]
     plan = plan_experiment("exp", make_spec(**budget), trials, NOW, generation=3)
     assert plan.end is not None
@@ -111,18 +124,18 @@ def test_every_end(budget, phases, objectives, reason, succeeded):
     assert plan.status.condition(ConditionType.RECONCILING) is None
 
 
-def test_target_not_reached_keeps_running():
+def test_target_not_reached_keeps_running() -> None:
     plan = plan_experiment("exp", make_spec(target=0.1), [trial(0, S, 0.4)], NOW)
     assert plan.end is None
 
 
-def test_failures_within_tolerance_keep_running():
+def test_failures_within_tolerance_keep_running() -> None:
     plan = plan_experiment("exp", make_spec(maxFailedTrials=1), [trial(0, F)], NOW)
     assert plan.end is None
     assert [n.index for n in plan.new_trials] == [1, 2]
 
 
-def test_deadline_ends_and_stops_running_trials():
+def test_deadline_ends_and_stops_running_trials() -> None:
     spec = make_spec(maxDuration="1h")
     previous = ExperimentStatus(start_time=NOW - timedelta(minutes=30))
     running = plan_experiment("exp", spec, [trial(0, R)], NOW, previous=previous)
@@ -136,7 +149,7 @@ def test_deadline_ends_and_stops_running_trials():
     assert [o.name for o in plan.stop] == ["exp-1"]
 
 
-def test_exhaustion_waits_for_running_trials_then_ends():
+def test_exhaustion_waits_for_running_trials_then_ends() -> None:
     exhausted = SuggestionHealth(exhausted=True)
     spec = make_spec(maxTrials=10)
     plan = plan_experiment("exp", spec, [trial(0, S, 1.0), trial(1, R)], NOW, suggestion=exhausted)
@@ -149,7 +162,7 @@ def test_exhaustion_waits_for_running_trials_then_ends():
     assert plan.end.reason is EndReason.SEARCH_SPACE_EXHAUSTED
 
 
-def test_raising_max_trials_resumes_an_experiment_finished_by_budget():
+def test_raising_max_trials_resumes_an_experiment_finished_by_budget() -> None:
     trials = [trial(i, S, float(i)) for i in range(4)]
     ended = replan(make_spec(maxTrials=4), trials, None)
     assert ended.end is not None
@@ -162,7 +175,7 @@ def test_raising_max_trials_resumes_an_experiment_finished_by_budget():
     assert resumed.status.condition(ConditionType.SUCCEEDED) is None
 
 
-def test_raising_parallel_trials_adds_slots():
+def test_raising_parallel_trials_adds_slots() -> None:
     trials = [trial(0, R), trial(1, R)]
     assert replan(make_spec(maxTrials=6), trials, None).new_trials == ()
     wider = replan(make_spec(maxTrials=6, parallelTrials=4), trials, None)
@@ -176,7 +189,9 @@ def test_raising_parallel_trials_adds_slots():
         ({"maxFailedTrials": 0}, [F], [None]),
     ],
 )
-def test_final_ends_stay_when_the_budget_grows(budget, phases, objectives):
+def test_final_ends_stay_when_the_budget_grows(
+    budget: dict[str, Any], phases: list[TrialPhase], objectives: list[float | None]
+) -> None:
     trials = [trial(i, ph, o) for i, (ph, o) in enumerate(zip(phases, objectives, strict=True))]
     ended = replan(make_spec(maxTrials=2, **budget), trials, None)
     assert ended.end is not None
@@ -186,7 +201,7 @@ def test_final_ends_stay_when_the_budget_grows(budget, phases, objectives):
     assert later.new_trials == ()
 
 
-def test_exhaustion_is_final_once_recorded():
+def test_exhaustion_is_final_once_recorded() -> None:
     trials = [trial(0, S, 1.0)]
     ended = replan(
         make_spec(maxTrials=5), trials, None, suggestion=SuggestionHealth(exhausted=True)
@@ -197,7 +212,7 @@ def test_exhaustion_is_final_once_recorded():
     assert again.end.reason is EndReason.SEARCH_SPACE_EXHAUSTED
 
 
-def test_status_counts_best_and_gpu_seconds():
+def test_status_counts_best_and_gpu_seconds() -> None:
     trials = [
         trial(0, S, 0.3, gpu=10),
         trial(1, S, 0.2, gpu=5),
@@ -215,7 +230,7 @@ def test_status_counts_best_and_gpu_seconds():
     assert plan.status.phase is ExperimentPhase.RUNNING
 
 
-def test_best_trial_maximize_and_ties_go_to_earliest():
+def test_best_trial_maximize_and_ties_go_to_earliest() -> None:
     spec = make_spec(direction="maximize")
     trials = [trial(0, S, 0.5), trial(1, S, 0.9), trial(2, S, 0.9)]
     best = plan_experiment("exp", spec, trials, NOW).status.best_trial
@@ -223,7 +238,7 @@ def test_best_trial_maximize_and_ties_go_to_earliest():
     assert best.name == "exp-1"
 
 
-def test_pending_only_is_waiting_for_admission():
+def test_pending_only_is_waiting_for_admission() -> None:
     plan = plan_experiment("exp", make_spec(), [trial(0, P), trial(1, P)], NOW)
     assert plan.status.phase is ExperimentPhase.PENDING
     reconciling = plan.status.condition(ConditionType.RECONCILING)
@@ -231,7 +246,7 @@ def test_pending_only_is_waiting_for_admission():
     assert reconciling.reason == "WaitingForAdmission"
 
 
-def test_status_unchanged_is_not_patched():
+def test_status_unchanged_is_not_patched() -> None:
     trials = [trial(0, R), trial(1, S, 1.0)]
     first = replan(make_spec(), trials, None)
     assert first.status_changed
@@ -242,7 +257,7 @@ def test_status_unchanged_is_not_patched():
     assert later.status == first.status
 
 
-def test_suggestion_outage_reconciles_then_stalls_never_fails():
+def test_suggestion_outage_reconciles_then_stalls_never_fails() -> None:
     failing = SuggestionHealth(error="connection refused", failing_since=NOW - timedelta(seconds=5))
     plan = plan_experiment("exp", make_spec(), [], NOW, suggestion=failing)
     assert plan.end is None
@@ -262,14 +277,14 @@ def test_suggestion_outage_reconciles_then_stalls_never_fails():
     assert stalled.end is None
 
 
-def test_early_stop_is_asked_only_with_a_rule_and_running_trials():
+def test_early_stop_is_asked_only_with_a_rule_and_running_trials() -> None:
     median = make_spec(extra={"earlyStopping": {"name": "median"}})
     assert plan_experiment("exp", median, [trial(0, R)], NOW).ask_early_stop
     assert not plan_experiment("exp", median, [trial(0, P)], NOW).ask_early_stop
     assert not plan_experiment("exp", make_spec(), [trial(0, R)], NOW).ask_early_stop
 
 
-def test_stop_orders_only_for_unfinished_trials():
+def test_stop_orders_only_for_unfinished_trials() -> None:
     trials = [trial(0, R), trial(1, S, 1.0)]
     orders = stop_orders([("exp-0", "below median"), ("exp-1", "x"), ("nope", "y")], trials)
     assert [(o.name, o.reason, o.message) for o in orders] == [

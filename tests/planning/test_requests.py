@@ -8,7 +8,7 @@ from kubesweep.planning import TrialView, stop_request, suggest_request
 from tests.planning.builders import make_spec, trial
 
 
-def test_suggest_request_validates_and_maps_states():
+def test_suggest_request_validates_and_maps_states() -> None:
     trials = [
         trial(0, TrialPhase.SUCCEEDED, 0.5),
         trial(1, TrialPhase.RUNNING),
@@ -38,7 +38,7 @@ def test_suggest_request_validates_and_maps_states():
     assert request.trials[3].intermediate[0].value == 0.7
 
 
-def test_stop_request_carries_the_rule():
+def test_stop_request_carries_the_rule() -> None:
     spec = make_spec(extra={"earlyStopping": {"name": "median", "settings": {"minTrials": 2}}})
     request = stop_request(spec, None, [trial(0)])
     assert StopRequest.model_validate(request.to_wire()) == request

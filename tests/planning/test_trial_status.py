@@ -83,12 +83,18 @@ RUNNING_POD = PodView("p", "Running", start_time=NOW - timedelta(hours=1))
         ),
     ],
 )
-def test_phase_table(the_job, metrics, pods, phase, reason):
+def test_phase_table(
+    the_job: dict[str, Any] | None,
+    metrics: TrialMetrics | None,
+    pods: list[PodView],
+    phase: TrialPhase,
+    reason: str | None,
+) -> None:
     status = derive_trial_status(the_job, metrics, NOW, pods=pods, objective_metric="loss")
     assert (status.phase, status.reason) == (phase, reason)
 
 
-def test_success_carries_metrics_times_and_gpu_seconds():
+def test_success_carries_metrics_times_and_gpu_seconds() -> None:
     the_job = job(gpus=2, startTime=T0, completionTime=T1, conditions=[done("Complete")])
     status = derive_trial_status(the_job, METRICS, NOW)
     assert status.phase is TrialPhase.SUCCEEDED
@@ -100,7 +106,7 @@ def test_success_carries_metrics_times_and_gpu_seconds():
     assert status.gpu_seconds == 2 * 1800
 
 
-def test_completed_job_waits_briefly_for_late_metrics():
+def test_completed_job_waits_briefly_for_late_metrics() -> None:
     just_now = (NOW - timedelta(seconds=2)).isoformat()
     the_job = job(completionTime=just_now, conditions=[done("Complete", when=just_now)])
     status = derive_trial_status(the_job, None, NOW)
@@ -108,7 +114,7 @@ def test_completed_job_waits_briefly_for_late_metrics():
     assert derive_trial_status(the_job, METRICS, NOW).phase is TrialPhase.SUCCEEDED
 
 
-def test_objective_already_in_status_counts():
+def test_objective_already_in_status_counts() -> None:
     the_job = job(completionTime=T1, conditions=[done("Complete")])
     previous = TrialStatus(phase=TrialPhase.RUNNING, objective=0.5)
     assert derive_trial_status(the_job, None, NOW, previous=previous).phase is TrialPhase.SUCCEEDED
@@ -117,14 +123,14 @@ def test_objective_already_in_status_counts():
 @pytest.mark.parametrize(
     "final", [TrialPhase.SUCCEEDED, TrialPhase.FAILED, TrialPhase.EARLY_STOPPED]
 )
-def test_finished_phases_are_final(final):
+def test_finished_phases_are_final(final: TrialPhase) -> None:
     previous = TrialStatus(phase=final, reason="X")
     for the_job in (None, job(active=1, ready=1)):
         status = derive_trial_status(the_job, None, NOW, previous=previous)
         assert status.phase is final
 
 
-def test_running_start_time_is_kept():
+def test_running_start_time_is_kept() -> None:
     first = derive_trial_status(job(active=1), None, NOW, pods=(RUNNING_POD,))
     assert first.start_time == RUNNING_POD.start_time
     later = derive_trial_status(
@@ -137,7 +143,7 @@ def test_running_start_time_is_kept():
     assert later.start_time == first.start_time
 
 
-def test_stopped_status():
+def test_stopped_status() -> None:
     previous = TrialStatus(phase=TrialPhase.RUNNING, start_time=NOW - timedelta(seconds=100))
     status = stopped_status(previous, "EarlyStopped", "below median", NOW, job(gpus=1))
     assert status.phase is TrialPhase.EARLY_STOPPED
@@ -145,13 +151,13 @@ def test_stopped_status():
     assert status.gpu_seconds == 100
 
 
-def test_gpus_per_pod():
+def test_gpus_per_pod() -> None:
     assert gpus_per_pod(None) == 0
     assert gpus_per_pod(job(gpus=4)) == 4
     assert gpus_per_pod(job()) == 0
 
 
-def test_pushed_metrics_wait_for_the_collectors_account_until_the_grace_ends():
+def test_pushed_metrics_wait_for_the_collectors_account_until_the_grace_ends() -> None:
     """The objective among the pushes is not enough: more may have been observed."""
     partial = TrialMetrics(objective=0.7, metrics=METRICS.metrics, complete=False)
     just_now = (NOW - timedelta(seconds=2)).isoformat()
@@ -171,7 +177,7 @@ def test_pushed_metrics_wait_for_the_collectors_account_until_the_grace_ends():
     ]
 
 
-def test_a_complete_account_without_the_objective_ends_at_once():
+def test_a_complete_account_without_the_objective_ends_at_once() -> None:
     empty = TrialMetrics(complete=True)
     just_now = (NOW - timedelta(seconds=2)).isoformat()
     the_job = job(completionTime=just_now, conditions=[done("Complete", when=just_now)])

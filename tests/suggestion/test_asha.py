@@ -49,7 +49,7 @@ def done(
         fidelity=fidelity,
         state=TrialState.COMPLETED,
         value=value,
-        tags=tags if tags is not None else {"rung": str([1, 3, 9, 27].index(fidelity))},
+        tags=tags if tags is not None else {"rung": str([1.0, 3.0, 9.0, 27.0].index(fidelity))},
     )
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from kubesweep.suggestion.auth import (
     Authenticator,
@@ -12,6 +17,12 @@ from kubesweep.suggestion.auth import (
     parse_allowed,
     review_from,
 )
+
+if TYPE_CHECKING:
+    from kubesweep.suggestion.service import Engine
+
+#: The guarded service's test client, and its application.
+Guarded = tuple[TestClient[Any, Any], web.Application]
 
 OPERATOR = "system:serviceaccount:kubesweep:kubesweep-operator"
 
@@ -24,7 +35,7 @@ class Clock:
         return self.now
 
 
-def make(answers: dict[str, Review], calls: list[str], clock: Clock, **kw) -> Authenticator:
+def make(answers: dict[str, Review], calls: list[str], clock: Clock, **kw: Any) -> Authenticator:
     async def review(token: str, audience: str) -> Review:
         calls.append(token)
         if token == "unreachable":
@@ -34,7 +45,7 @@ def make(answers: dict[str, Review], calls: list[str], clock: Clock, **kw) -> Au
     return Authenticator(review, frozenset({OPERATOR}), clock=clock, **kw)
 
 
-async def test_the_operators_token_passes_and_its_review_is_cached():
+async def test_the_operators_token_passes_and_its_review_is_cached() -> None:
     calls: list[str] = []
     clock = Clock()
     auth = make({"good": Review(True, OPERATOR)}, calls, clock)
@@ -57,20 +68,20 @@ async def test_the_operators_token_passes_and_its_review_is_cached():
         ("Bearer someone-else", 403),
     ],
 )
-async def test_anyone_else_is_refused(header, status):
+async def test_anyone_else_is_refused(header: str | None, status: int) -> None:
     auth = make({"someone-else": Review(True, "system:serviceaccount:team-a:default")}, [], Clock())
     with pytest.raises(RefusedError) as refused:
         await auth.check(header)
     assert refused.value.status == status
 
 
-async def test_an_unreachable_api_server_is_temporary_and_never_a_pass():
+async def test_an_unreachable_api_server_is_temporary_and_never_a_pass() -> None:
     auth = make({}, [], Clock())
     with pytest.raises(ReviewUnavailableError):
         await auth.check("Bearer unreachable")
 
 
-async def test_the_cache_is_bounded():
+async def test_the_cache_is_bounded() -> None:
     calls: list[str] = []
     auth = make({}, calls, Clock(), max_entries=8)
     for i in range(100):
@@ -79,8 +90,8 @@ async def test_the_cache_is_bounded():
     assert len(auth._answers) == 8
 
 
-def test_a_token_for_another_audience_is_not_valid():
-    answer = {
+def test_a_token_for_another_audience_is_not_valid() -> None:
+    answer: dict[str, Any] = {
         "status": {
             "authenticated": True,
             "user": {"username": OPERATOR},
@@ -93,7 +104,7 @@ def test_a_token_for_another_audience_is_not_valid():
     assert not review_from({}, "kubesweep-suggestion").authenticated
 
 
-def test_allowed_callers_are_namespace_slash_name():
+def test_allowed_callers_are_namespace_slash_name() -> None:
     assert parse_allowed(["kubesweep/op", " system:serviceaccount:x:y ", ""]) == {
         "system:serviceaccount:kubesweep:op",
         "system:serviceaccount:x:y",
@@ -106,8 +117,8 @@ def test_allowed_callers_are_namespace_slash_name():
 
 
 @pytest.fixture
-async def guarded(fake_engine):
-    from aiohttp.test_utils import TestClient, TestServer
+async def guarded(fake_engine: Engine) -> AsyncIterator[Guarded]:
+    from aiohttp.test_utils import TestServer
 
     from kubesweep.suggestion.service import Settings, create_app
 
@@ -124,7 +135,7 @@ async def guarded(fake_engine):
 
 
 @pytest.fixture
-def fake_engine():
+def fake_engine() -> Engine:
     from tests.suggestion.test_service import FakeAlgorithms
 
     fake = FakeAlgorithms()
@@ -135,7 +146,7 @@ def fake_engine():
 @pytest.mark.parametrize(
     ("token", "status"), [(None, 401), ("stranger", 403), ("down", 503), ("operator", 200)]
 )
-async def test_only_the_operator_may_ask(guarded, token, status):
+async def test_only_the_operator_may_ask(guarded: Guarded, token: str | None, status: int) -> None:
     from tests.suggestion.test_service import suggest_body
 
     client, _ = guarded
@@ -146,7 +157,7 @@ async def test_only_the_operator_may_ask(guarded, token, status):
         assert "error" in await response.json()
 
 
-async def test_probes_stay_open_and_metrics_are_on_a_port_of_their_own(guarded):
+async def test_probes_stay_open_and_metrics_are_on_a_port_of_their_own(guarded: Guarded) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
     from kubesweep.suggestion.service import metrics_app

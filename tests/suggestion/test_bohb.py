@@ -125,7 +125,10 @@ def test_the_model_concentrates_new_configurations_near_the_best_trials() -> Non
     warm = [at((float(x), float(y)), 27, i) for i, (x, y) in enumerate(rng.uniform(-5, 5, (30, 2)))]
     model = _new_configurations(warm, {"randomFraction": 0.0})
     uniform = _new_configurations(warm, {"randomFraction": 1.0})
-    distance = lambda p: np.hypot(p[:, 0] - 1.0, p[:, 1] + 2.0)  # noqa: E731
+
+    def distance(points: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return np.hypot(points[:, 0] - 1.0, points[:, 1] + 2.0)
+
     assert np.median(distance(model)) < 0.5 * np.median(distance(uniform))
 
 

@@ -293,6 +293,7 @@ async def test_a_computation_past_the_deadline_is_504_and_its_worker_is_replaced
 
 async def test_a_thread_past_the_deadline_still_answers_the_client(serve: Factory) -> None:
     client = await serve(deadline=0.3)
+    assert isinstance(client.server, TestServer)
     fake: FakeAlgorithms = client.server.app[FAKE]
     fake.gate.clear()  # the computation waits (up to 10 s), like a slow fit
     response = await within(client.post("/v1/suggest", json=suggest_body()), "the 504")

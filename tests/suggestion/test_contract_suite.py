@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubesweep.api.experiment import AlgorithmName, EarlyStopping
+from kubesweep.api.experiment import AlgorithmName, EarlyStopping, ParameterValue
 from kubesweep.api.status import CurvePoint
 from kubesweep.api.suggestion_wire import (
     Assignment,
@@ -162,6 +162,12 @@ def test_maximised_objectives_are_handled(name: AlgorithmName) -> None:
     check_reply(name, reply, 3)
 
 
+#: Values a foreign trial may carry for a parameter the space no longer has.
+STALE_VALUES: list[ParameterValue] = [1, "x", 0.5, True]
+#: Values outside the space (wrong range or type) a foreign trial may carry.
+STRAY_VALUES: list[ParameterValue] = [-1.0, 1e9, "junk", False, 2.5]
+
+
 def _foreign_trials(draw: st.DrawFn, name: AlgorithmName) -> list[ObservedTrial]:
     """Trials from elsewhere: any valid or leftover parameters, states and values."""
     space = Space(space_for(name))
@@ -171,11 +177,9 @@ def _foreign_trials(draw: st.DrawFn, name: AlgorithmName) -> list[ObservedTrial]
         units = draw(st.lists(st.floats(0, 1), min_size=space.dim, max_size=space.dim))
         parameters = dict(space.from_unit(units))
         if draw(st.booleans()):
-            parameters["stale"] = draw(st.sampled_from([1, "x", 0.5, True]))
+            parameters["stale"] = draw(st.sampled_from(STALE_VALUES))
         if draw(st.integers(0, 3)) == 0:  # a value outside the space
-            parameters[draw(st.sampled_from(space.names))] = draw(
-                st.sampled_from([-1.0, 1e9, "junk", False, 2.5])
-            )
+            parameters[draw(st.sampled_from(space.names))] = draw(st.sampled_from(STRAY_VALUES))
         state = draw(st.sampled_from(list(TrialState)))
         value = draw(st.none() | st.floats(allow_nan=True, allow_infinity=True))
         fidelity = draw(st.none() | st.floats(0.5, 40))
@@ -396,5 +400,5 @@ def test_history_outside_the_bounds_is_no_evidence_at_a_bound(name: AlgorithmNam
         trials += [observe(a, len(trials)) for a in reply.assignments]
     new = [t.parameters for t in trials[12:]]
     assert len(new) == 10
-    at_bound = [p for p in new if p["x"] < 20.5 and p["n"] == 20]
+    at_bound = [p for p in new if float(p["x"]) < 20.5 and p["n"] == 20]
     assert len(at_bound) <= 1, new

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubesweep.api.experiment import Fidelity
+from kubesweep.api.experiment import Fidelity, ParameterValue
 from kubesweep.api.suggestion_wire import SearchSpace
 from kubesweep.suggestion.space import Space, SpaceError, problems, rung_budgets, rung_of
 from tests.suggestion.helpers import MIXED, SMALL
@@ -49,7 +49,7 @@ def test_types_follow_the_parameter_types() -> None:
         assert type(values["layers"]) is int
         assert type(values["batch"]) is int
         assert values["batch"] % 16 == 0
-        assert round(values["dropout"] * 10) == pytest.approx(values["dropout"] * 10)
+        assert round(float(values["dropout"]) * 10) == pytest.approx(values["dropout"] * 10)
         assert values["optimizer"] in ("adam", "sgd", 3, True)
 
 
@@ -98,7 +98,13 @@ def test_contains_refuses_wrong_types_extras_and_missing_active_values() -> None
 
 
 def test_keys_ignore_representation_and_inactive_leftovers() -> None:
-    a = {"lr": 0.01, "layers": 3, "dropout": 0.3, "batch": 32, "optimizer": "adam"}
+    a: dict[str, ParameterValue] = {
+        "lr": 0.01,
+        "layers": 3,
+        "dropout": 0.3,
+        "batch": 32,
+        "optimizer": "adam",
+    }
     assert SPACE.key(a) == SPACE.key({**a, "layers": 3.0})
     assert SPACE.key(a) == SPACE.key({**a, "dropout": 0.1 + 0.2})
     assert SPACE.key(a) == SPACE.key({**a, "momentum": 0.9, "stale": "x"})

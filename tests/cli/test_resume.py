@@ -86,3 +86,21 @@ def test_interrupted_runs_resume_without_losing_or_repeating_a_trial(tmp_path: P
         assert attempts[index] >= 2, attempts
     assert all(n >= 1 for n in attempts.values())
     assert not marked_processes(marker), "a trial process outlived its runner"
+
+
+def test_after_ctrl_c_the_readers_show_no_trial_running(tmp_path: Path) -> None:
+    manifest = tiny_manifest("halt", max_trials=4, parallel=2, steps=40, pause=0.25)
+    path = write_manifest(tmp_path / "halt.yaml", manifest)
+    state = tmp_path / "halt.db"
+    run = kubesweep("run", path, "--state", state)
+    wait_until(state, finished=0, running=2)
+    run.send_signal(signal.SIGINT)
+    code, out = finish(run, timeout=60)
+    assert code == 130, out
+    code, out = finish(kubesweep("trials", "halt", "--state", state))
+    assert code == 0, out
+    assert "Running" not in out
+    assert "Pending" in out
+    code, out = finish(kubesweep("get", "halt", "--state", state))
+    assert "Running" not in out
+    assert "Interrupted" in out

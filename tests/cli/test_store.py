@@ -71,3 +71,44 @@ def test_exhausted_flag(store: Store) -> None:
     assert not store.exhausted
     store.set_exhausted(True)
     assert store.exhausted
+
+
+def test_an_interrupted_run_leaves_no_trial_running(store: Store) -> None:
+    done = TrialStatus(phase=TrialPhase.SUCCEEDED, objective=0.1)
+    running = TrialStatus(phase=TrialPhase.RUNNING, reason="Running", objective=0.7)
+    store.add_trial(LocalTrial(index=0, name="exp-0", parameters={}, status=done))
+    store.add_trial(LocalTrial(index=1, name="exp-1", parameters={}, status=running))
+    store.update_trial(
+        LocalTrial(index=1, name="exp-1", parameters={}, status=running, pid=42, pid_start="7")
+    )
+    store.save_status(
+        ExperimentStatus.model_validate(
+            {
+                "phase": "Running",
+                "trials": {"created": 2, "running": 1, "succeeded": 1, "completed": 1},
+                "conditions": [
+                    {
+                        "type": "Reconciling",
+                        "status": "True",
+                        "reason": "TrialsRunning",
+                        "lastTransitionTime": "2026-11-22T10:00:00Z",
+                    }
+                ],
+            }
+        )
+    )
+    store.mark_interrupted("interrupted; continue with kubesweep run exp.yaml --resume")
+    trials = {t.name: t for t in store.trials()}
+    assert trials["exp-0"].status == done
+    assert trials["exp-1"].status.phase is TrialPhase.PENDING
+    assert trials["exp-1"].status.reason == "Interrupted"
+    assert (trials["exp-1"].pid, trials["exp-1"].pid_start) == (42, "7")  # for --resume
+    status = store.status()
+    assert status is not None
+    assert status.phase.value == "Pending"
+    assert (status.trials.running, status.trials.pending) == (0, 1)
+    assert status.message == "interrupted; continue with kubesweep run exp.yaml --resume"
+    ready = status.condition("Ready")
+    assert ready is not None
+    assert (ready.status, ready.reason) == ("False", "Interrupted")
+    assert status.condition("Reconciling") is None

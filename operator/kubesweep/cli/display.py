@@ -23,6 +23,7 @@ from kubesweep.cli.failures import (
     headline,
     name_list,
 )
+from kubesweep.cli.local.store import INTERRUPTED
 from kubesweep.cli.output import age, fmt_number, fmt_params, phase_text, trials_table
 from kubesweep.cli.ranking import TrialRecord, rank, with_fidelity
 from kubesweep.rendering import format_value, param_env_name
@@ -97,7 +98,7 @@ def experiments_table(experiments: Sequence[Experiment], show_namespace: bool = 
         row = [experiment.metadata.namespace or ""] if show_namespace else []
         row += [
             experiment.metadata.name,
-            status.phase.value,
+            phase_label(status),
             f"{objective.metric} ({objective.direction.value})",
             fmt_number(best.objective) if best else "-",
             progress_text(experiment),
@@ -107,6 +108,14 @@ def experiments_table(experiments: Sequence[Experiment], show_namespace: bool = 
         ]
         table.add_row(*row)
     return table
+
+
+def phase_label(status: ExperimentStatus) -> str:
+    """The phase, or ``Interrupted`` for a local run whose runner was stopped."""
+    ready = status.condition("Ready")
+    if ready is not None and ready.status == "False" and ready.reason == INTERRUPTED:
+        return "Interrupted"
+    return status.phase.value
 
 
 def list_wire(experiments: Sequence[Experiment]) -> Any:
@@ -199,7 +208,7 @@ def _summary(experiment: Experiment, status: ExperimentStatus) -> Table:
     meta.add_row("Name", experiment.metadata.name)
     if experiment.metadata.namespace:
         meta.add_row("Namespace", experiment.metadata.namespace)
-    meta.add_row("Phase", status.phase.value)
+    meta.add_row("Phase", phase_label(status))
     meta.add_row(
         "Objective",
         f"{spec.objective.direction.value} {spec.objective.metric}"

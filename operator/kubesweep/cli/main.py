@@ -221,10 +221,9 @@ def run(
     except RunError as error:
         fail(str(error), error.code)
     except Interrupted:
-        errors.print(
-            f"interrupted; state saved in {path}. Continue with: "
-            f"kubesweep run {manifest} --resume" + (f" --state {state}" if state else "")
-        )
+        again = f"kubesweep run {manifest} --resume" + (f" --state {state}" if state else "")
+        mark_interrupted(path, f"interrupted; continue with: {again}")
+        errors.print(f"interrupted; state saved in {path}. Continue with: {again}")
         sys.exit(130)
     source = LocalSource(path)
     done = source.experiment(experiment.metadata.name)
@@ -242,6 +241,17 @@ def run(
     console.print(display.end_line(status, first_line=failures is not None))
     del trials
     sys.exit(0 if status.phase.value == "Succeeded" else 1)
+
+
+def mark_interrupted(state: Path, message: str) -> None:
+    """Record in the state file that the run stopped, so readers show nothing running."""
+    from kubesweep.cli.local.store import Store
+
+    store = Store(state)
+    try:
+        store.mark_interrupted(message)
+    finally:
+        store.close()
 
 
 @main.command()

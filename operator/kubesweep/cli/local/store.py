@@ -16,10 +16,20 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubesweep.api import ExperimentStatus, ParameterValue, TrialPhase, TrialStatus, trial_name
+from kubesweep.api import (
+    Condition,
+    ConditionType,
+    ExperimentPhase,
+    ExperimentStatus,
+    ParameterValue,
+    TrialPhase,
+    TrialStatus,
+    trial_name,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -73,6 +83,55 @@ def resumed_status(previous: TrialStatus) -> TrialStatus:
         phase=TrialPhase.PENDING,
         reason="Resumed",
         message="the runner stopped while this trial ran; it runs again from the start",
+    )
+
+
+#: The reason of a trial, and of the experiment's ``Ready`` condition, after an interrupt.
+INTERRUPTED = "Interrupted"
+
+
+def interrupted_status(previous: TrialStatus) -> TrialStatus:
+    """The status of a trial the runner stopped on Ctrl-C: pending, to run again on resume."""
+    if previous.phase.is_finished:
+        return previous
+    return TrialStatus(
+        phase=TrialPhase.PENDING,
+        reason=INTERRUPTED,
+        message="the run was interrupted while this trial ran; --resume runs it again "
+        "from the start",
+    )
+
+
+def interrupted_experiment(status: ExperimentStatus, message: str) -> ExperimentStatus:
+    """The experiment's status once its runner stopped: nothing runs, ``Ready`` says why.
+
+    Its running trials count as pending (they run again on resume); an experiment
+    that had ended keeps its status.
+    """
+    if status.phase in (ExperimentPhase.SUCCEEDED, ExperimentPhase.FAILED):
+        return status
+    counts = status.trials.model_copy(
+        update={"running": 0, "pending": status.trials.pending + status.trials.running}
+    )
+    ready = Condition(
+        type=ConditionType.READY,
+        status="False",
+        reason=INTERRUPTED,
+        message=message,
+        last_transition_time=datetime.now(UTC),
+    )
+    kept = [
+        c
+        for c in status.conditions
+        if c.type not in (ConditionType.READY, ConditionType.RECONCILING)
+    ]
+    return status.model_copy(
+        update={
+            "phase": ExperimentPhase.PENDING,
+            "trials": counts,
+            "conditions": [ready, *kept],
+            "message": message,
+        }
     )
 
 
@@ -195,6 +254,32 @@ class Store:
                     trial.name,
                 ),
             )
+
+    def mark_interrupted(self, message: str) -> None:
+        """Record that the runner stopped its trials and exited (Ctrl-C, SIGTERM).
+
+        The runner leaves its last statuses behind, which say ``Running``; readers
+        would show a sweep that no longer runs as running. Each unfinished trial
+        becomes pending with reason ``Interrupted`` (its last process stays
+        recorded, for ``--resume`` to check), and the experiment's status says so.
+        """
+        with self.transaction() as db:
+            for trial in self.trials():
+                if not trial.finished:
+                    status = interrupted_status(trial.status)
+                    db.execute(
+                        "UPDATE trials SET status = ? WHERE name = ?",
+                        (status.model_dump_json(by_alias=True, exclude_none=True), trial.name),
+                    )
+            recorded = self.status()
+            if recorded is not None:
+                status_text = interrupted_experiment(recorded, message).model_dump_json(
+                    by_alias=True, exclude_none=True
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('status', ?)",
+                    (status_text,),
+                )
 
     def resume_unfinished(self) -> list[LocalTrial]:
         """Turn every unfinished trial back to pending (see :func:`resumed_status`).

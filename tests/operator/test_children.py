@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubesweep.api import Trial
 from kubesweep.operator.children import ChildIndex, Kind, pod_record, slim_job, slim_trial
 from kubesweep.rendering import COLLECTOR_NAME, LABEL_EXPERIMENT, LABEL_TRIAL
 
 
-def trial_body(name: str, experiment: str, namespace: str = "ns", phase: str = "Running") -> Any:
+def trial_body(
+    name: str, experiment: str, namespace: str = "ns", phase: str = "Running"
+) -> dict[str, Any]:
     index = int(name.rsplit("-", 1)[1])
     return {
         "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"},
@@ -17,7 +20,7 @@ def trial_body(name: str, experiment: str, namespace: str = "ns", phase: str = "
     }
 
 
-def child_body(name: str, trial: str, experiment: str, namespace: str = "ns") -> Any:
+def child_body(name: str, trial: str, experiment: str, namespace: str = "ns") -> dict[str, Any]:
     return {
         "metadata": {
             "name": name,
@@ -28,7 +31,13 @@ def child_body(name: str, trial: str, experiment: str, namespace: str = "ns") ->
     }
 
 
-def test_slim_trial_drops_metadata_noise():
+def phase_of(trial: Trial) -> str:
+    """The phase a slim trial's status holds (every indexed trial has a status)."""
+    assert trial.status is not None
+    return trial.status.phase.value
+
+
+def test_slim_trial_drops_metadata_noise() -> None:
     trial = slim_trial(
         {
             "metadata": {"name": "exp-0", "namespace": "ns", "uid": "u", "managedFields": [{}]},
@@ -42,7 +51,7 @@ def test_slim_trial_drops_metadata_noise():
     assert slim_trial({"metadata": {"name": "x"}, "spec": {"index": -1}}) is None
 
 
-def test_slim_job_keeps_gpus_and_status():
+def test_slim_job_keeps_gpus_and_status() -> None:
     job = slim_job(
         {
             "metadata": {"name": "exp-0"},
@@ -68,7 +77,7 @@ def test_slim_job_keeps_gpus_and_status():
     assert job["status"] == {"active": 1}
 
 
-def test_pod_record_reads_waiting_and_the_collector_summary():
+def test_pod_record_reads_waiting_and_the_collector_summary() -> None:
     record = pod_record(
         {
             "metadata": {"name": "p"},
@@ -92,7 +101,7 @@ def test_pod_record_reads_waiting_and_the_collector_summary():
     assert record.summary_message == '{"v":1}'
 
 
-def test_trials_are_grouped_by_experiment_and_each_change_names_it():
+def test_trials_are_grouped_by_experiment_and_each_change_names_it() -> None:
     index = ChildIndex()
     assert index.apply(Kind.TRIALS, "ADDED", trial_body("a-0", "a")) == {("ns", "a")}
     assert index.apply(Kind.TRIALS, "ADDED", trial_body("a-1", "a")) == {("ns", "a")}
@@ -104,7 +113,7 @@ def test_trials_are_grouped_by_experiment_and_each_change_names_it():
     assert [t.metadata.name for t in index.trials(("other", "a"))] == ["a-0"]
 
     index.apply(Kind.TRIALS, "MODIFIED", trial_body("a-1", "a", phase="Succeeded"))
-    phases = {t.metadata.name: t.status.phase.value for t in index.trials(("ns", "a"))}
+    phases = {t.metadata.name: phase_of(t) for t in index.trials(("ns", "a"))}
     assert phases == {"a-0": "Running", "a-1": "Succeeded"}
 
     assert index.apply(Kind.TRIALS, "DELETED", trial_body("a-0", "a")) == {("ns", "a")}
@@ -113,7 +122,7 @@ def test_trials_are_grouped_by_experiment_and_each_change_names_it():
     assert index.count(Kind.TRIALS) == 3
 
 
-def test_a_malformed_trial_is_dropped_and_its_old_record_goes():
+def test_a_malformed_trial_is_dropped_and_its_old_record_goes() -> None:
     index = ChildIndex()
     index.apply(Kind.TRIALS, "ADDED", trial_body("a-0", "a"))
     broken = trial_body("a-0", "a")
@@ -123,7 +132,7 @@ def test_a_malformed_trial_is_dropped_and_its_old_record_goes():
     assert index.trials(("ns", "a")) == []
 
 
-def test_jobs_and_pods_are_found_by_trial_and_wake_their_experiment():
+def test_jobs_and_pods_are_found_by_trial_and_wake_their_experiment() -> None:
     index = ChildIndex()
     assert index.apply(Kind.JOBS, "ADDED", child_body("a-0", "a-0", "a")) == {("ns", "a")}
     assert index.apply(Kind.PODS, "ADDED", child_body("a-0-x1", "a-0", "a")) == {("ns", "a")}
@@ -139,14 +148,14 @@ def test_jobs_and_pods_are_found_by_trial_and_wake_their_experiment():
     assert [p.view.name for p in index.pods("ns", "a-0")] == ["a-0-x2"]
 
 
-def test_objects_without_the_trial_labels_are_not_children():
+def test_objects_without_the_trial_labels_are_not_children() -> None:
     index = ChildIndex()
     unlabelled = {"metadata": {"name": "web", "namespace": "ns"}, "status": {}}
     assert index.apply(Kind.PODS, "ADDED", unlabelled) == set()
     assert index.count(Kind.PODS) == 0
 
 
-def test_objects_listed_in_a_namespace():
+def test_objects_listed_in_a_namespace() -> None:
     index = ChildIndex()
     index.apply(Kind.TRIALS, "ADDED", trial_body("a-0", "a"))
     index.apply(Kind.TRIALS, "ADDED", trial_body("a-0", "a", namespace="other"))

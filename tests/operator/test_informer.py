@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from kubesweep.operator.children import Key, Kind
-from kubesweep.operator.informer import Informer, Source, Stream, sources_for
+from kubesweep.operator.children import ChildIndex, Key, Kind
+from kubesweep.operator.informer import Informer, OnChange, Source, Stream, sources_for
 from kubesweep.rendering import LABEL_EXPERIMENT, LABEL_TRIAL
-from tests.operator.test_children import child_body, trial_body
+from tests.operator.test_children import child_body, phase_of, trial_body
 
 
 class FakeContent:
@@ -91,7 +91,7 @@ def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return pauses
 
 
-def listing(items: list[Any], version: str, token: str = "") -> FakeResponse:
+def listing(items: list[dict[str, Any]], version: str, token: str = "") -> FakeResponse:
     meta = {"resourceVersion": version}
     if token:
         meta["continue"] = token
@@ -106,21 +106,21 @@ async def run_until_exhausted(stream: Stream, api: ScriptedApi) -> None:
         await task
 
 
-def recorder() -> tuple[list[tuple[Kind, str, str, set[Key]]], Any]:
+def recorder() -> tuple[list[tuple[Kind, str, str, set[Key]]], OnChange]:
     seen: list[tuple[Kind, str, str, set[Key]]] = []
 
-    def on_change(kind: Kind, event_type: str, body: Any, experiments: set[Key]) -> None:
+    def on_change(kind: Kind, event_type: str, body: dict[str, Any], experiments: set[Key]) -> None:
         seen.append((kind, event_type, body["metadata"]["name"], experiments))
 
     return seen, on_change
 
 
-def with_version(body: Any, version: str) -> Any:
+def with_version(body: dict[str, Any], version: str) -> dict[str, Any]:
     body["metadata"]["resourceVersion"] = version
     return body
 
 
-async def test_pages_then_watches_from_the_listing_version_and_follows_bookmarks():
+async def test_pages_then_watches_from_the_listing_version_and_follows_bookmarks() -> None:
     api = ScriptedApi(
         [
             listing([trial_body("a-0", "a")], "", token="page2"),
@@ -155,7 +155,7 @@ async def test_pages_then_watches_from_the_listing_version_and_follows_bookmarks
     assert rewatch["resourceVersion"] == "16"  # the last event's version, past the bookmark
     assert stream.listed.is_set()
 
-    assert [(t.metadata.name, t.status.phase.value) for t in index.trials(("ns", "a"))] == [
+    assert [(t.metadata.name, phase_of(t)) for t in index.trials(("ns", "a"))] == [
         ("a-0", "Succeeded")
     ]
     assert [t.metadata.name for t in index.trials(("ns", "b"))] == ["b-0"]
@@ -169,7 +169,7 @@ async def test_pages_then_watches_from_the_listing_version_and_follows_bookmarks
     assert seen[2][3] == {("ns", "b")}
 
 
-async def test_a_version_too_old_relists_and_what_vanished_meanwhile_is_deleted():
+async def test_a_version_too_old_relists_and_what_vanished_meanwhile_is_deleted() -> None:
     api = ScriptedApi(
         [
             listing([trial_body("a-0", "a"), trial_body("a-1", "a")], "10"),
@@ -199,7 +199,7 @@ async def test_a_version_too_old_relists_and_what_vanished_meanwhile_is_deleted(
 
 async def test_errors_are_retried_and_jobs_and_pods_are_selected_by_label_on_the_server(
     slept: list[float],
-):
+) -> None:
     api = ScriptedApi(
         [
             FakeResponse(status=503, body={"message": "unavailable"}),
@@ -218,7 +218,7 @@ async def test_errors_are_retried_and_jobs_and_pods_are_selected_by_label_on_the
     assert seen == [(Kind.PODS, "ADDED", "a-0-x", {("ns", "a")})]
 
 
-def test_one_stream_per_kind_and_namespace():
+def test_one_stream_per_kind_and_namespace() -> None:
     assert {(s.kind, s.namespace) for s in sources_for(["x", "y"])} == {
         (kind, ns) for kind in Kind for ns in ("x", "y")
     }
@@ -246,7 +246,7 @@ class ListsThenHolds:
         return self._answer(resource_path, dict(kwargs["query_params"]))
 
 
-async def test_the_informer_is_ready_only_when_every_stream_has_listed():
+async def test_the_informer_is_ready_only_when_every_stream_has_listed() -> None:
     api = ListsThenHolds()
     informer = Informer(api, ["ns"], lambda *_: None)
     informer.start()
@@ -260,13 +260,11 @@ async def test_the_informer_is_ready_only_when_every_stream_has_listed():
     await informer.stop()
 
 
-def _index() -> Any:
-    from kubesweep.operator.children import ChildIndex
-
+def _index() -> ChildIndex:
     return ChildIndex()
 
 
-async def test_an_expired_continue_token_starts_the_listing_again():
+async def test_an_expired_continue_token_starts_the_listing_again() -> None:
     api = ScriptedApi(
         [
             listing([trial_body("a-0", "a")], "", token="page2"),
@@ -285,7 +283,7 @@ async def test_an_expired_continue_token_starts_the_listing_again():
     assert ("DELETED", "a-0") in [(e, n) for _, e, n, _ in seen]
 
 
-async def test_a_first_page_refused_with_410_is_retried_after_a_pause(slept: list[float]):
+async def test_a_first_page_refused_with_410_is_retried_after_a_pause(slept: list[float]) -> None:
     api = ScriptedApi([FakeResponse(status=410, body={"message": "gone"}), listing([], "1")])
     stream = Stream(api, Source(Kind.TRIALS, "ns"), _index(), lambda *_: None)
     await run_until_exhausted(stream, api)

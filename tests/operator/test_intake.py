@@ -6,9 +6,12 @@ import asyncio
 import dataclasses
 import itertools
 import json
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,13 +21,18 @@ from kubesweep.api.status import MAX_CURVE_POINTS
 from kubesweep.metrics.observation import Observation
 from kubesweep.metrics.reduce import MetricStats, SeriesReducer
 from kubesweep.metrics.tokens import authorization, trial_token
-from kubesweep.metrics.wire import MAX_BATCH_BYTES, Batch, Summary
+from kubesweep.metrics.wire import MAX_BATCH_BYTES, Batch, Summary, decode_batch
 from kubesweep.operator import intake as intake_module
 from kubesweep.operator.directory import Directory, TrialEntry
 from kubesweep.operator.intake import Intake
+from kubesweep.planning import TrialMetrics
 
 KEY = b"secret-key"
 PATH = "/v1/metrics/ns/exp-0"
+
+#: ``(namespace, trial, status patch)`` as the intake wrote it.
+Patch = tuple[str, str, dict[str, Any]]
+Client = TestClient[web.Request, web.Application]
 
 
 class Clock:
@@ -35,32 +43,56 @@ class Clock:
         return self.now
 
 
+class Setup(NamedTuple):
+    """An intake over two indexed trials, the patches it wrote, and its clock."""
+
+    intake: Intake
+    patches: list[Patch]
+    clock: Clock
+
+
 @pytest.fixture
-def setup():
+def setup() -> Setup:
     directory = Directory()
     directory.trials[("ns", "exp-0")] = TrialEntry(uid="uid-0", experiment="exp")
     directory.trials[("ns", "exp-1")] = TrialEntry(uid="uid-1", experiment="exp")
     directory.objectives[("ns", "exp")] = Objective(metric="loss", direction="minimize")
-    patches: list[tuple[str, str, dict[str, Any]]] = []
+    patches: list[Patch] = []
 
     async def patch(namespace: str, name: str, body: dict[str, Any]) -> None:
         patches.append((namespace, name, body))
 
     clock = Clock()
     intake = Intake(directory, KEY, patch, flush_seconds=2.0, clock=clock)
-    return intake, patches, clock
+    return Setup(intake, patches, clock)
 
 
-def batch(trial="exp-0", uid="uid-0", seq=1, values=(0.5, 0.3), **kw) -> bytes:
+def batch(
+    trial: str = "exp-0",
+    uid: str = "uid-0",
+    seq: int = 1,
+    values: Sequence[float] = (0.5, 0.3),
+    *,
+    final: bool = False,
+    summary: Summary | None = None,
+) -> bytes:
     observations = tuple(Observation("loss", v, step=i) for i, v in enumerate(values))
-    return Batch(trial, "ns", uid, observations, seq=seq, boot="b1", **kw).to_json()
+    batch_ = Batch(trial, "ns", uid, observations, seq=seq, boot="b1", final=final, summary=summary)
+    return batch_.to_json()
 
 
 @pytest.fixture
-async def client(setup):
+async def client(setup: Setup) -> AsyncIterator[Client]:
     intake, _, _ = setup
     async with TestClient(TestServer(intake.app())) as c:
         yield c
+
+
+def indexed(intake: Intake, trial: str) -> TrialEntry:
+    """The directory's entry for ``trial`` in ``ns``, which the test has indexed."""
+    entry = intake.directory.trial("ns", trial)
+    assert entry is not None
+    return entry
 
 
 def headers_for(uid: str = "uid-0", **extra: str) -> dict[str, str]:
@@ -88,7 +120,9 @@ def headers_for(uid: str = "uid-0", **extra: str) -> dict[str, str]:
         ("/v1/metrics", batch(), trial_token(KEY, "uid-0"), 403),  # names no trial it knows
     ],
 )
-async def test_tokens_and_validation(client, path, body, token, status):
+async def test_tokens_and_validation(
+    client: Client, path: str, body: bytes, token: str | None, status: int
+) -> None:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = authorization(token)
@@ -96,21 +130,24 @@ async def test_tokens_and_validation(client, path, body, token, status):
     assert response.status == status
 
 
-async def test_the_token_is_checked_before_the_body_is_read(client):
+async def test_the_token_is_checked_before_the_body_is_read(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An unauthenticated caller costs no parsing: its body is never read."""
-    parsed: list[bytes] = []
-    original = intake_module.decode_batch
-    intake_module.decode_batch = lambda body: parsed.append(body) or original(body)
-    try:
-        forged = {"Authorization": authorization(trial_token(b"x", "uid-0"))}
-        response = await client.post(PATH, data=batch(), headers=forged)
-    finally:
-        intake_module.decode_batch = original
+    parsed: list[bytes | str] = []
+
+    def spy(body: bytes | str) -> Batch:
+        parsed.append(body)
+        return decode_batch(body)
+
+    monkeypatch.setattr(intake_module, "decode_batch", spy)
+    forged = {"Authorization": authorization(trial_token(b"x", "uid-0"))}
+    response = await client.post(PATH, data=batch(), headers=forged)
     assert response.status == 403
     assert parsed == []
 
 
-async def test_a_batch_must_be_json_and_of_bounded_size(client):
+async def test_a_batch_must_be_json_and_of_bounded_size(client: Client) -> None:
     path = "/v1/metrics/ns/exp-0"
     plain = await client.post(
         path, data=batch(), headers=headers_for(**{"Content-Type": "text/plain"})
@@ -121,7 +158,9 @@ async def test_a_batch_must_be_json_and_of_bounded_size(client):
     assert large.status == 413
 
 
-async def test_batches_without_a_boot_or_with_steps_beyond_int64_are_refused(client):
+async def test_batches_without_a_boot_or_with_steps_beyond_int64_are_refused(
+    client: Client,
+) -> None:
     path = "/v1/metrics/ns/exp-0"
     no_boot = json.loads(batch())
     del no_boot["boot"]
@@ -135,7 +174,7 @@ async def test_batches_without_a_boot_or_with_steps_beyond_int64_are_refused(cli
     assert "step" in (await response.json())["error"]
 
 
-async def test_the_previous_key_is_accepted_while_keys_rotate(setup):
+async def test_the_previous_key_is_accepted_while_keys_rotate(setup: Setup) -> None:
     intake, _, _ = setup
     rotated = Intake(intake.directory, b"new-key", intake.patch, previous_keys=(KEY,))
     async with TestClient(TestServer(rotated.app())) as c:
@@ -145,9 +184,9 @@ async def test_the_previous_key_is_accepted_while_keys_rotate(setup):
             assert response.status == 200
 
 
-async def test_seen_boots_are_bounded(setup):
+async def test_seen_boots_are_bounded(setup: Setup) -> None:
     intake, _, _ = setup
-    entry = intake.directory.trial("ns", "exp-0")
+    entry = indexed(intake, "exp-0")
     for boot in range(50):
         observation = (Observation("loss", 1.0, step=boot),)
         await intake.accept(
@@ -156,7 +195,7 @@ async def test_seen_boots_are_bounded(setup):
     assert list(intake.accumulators[("ns", "exp-0")].seen) == [str(b) for b in range(42, 50)]
 
 
-async def test_writes_are_coalesced_per_trial(client, setup):
+async def test_writes_are_coalesced_per_trial(client: Client, setup: Setup) -> None:
     intake, patches, clock = setup
     headers = headers_for()
     for seq in range(1, 6):
@@ -178,7 +217,7 @@ async def test_writes_are_coalesced_per_trial(client, setup):
     assert status["metrics"][0]["count"] == 6
 
 
-async def test_repeated_batches_apply_once(client, setup):
+async def test_repeated_batches_apply_once(client: Client, setup: Setup) -> None:
     intake, patches, _ = setup
     headers = headers_for()
     for _ in range(3):
@@ -187,7 +226,7 @@ async def test_repeated_batches_apply_once(client, setup):
     assert patches[-1][2]["metrics"][0]["count"] == 2
 
 
-async def test_final_batch_is_left_to_the_pass_then_flushed(client, setup):
+async def test_final_batch_is_left_to_the_pass_then_flushed(client: Client, setup: Setup) -> None:
     intake, patches, clock = setup
     headers = headers_for()
     summary = Summary(metrics=(MetricStats("loss", 0.2, 0.1, 0.9, 9, 10),))
@@ -204,7 +243,7 @@ async def test_final_batch_is_left_to_the_pass_then_flushed(client, setup):
     assert patches == []
 
 
-async def test_final_batch_is_flushed_if_no_pass_takes_it(client, setup):
+async def test_final_batch_is_flushed_if_no_pass_takes_it(client: Client, setup: Setup) -> None:
     intake, patches, clock = setup
     headers = headers_for()
     await client.post(PATH, data=batch(seq=1, final=True), headers=headers)
@@ -213,9 +252,9 @@ async def test_final_batch_is_flushed_if_no_pass_takes_it(client, setup):
     assert patches[0][2]["objective"] == 0.3
 
 
-async def test_curve_stays_bounded(setup):
+async def test_curve_stays_bounded(setup: Setup) -> None:
     intake, patches, _ = setup
-    entry = intake.directory.trial("ns", "exp-0")
+    entry = indexed(intake, "exp-0")
     values = tuple(1.0 / (i + 1) for i in range(1000))
     observations = tuple(Observation("loss", v, step=i) for i, v in enumerate(values))
     await intake.accept(Batch("exp-0", "ns", "uid-0", observations, seq=1, boot="b"), entry)
@@ -226,7 +265,7 @@ async def test_curve_stays_bounded(setup):
     assert curve[-1]["step"] == 999  # first and last (the best, here) survive
 
 
-async def test_termination_message_fallback(setup):
+async def test_termination_message_fallback(setup: Setup) -> None:
     intake, _, _ = setup
     summary = Summary(metrics=(MetricStats("loss", 0.4, 0.25, 0.9, 3, 4),))
     metrics = await intake.adopt_summary("ns", "exp-1", summary)
@@ -234,10 +273,12 @@ async def test_termination_message_fallback(setup):
     assert metrics.objective == 0.25  # written by the pass with the trial's final phase
 
 
-async def test_the_summary_replaces_what_replays_and_losses_made_of_the_pushes(setup):
+async def test_the_summary_replaces_what_replays_and_losses_made_of_the_pushes(
+    setup: Setup,
+) -> None:
     """After a restart, pushes are replayed (counted twice) or lost; the summary is exact."""
     intake, _, _ = setup
-    entry = intake.directory.trial("ns", "exp-0")
+    entry = indexed(intake, "exp-0")
     steps = [Observation("loss", v, step=i) for i, v in enumerate((0.9, 0.7, 0.8, 0.6, 0.65))]
     # Steps 0-2 arrive, then a replay of step 2 from a new collector boot; 3-4 are lost.
     await intake.accept(Batch("exp-0", "ns", "uid-0", tuple(steps[:3]), seq=1, boot="a"), entry)
@@ -266,12 +307,12 @@ async def test_the_summary_replaces_what_replays_and_losses_made_of_the_pushes(s
     assert intake.take("ns", "exp-0") == final
 
 
-async def test_a_finished_trial_takes_no_more_batches(setup):
+async def test_a_finished_trial_takes_no_more_batches(setup: Setup) -> None:
     intake, patches, clock = setup
     intake.directory.trials[("ns", "exp-0")] = TrialEntry(
         uid="uid-0", experiment="exp", finished=True
     )
-    entry = intake.directory.trial("ns", "exp-0")
+    entry = indexed(intake, "exp-0")
     observations = (Observation("loss", 0.01, step=1),)
     batch_ = Batch("exp-0", "ns", "uid-0", observations, seq=1, boot="b")
     assert not await intake.accept(batch_, entry)
@@ -280,7 +321,9 @@ async def test_a_finished_trial_takes_no_more_batches(setup):
     assert patches == []
 
 
-def test_the_previous_key_comes_from_its_own_file(tmp_path, capsys) -> None:
+def test_the_previous_key_comes_from_its_own_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from kubesweep.operator.config import config_from_args
 
     previous = tmp_path / "previous"
@@ -320,7 +363,7 @@ def test_whatever_arrives_the_final_metrics_are_the_collectors_account(
     reducer.extend(observations)
     summary = Summary.of(reducer, "loss")
 
-    async def run() -> Any:
+    async def run() -> TrialMetrics | None:
         directory = Directory()
         directory.trials[("ns", "exp-0")] = TrialEntry(uid="uid-0", experiment="exp")
         directory.objectives[("ns", "exp")] = Objective(metric="loss", direction="minimize")

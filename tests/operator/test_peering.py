@@ -8,6 +8,7 @@ are the ones the operator sends to a cluster.
 from __future__ import annotations
 
 import base64
+import functools
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -197,6 +198,11 @@ def _config(pod_ip: str) -> OperatorConfig:
     )
 
 
+async def _publish(route: IntakeRoute) -> None:
+    """What the operator does while active: keep the intake routed to itself."""
+    await route.publish()
+
+
 def _routed_to(api: FakeApi) -> list[str]:
     endpoint_slice = api.slices[("kubesweep", "ks-intake")]
     assert endpoint_slice["metadata"]["labels"]["kubernetes.io/service-name"] == "ks-intake"
@@ -223,7 +229,7 @@ async def test_the_intake_service_follows_the_active_replica(
             _config(ip),
             identity,
             priority,
-            route.publish,
+            functools.partial(_publish, route),
             clock=lambda: clock["now"],
         )
     assert [await w.poll() for w in replicas.values()] == [True, False]

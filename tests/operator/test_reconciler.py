@@ -3,35 +3,50 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Set
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from kubesweep.operator.children import PodRecord
 from kubesweep.operator.reconciler import ExperimentState
+from kubesweep.planning import End
 from tests.operator.fakes import Driver, collector_pod, make_runtime
 
+#: What a finished trial reports as its objective, from its stored body.
+TrialObjective = Callable[[dict[str, Any]], float]
 
-def lr(trial):
-    return trial["spec"]["parameters"]["lr"]
+
+def lr(trial: dict[str, Any]) -> float:
+    value: float = trial["spec"]["parameters"]["lr"]
+    return value
 
 
-def conditions(driver):
+def conditions(driver: Driver) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in driver.kube.experiment_status.get("conditions", [])}
 
 
-async def run_until_end(driver, objective=lr, passes=30, **finish):
+async def run_until_end(
+    driver: Driver,
+    objective: TrialObjective = lr,
+    passes: int = 30,
+    *,
+    fail: Set[str] = frozenset(),
+) -> End:
+    """Pass and finish jobs until a pass ends the sweep; that pass's end."""
     for _ in range(passes):
         plan = await driver.step()
         if plan is not None and plan.end is not None and not plan.stop:
-            return plan
-        driver.kube.finish_jobs(driver.now, objective, **finish)
+            return plan.end
+        driver.kube.finish_jobs(driver.now, objective, fail=fail)
     raise AssertionError(f"no end after {passes} passes: {driver.kube.experiment_status}")
 
 
-async def test_sweep_reaches_max_trials_with_a_best_trial():
+async def test_sweep_reaches_max_trials_with_a_best_trial() -> None:
     driver = Driver({"maxTrials": 5, "parallelTrials": 2})
-    plan = await run_until_end(driver)
-    assert plan.end.reason.value == "MaxTrialsReached"
+    end = await run_until_end(driver)
+    assert end.reason.value == "MaxTrialsReached"
     assert sorted(driver.kube.trials) == [f"exp-{i}" for i in range(5)]
     assert set(driver.kube.jobs) == set(driver.kube.trials)
     status = driver.kube.experiment_status
@@ -49,7 +64,7 @@ async def test_sweep_reaches_max_trials_with_a_best_trial():
     assert [b["count"] for b in suggest_calls] == [2, 2, 1]
 
 
-async def test_trial_jobs_are_owned_by_their_trials():
+async def test_trial_jobs_are_owned_by_their_trials() -> None:
     driver = Driver({"maxTrials": 1, "parallelTrials": 1})
     await driver.step()
     trial = driver.kube.trials["exp-0"]
@@ -58,16 +73,16 @@ async def test_trial_jobs_are_owned_by_their_trials():
     assert job["metadata"]["ownerReferences"][0]["uid"] == trial["metadata"]["uid"]
 
 
-async def test_crashing_trials_end_the_experiment_as_failed():
+async def test_crashing_trials_end_the_experiment_as_failed() -> None:
     driver = Driver({"maxTrials": 10, "parallelTrials": 2, "maxFailedTrials": 1})
-    plan = await run_until_end(driver, fail={f"exp-{i}" for i in range(10)})
-    assert plan.end.reason.value == "MaxFailedTrialsReached"
+    end = await run_until_end(driver, fail={f"exp-{i}" for i in range(10)})
+    assert end.reason.value == "MaxFailedTrialsReached"
     assert driver.kube.experiment_status["phase"] == "Failed"
     assert conditions(driver)["Failed"]["status"] == "True"
     assert driver.kube.experiment_status["trials"]["failed"] == 2
 
 
-async def test_target_ends_early_and_stops_running_trials():
+async def test_target_ends_early_and_stops_running_trials() -> None:
     driver = Driver({"maxTrials": 10, "parallelTrials": 3}, objective={"target": 0.0015})
     await driver.step()  # 3 trials
     driver.kube.finish_jobs(driver.now, lr)
@@ -76,7 +91,7 @@ async def test_target_ends_early_and_stops_running_trials():
     assert len(driver.kube.trials) == 3
 
 
-async def test_restart_at_any_pass_with_stale_views_creates_exactly_max_trials():
+async def test_restart_at_any_pass_with_stale_views_creates_exactly_max_trials() -> None:
     rng = random.Random(7)
     driver = Driver({"maxTrials": 12, "parallelTrials": 4})
     stale = driver.kube.children()
@@ -102,7 +117,7 @@ async def test_restart_at_any_pass_with_stale_views_creates_exactly_max_trials()
 LOSSES = [0.9, 0.73, 0.61, 0.52, 0.43]  # what a trial program printed, one value per step
 
 
-def complete_job(driver: Driver, name: str, *, pods: list | None = None) -> None:
+def complete_job(driver: Driver, name: str, *, pods: list[PodRecord] | None = None) -> None:
     """The Job of ``name`` completed just now, with ``pods`` as the pod index shows them."""
     when = driver.now.isoformat()
     driver.kube.jobs[name]["status"] = {
@@ -138,7 +153,7 @@ def restart(driver: Driver) -> None:
     driver.state = ExperimentState()
 
 
-async def test_a_restart_that_lost_pushes_ends_the_trial_with_the_collectors_account():
+async def test_a_restart_that_lost_pushes_ends_the_trial_with_the_collectors_account() -> None:
     """Two steps reached status, three pushes died with the operator; the summary has five."""
     driver = Driver({"maxTrials": 1, "parallelTrials": 1})
     await driver.step()
@@ -157,7 +172,9 @@ async def test_a_restart_that_lost_pushes_ends_the_trial_with_the_collectors_acc
     assert driver.kube.experiment_status["bestTrial"]["objective"] == min(LOSSES)
 
 
-async def test_without_the_collectors_summary_a_trial_waits_then_says_its_metrics_are_partial():
+async def test_without_the_collectors_summary_a_trial_waits_then_says_its_metrics_are_partial() -> (
+    None
+):
     driver = Driver({"maxTrials": 1, "parallelTrials": 1})
     await driver.step()
     pushed_first_steps(driver, "exp-0", 2)
@@ -175,7 +192,7 @@ async def test_without_the_collectors_summary_a_trial_waits_then_says_its_metric
     assert (account["status"], account["reason"]) == ("False", "CollectorSummaryMissing")
 
 
-async def test_suggestion_outage_reconciles_then_stalls_then_recovers():
+async def test_suggestion_outage_reconciles_then_stalls_then_recovers() -> None:
     driver = Driver({"maxTrials": 2, "parallelTrials": 2})
     driver.backend.down = True
     await driver.step()
@@ -189,19 +206,19 @@ async def test_suggestion_outage_reconciles_then_stalls_then_recovers():
     await driver.step()
     assert len(driver.kube.trials) == 2
     assert "Stalled" not in conditions(driver)
-    plan = await run_until_end(driver)
-    assert plan.end.reason.value == "MaxTrialsReached"
+    end = await run_until_end(driver)
+    assert end.reason.value == "MaxTrialsReached"
 
 
-async def test_exhausted_space_ends_the_experiment():
+async def test_exhausted_space_ends_the_experiment() -> None:
     driver = Driver({"maxTrials": 10, "parallelTrials": 2})
     driver.backend.limit = 3
-    plan = await run_until_end(driver)
-    assert plan.end.reason.value == "SearchSpaceExhausted"
+    end = await run_until_end(driver)
+    assert end.reason.value == "SearchSpaceExhausted"
     assert len(driver.kube.trials) == 3
 
 
-async def test_early_stopping_stops_the_named_running_trials():
+async def test_early_stopping_stops_the_named_running_trials() -> None:
     driver = Driver({"maxTrials": 4, "parallelTrials": 2}, earlyStopping={"name": "median"})
     await driver.step()
     for job in driver.kube.jobs.values():  # running pods
@@ -220,7 +237,7 @@ async def test_early_stopping_stops_the_named_running_trials():
     assert ("TrialStopped", "trial exp-1 stopped: worse than the median") in driver.events
 
 
-async def test_raising_max_trials_resumes_a_finished_experiment():
+async def test_raising_max_trials_resumes_a_finished_experiment() -> None:
     driver = Driver({"maxTrials": 2, "parallelTrials": 2})
     await run_until_end(driver)
     driver.body["spec"]["budget"]["maxTrials"] = 4
@@ -230,11 +247,11 @@ async def test_raising_max_trials_resumes_a_finished_experiment():
     assert driver.kube.experiment_status["phase"] == "Running"
     assert driver.kube.experiment_status["observedGeneration"] == 2
     assert "ExperimentResumed" in [r for r, _ in driver.events]
-    plan = await run_until_end(driver)
-    assert plan.end.reason.value == "MaxTrialsReached"
+    end = await run_until_end(driver)
+    assert end.reason.value == "MaxTrialsReached"
 
 
-async def test_quiet_passes_write_nothing():
+async def test_quiet_passes_write_nothing() -> None:
     driver = Driver({"maxTrials": 2, "parallelTrials": 2})
     await run_until_end(driver)
     writes = driver.kube.writes
@@ -244,7 +261,7 @@ async def test_quiet_passes_write_nothing():
     assert driver.kube.writes == writes
 
 
-async def test_progress_only_status_changes_are_rate_limited():
+async def test_progress_only_status_changes_are_rate_limited() -> None:
     driver = Driver({"maxTrials": 4, "parallelTrials": 2})
     half = timedelta(seconds=0.5)
     await driver.step(advance=half)  # two trials created

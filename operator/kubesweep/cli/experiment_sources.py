@@ -7,6 +7,7 @@ commands never know which one they hold.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -107,6 +108,55 @@ class LocalSource:
         if tail is not None:
             return "\n".join(log_tail(path, tail)) + "\n"
         return path.read_text(errors="replace")
+
+
+class LocalRuns:
+    """Every local run whose state file is in a folder: ``.kubesweep/`` by default.
+
+    ``kubesweep get --local`` lists them, as ``kubesweep get`` lists a namespace.
+    """
+
+    def __init__(self, directory: Path = STATE_DIR) -> None:
+        self.directory = directory
+
+    def state_files(self) -> list[Path]:
+        """The state files, by name."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob("*.db"))
+
+    def experiments(self) -> list[Experiment]:
+        """The experiment of each state file that holds one, by name."""
+        found = []
+        for path in self.state_files():
+            try:
+                found.append(LocalSource(path).experiment(""))
+            except (NotFoundError, sqlite3.DatabaseError):
+                continue  # a file of another tool, or a run that has not begun
+        return sorted(found, key=lambda e: e.metadata.name)
+
+    def _source(self, name: str) -> LocalSource:
+        usual = self.directory / f"{name}.db"
+        if usual.exists():
+            return LocalSource(usual)
+        for path in self.state_files():
+            source = LocalSource(path)
+            if source.store.experiment_name == name:
+                return source
+        raise NotFoundError(f"no local run of {name} in {self.directory}")
+
+    def experiment(self, name: str) -> Experiment:
+        """The experiment ``name`` from its state file."""
+        return self._source(name).experiment(name)
+
+    def trials(self, experiment: Experiment) -> list[TrialRecord]:
+        """Its trials."""
+        return self._source(experiment.metadata.name).trials(experiment)
+
+    def log(self, trial: str, tail: int | None = None) -> str:
+        """A trial's output, from the run its name belongs to."""
+        experiment = trial.rsplit("-", 1)[0]
+        return self._source(experiment).log(trial, tail)
 
 
 def trial_records(trials: Sequence[Trial], experiment: Experiment) -> list[TrialRecord]:

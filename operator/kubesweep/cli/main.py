@@ -26,7 +26,13 @@ from rich.text import Text
 
 from kubesweep.api import Direction, Experiment, ManifestError, TrialPhase, load_experiments
 from kubesweep.cli import display
-from kubesweep.cli.experiment_sources import LocalSource, NotFoundError, Source, default_state
+from kubesweep.cli.experiment_sources import (
+    LocalRuns,
+    LocalSource,
+    NotFoundError,
+    Source,
+    default_state,
+)
 from kubesweep.cli.failures import HINT_LINES
 from kubesweep.cli.output import FORMATS, emit
 from kubesweep.cli.ranking import SORT_KEYS, is_known_sort_key, rank, sort_records
@@ -102,7 +108,9 @@ def cluster_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Read a local run's state file instead of a cluster.",
         ),
         click.option(
-            "--local", is_flag=True, help="Read the default local state (.kubesweep/EXP.db)."
+            "--local",
+            is_flag=True,
+            help="Read the local runs of this directory (.kubesweep/EXP.db).",
         ),
     ]
     command: Callable[..., Any] = wrapper
@@ -121,6 +129,8 @@ def open_source(
     try:
         if state is not None:
             return LocalSource(state)
+        if where.local:
+            return LocalRuns()
         from kubesweep.cli.cluster import ClusterSource
         from kubesweep.cli.kube import Kube
 
@@ -286,6 +296,11 @@ def get(
     """List experiments with phase, best objective and progress."""
     source = open_source(where, experiment=name, all_namespaces=all_namespaces)
     found = [source.experiment(name)] if name else source.experiments()
+    if isinstance(source, LocalRuns) and not found:
+        errors.print(
+            f"no local runs in {source.directory}/ (kubesweep run MANIFEST starts one here)"
+        )
+        return
     if output != "table":
         emit(console, display.list_wire(found), output)
         return

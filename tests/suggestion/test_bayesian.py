@@ -159,6 +159,55 @@ def test_invalid_history_values_are_left_out() -> None:
     assert cube.valid_rows(rows).tolist() == [True, False, False, False]
 
 
+def test_missing_values_are_imputed_inside_the_space_and_known_ones_kept() -> None:
+    space = Space(SearchSpace.model_validate(MIXED))
+    cube = UnitCube(space)
+    complete = {"lr": 1e-3, "layers": 2, "dropout": 0.1, "batch": 32, "optimizer": "adam"}
+    lacking = [complete, {"lr": 1e-3, "layers": 2}, {"optimizer": "sgd", "momentum": 0.9}]
+    rows = cube.snap(cube.encode(lacking))
+    imputed = cube.impute(rows, np.random.default_rng(0))
+    assert not cube.missing(imputed).any()
+    np.testing.assert_array_equal(imputed[0], rows[0])
+    known = ~np.isnan(rows)
+    np.testing.assert_array_equal(imputed[known], rows[known])
+    np.testing.assert_array_equal(cube.snap(imputed), imputed)
+    for row in imputed:
+        assert space.contains(cube.decode(row))
+
+
+# --- search behaviour --------------------------------------------------------------------
+
+
+def test_trials_lacking_a_parameter_still_teach_the_model_the_others() -> None:
+    # 20 trials of a warm start without y and 2 complete ones: x's optimum is in
+    # the 20, so the model must use them rather than the 2 alone.
+    space = SearchSpace.model_validate(
+        {
+            "parameters": [
+                {"name": "x", "type": "float", "min": 0.0, "max": 1.0},
+                {"name": "y", "type": "float", "min": 0.0, "max": 1.0},
+            ]
+        }
+    )
+
+    def loss(p: dict[str, Any]) -> float:
+        return 10 * (float(p["x"]) - 0.3) ** 2 + (float(p["y"]) - 0.6) ** 2
+
+    rng = np.random.default_rng(1)
+    points = [{"x": float(rng.random()), "y": float(rng.random())} for _ in range(22)]
+    trials = [
+        trial(i, {"x": p["x"]} if i < 20 else p, state=TrialState.COMPLETED, value=loss(p))
+        for i, p in enumerate(points)
+    ]
+    picks = []
+    for _ in range(6):
+        reply = bayesian.create(space, {}, 1).suggest(History(trials, Direction.MINIMIZE), 1)
+        values = reply.assignments[0].parameters
+        picks.append(values)
+        trials.append(trial(len(trials), values, state=TrialState.COMPLETED, value=loss(values)))
+    assert np.median([abs(float(p["x"]) - 0.3) for p in picks]) < 0.05, picks
+
+
 # --- search behaviour --------------------------------------------------------------------
 
 

@@ -402,3 +402,22 @@ def test_history_outside_the_bounds_is_no_evidence_at_a_bound(name: AlgorithmNam
     assert len(new) == 10
     at_bound = [p for p in new if float(p["x"]) < 20.5 and p["n"] == 20]
     assert len(at_bound) <= 1, new
+
+
+def test_trials_lacking_parameters_are_a_usable_history(name: AlgorithmName) -> None:
+    # Trials that set only some parameters (a program that reads units_i only for
+    # i < n_layers, a warm start from a smaller space), a parent category
+    # included: what they have is evidence, and the replies stay valid.
+    trials, _ = run(name, rounds=5, count=3)
+    space = Space(space_for(name))
+    lacking = []
+    for i, trial in enumerate(trials):
+        names = [n for n in space.names if n in trial.parameters]
+        dropped = {names[i % len(names)], names[(3 * i + 1) % len(names)]}
+        kept = {k: v for k, v in trial.parameters.items() if k not in dropped}
+        lacking.append(trial.model_copy(update={"parameters": kept}))
+    for count in (1, 4):
+        reply = registry.suggest(request(name, lacking, count=count))
+        check_reply(name, reply, count)
+        assert not reply.exhausted
+        assert reply == registry.suggest(request(name, lacking, count=count))

@@ -3,7 +3,7 @@
 A history may hold trials from elsewhere: a warm start, or a sweep whose bounds
 were since changed. A value outside the current space is not known in it, so
 it must never be moved into the space (clipped to a bound) and count as
-evidence there.
+evidence there. A trial may also lack parameters; what it has is still evidence.
 """
 
 from __future__ import annotations
@@ -75,3 +75,32 @@ def test_a_history_outside_the_bounds_is_no_observation() -> None:
     assert len(observations.losses) == 0
     assert observations.unit.shape == (0, cube.dim)
     assert observations.used == set()
+
+
+def test_a_trial_lacking_some_values_is_still_observed() -> None:
+    # Parameters a trial does not have (a warm start from a smaller space, or a
+    # program that reads units_i only for i < n_layers) are unknown coordinates;
+    # the rest of the trial is evidence. A trial with nothing known adds nothing.
+    space = _space(NARROWED)
+    cube = UnitCube(space)
+    partial = [{"x": 25.0}, {"n": 25, "k": 64}, dict(OUTSIDE, lr=0.1)]
+    history = History(
+        [
+            _completed(0, INSIDE, 1.0),
+            *(_completed(i + 1, p, 2.0 + i) for i, p in enumerate(partial)),
+            _completed(4, OUTSIDE, 5.0),
+            _completed(5, {}, 6.0),
+            ObservedTrial(name="p", parameters={"x": 21.0}, state=TrialState.PENDING),
+        ],
+        Direction.MINIMIZE,
+    )
+    observations = observe(cube, history)
+    assert observations.losses.tolist() == [1.0, 2.0, 3.0, 4.0]
+    known = [
+        {n for n, u in zip(space.names, row, strict=True) if not math.isnan(u)}
+        for row in observations.unit
+    ]
+    assert known == [set(space.names), {"x"}, {"n", "k"}, {"lr"}]
+    assert len(observations.pending) == 1
+    # Only complete points are taken: a partial one names no configuration.
+    assert len(observations.used) == 1

@@ -131,6 +131,63 @@ def test_samples_follow_the_estimator() -> None:
     assert np.mean(np.abs(samples - 0.2) < 0.1) > 0.9
 
 
+@pytest.mark.parametrize("multivariate", [True, False])
+def test_a_value_missing_from_some_rows_follows_the_rows_that_have_it(
+    multivariate: bool,
+) -> None:
+    # 10 rows have x near 0.8; 30 rows lack x (NaN where the parameter is active)
+    # but have y. Their kernels over x are the rows that have x, not uniform.
+    cube = _cube(
+        [
+            {"name": "x", "type": "float", "min": 0.0, "max": 1.0},
+            {"name": "y", "type": "float", "min": 0.0, "max": 1.0},
+        ]
+    )
+    with_x = np.column_stack([np.full(10, 0.8), np.linspace(0.1, 0.9, 10)])
+    without_x = np.column_stack([np.full(30, np.nan), np.linspace(0.1, 0.9, 30)])
+    rows = np.vstack([with_x, without_x])
+    parzen = Parzen(cube, rows, np.ones(40), ParzenOptions(multivariate=multivariate))
+    x = parzen.sample(np.random.default_rng(0), 4000)[:, 0]
+    assert not np.isnan(x).any()
+    assert np.mean(np.abs(x - 0.8) < 0.1) > 0.6
+    grid = (np.arange(200) + 0.5) / 200
+    points = np.array([[a, b] for a in grid for b in grid])
+    density = np.exp(parzen.log_density(points)).reshape(200, 200)
+    assert density.mean() == pytest.approx(1.0, abs=1e-2)
+    marginal = density.mean(axis=1)
+    assert marginal[160] > 8 * marginal[40]  # x = 0.8 against x = 0.2
+
+
+def test_trials_lacking_a_parameter_still_teach_the_model_the_others() -> None:
+    # 28 trials of a warm start without y and 2 complete ones: x's optimum is in
+    # the 28, so the model must use them rather than the 2 alone.
+    space = SearchSpace.model_validate(
+        {
+            "parameters": [
+                {"name": "x", "type": "float", "min": 0.0, "max": 1.0},
+                {"name": "y", "type": "float", "min": 0.0, "max": 1.0},
+            ]
+        }
+    )
+
+    def loss(p: dict[str, Any]) -> float:
+        return 10 * (float(p["x"]) - 0.3) ** 2 + (float(p["y"]) - 0.6) ** 2
+
+    rng = np.random.default_rng(2)
+    points = [{"x": float(rng.random()), "y": float(rng.random())} for _ in range(30)]
+    trials = [
+        trial(i, {"x": p["x"]} if i < 28 else p, state=TrialState.COMPLETED, value=loss(p))
+        for i, p in enumerate(points)
+    ]
+    picks = []
+    for _ in range(8):
+        reply = tpe.create(space, {}, 2).suggest(History(trials, Direction.MINIMIZE), 1)
+        values = reply.assignments[0].parameters
+        picks.append(values)
+        trials.append(trial(len(trials), values, state=TrialState.COMPLETED, value=loss(values)))
+    assert np.median([abs(float(p["x"]) - 0.3) for p in picks]) < 0.1, picks
+
+
 def test_the_good_group_follows_gamma_and_its_cap() -> None:
     assert split_count(5, 0.1, 25) == 1
     assert split_count(100, 0.1, 25) == 10

@@ -1,11 +1,15 @@
 """What the model-based algorithms (``bayesian``, ``tpe``, ``bohb``) share.
 
 - :func:`observe` turns a history into arrays: unit rows and losses of finished
-  trials whose values lie in the space (a warm start may hold others; they are
-  skipped rather than guessed: a value beyond the current bounds is never
-  clipped to a bound, where it would count as evidence), unit rows of pending
-  trials, and the keys of every point already taken, failed ones included, so
-  no configuration is suggested twice.
+  trials, unit rows of pending trials, and the keys of every point already
+  taken, failed ones included, so no configuration is suggested twice. A value
+  the space cannot place (a parameter a trial lacks, one beyond the current
+  bounds, of the wrong type, an unknown category) is *unknown*: NaN in its row,
+  as :meth:`UnitCube.missing` tells from an inactive one, never guessed or
+  clipped to a bound, where it would count as evidence. The rest of the row is
+  still evidence; a trial with no known value is left out. Each model handles
+  unknown values (:mod:`._parzen`: the density of the rows that have the value;
+  ``bayesian``: :meth:`UnitCube.impute`).
 - :class:`Batch` collects one reply: it refuses duplicates, falls back to
   uniform sampling when a model has nothing new to offer, and reports
   exhaustion exactly (via :meth:`Space.sample_unique`) once a finite space is
@@ -36,9 +40,9 @@ MAX_MODEL_PICKS = MODEL_PICKS
 class Observations:
     """A history as arrays over the unit cube."""
 
-    unit: Array  # (n, dim) finished trials with usable losses, NaN where inactive
+    unit: Array  # (n, dim) finished trials with usable losses, NaN where inactive or unknown
     losses: Array  # (n,) smaller is better
-    pending: Array  # (m, dim) trials that hold a point but have no value yet
+    pending: Array  # (m, dim) trials that hold a point but have no value yet (NaN likewise)
     used: set[bytes]  # row keys of every trial's point
     trials: list[ObservedTrial] = field(repr=False)
 
@@ -49,21 +53,21 @@ class Observations:
 
 
 def observe(cube: UnitCube, history: History) -> Observations:
-    """The arrays of ``history``; trials with values outside the space are left out."""
+    """The arrays of ``history``: values outside the space are unknown (NaN), and
+    trials with no known value are left out."""
     finished = history.finished()
     unit = cube.encode([t.parameters for t, _ in finished])
     losses = np.array([loss for _, loss in finished], dtype=float)
-    keep = cube.valid_rows(unit) if len(unit) else np.zeros(0, dtype=bool)
+    keep = cube.known_rows(unit)
     unit, losses = cube.snap(unit[keep]), losses[keep]
     pending = cube.encode([t.parameters for t in history.pending()])
-    if len(pending):
-        pending = cube.snap(pending[cube.valid_rows(pending)])
+    pending = cube.snap(pending[cube.known_rows(pending)])
     counted = {id(t) for t, _ in finished}
     others = [t.parameters for t in history.trials if id(t) not in counted]
     other_unit = cube.encode(others)
-    if len(other_unit):
-        other_unit = cube.snap(other_unit[cube.valid_rows(other_unit)])
-    used = set(cube.row_keys(unit)) | set(cube.row_keys(other_unit))
+    other_unit = cube.snap(other_unit[cube.valid_rows(other_unit)])
+    # Only complete rows name a point; a partial one cannot repeat a suggestion.
+    used = set(cube.row_keys(unit[cube.valid_rows(unit)])) | set(cube.row_keys(other_unit))
     return Observations(unit, losses, pending, used, history.trials)
 
 

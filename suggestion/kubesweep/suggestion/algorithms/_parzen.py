@@ -9,7 +9,13 @@ below). Each component is a product over dimensions of
   narrow kernel cannot make one integer infinitely likely;
 - a smoothed one-hot distribution for categoricals (``1 + prior/(n+1)`` on
   the observed category, ``prior/(n+1)`` elsewhere, normalised, as in Optuna);
-- the uniform distribution where the observation's parameter was inactive.
+- the uniform distribution where the observation's parameter was inactive;
+- where the parameter was active but its value is unknown (a trial that lacks
+  it, or holds a value outside the space): the dimension's own estimator over
+  the observations that have a value (and the prior), as a univariate TPE
+  would fit it. The rest of such an observation's kernel is used as usual, so
+  a history whose trials set different parameters (``units_i`` for ``i <
+  n_layers``, a warm start from a smaller space) is modelled, not dropped.
 
 The prior component is uniform in every dimension.
 
@@ -51,7 +57,7 @@ class ParzenOptions:
 
 
 class Parzen:
-    """A mixture density fitted to some unit rows (NaN where inactive)."""
+    """A mixture density fitted to some unit rows (NaN where inactive or unknown)."""
 
     def __init__(self, cube: UnitCube, rows: Array, weights: Array, options: ParzenOptions) -> None:
         self.cube = cube
@@ -64,7 +70,9 @@ class Parzen:
         self.log_weights = np.log(np.maximum(self.weights, 1e-300))
         self.sigma = np.full((n + 1, dim), _PRIOR_SIGMA)
         self.sigma[1:] = self._bandwidths(rows)
-        self.inactive = np.isnan(self.mu)
+        self.unknown = np.isnan(self.mu)
+        self.missing = np.zeros_like(self.unknown)
+        self.missing[1:] = cube.missing(rows)
 
     def _bandwidths(self, rows: Array) -> Array:
         """Per dimension, each kernel's distance to its farther neighbour, magic-clipped."""
@@ -80,11 +88,13 @@ class Parzen:
         return result
 
     def _dim_weights(self, d: int) -> Array:
-        """Univariate mode: the mixture weights of dimension ``d``'s own estimator.
+        """The mixture weights of dimension ``d``'s own estimator.
 
-        Only observations where the parameter was active take part (and the prior).
+        Only observations with a value of the parameter take part (and the prior).
+        Univariate mode uses it for every dimension, multivariate mode for the
+        observations whose value of ``d`` is missing.
         """
-        weights = np.where(self.inactive[:, d], 0.0, self.weights)
+        weights = np.where(self.unknown[:, d], 0.0, self.weights)
         weights[0] = self.weights[0]
         result: Array = weights / weights.sum()
         return result
@@ -95,15 +105,23 @@ class Parzen:
         """``count`` unit rows drawn from the estimator (not yet snapped).
 
         Multivariate: one component per row, shared by all dimensions (a joint
-        kernel); univariate: a component per row and dimension.
+        kernel), except where its value is missing: that dimension is drawn from
+        the dimension's own estimator. Univariate: a component per row and dimension.
         """
         dim = self.cube.dim
         size = len(self.weights)
         out = np.empty((count, dim))
-        pick = rng.choice(size, size=count, p=self.weights)
+        joint = rng.choice(size, size=count, p=self.weights)
         for d in range(dim):
             if not self.options.multivariate:
                 pick = rng.choice(size, size=count, p=self._dim_weights(d))
+            else:
+                pick = joint
+                missing = self.missing[joint, d]
+                if missing.any():
+                    pick = joint.copy()
+                    own = self._dim_weights(d)
+                    pick[missing] = rng.choice(size, size=int(missing.sum()), p=own)
             mu = self.mu[pick, d]
             sigma = self.sigma[pick, d] * self.options.bandwidth_factor
             out[:, d] = self._sample_column(d, mu, sigma, rng)
@@ -170,14 +188,29 @@ class Parzen:
         return total
 
     def _log_kernel(self, d: int, x: Array) -> Array:
-        """``(len(x), components)`` log kernel values of dimension ``d``."""
-        mu, sigma, free = self.mu[:, d], self.sigma[:, d], self.inactive[:, d]
+        """``(len(x), components)`` log kernel values of dimension ``d``.
+
+        Inactive components are uniform; a component whose value is missing is
+        the dimension's own estimator (see :meth:`_dim_weights`).
+        """
+        out = self._log_own_kernel(d, x)
+        missing = self.missing[:, d]
+        if missing.any():
+            with np.errstate(divide="ignore"):
+                log_w = np.log(self._dim_weights(d))
+            out[:, missing] = logsumexp(out + log_w[None, :], axis=1)[:, None]
+        return out
+
+    def _log_own_kernel(self, d: int, x: Array) -> Array:
+        """:meth:`_log_kernel` with every unknown component uniform."""
+        mu, sigma, free = self.mu[:, d], self.sigma[:, d], self.unknown[:, d]
         size = self.cube.sizes[d]
         if self.cube.categorical[d]:
             k = size or 1
             probs = self._category_probs(np.where(free, np.nan, mu), k)
             index = np.clip(np.floor(x * k), 0, k - 1).astype(int)
-            return np.log(probs[:, index].T)
+            categorical: Array = np.log(probs[:, index].T)
+            return categorical
         m = np.where(free, 0.5, mu)[None, :]
         s = np.where(free, 1.0, sigma)[None, :]
         log_norm = np.log(np.maximum(ndtr((1.0 - m) / s) - ndtr(-m / s), 1e-300))

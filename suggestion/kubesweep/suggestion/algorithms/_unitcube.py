@@ -84,8 +84,37 @@ class UnitCube:
         return mask
 
     def valid_rows(self, unit: Array) -> Mask:
-        """Rows whose active coordinates are all known (drops invalid history values)."""
-        result: Mask = ~np.any(self.active(unit) & np.isnan(unit), axis=1)
+        """Rows whose active coordinates are all known: complete points of the space."""
+        result: Mask = ~np.any(self.missing(unit), axis=1)
+        return result
+
+    def missing(self, unit: Array) -> Mask:
+        """Active coordinates without a known value (absent or invalid in the history).
+
+        Unlike an inactive coordinate, a missing one has a value that is not known;
+        the children of a missing categorical count as inactive.
+        """
+        result: Mask = self.active(unit) & np.isnan(unit)
+        return result
+
+    def impute(self, unit: Array, rng: np.random.Generator) -> Array:
+        """Snapped rows with each missing coordinate drawn uniformly (rows unchanged
+        where nothing is missing, and no draw made then).
+
+        For models that need every active value. A drawn parent category may
+        activate children whose values are missing too; they are drawn in turn.
+        """
+        for _ in range(self.dim):
+            missing = self.missing(unit)
+            if not missing.any():
+                break
+            unit = self.snap(np.where(missing, rng.random(unit.shape), unit))
+        return unit
+
+    @staticmethod
+    def known_rows(unit: Array) -> Mask:
+        """Rows with at least one known coordinate: the ones that are evidence."""
+        result: Mask = ~np.all(np.isnan(unit), axis=1)
         return result
 
     # --- snapping -----------------------------------------------------------------

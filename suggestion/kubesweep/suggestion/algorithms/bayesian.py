@@ -43,6 +43,13 @@ How it works, and why:
   BLAS threads cost more than they save.
 - The first ``initialTrials`` suggestions follow one scrambled Sobol sequence
   fixed by the seed, continued across calls.
+- History from elsewhere (a warm start, a sweep whose bounds changed) and
+  trials that set only some parameters: a value the space cannot place (absent,
+  beyond the current bounds, an unknown category) is unknown, never clipped to
+  a bound where it would count as evidence. The rest of the trial is used; for
+  the GP each unknown value is drawn uniformly at random on each call (a fixed
+  stand-in would read as evidence at that point). A trial with no known value
+  is left out.
 
 Settings:
 
@@ -201,7 +208,9 @@ class BayesianOptimization:
     ) -> None:
         s = self.settings
         chosen = bounded_subset(observations.losses, s.integer("maxFitPoints"), rng)
-        unit = observations.unit[chosen]
+        # Values a trial lacks are drawn at random, each call anew: unbiased, unlike
+        # one fixed stand-in, which the GP would read as evidence at that point.
+        unit = self.cube.impute(observations.unit[chosen], rng)
         losses = observations.losses[chosen]
         if s.flag("outputWarping"):
             targets = warp_targets(losses)
@@ -213,7 +222,7 @@ class BayesianOptimization:
         hp = self._hyperparameters(features, targets, rng)
         model = _Model(features, targets, hp)
         liar = s.text("liar")
-        recent = observations.pending[-cost.MAX_PENDING_IN_MODEL :]
+        recent = self.cube.impute(observations.pending[-cost.MAX_PENDING_IN_MODEL :], rng)
         pending = np.vstack([recent, batch.batch_rows()])
         model = model.with_lies(self.cube.features(pending), liar, targets)
         pool = self.cube.snap(rng.random((s.integer("candidates"), self.cube.dim)))

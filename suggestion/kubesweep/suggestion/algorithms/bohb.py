@@ -22,6 +22,8 @@ How it works, and why:
   one has enough data.
 - Pending trials at the model's budget and the configurations drawn earlier in
   the same call count as bad (constant liar), so parallel slots spread out.
+- Values a trial lacks or that lie outside the current space are unknown, never
+  clipped to a bound; the densities model them as ``tpe`` does.
 
 Settings:
 

@@ -32,6 +32,14 @@ How it works, and why:
   drawn uniformly.
 - The first ``nStartupTrials`` suggestions follow a scrambled Sobol sequence
   fixed by the seed.
+- History from elsewhere (a warm start, a sweep whose bounds changed) and
+  trials that set only some parameters (``units_i`` read only for ``i <
+  n_layers``): a value the space cannot place (absent, beyond the current
+  bounds, an unknown category) is unknown, never clipped to a bound where it
+  would count as evidence. Such a trial's kernel is used as usual in its other
+  dimensions; in the unknown one it is that parameter's own estimator over the
+  trials that have a value (as univariate TPE would fit it; Optuna likewise
+  models such parameters one by one). A trial with no known value is left out.
 
 Settings:
 

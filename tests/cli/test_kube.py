@@ -101,6 +101,9 @@ class _Answers:
             def do_POST(self) -> None:
                 self._answer()
 
+            def do_DELETE(self) -> None:
+                self._answer()
+
             def log_message(self, *_: object) -> None:
                 pass
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from kubesweep.api import API_VERSION, Experiment, load_experiments, parse_experiment
+from kubesweep.api import Experiment, load_experiments, parse_experiment
 from kubesweep.cli.display import best_result
 from kubesweep.cli.experiment_sources import LocalSource, Source
 from kubesweep.cli.ranking import TrialRecord, rank, sort_records
@@ -106,18 +106,9 @@ class Client:
 
     def create(self, manifest: str | Path | Mapping[str, Any] | Experiment) -> Experiment:
         """Create an Experiment from a manifest path, YAML text, a dict or a model."""
-        from kubesweep.cli.cluster import parse_experiment as from_api
-        from kubesweep.cli.kube import path_for
+        from kubesweep.cli.cluster import create_experiment
 
-        experiment = _as_experiment(manifest)
-        body = experiment.to_wire()
-        body.pop("status", None)
-        body["metadata"]["namespace"] = experiment.metadata.namespace or self.namespace
-        namespace = body["metadata"]["namespace"]
-        created = self._cluster().request(
-            "POST", path_for(API_VERSION, "experiments", namespace), body
-        )
-        return from_api(created)
+        return create_experiment(self._cluster(), _as_experiment(manifest), self.namespace)
 
     def list(self) -> list[Experiment]:
         """Experiments in the namespace."""
@@ -165,11 +156,9 @@ class Client:
 
     def delete(self, name: str) -> None:
         """Delete the Experiment (its Trials and Jobs go with it)."""
-        from kubesweep.cli.kube import path_for
+        from kubesweep.cli.cluster import delete_experiment
 
-        self._cluster().request(
-            "DELETE", path_for(API_VERSION, "experiments", self.namespace, name)
-        )
+        delete_experiment(self._cluster(), self.namespace, name)
 
     def report(self, name: str, path: str | Path) -> Path:
         """Write the HTML report of the experiment to ``path``."""

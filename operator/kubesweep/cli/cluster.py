@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from kubesweep.api import Experiment, Trial
+from kubesweep.api import API_VERSION, Experiment, Trial
 from kubesweep.cli.experiment_sources import NotFoundError, trial_records
-from kubesweep.cli.kube import JSON, Kube, KubeError
+from kubesweep.cli.kube import JSON, Kube, KubeError, path_for
 from kubesweep.cli.ranking import TrialRecord
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,6 +38,43 @@ def _parse(model: type[M], body: JSON) -> M:
     except ValidationError:
         body.pop("status", None)
         return model.model_validate(body)
+
+
+class AlreadyExistsError(KubeError):
+    """An Experiment of that name exists in the namespace already."""
+
+
+def create_experiment(kube: Kube, experiment: Experiment, namespace: str) -> Experiment:
+    """Create ``experiment`` in its own namespace, else ``namespace``; the object as created.
+
+    Raises :class:`AlreadyExistsError` when the name is taken.
+    """
+    body = experiment.to_wire()
+    body.pop("status", None)
+    body["metadata"]["namespace"] = experiment.metadata.namespace or namespace
+    where = body["metadata"]["namespace"]
+    try:
+        created = kube.request("POST", path_for(API_VERSION, "experiments", where), body)
+    except KubeError as error:
+        if error.status == 409:
+            raise AlreadyExistsError(
+                f"experiment {experiment.metadata.name} already exists in namespace {where}; "
+                "delete it first, or give this one another name",
+                error.status,
+                error.body,
+            ) from None
+        raise
+    return parse_experiment(created)
+
+
+def delete_experiment(kube: Kube, namespace: str, name: str) -> None:
+    """Delete the Experiment (its Trials and Jobs go with it); :class:`NotFoundError` if absent."""
+    try:
+        kube.request("DELETE", path_for(API_VERSION, "experiments", namespace, name))
+    except KubeError as error:
+        if error.status == 404:
+            raise NotFoundError(f"experiment {name} not found in namespace {namespace}") from None
+        raise
 
 
 class ClusterSource:

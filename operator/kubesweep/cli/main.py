@@ -36,6 +36,7 @@ from kubesweep.cli.experiment_sources import (
 from kubesweep.cli.failures import HINT_LINES
 from kubesweep.cli.output import FORMATS, emit
 from kubesweep.cli.ranking import SORT_KEYS, is_known_sort_key, rank, sort_records
+from kubesweep.cli.sections import SectionedGroup
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -161,7 +162,22 @@ output_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: The help's groups of commands: what runs here, what reads results, what changes a cluster.
+SECTIONS = (
+    ("Run on this machine", ("run", "validate")),
+    (
+        "Read results (a cluster; a local run with --local or --state)",
+        ("get", "describe", "trials", "watch", "logs", "best", "report"),
+    ),
+    ("Change a cluster", ("create", "delete")),
+)
+
+
+@click.group(
+    cls=SectionedGroup,
+    sections=SECTIONS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="kubesweep")
 def main() -> None:
     """Hyperparameter sweeps: run an Experiment locally, or follow one on a cluster."""
@@ -264,17 +280,79 @@ def mark_interrupted(state: Path, message: str) -> None:
         store.close()
 
 
+def checked_manifest(path: str) -> Experiment:
+    """The manifest's Experiment after the checks of the API server and the suggestion service."""
+    from kubesweep.cli.local.runner import spec_problems
+
+    experiment = load_manifest(path)
+    problems = spec_problems(experiment)
+    if problems:
+        fail(f"{path} is not a valid Experiment:\n  " + "\n  ".join(problems), 2)
+    return experiment
+
+
 @main.command()
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
 def validate(manifest: str) -> None:
     """Check MANIFEST as the API server and the suggestion service would."""
-    from kubesweep.cli.local.runner import spec_problems
-
-    experiment = load_manifest(manifest)
-    problems = spec_problems(experiment)
-    if problems:
-        fail(f"{manifest} is not a valid Experiment:\n  " + "\n  ".join(problems), 2)
+    experiment = checked_manifest(manifest)
     console.print(f"{manifest}: experiment {experiment.metadata.name} is valid")
+
+
+# -- cluster changes -------------------------------------------------------------
+
+
+def kube_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--kubeconfig``, ``--context`` and ``-n``: the commands that change a cluster."""
+    options = [
+        click.option("--kubeconfig", help="Path of the kubeconfig (else $KUBECONFIG)."),
+        click.option("--context", help="The kubeconfig context to use."),
+        click.option(
+            "-n", "--namespace", help="Namespace (else the manifest's, or the context's)."
+        ),
+    ]
+    command: Callable[..., Any] = func
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@main.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@kube_options
+@guarded
+def create(
+    *, manifest: str, kubeconfig: str | None, context: str | None, namespace: str | None
+) -> None:
+    """Create MANIFEST's Experiment on a cluster, after the checks validate makes."""
+    from kubesweep.cli.cluster import create_experiment
+    from kubesweep.cli.kube import Kube
+
+    experiment = checked_manifest(manifest)
+    own = experiment.metadata.namespace
+    if namespace and own and own != namespace:
+        fail(f"{manifest} is for namespace {own}, not {namespace}: drop -n or change it", 2)
+    kube = Kube.connect(kubeconfig, context, namespace)
+    created = create_experiment(kube, experiment, namespace or kube.namespace)
+    where = created.metadata.namespace or namespace or kube.namespace
+    console.print(f"experiment.kubesweep.io/{created.metadata.name} created in namespace {where}")
+
+
+@main.command()
+@click.argument("name")
+@kube_options
+@guarded
+def delete(
+    *, name: str, kubeconfig: str | None, context: str | None, namespace: str | None
+) -> None:
+    """Delete experiment NAME from a cluster, with its trials and their Jobs."""
+    from kubesweep.cli.cluster import delete_experiment
+    from kubesweep.cli.kube import Kube
+
+    kube = Kube.connect(kubeconfig, context, namespace)
+    where = namespace or kube.namespace
+    delete_experiment(kube, where, name)
+    console.print(f"experiment.kubesweep.io/{name} deleted from namespace {where}")
 
 
 # -- readers --------------------------------------------------------------------

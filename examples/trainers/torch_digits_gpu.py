@@ -49,7 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def build_model(channels: int, dropout: float) -> Any:
     """Two 3x3 convolutions, a 2x2 max-pool and a linear layer: 8x8 in, 10 logits out."""
-    from torch import nn
+    from torch import nn  # type: ignore[import-not-found, unused-ignore]  # torch is optional
 
     return nn.Sequential(
         nn.Conv2d(1, channels, 3, padding=1),
@@ -67,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train on the GPU and print ``epoch=N val_loss=... accuracy=...`` after each epoch."""
     args = parse_args(argv)
     try:
-        import torch
-        from torch.nn import functional
+        import torch  # type: ignore[import-not-found, unused-ignore]  # torch is optional
+        from torch.nn import functional  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         print("error: PyTorch is not installed (pip install torch)", file=sys.stderr)
         return 2
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch = order[start : start + args.batch_size]
             optimizer.zero_grad()
             loss = functional.cross_entropy(model(x_train[batch]), y_train[batch])
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()  # type: ignore[no-untyped-call, unused-ignore]  # untyped in torch
             optimizer.step()
         model.eval()
         with torch.no_grad():

@@ -29,7 +29,7 @@ def test_config_from_the_renderers_env() -> None:
         }
     )
     assert config.objective_metric == "loss"
-    assert config.keep_names == {"loss", "acc"}
+    assert config.keep_names == frozenset({"loss", "acc"})
     assert config.stdout_log == "/kubesweep/stdout.log"
     push = CollectorConfig.from_env({CONFIG_ENV: '{"source": "push", "port": 9000}'})
     assert push.push_port == 9000

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from lupa import LuaRuntime
+from lupa import LuaRuntime  # type: ignore[import-untyped]  # lupa ships no type hints
 
 HEALTH = Path(__file__).resolve().parents[2] / "docs/gitops/argocd/kubesweep.io/Experiment"
 CASES = yaml.safe_load((HEALTH / "health_test.yaml").read_text())["tests"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -63,9 +64,9 @@ def test_corrupt_framing_is_skipped_and_counted() -> None:
     assert parsed.dropped >= 2
 
 
-def test_tensorboardx_files_when_available(tmp_path: object) -> None:
+def test_tensorboardx_files_when_available(tmp_path: Path) -> None:
     try:
-        from tensorboardX import SummaryWriter
+        from tensorboardX import SummaryWriter  # type: ignore[import-untyped]  # no type hints
     except Exception:  # tensorboardX imports torch when present, which may be broken
         pytest.skip("tensorboardX is not importable here")
     writer = SummaryWriter(str(tmp_path))

@@ -15,8 +15,8 @@ import os
 import subprocess
 import sys
 import venv
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -79,8 +79,14 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+class Install(Protocol):
+    """The ``install`` fixture: the bin/ of a venv holding the wheel with ``extra``."""
+
+    def __call__(self, extra: str, deps: bool = True) -> Path: ...
+
+
 @pytest.fixture(scope="session")
-def install(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, bool], Path]:
+def install(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Install:
     """``install(extra, deps)``: a fresh venv holding the wheel with ``extra``; its bin/."""
     made: dict[tuple[str, bool], Path] = {}
 
@@ -115,7 +121,7 @@ def test_the_sdist_carries_what_the_wheel_is_built_from(dist: Path) -> None:
     assert "kubesweep/collector/main.py" in files
 
 
-def test_the_cli_extra_runs_validate_run_and_report(install, tmp_path: Path) -> None:
+def test_the_cli_extra_runs_validate_run_and_report(install: Install, tmp_path: Path) -> None:
     bin_ = install("cli")
     manifest = tmp_path / "sweep.yaml"
     manifest.write_text(MANIFEST)
@@ -149,12 +155,14 @@ def test_the_cli_extra_runs_validate_run_and_report(install, tmp_path: Path) -> 
     ("extra", "script"),
     [("operator", "kubesweep-operator"), ("suggestion", "kubesweep-suggestion")],
 )
-def test_each_service_extra_starts_its_command(install, tmp_path: Path, extra, script) -> None:
+def test_each_service_extra_starts_its_command(
+    install: Install, tmp_path: Path, extra: str, script: str
+) -> None:
     bin_ = install(extra)
     assert "usage" in ok(run([str(bin_ / script), "--help"], tmp_path)).lower()
 
 
-def test_the_collector_needs_no_dependency_at_all(install, tmp_path: Path) -> None:
+def test_the_collector_needs_no_dependency_at_all(install: Install, tmp_path: Path) -> None:
     """The collector image installs the wheel with ``--no-deps``: the standard library only."""
     bin_ = install("", deps=False)
     log = tmp_path / "stdout.log"

@@ -3,7 +3,8 @@
 On a terminal the panel shows the running trials, counts, the best trial so
 far, elapsed time and what is left of the budget, redrawn after every tick,
 with trial events scrolling above it. Piped (CI, tests) it prints one line
-per event, which is what a log wants.
+per event, and a summary line after each trial that finishes, which is what a
+log wants.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from kubesweep.api import Experiment, ParameterValue
+from kubesweep.api import Experiment, ExperimentPhase, ParameterValue
 from kubesweep.cli.failures import HINT_LINES, explain, headline
 from kubesweep.cli.local.processes import log_tail
 from kubesweep.cli.local.runner import RunningTrial, Snapshot, trials_dir
@@ -26,6 +27,8 @@ from kubesweep.cli.local.store import LocalTrial, Store
 from kubesweep.cli.output import fmt_duration, fmt_number, fmt_params
 from kubesweep.cli.ranking import with_fidelity
 
+#: Phases of a sweep that has ended.
+_ENDED = (ExperimentPhase.SUCCEEDED, ExperimentPhase.FAILED)
 #: How the runner ends a retry's message.
 _RETRY = re.compile(r"\(retry \d+\)\s*$")
 
@@ -51,12 +54,31 @@ def summary_line(snapshot: Snapshot) -> str:
         f"best {metric}={fmt_number(best.objective)} ({best.name})" if best else "no best yet"
     )
     parts.append(f"elapsed {fmt_duration(snapshot.elapsed)}")
-    left = budget.max_trials - counts.created
-    remaining = f"{left} trials left"
-    if snapshot.remaining_time is not None:
-        remaining += f", {fmt_duration(snapshot.remaining_time)} of maxDuration"
-    parts.append(remaining)
+    if status.phase not in _ENDED:  # an ended sweep has no budget left to speak of
+        left = max(0, budget.max_trials - counts.created)
+        remaining = f"{left} trial{'' if left == 1 else 's'} left"
+        if snapshot.remaining_time is not None:
+            remaining += f", {fmt_duration(snapshot.remaining_time)} of maxDuration"
+        parts.append(remaining)
     return " · ".join(parts)
+
+
+def finished_counts(snapshot: Snapshot) -> tuple[object, ...]:
+    """What changes when a trial finishes (not when one starts) or the sweep ends.
+
+    Piped, a summary line follows each such change: trial starts are event lines
+    of their own, and a summary after each would double every event.
+    """
+    status = snapshot.status
+    counts = status.trials
+    best = status.best_trial
+    return (
+        status.phase,
+        counts.completed,
+        counts.failed + counts.metrics_unavailable,
+        counts.early_stopped,
+        None if best is None else (best.name, best.objective),
+    )
 
 
 def panel(
@@ -101,7 +123,7 @@ class Progress:
         self.console = console
         self.live_enabled = console.is_terminal if live is None else live
         self._live: Live | None = None
-        self._last_line = ""
+        self._last_finished: tuple[object, ...] = ()
         self._spec = experiment.spec if experiment is not None else None
         self._state = StateReader(state) if state is not None else None
         self._fidelity: dict[str, float | None] = {}
@@ -173,11 +195,10 @@ class Progress:
         if self._live is not None:
             self._live.update(panel(snapshot, self._with_fidelity))
             return
-        line = summary_line(snapshot)
-        core = line.split(" · elapsed")[0]
-        if core != self._last_line:
-            self._last_line = core
-            self.console.print(f"[dim]{line}[/dim]", highlight=False)
+        finished = finished_counts(snapshot)
+        if finished != self._last_finished and snapshot.status.trials.completed:
+            self._last_finished = finished
+            self.console.print(Text(summary_line(snapshot), style="dim"))
 
     def _with_fidelity(self, trial: RunningTrial) -> Mapping[str, ParameterValue]:
         return with_fidelity(self._spec, trial.parameters, self._fidelity.get(trial.name))

@@ -45,10 +45,13 @@ crds: venv ## regenerate crds/, the chart's CRD template and values schema, and 
 	$(BIN)/python -m kubesweep.suggestion.openapi
 	$(BIN)/python -m kubesweep.suggestion.catalog
 
+# Debian packages are installed one apt-get at a time (targets may run side by side).
+APT_GET := flock $(or $(TMPDIR),/tmp)/kubesweep-apt.lock env DEBIAN_FRONTEND=noninteractive apt-get
+
 browser: ## headless Chromium (Debian's package) for the HTML report test, installed when missing
 	@command -v chromium >/dev/null || { \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and cannot be installed here: the report's browser test will skip"; fi; }
 
 # checkov judges the rendered chart (tests/charts/test_checkov.py); it has many
@@ -61,10 +64,21 @@ $(CHECKOV):
 	$(CHECKOV_VENV)/bin/pip install -q --no-compile 'checkov==3.3.30'
 
 # The chart tests render with the helm that cluster-build makes (cached after the first time).
+# The unit tests run on every core (pytest-xdist): each is a process of its own, and the
+# slow ones (whole local sweeps, wheels installed into fresh environments) wait on children.
 test-unit: venv browser cluster-build $(CHECKOV) ## fast tests, no cluster
-	KUBESWEEP_CHECKOV=$(CHECKOV) $(BIN)/pytest tests -q
+	KUBESWEEP_CHECKOV=$(CHECKOV) $(BIN)/pytest tests -q -n auto
 
-test: lint test-unit test-e2e test-e2e-real ## everything: lint, unit tests, e2e tests on the process node, then on the real node
+# `make test` first makes what its suites need side by side: the Go builds one after
+# another (node-build follows cluster-build; they share a build cache and fill both
+# cores), and beside them the images, the Python environments and lint, which spend
+# their time on downloads, unpacking and one core. Then the suites run one at a time:
+# they share this machine's cores and the local clusters' ports.
+TEST_SETUP := lint browser $(CHECKOV) cluster-build node-build images
+
+test: ## everything: lint, unit tests, e2e tests on the process node, then on the real node
+	$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_SETUP)
+	$(MAKE) --no-print-directory test-unit test-e2e test-e2e-real
 
 test-e2e: venv $(if $(KUBESWEEP_E2E_KUBECONFIG),,cluster-build) ## e2e tests against the local cluster (built and started on demand)
 	$(BIN)/pytest e2e -q
@@ -104,10 +118,10 @@ dev-cluster-status: venv ## show the local cluster's components (NODE=real: the 
 
 node-tools: ## Debian packages the real node needs (runc, CNI plugins, nftables), installed when missing
 	@if [ ! -x /usr/lib/cni/bridge ] || ! command -v runc >/dev/null || ! command -v nft >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq \
 	    runc containernetworking-plugins nftables >/dev/null; fi
 
-node-build: node-tools ## build kubelet + kube-proxy, containerd and CoreDNS from Go modules (cached in ~/.cache/kubesweep)
+node-build: node-tools cluster-build ## build kubelet + kube-proxy, containerd and CoreDNS from Go modules (cached in ~/.cache/kubesweep)
 	e2e/cluster/build-node.sh
 	e2e/cluster/build-dns.sh
 
@@ -160,7 +174,7 @@ IMAGE_BUILD := $(PYTHON) images/build.py --tag $(IMAGE_TAG)
 
 image-tools: ## Debian packages the image build needs (buildah, mmdebstrap, skopeo), installed when missing
 	@command -v buildah >/dev/null && command -v mmdebstrap >/dev/null && command -v skopeo >/dev/null || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq \
 	    buildah mmdebstrap skopeo >/dev/null; }
 
 images: image-tools ## build the images (cached by content) on a base made from Debian packages

@@ -23,6 +23,7 @@ from kubesweep.api import (
     ObjectMeta,
     Parameter,
     ParameterType,
+    ParameterValue,
     Trial,
     TrialSpec,
     load_experiments,
@@ -53,7 +54,7 @@ EXPERIMENTS = _experiments()
 IDS = [name for name, _ in EXPERIMENTS]
 
 
-def _value(parameter: Parameter) -> Any:
+def _value(parameter: Parameter) -> ParameterValue:
     """A valid assignment near the middle of the range."""
     if parameter.type is ParameterType.CATEGORICAL:
         assert parameter.values
@@ -68,7 +69,7 @@ def _value(parameter: Parameter) -> Any:
 def sample_trial(experiment: Experiment, index: int = 0) -> Trial:
     """A trial the suggestion service could have made, with every active parameter set."""
     spec = experiment.spec
-    values: dict[str, Any] = {}
+    values: dict[str, ParameterValue] = {}
     for parameter in spec.parameters:
         if parameter.when is None:
             values[parameter.name] = _value(parameter)

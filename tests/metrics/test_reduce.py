@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from kubesweep.metrics import (
     MAX_CURVE_POINTS,
+    Best,
     MetricStats,
     Observation,
     SeriesReducer,
@@ -77,9 +78,9 @@ def test_stats_invariants(series: list[Observation]) -> None:
     st.sampled_from(["min", "max", None]),
 )
 def test_downsample_keeps_first_last_best_in_order(
-    points: list[tuple[int, float]], size: int, best: str | None
+    points: list[tuple[int, float]], size: int, best: Best
 ) -> None:
-    kept = downsample(points, size, best)  # type: ignore[arg-type]
+    kept = downsample(points, size, best)
     assert len(kept) <= size
     assert len(kept) == min(len(points), size)
     if points:
@@ -101,9 +102,9 @@ def test_downsample_needs_room_for_three_points() -> None:
 
 @given(st.lists(finite, min_size=1, max_size=2000), st.sampled_from(["min", "max"]))
 def test_streaming_curve_is_bounded_and_keeps_first_last_best(
-    values: list[float], best: str
+    values: list[float], best: Best
 ) -> None:
-    reducer = SeriesReducer(priority=["m"], best={"m": best}, max_curve_points=20)  # type: ignore[dict-item]
+    reducer = SeriesReducer(priority=["m"], best={"m": best}, max_curve_points=20)
     reducer.extend(Observation("m", v, i) for i, v in enumerate(values))
     kept = reducer.curve("m")
     assert len(kept) <= 20

@@ -12,6 +12,7 @@ import functools
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -261,7 +262,7 @@ async def test_the_key_is_created_once_and_then_read(
 
 
 def test_a_mounted_key_file_is_optional_only_beside_a_secret(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("KUBESWEEP_TOKEN_KEY", raising=False)
     missing = tmp_path / "key"

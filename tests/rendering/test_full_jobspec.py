@@ -10,6 +10,7 @@ import copy
 import json
 from typing import Any
 
+from kubesweep.api import Experiment
 from kubesweep.rendering import COLLECTOR_NAME, METRICS_VOLUME, render_trial
 
 from .conftest import TOKEN, env, experiment, primary, settings, trial
@@ -145,7 +146,7 @@ FULL_JOB: dict[str, Any] = {
 }
 
 
-def _experiment() -> Any:
+def _experiment() -> Experiment:
     def bend(document: dict[str, Any]) -> None:
         document["spec"]["trialTemplate"]["job"] = copy.deepcopy(FULL_JOB)
         document["spec"]["trialTemplate"]["queueName"] = "gpu-queue"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubesweep.api import ParameterType
+from kubesweep.api import ParameterType, ParameterValue
 from kubesweep.rendering import (
     check_placeholders,
     check_template,
@@ -22,7 +23,7 @@ from .conftest import TOKEN, env, experiment, trial
 from .conftest import settings as render_settings
 
 
-def _args(*args: str) -> Any:
+def _args(*args: str) -> Callable[[dict[str, Any]], None]:
     def bend(document: dict[str, Any]) -> None:
         container = document["spec"]["trialTemplate"]["job"]["template"]["spec"]["containers"][0]
         container["args"] = list(args)
@@ -91,7 +92,7 @@ def test_check_template_lists_all_problems_at_once() -> None:
         (7, ParameterType.CATEGORICAL, "7"),
     ],
 )
-def test_format_value(value: Any, kind: Any, text: str) -> None:
+def test_format_value(value: ParameterValue, kind: ParameterType | str | None, text: str) -> None:
     assert format_value(value, kind) == text
 
 

@@ -182,10 +182,15 @@ class Parzen:
             active = ~np.isnan(x)
             if not active.any():
                 continue
-            with np.errstate(divide="ignore"):
-                log_w = np.log(self._dim_weights(d))
-            total[active] += logsumexp(self._log_kernel(d, x[active]) + log_w[None, :], axis=1)
+            total[active] += self._log_own_density(d, x[active])
         return total
+
+    def _log_own_density(self, d: int, x: Array) -> Array:
+        """log density at ``x`` of dimension ``d``'s own estimator (:meth:`_dim_weights`)."""
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self._dim_weights(d))
+        result: Array = logsumexp(self._log_own_kernel(d, x) + log_w[None, :], axis=1)
+        return result
 
     def _log_kernel(self, d: int, x: Array) -> Array:
         """``(len(x), components)`` log kernel values of dimension ``d``.
@@ -196,9 +201,7 @@ class Parzen:
         out = self._log_own_kernel(d, x)
         missing = self.missing[:, d]
         if missing.any():
-            with np.errstate(divide="ignore"):
-                log_w = np.log(self._dim_weights(d))
-            out[:, missing] = logsumexp(out + log_w[None, :], axis=1)[:, None]
+            out[:, missing] = self._log_own_density(d, x)[:, None]
         return out
 
     def _log_own_kernel(self, d: int, x: Array) -> Array:

@@ -162,8 +162,18 @@ def test_invalid_history_values_are_left_out() -> None:
 def test_missing_values_are_imputed_inside_the_space_and_known_ones_kept() -> None:
     space = Space(SearchSpace.model_validate(MIXED))
     cube = UnitCube(space)
-    complete = {"lr": 1e-3, "layers": 2, "dropout": 0.1, "batch": 32, "optimizer": "adam"}
-    lacking = [complete, {"lr": 1e-3, "layers": 2}, {"optimizer": "sgd", "momentum": 0.9}]
+    complete: dict[str, ParameterValue] = {
+        "lr": 1e-3,
+        "layers": 2,
+        "dropout": 0.1,
+        "batch": 32,
+        "optimizer": "adam",
+    }
+    lacking: list[dict[str, ParameterValue]] = [
+        complete,
+        {"lr": 1e-3, "layers": 2},
+        {"optimizer": "sgd", "momentum": 0.9},
+    ]
     rows = cube.snap(cube.encode(lacking))
     imputed = cube.impute(rows, np.random.default_rng(0))
     assert not cube.missing(imputed).any()

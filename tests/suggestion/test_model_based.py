@@ -83,7 +83,7 @@ def test_a_trial_lacking_some_values_is_still_observed() -> None:
     # the rest of the trial is evidence. A trial with nothing known adds nothing.
     space = _space(NARROWED)
     cube = UnitCube(space)
-    partial = [{"x": 25.0}, {"n": 25, "k": 64}, dict(OUTSIDE, lr=0.1)]
+    partial: list[dict[str, Any]] = [{"x": 25.0}, {"n": 25, "k": 64}, dict(OUTSIDE, lr=0.1)]
     history = History(
         [
             _completed(0, INSIDE, 1.0),

@@ -117,13 +117,36 @@ def _intake_batches(cluster: Cluster) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def _printed_last(
+    cluster: Cluster, namespace: str, trial: JSON, container: str, metric: str
+) -> float:
+    """The last value of ``metric`` that the trial's ``container`` printed, from its log."""
+    name = trial["metadata"]["name"]
+    (pod,) = [
+        p
+        for p in _pods(cluster, namespace, f"kubesweep.io/trial={name}")
+        if p["status"].get("phase") == "Succeeded"
+    ]
+    log = cluster.logs(namespace, pod["metadata"]["name"], container)
+    printed = re.findall(rf"(?:^|\s){re.escape(metric)}=(\S+)", log, re.M)
+    assert printed, f"{name}: the trainer printed no {metric}:\n{log[-2000:]}"
+    return float(printed[-1])
+
+
 def _assert_complete_trials(cluster: Cluster, namespace: str, experiment: JSON) -> None:
+    """Every trial Succeeded with every epoch's objective, the collector's account complete.
+
+    Where the trainer prints its metrics (the stdout source), each objective is the
+    value it printed last, exactly.
+    """
     name = experiment["metadata"]["name"]
     status = experiment["status"]
     assert status["phase"] == "Succeeded", status
     trials = _trials(cluster, namespace, name)
     assert len(trials) == experiment["spec"]["budget"]["maxTrials"]
     objective = experiment["spec"]["objective"]["metric"]
+    template = experiment["spec"]["trialTemplate"]
+    printed = template["metrics"]["source"] == "stdout"
     for trial in trials:
         trial_status = trial["status"]
         assert trial_status["phase"] == "Succeeded", trial_status
@@ -131,6 +154,10 @@ def _assert_complete_trials(cluster: Cluster, namespace: str, experiment: JSON) 
         assert metrics[objective]["count"] == EPOCHS, metrics
         complete = next(c for c in trial_status["conditions"] if c["type"] == "MetricsComplete")
         assert complete["status"] == "True", complete
+        if printed:
+            trainer = template["primaryContainer"]
+            last = _printed_last(cluster, namespace, trial, trainer, objective)
+            assert trial_status["objective"] == last, (trial["metadata"]["name"], trial_status)
 
 
 def test_the_charts_pods_run_restricted_under_their_service_accounts(

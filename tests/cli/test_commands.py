@@ -36,7 +36,7 @@ def test_help_lists_every_command_whole_under_its_group() -> None:
         assert f"  {name} " in readers
     for name in ("create", "delete"):
         assert f"  {name} " in cluster
-    for name, command in main.commands.items():  # type: ignore[attr-defined]
+    for name, command in main.commands.items():
         short = command.get_short_help_str(limit=200)
         assert short.endswith("."), (name, short)
         assert " ".join(short.split()[:3]) in " ".join(text.split()), name

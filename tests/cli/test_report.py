@@ -113,7 +113,7 @@ def test_report_data_has_every_section(random_experiment: Experiment) -> None:
     data = report_data(random_experiment, synthetic(random_experiment), now=T0)
     assert [s["name"] for s in data["slices"]] == ["alpha", "eta0", "penalty"]
     assert data["slices"][2]["kind"] == "categorical"
-    assert any(c["stopped"] for c in data["curves"])
+    assert any(c["stopped"] for c in data["curves"]["series"])
     assert data["importance"]
     assert len(data["parallel"]["rows"]) == 11
     assert data["pareto"] is not None
@@ -196,3 +196,92 @@ def test_every_plot_renders_in_headless_chromium(
     assert result.returncode == 0, result.stderr[-2000:]
     assert shot.stat().st_size > 10_000
     os.replace(path, ARTIFACTS / "cli-report.html")
+
+
+def single_step(experiment: Experiment) -> list[TrialRecord]:
+    """Twelve trials of the TPE example: nine reported one value, some without momentum."""
+    rng = random.Random(8)
+    out = []
+    for index in range(12):
+        solver = "sgd" if index % 3 else "adam"
+        parameters: dict[str, object] = {
+            "lr": 10 ** rng.uniform(-4, -1),
+            "hidden": rng.choice(range(16, 129, 16)),
+            "solver": solver,
+        }
+        if solver == "sgd":
+            parameters["momentum"] = rng.uniform(0.5, 0.99)
+        loss = 0.02 + rng.random()
+        steps = 5 if index < 3 else 1
+        phase = TrialPhase.EARLY_STOPPED if index == 1 else TrialPhase.SUCCEEDED
+        out.append(
+            TrialRecord(
+                name=f"digits-tpe-{index}",
+                index=index,
+                phase=phase,
+                parameters=parameters,  # type: ignore[arg-type]
+                objective=loss,
+                metrics={"val_loss": loss, "accuracy": 1 - loss / 2},
+                start_time=T0,
+                completion_time=T0,
+                curve=tuple((step, loss + 0.1 / (step + 1)) for step in range(steps)),
+            )
+        )
+    return out
+
+
+def test_report_data_marks_conditional_axes_and_keeps_loss_axes_above_zero() -> None:
+    from tests.cli.conftest import example
+
+    experiment = example("tpe")
+    data = report_data(experiment, single_step(experiment), now=T0)
+    optional = {d["name"]: d["optional"] for d in data["parallel"]["dimensions"]}
+    assert optional == {"lr": False, "hidden": False, "solver": False, "momentum": True}
+    assert data["history"]["y"]["min"] >= 0
+    assert data["history"]["phases"] == ["Succeeded", "EarlyStopped"]
+    assert len(data["curves"]["series"]) == 12
+    hidden = next(s for s in data["slices"] if s["name"] == "hidden")
+    assert all(float(label).is_integer() for _, label in hidden["x"]["ticks"])
+
+
+def _labels(dom: str, plot: str) -> list[str]:
+    section = dom.split(f'id="{plot}"')[1].split('<div class="plot"', maxsplit=1)[0]
+    return re.findall(r'class="tick"[^>]*>([^<]*)</text>', section)
+
+
+def _round(label: str) -> bool:
+    """A tick label of at most three significant digits (``0.25``, ``120``, ``1e-05``)."""
+    mantissa = label.lstrip("-").split("e")[0].replace(".", "").strip("0")
+    return len(mantissa) <= 3
+
+
+def test_the_report_draws_round_ticks_legends_single_values_and_unset_parameters(
+    tmp_path: Path,
+) -> None:
+    from tests.cli.conftest import example
+
+    binary = chromium()
+    if binary is None:
+        pytest.skip("chromium not found (apt-get install -y chromium)")
+    experiment = example("tpe")
+    path = tmp_path / "report.html"
+    write_report(experiment, single_step(experiment), path, now=T0)
+    dom = run_chromium(binary, path.as_uri(), "--dump-dom", "--virtual-time-budget=5000")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = dom.stdout
+    assert 'data-error="' not in page
+    for plot in ("plot-history", "plot-slice-0", "plot-slice-1", "plot-slice-3", "plot-curves"):
+        labels = _labels(page, plot)
+        assert labels, plot
+        assert all(_round(label) for label in labels), (plot, labels)
+    history = page.split('id="plot-history"')[1].split('<div class="plot"')[0]
+    assert not any(label.startswith("-") for label in _labels(page, "plot-history"))
+    assert ">Succeeded</text>" in history
+    assert ">EarlyStopped</text>" in history
+    curves = page.split('id="plot-curves"')[1].split('<div class="plot"')[0]
+    assert curves.count("curve-point") >= 9
+    assert ">stopped early</text>" in curves
+    assert 'width="100%"' in curves
+    parallel = page.split('id="plot-parallel"')[1].split('<div class="plot"')[0]
+    assert ">not set</text>" in parallel
+    assert 'width="100%"' in parallel

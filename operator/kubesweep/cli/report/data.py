@@ -27,6 +27,7 @@ from kubesweep.api import (
 )
 from kubesweep.cli.output import fmt_value
 from kubesweep.cli.ranking import TrialRecord, best_so_far, rank, with_fidelity
+from kubesweep.cli.report.axes import linear_axis, log_axis
 from kubesweep.cli.report.importance import importance
 
 _MAXIMISED = re.compile(r"acc|auc|f1|precision|recall|score|r2|reward|map\b|iou", re.I)
@@ -44,7 +45,8 @@ def _finite(value: float | None) -> bool:
 
 
 def history(records: Sequence[TrialRecord], direction: Direction) -> dict[str, Any]:
-    """Objective per trial (by index) and the best-so-far line over succeeded trials."""
+    """Objective per trial (by index), the best-so-far line over succeeded trials, the axes,
+    and the phases the points are coloured by (for the legend), in the order phases go."""
     ordered = sorted(records, key=lambda r: r.index)
     points = [
         {"x": r.index, "y": r.objective, "name": r.name, "phase": r.phase.value}
@@ -54,36 +56,76 @@ def history(records: Sequence[TrialRecord], direction: Direction) -> dict[str, A
     succeeded = [r for r in ordered if r.phase is TrialPhase.SUCCEEDED and _finite(r.objective)]
     running = best_so_far([r.objective for r in succeeded], direction)
     best = [[r.index, b] for r, b in zip(succeeded, running, strict=True)]
-    return {"points": points, "best": best}
+    shown = [r for r in ordered if _finite(r.objective)]
+    present = {r.phase for r in shown}
+    return {
+        "points": points,
+        "best": best,
+        "phases": [phase.value for phase in TrialPhase if phase in present],
+        "x": linear_axis([r.index for r in shown], integer=True, pad=0.04, stay_signed=False),
+        "y": linear_axis([r.objective for r in shown]),
+    }
+
+
+def _numeric(
+    name: str, low: float, high: float, *, log: bool, integer: bool, optional: bool
+) -> dict[str, Any]:
+    axis = (
+        log_axis(low, high) if log else linear_axis([], bounds=(low, high), integer=integer, pad=0)
+    )
+    return {
+        "name": name,
+        "kind": "numeric",
+        "log": log,
+        "integer": integer,
+        "min": low,
+        "max": high,
+        "optional": optional,
+        "axis": axis,
+    }
 
 
 def dimensions(experiment: Experiment) -> list[dict[str, Any]]:
-    """Axes of the parameter plots: numeric (maybe log) or categorical with its values."""
+    """Axes of the parameter plots: numeric (maybe log) or categorical with its values.
+
+    ``optional`` marks a conditional parameter (``when``): trials without it are
+    drawn at a "not set" position instead of crossing its axis unmarked.
+    """
     out: list[dict[str, Any]] = []
     for parameter in experiment.spec.parameters:
+        optional = parameter.when is not None
         if parameter.type is ParameterType.CATEGORICAL:
             values = [str(v) for v in parameter.values or []]
-            out.append({"name": parameter.name, "kind": "categorical", "values": values})
-        else:
             out.append(
                 {
                     "name": parameter.name,
-                    "kind": "numeric",
-                    "log": parameter.log,
-                    "min": parameter.low,
-                    "max": parameter.high,
+                    "kind": "categorical",
+                    "values": values,
+                    "optional": optional,
                 }
+            )
+        else:
+            out.append(
+                _numeric(
+                    parameter.name,
+                    float(parameter.low),
+                    float(parameter.high),
+                    log=parameter.log,
+                    integer=parameter.type is ParameterType.INT,
+                    optional=optional,
+                )
             )
     if experiment.spec.fidelity is not None:
         fidelity = experiment.spec.fidelity
         out.append(
-            {
-                "name": fidelity.parameter,
-                "kind": "numeric",
-                "log": False,
-                "min": fidelity.min,
-                "max": fidelity.max,
-            }
+            _numeric(
+                fidelity.parameter,
+                fidelity.min,
+                fidelity.max,
+                log=False,
+                integer=fidelity.type == "int",
+                optional=False,
+            )
         )
     return out
 
@@ -112,7 +154,8 @@ def parallel(records: Sequence[TrialRecord], experiment: Experiment) -> dict[str
         for r in records
         if _finite(r.objective)
     ]
-    return {"dimensions": dims, "rows": rows}
+    objective = linear_axis([r.objective for r in records], pad=0)
+    return {"dimensions": dims, "rows": rows, "objective_axis": objective}
 
 
 def slices(records: Sequence[TrialRecord], experiment: Experiment) -> list[dict[str, Any]]:
@@ -124,13 +167,29 @@ def slices(records: Sequence[TrialRecord], experiment: Experiment) -> list[dict[
             for r in records
             if _finite(r.objective) and _value(r, dim["name"], experiment) is not None
         ]
-        out.append({**dim, "points": points})
+        axes: dict[str, Any] = {"y": linear_axis([p["y"] for p in points])}
+        if dim["kind"] == "numeric":
+            axes["x"] = (
+                dim["axis"]
+                if dim["log"]
+                else linear_axis(
+                    [p["x"] for p in points],
+                    bounds=(dim["min"], dim["max"]),
+                    integer=dim["integer"],
+                    pad=0.02,
+                )
+            )
+        out.append({**dim, **axes, "points": points})
     return out
 
 
-def curves(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
-    """Intermediate values per trial; early-stopped trials are marked."""
-    return [
+def curves(records: Sequence[TrialRecord]) -> dict[str, Any]:
+    """Intermediate values per trial (early-stopped trials marked), and the axes.
+
+    A trial that reported one value (one epoch of a Hyperband bracket, a value
+    without a step) has a curve of one point, which the page draws as a dot.
+    """
+    series = [
         {
             "name": r.name,
             "phase": r.phase.value,
@@ -140,6 +199,13 @@ def curves(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
         for r in sorted(records, key=lambda r: r.index)
         if r.curve
     ]
+    steps = [step for r in records for step, _ in r.curve]
+    values = [value for r in records for _, value in r.curve]
+    return {
+        "series": series,
+        "x": linear_axis(steps, integer=True, pad=0.02, stay_signed=False),
+        "y": linear_axis(values),
+    }
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -172,6 +238,7 @@ def pareto(records: Sequence[TrialRecord], experiment: Experiment) -> dict[str, 
     front = pareto_front(signed)
     return {
         "metrics": metrics,
+        "axes": [linear_axis([values[k] for _, values in candidates]) for k in range(len(metrics))],
         "directions": [d.value for d in directions],
         "points": [
             {"name": record.name, "values": values, "front": on}

@@ -38,6 +38,8 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
 .chart .curve.stopped{stroke-dasharray:4 3}.chart .stop-mark{stroke:#dc2626;stroke-width:2}
 .chart .front{fill:#dc2626}.chart .dominated{fill:#9ca3af}
 .chart .front-line{fill:none;stroke:#dc2626;stroke-dasharray:3 2}
+.chart .not-set{fill:#9ca3af}.chart .not-set-label{font-style:italic}
+.chart .curve-point{stroke:#fff;stroke-width:1}
 table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;border-bottom:1px solid #eee;
 text-align:left}.empty{color:#6b7280;font-style:italic}
 """

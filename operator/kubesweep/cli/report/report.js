@@ -5,7 +5,9 @@
   "use strict";
   const DATA = JSON.parse(document.getElementById("report-data").textContent);
   const NS = "http://www.w3.org/2000/svg";
-  const W = 640, H = 320, M = { l: 64, r: 16, t: 16, b: 44 };
+  // W: a plot in a half-width card; WIDE: a plot that has the card's whole width.
+  const W = 640, WIDE = 1320, H = 320, M = { l: 64, r: 16, t: 28, b: 44 };
+  const NOT_SET = "not set";
   const PHASE_COLOURS = {
     Succeeded: "#2563eb", EarlyStopped: "#d97706", Failed: "#dc2626",
     MetricsUnavailable: "#dc2626", Running: "#0891b2", Pending: "#6b7280",
@@ -27,55 +29,77 @@
     return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : String(+v.toPrecision(4));
   }
 
-  // A scale: numeric (linear or log) or categorical (evenly spaced categories).
-  function scale(kind, domain, range, log) {
-    if (kind === "categorical") {
-      const n = Math.max(domain.length, 1);
-      const step = (range[1] - range[0]) / n;
-      const f = (v) => range[0] + step * (domain.indexOf(String(v)) + 0.5);
-      f.ticks = () => domain.map((d) => [d, f(d)]);
-      return f;
-    }
-    let lo = domain[0], hi = domain[1];
-    if (!(hi > lo)) { lo = lo - 1; hi = hi + 1; }
-    const t = log ? Math.log : (x) => x;
-    const tl = t(lo), th = t(hi);
-    const f = (v) => range[0] + (t(v) - tl) / (th - tl) * (range[1] - range[0]);
-    f.ticks = () => {
-      const out = [];
-      for (let i = 0; i <= 4; i++) {
-        const u = tl + (th - tl) * i / 4;
-        const v = log ? Math.exp(u) : u;
-        out.push([fmt(v), f(v)]);
-      }
-      return out;
-    };
+  // A categorical scale: evenly spaced categories.
+  function categories(domain, range) {
+    const n = Math.max(domain.length, 1);
+    const step = (range[1] - range[0]) / n;
+    const f = (v) => range[0] + step * (domain.indexOf(String(v)) + 0.5);
+    f.ticks = () => domain.map((d) => [d, f(d)]);
     return f;
   }
-  function extent(values, pad) {
-    const finite = values.filter((v) => typeof v === "number" && isFinite(v));
-    if (!finite.length) return [0, 1];
-    let lo = Math.min(...finite), hi = Math.max(...finite);
-    const p = (hi - lo || Math.abs(hi) || 1) * (pad || 0.05);
-    return [lo - p, hi + p];
+  // A numeric scale from an axis the data module decided: its range (linear or log) and
+  // its ticks, round values with their labels.
+  function axisScale(axis, range) {
+    let lo = axis.min, hi = axis.max;
+    if (!(hi > lo)) { lo = lo - 1; hi = hi + 1; }
+    const t = axis.log ? Math.log : (x) => x;
+    const tl = t(lo), th = t(hi);
+    const f = (v) => range[0] + (t(v) - tl) / (th - tl) * (range[1] - range[0]);
+    f.ticks = () => axis.ticks.map(([v, label]) => [label, f(v)]);
+    return f;
   }
 
-  function frame(container, xs, ys, xLabel, yLabel) {
-    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "chart" });
+  function svgFor(container, width, height, wide) {
+    // A wide plot fills its card (the view box scales with it); others keep their size.
+    const attrs = { viewBox: `0 0 ${width} ${height}`, class: "chart" };
+    if (wide) { attrs.width = "100%"; attrs.preserveAspectRatio = "xMinYMin meet"; }
+    else { attrs.width = width; attrs.height = height; }
+    const svg = el("svg", attrs);
     container.appendChild(svg);
-    el("rect", { x: M.l, y: M.t, width: W - M.l - M.r, height: H - M.t - M.b, class: "plot-bg" }, svg);
+    return svg;
+  }
+
+  function frame(container, xs, ys, xLabel, yLabel, width) {
+    const w = width || W;
+    const svg = svgFor(container, w, H, w > W);
+    el("rect", { x: M.l, y: M.t, width: w - M.l - M.r, height: H - M.t - M.b, class: "plot-bg" }, svg);
     for (const [label, x] of xs.ticks()) {
       el("line", { x1: x, x2: x, y1: M.t, y2: H - M.b, class: "grid" }, svg);
       el("text", { x: x, y: H - M.b + 16, class: "tick", "text-anchor": "middle" }, svg).textContent = label;
     }
     for (const [label, y] of ys.ticks()) {
-      el("line", { x1: M.l, x2: W - M.r, y1: y, y2: y, class: "grid" }, svg);
+      el("line", { x1: M.l, x2: w - M.r, y1: y, y2: y, class: "grid" }, svg);
       el("text", { x: M.l - 6, y: y + 4, class: "tick", "text-anchor": "end" }, svg).textContent = label;
     }
-    el("text", { x: (M.l + W - M.r) / 2, y: H - 6, class: "label", "text-anchor": "middle" }, svg).textContent = xLabel;
+    el("text", { x: (M.l + w - M.r) / 2, y: H - 6, class: "label", "text-anchor": "middle" }, svg).textContent = xLabel;
     el("text", { x: 14, y: (M.t + H - M.b) / 2, class: "label", "text-anchor": "middle",
       transform: `rotate(-90 14 ${(M.t + H - M.b) / 2})` }, svg).textContent = yLabel;
     return svg;
+  }
+
+  // A legend in the top margin, right-aligned: each item a swatch (dot, line or dashed
+  // line ending in a cross) and its label.
+  function legend(svg, width, items) {
+    const g = el("g", { class: "legend" }, svg);
+    let x = width - M.r;
+    for (const item of items.slice().reverse()) {
+      const text = el("text", { x: x, y: 14, class: "tick legend-label", "text-anchor": "end" }, g);
+      text.textContent = item.label;
+      const measured = text.getComputedTextLength ? text.getComputedTextLength() : 0;
+      x -= (measured || item.label.length * 6) + 6;
+      if (item.kind === "dot") {
+        el("circle", { cx: x - 4, cy: 10, r: 4, fill: item.colour, class: "legend-swatch" }, g);
+        x -= 8;
+      } else {
+        el("line", { x1: x - 22, x2: x, y1: 10, y2: 10, stroke: item.colour, "stroke-width": 2,
+          "stroke-dasharray": item.kind === "dashed" ? "4 3" : "none", class: "legend-swatch" }, g);
+        if (item.kind === "dashed") {
+          el("path", { d: `M${x - 3},7L${x + 3},13M${x - 3},13L${x + 3},7`, class: "stop-mark" }, g);
+        }
+        x -= 22;
+      }
+      x -= 14;
+    }
   }
 
   function done(container, marks) {
@@ -94,12 +118,12 @@
     const h = DATA.history;
     if (!h.points.length) return empty(container, "No trial reported the objective yet.");
     const metric = DATA.objective.metric;
-    const xs = scale("numeric", extent(h.points.map((p) => p.x), 0.04), [M.l, W - M.r]);
-    const indexes = [...new Set(h.points.map((p) => p.x))];
-    const every = Math.max(1, Math.ceil(indexes.length / 10));
-    xs.ticks = () => indexes.filter((_, i) => i % every === 0).map((x) => [String(x), xs(x)]);
-    const ys = scale("numeric", extent(h.points.map((p) => p.y)), [H - M.b, M.t]);
+    const xs = axisScale(h.x, [M.l, W - M.r]);
+    const ys = axisScale(h.y, [H - M.b, M.t]);
     const svg = frame(container, xs, ys, "trial index", metric);
+    const items = h.phases.map((phase) => ({ kind: "dot", colour: PHASE_COLOURS[phase] || "#333", label: phase }));
+    if (h.best.length) items.push({ kind: "line", colour: "#16a34a", label: "best so far" });
+    legend(svg, W, items);
     let marks = 0;
     if (h.best.length) {
       const pts = [];
@@ -124,23 +148,28 @@
   function drawParallel(container) {
     const par = DATA.parallel;
     if (!par.rows.length) return empty(container, "No trial reported the objective yet.");
-    const dims = par.dimensions.concat([{ name: DATA.objective.metric, kind: "numeric", log: false,
-      min: Math.min(...par.rows.map((r) => r.objective)), max: Math.max(...par.rows.map((r) => r.objective)) }]);
-    const width = Math.max(W, 140 * dims.length);
-    const svg = el("svg", { viewBox: `0 0 ${width} ${H}`, width: width, height: H, class: "chart" });
-    container.appendChild(svg);
+    const dims = par.dimensions.concat([{ name: DATA.objective.metric, kind: "numeric",
+      axis: par.objective_axis, optional: false }]);
+    const width = Math.max(WIDE, 140 * dims.length);
+    const svg = svgFor(container, width, H, true);
     const step = (width - M.l - 70) / Math.max(dims.length - 1, 1);
     const axes = dims.map((d, i) => {
       const x = M.l + step * i;
+      // A conditional parameter keeps a slot under its axis for the trials without it.
+      const bottom = d.optional ? H - M.b - 26 : H - M.b;
       const s = d.kind === "categorical"
-        ? scale("categorical", d.values, [H - M.b, M.t])
-        : scale("numeric", d.min === d.max ? [d.min - 1, d.max + 1] : [d.min, d.max], [H - M.b, M.t], d.log);
-      el("line", { x1: x, x2: x, y1: M.t, y2: H - M.b, class: "axis" }, svg);
+        ? categories(d.values, [bottom, M.t])
+        : axisScale(d.axis, [bottom, M.t]);
+      el("line", { x1: x, x2: x, y1: M.t, y2: bottom, class: "axis" }, svg);
       for (const [label, y] of s.ticks()) {
         el("text", { x: x + 4, y: y + 3, class: "tick" }, svg).textContent = label;
       }
+      if (d.optional) {
+        el("circle", { cx: x, cy: H - M.b, r: 3, class: "not-set" }, svg);
+        el("text", { x: x + 6, y: H - M.b + 3, class: "tick not-set-label" }, svg).textContent = NOT_SET;
+      }
       el("text", { x: x, y: H - 12, class: "label", "text-anchor": "middle" }, svg).textContent = d.name;
-      return { x: x, s: s };
+      return { x: x, s: s, unset: d.optional ? H - M.b : null };
     });
     const objs = par.rows.map((r) => r.objective);
     const lo = Math.min(...objs), hi = Math.max(...objs);
@@ -149,7 +178,10 @@
     for (const row of par.rows) {
       const values = row.values.concat([row.objective]);
       const pts = [];
-      values.forEach((v, i) => { if (v !== null && v !== undefined) pts.push(`${axes[i].x},${axes[i].s(v)}`); });
+      values.forEach((v, i) => {
+        if (v !== null && v !== undefined) pts.push(`${axes[i].x},${axes[i].s(v)}`);
+        else if (axes[i].unset !== null) pts.push(`${axes[i].x},${axes[i].unset}`);
+      });
       const q = hi > lo ? better(row.objective) / (hi - lo) : 1;
       const colour = `hsl(${Math.round(10 + 210 * q)}, 70%, 45%)`;
       tip(el("polyline", { points: pts.join(" "), class: "pc-line", stroke: colour }, svg),
@@ -165,7 +197,7 @@
     const rowH = 28, height = M.t + M.b + rowH * items.length;
     const svg = el("svg", { viewBox: `0 0 ${W} ${height}`, width: W, height: height, class: "chart" });
     container.appendChild(svg);
-    const left = 140, xs = scale("numeric", [0, 1], [left, W - M.r - 40]);
+    const left = 140, xs = axisScale({ min: 0, max: 1, log: false, ticks: [] }, [left, W - M.r - 40]);
     let marks = 0;
     items.forEach((item, i) => {
       const y = M.t + i * rowH;
@@ -182,9 +214,9 @@
   function drawSlice(container, slice) {
     if (!slice.points.length) return empty(container, `No objective values for ${slice.name} yet.`);
     const xs = slice.kind === "categorical"
-      ? scale("categorical", slice.values, [M.l, W - M.r])
-      : scale("numeric", slice.log ? [slice.min, slice.max] : extent(slice.points.map((p) => p.x).concat([slice.min, slice.max]), 0.02), [M.l, W - M.r], slice.log);
-    const ys = scale("numeric", extent(slice.points.map((p) => p.y)), [H - M.b, M.t]);
+      ? categories(slice.values, [M.l, W - M.r])
+      : axisScale(slice.x, [M.l, W - M.r]);
+    const ys = axisScale(slice.y, [H - M.b, M.t]);
     const svg = frame(container, xs, ys, slice.name, DATA.objective.metric);
     let marks = 0;
     slice.points.forEach((p, i) => {
@@ -197,19 +229,34 @@
   }
 
   function drawCurves(container) {
-    const curves = DATA.curves;
+    const data = DATA.curves;
+    const curves = data.series;
     if (!curves.length) return empty(container, "No intermediate values were reported.");
-    const steps = [], values = [];
-    for (const c of curves) for (const [s, v] of c.points) { steps.push(s); values.push(v); }
-    const xs = scale("numeric", extent(steps, 0.02), [M.l, W - M.r]);
-    const ys = scale("numeric", extent(values), [H - M.b, M.t]);
-    const svg = frame(container, xs, ys, "step", DATA.objective.metric);
+    const xs = axisScale(data.x, [M.l, WIDE - M.r]);
+    const ys = axisScale(data.y, [H - M.b, M.t]);
+    const svg = frame(container, xs, ys, "step", DATA.objective.metric, WIDE);
+    const items = [{ kind: "line", colour: "#374151", label: "ran to its end (one colour per trial)" }];
+    if (curves.some((c) => c.points.length === 1)) {
+      items.push({ kind: "dot", colour: "#374151", label: "one value reported" });
+    }
+    if (curves.some((c) => c.stopped)) {
+      items.push({ kind: "dashed", colour: "#374151", label: "stopped early" });
+    }
+    legend(svg, WIDE, items);
     let marks = 0;
     curves.forEach((c, i) => {
       const colour = PALETTE[i % PALETTE.length];
-      const pts = c.points.map(([s, v]) => `${xs(s)},${ys(v)}`).join(" ");
-      tip(el("polyline", { points: pts, class: "curve" + (c.stopped ? " stopped" : ""), stroke: colour }, svg),
-        `${c.name} (${c.phase})`);
+      const title = `${c.name} (${c.phase})`;
+      if (c.points.length === 1) {
+        // A line of one point is invisible: a trial that reported one value is a dot.
+        const [s, v] = c.points[0];
+        tip(el("circle", { cx: xs(s), cy: ys(v), r: 4, fill: colour, class: "mark curve-point" }, svg),
+          `${title}: ${DATA.objective.metric}=${fmt(v)} at step ${s}`);
+      } else {
+        const pts = c.points.map(([s, v]) => `${xs(s)},${ys(v)}`).join(" ");
+        tip(el("polyline", { points: pts, class: "curve" + (c.stopped ? " stopped" : ""), stroke: colour }, svg),
+          title);
+      }
       marks++;
       if (c.stopped && c.points.length) {
         const [s, v] = c.points[c.points.length - 1];
@@ -226,8 +273,8 @@
     const xName = par.metrics[0], yName = par.metrics[k];
     const pts = par.points;
     if (!pts.length) return empty(container, "No succeeded trial reported every metric.");
-    const xs = scale("numeric", extent(pts.map((p) => p.values[0])), [M.l, W - M.r]);
-    const ys = scale("numeric", extent(pts.map((p) => p.values[k])), [H - M.b, M.t]);
+    const xs = axisScale(par.axes[0], [M.l, W - M.r]);
+    const ys = axisScale(par.axes[k], [H - M.b, M.t]);
     const svg = frame(container, xs, ys, `${xName} (${par.directions[0]})`, `${yName} (${par.directions[k]})`);
     let marks = 0;
     const front = pts.filter((p) => p.front).sort((a, b) => a.values[0] - b.values[0]);

@@ -59,7 +59,7 @@ def load_manifest(path: str) -> Experiment:
     except OSError as error:
         fail(f"cannot read {path}: {error.strerror}", 2)
     try:
-        experiments = load_experiments(text)
+        experiments = load_experiments(text, source=path)
     except ManifestError as error:
         fail(f"{path} is not a valid Experiment:\n  " + "\n  ".join(error.problems), 2)
     if len(experiments) != 1:

@@ -20,12 +20,14 @@ from typing import Any, Protocol
 import pytest
 
 from kubesweep.api import Experiment
+from kubesweep.api.suggestion_wire import StopReply, StopRequest, SuggestReply, SuggestRequest
 from kubesweep.cli.local.runner import Runner, RunOptions, open_state
 from kubesweep.operator.reconciler import ExperimentState
 from kubesweep.planning import Plan
+from kubesweep.suggestion import registry
 from tests.cli.conftest import ROOT
 from tests.cli.local_helpers import tiny_manifest
-from tests.operator.fakes import Driver, make_runtime
+from tests.operator.fakes import Driver, FakeBackend, make_runtime
 
 
 class World(Protocol):
@@ -49,6 +51,22 @@ class World(Protocol):
     def status(self) -> dict[str, Any]:
         """The experiment's recorded status, as the API shows it."""
 
+    def parameters(self) -> list[dict[str, Any]]:
+        """Every recorded trial's parameters, by index."""
+
+    def request_seeds(self) -> list[int | None]:
+        """The seed of every suggestion and stop request so far."""
+
+
+class AlgorithmBackend(FakeBackend):
+    """The suggestion service's answers computed by the algorithms themselves."""
+
+    async def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((endpoint, body))
+        if endpoint == "stop":
+            return registry.stop(StopRequest.model_validate(body)).to_wire()
+        return registry.suggest(SuggestRequest.model_validate(body)).to_wire()
+
 
 class ClusterWorld:
     """The operator's passes against an in-memory API server; Jobs finish after each pass."""
@@ -62,12 +80,17 @@ class ClusterWorld:
         easy_target: bool = False,
         failing: bool = False,
         space: int | None = None,
+        seed: int | None = None,
+        algorithms: bool = False,
         **_: Any,
     ) -> None:
-        spec: dict[str, Any] = {}
+        spec: dict[str, Any] = {"algorithm": {"name": "random", "seed": seed}}
         if easy_target:
             spec["objective"] = {"target": 0.0015}  # the first trial's loss is 0.001
         self.driver = Driver(budget, **spec)
+        if algorithms:
+            self.driver.backend = AlgorithmBackend()
+            self.driver.rt = make_runtime(self.driver.kube, self.driver.backend)
         self.driver.backend.limit = space
         self.failing = failing
 
@@ -98,6 +121,13 @@ class ClusterWorld:
     def status(self) -> dict[str, Any]:
         return self.driver.kube.experiment_status
 
+    def parameters(self) -> list[dict[str, Any]]:
+        trials = sorted(self.driver.kube.trials.values(), key=lambda t: t["spec"]["index"])
+        return [t["spec"]["parameters"] for t in trials]
+
+    def request_seeds(self) -> list[int | None]:
+        return [body["algorithm"].get("seed") for _, body in self.driver.backend.calls]
+
 
 class LocalWorld:
     """``kubesweep run``'s ticks, with trial processes that run for a moment."""
@@ -112,9 +142,12 @@ class LocalWorld:
         easy_target: bool = False,
         failing: bool = False,
         space: int | None = None,
+        seed: int | None = None,
+        algorithms: bool = False,
+        name: str = "shared",
     ) -> None:
         manifest = tiny_manifest(
-            "shared",
+            name,
             max_trials=budget["maxTrials"],
             parallel=budget["parallelTrials"],
             steps=1,
@@ -123,6 +156,7 @@ class LocalWorld:
             max_failed=budget.get("maxFailedTrials"),
         )
         spec = manifest["spec"]
+        spec["algorithm"]["seed"] = seed
         if easy_target:
             spec["objective"]["target"] = 1.5  # every trial's loss is at most 1.49
         if space is not None:
@@ -130,9 +164,26 @@ class LocalWorld:
             values = [f"{0.1 * (k + 1):.1f}" for k in range(space)]
             spec["parameters"] = [{"name": "x", "type": "categorical", "values": values}]
         self.experiment = Experiment.model_validate(manifest)
-        self.options = RunOptions(state=tmp_path / "shared.db", cwd=ROOT, tick_seconds=0.0)
+        self.options = RunOptions(state=tmp_path / f"{name}.db", cwd=ROOT, tick_seconds=0.0)
         self.store, _ = open_state(self.experiment, self.options)
-        self.runner = Runner(self.experiment, self.store, self.options)
+        self.seeds: list[int | None] = []
+        self.runner = self._watched(Runner(self.experiment, self.store, self.options))
+
+    def _watched(self, runner: Runner) -> Runner:
+        """``runner`` with the seed of each of its requests recorded."""
+        suggest, ask_to_stop = runner.suggest, runner.ask_to_stop
+
+        async def suggesting(request: SuggestRequest) -> SuggestReply:
+            self.seeds.append(request.algorithm.seed)
+            return await suggest(request)
+
+        async def asking(request: StopRequest) -> StopReply:
+            self.seeds.append(request.algorithm.seed)
+            return await ask_to_stop(request)
+
+        runner.suggest = suggesting  # type: ignore[method-assign]
+        runner.ask_to_stop = asking  # type: ignore[method-assign]
+        return runner
 
     async def step(self) -> Plan | None:
         plan = self.runner.tick()
@@ -145,7 +196,7 @@ class LocalWorld:
 
     def restart(self) -> None:
         self.runner._interrupt()
-        self.runner = Runner(self.experiment, self.store, self.options)
+        self.runner = self._watched(Runner(self.experiment, self.store, self.options))
         self.runner.resume()
 
     def trials(self) -> list[tuple[int, str]]:
@@ -154,6 +205,12 @@ class LocalWorld:
     def status(self) -> dict[str, Any]:
         status = self.store.status()
         return {} if status is None else status.to_wire()
+
+    def parameters(self) -> list[dict[str, Any]]:
+        return [dict(t.parameters) for t in sorted(self.store.trials(), key=lambda t: t.index)]
+
+    def request_seeds(self) -> list[int | None]:
+        return list(self.seeds)
 
     def close(self) -> None:
         self.runner._interrupt()
@@ -171,7 +228,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     def make(budget: dict[str, Any], **options: Any) -> World:
         if request.param == "cluster":
             return ClusterWorld(budget, **options)
-        local = LocalWorld(budget, tmp_path=tmp_path, **options)
+        name = "shared" if not made else f"shared-{len(made)}"
+        local = LocalWorld(budget, tmp_path=tmp_path, name=name, **options)
         made.append(local)
         return local
 
@@ -239,3 +297,45 @@ async def test_restarts_at_any_pass_neither_lose_nor_repeat_a_trial(world: MakeW
         pytest.fail(f"the sweep did not end: {sweep.status()}")
     assert sweep.trials() == [(i, "Succeeded") for i in range(6)]
     assert sweep.status()["trials"]["succeeded"] == 6
+
+
+async def test_an_unseeded_experiment_draws_its_seed_once_and_keeps_it(world: MakeWorld) -> None:
+    sweep = world({"maxTrials": 5, "parallelTrials": 2}, algorithms=True)
+    await sweep.step()
+    seed = sweep.status().get("seed")
+    assert isinstance(seed, int)
+    assert 0 <= seed < 2**31
+    rng = random.Random(3)
+    for _ in range(sweep.patience):
+        if rng.random() < 0.2:
+            sweep.restart()
+        plan = await sweep.step()
+        if sweep.settled(plan):
+            break
+    else:
+        pytest.fail(f"the sweep did not end: {sweep.status()}")
+    assert sweep.status()["seed"] == seed
+    assert sweep.request_seeds()
+    assert set(sweep.request_seeds()) == {seed}
+
+
+async def test_a_given_seed_is_the_one_recorded_and_sent(world: MakeWorld) -> None:
+    sweep = world({"maxTrials": 2, "parallelTrials": 2}, seed=1234, algorithms=True)
+    await run_until_end(sweep)
+    assert sweep.status()["seed"] == 1234
+    assert set(sweep.request_seeds()) == {1234}
+
+
+async def test_unseeded_experiments_differ_and_each_repeats_from_its_recorded_seed(
+    world: MakeWorld,
+) -> None:
+    budget = {"maxTrials": 3, "parallelTrials": 1}  # one at a time: a history in one order
+    first = world(budget, algorithms=True)
+    await run_until_end(first)
+    second = world(budget, algorithms=True)
+    await run_until_end(second)
+    assert first.status()["seed"] != second.status()["seed"]
+    assert first.parameters() != second.parameters()
+    again = world(budget, seed=first.status()["seed"], algorithms=True)
+    await run_until_end(again)
+    assert again.parameters() == first.parameters()

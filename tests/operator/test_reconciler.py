@@ -262,7 +262,8 @@ async def test_quiet_passes_write_nothing() -> None:
 
 
 async def test_progress_only_status_changes_are_rate_limited() -> None:
-    driver = Driver({"maxTrials": 4, "parallelTrials": 2})
+    # Seeded: an unseeded experiment's first pass writes its drawn seed before its trials.
+    driver = Driver({"maxTrials": 4, "parallelTrials": 2}, algorithm={"name": "random", "seed": 1})
     half = timedelta(seconds=0.5)
     await driver.step(advance=half)  # two trials created
     assert driver.kube.experiment_patches == 1
@@ -276,3 +277,22 @@ async def test_progress_only_status_changes_are_rate_limited() -> None:
     await driver.step()  # the interval passed
     assert driver.kube.experiment_patches == 3
     assert driver.kube.experiment_status["trials"]["running"] == 2
+
+
+async def test_a_pass_that_reads_status_older_than_its_seed_keeps_the_seed() -> None:
+    driver = Driver({"maxTrials": 4, "parallelTrials": 1})  # unseeded
+    await driver.step()
+    seed = driver.kube.experiment_status["seed"]
+    # The next pass sees the Experiment as it was before the first write (a lagging watch).
+    driver.kube.finish_jobs(driver.now, lambda trial: 0.5)
+    driver.kube.experiment_status.clear()
+    await driver.step()
+    assert len(driver.kube.trials) == 2
+    assert driver.kube.experiment_status["seed"] == seed
+    assert {body["algorithm"]["seed"] for _, body in driver.backend.calls} == {seed}
+    # A restart reads the seed back from status and never draws again.
+    driver.state = ExperimentState()
+    driver.kube.finish_jobs(driver.now, lambda trial: 0.5)
+    await driver.step()
+    assert len(driver.kube.trials) == 3
+    assert {body["algorithm"]["seed"] for _, body in driver.backend.calls} == {seed}

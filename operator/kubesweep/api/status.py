@@ -115,6 +115,14 @@ class ExperimentStatus(ApiModel):
     best_trial: BestTrial | None = None
     gpu_seconds: float = 0.0
     message: str | None = Field(default=None, max_length=4096)
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="The seed every suggestion request carries: spec.algorithm.seed, or one "
+        "drawn when the experiment started and kept from then on. Set it as "
+        "spec.algorithm.seed of a new Experiment to repeat this one's search.",
+    )
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of the given type, if present."""

@@ -20,14 +20,23 @@ steps, so the order lives here once, and each executor supplies only its
 7. plan a last time and hand the status to the port, which decides whether and
    when to write it.
 
+Every request carries the experiment's *effective seed*: ``spec.algorithm.seed``
+when the user gave one, or else one drawn once, when the experiment first needs
+a suggestion, and recorded in status (``status.seed``) before any suggestion
+uses it. A later pass, a restart or another executor reads it back from status
+and never draws again, so the search of an experiment is reproducible from its
+status, and two unseeded experiments search differently.
+
 No I/O happens here: the ports are awaited, and what is decided is a value (a
-plan, a status, an :data:`Event`). The only memory between passes is
+plan, a status, an :data:`Event`); the seed is drawn by :attr:`Execution.draw_seed`,
+an argument like the clock. The only memory between passes is
 :class:`ExecutionMemory`, all of it recoverable from the children and status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -52,6 +61,15 @@ from kubesweep.planning.plan import (
 from kubesweep.planning.requests import stop_request, suggest_request
 from kubesweep.planning.trial_status import DEFAULT_METRICS_GRACE, derive_trial_status
 from kubesweep.planning.views import PodView, SuggestionHealth, TrialMetrics, TrialView
+
+#: Seeds are drawn from the range ``spec.algorithm.seed`` accepts.
+SEED_LIMIT = 2**31
+
+
+def draw_seed() -> int:
+    """A fresh seed for an experiment that has none, from the operating system's entropy."""
+    return secrets.randbelow(SEED_LIMIT)
+
 
 #: Reasons of a trial that has a record but nothing observable yet: a Trial without
 #: status already reads as Pending, so writing them would tell nobody anything.
@@ -179,6 +197,9 @@ class ExecutionMemory:
     judged: tuple[Any, ...] | None = None
     #: The end reason of the last pass, to tell an end (or a resumption) once.
     last_end: str | None = None
+    #: A seed this executor drew, with the uid of its experiment, until status shows it
+    #: (a pass may read a status older than its own last write).
+    drawn: tuple[str | None, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +230,25 @@ class Execution:
     generation: int | None = None
     previous: ExperimentStatus | None = None
     policy: Policy = field(default_factory=Policy)
+    draw_seed: Callable[[], int] = draw_seed
+    #: The seed of every request of this pass (see the module's docstring).
+    seed: int = field(init=False)
+    _seed_recorded: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.seed, self._seed_recorded = self._effective_seed()
+
+    def _effective_seed(self) -> tuple[int, bool]:
+        """The seed of every request, and whether status (or the spec) already holds it."""
+        if self.spec.algorithm.seed is not None:
+            return self.spec.algorithm.seed, True
+        if self.previous is not None and self.previous.seed is not None:
+            return self.previous.seed, True
+        drawn = self.memory.drawn
+        if drawn is None or drawn[0] != self.uid:
+            drawn = (self.uid, self.draw_seed() % SEED_LIMIT)
+            self.memory.drawn = drawn
+        return drawn[1], False
 
     async def run(self) -> Plan:
         """Observe, plan, act, report; the final plan."""
@@ -220,6 +260,7 @@ class Execution:
             views = await self.early_stop(views)
             plan = self.plan(views)
         if plan.new_trials:
+            await self._record_seed(plan)
             views = await self.create_trials(plan, views)
             plan = self.plan(views)
         for name in plan.create_jobs:
@@ -240,7 +281,16 @@ class Execution:
             previous=self.previous,
             suggestion=self.memory.health,
             stall_after=self.policy.stall_after,
+            seed=self.seed,
         )
+
+    async def _record_seed(self, plan: Plan) -> None:
+        """Write status once before a drawn seed's first use, so a restart finds it there."""
+        if self._seed_recorded:
+            return
+        await self.ports.write_experiment_status(plan)
+        self.previous = plan.status
+        self._seed_recorded = True
 
     # -- observe -------------------------------------------------------------------
 
@@ -295,7 +345,9 @@ class Execution:
         if signature == self.memory.judged:
             return views
         try:
-            reply = await self.ports.ask_to_stop(stop_request(self.spec, self.uid, views))
+            reply = await self.ports.ask_to_stop(
+                stop_request(self.spec, self.uid, views, self.seed)
+            )
         except ServiceUnavailable as error:
             self._failing(error)
             return views
@@ -309,7 +361,9 @@ class Execution:
         """One suggestion request for every free slot, then one trial per assignment."""
         count = plan.suggestion_count
         try:
-            reply = await self.ports.suggest(suggest_request(self.spec, self.uid, views, count))
+            reply = await self.ports.suggest(
+                suggest_request(self.spec, self.uid, views, count, self.seed)
+            )
         except ServiceUnavailable as error:
             self._failing(error)
             return views

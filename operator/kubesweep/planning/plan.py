@@ -121,8 +121,13 @@ def plan_experiment(
     previous: ExperimentStatus | None = None,
     suggestion: SuggestionHealth | None = None,
     stall_after: timedelta = DEFAULT_STALL_AFTER,
+    seed: int | None = None,
 ) -> Plan:
-    """Decide the next actions for the experiment ``name`` from its spec and trials."""
+    """Decide the next actions for the experiment ``name`` from its spec and trials.
+
+    ``seed`` is the search's effective seed, recorded in status; without it the
+    recorded one stays.
+    """
     suggestion = suggestion or SuggestionHealth()
     start_time = previous.start_time if previous and previous.start_time else now
     counts = count_trials(trials)
@@ -169,6 +174,7 @@ def plan_experiment(
         start_time=start_time,
         gpu_seconds=sum(t.status.gpu_seconds for t in trials),
         now=now,
+        seed=seed if seed is not None else (previous.seed if previous is not None else None),
     )
     changed = previous is None or previous.to_wire() != status.to_wire()
 
@@ -362,6 +368,7 @@ def _status(
     start_time: datetime,
     gpu_seconds: float,
     now: datetime,
+    seed: int | None,
 ) -> ExperimentStatus:
     progress = (
         f"{counts.completed}/{spec.budget.max_trials} trials completed, "
@@ -420,4 +427,5 @@ def _status(
         best_trial=best,
         gpu_seconds=round(gpu_seconds, 3),
         message=message[:4096],
+        seed=seed,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kubesweep.api import ExperimentSpec, TrialPhase
+from kubesweep.api import Algorithm, ExperimentSpec, TrialPhase
 from kubesweep.api.suggestion_wire import (
     ObservedTrial,
     SearchSpace,
@@ -56,31 +56,47 @@ def search_space(spec: ExperimentSpec) -> SearchSpace:
     return SearchSpace(parameters=list(spec.parameters), fidelity=spec.fidelity)
 
 
+def seeded_algorithm(spec: ExperimentSpec, seed: int | None) -> Algorithm:
+    """The experiment's algorithm with the effective ``seed`` (the spec's own when it has one)."""
+    if spec.algorithm.seed is not None or seed is None:
+        return spec.algorithm
+    return spec.algorithm.model_copy(update={"seed": seed})
+
+
 def _observed(trials: Iterable[TrialView]) -> list[ObservedTrial]:
     return [observed_trial(t) for t in sorted(trials, key=lambda t: t.index)]
 
 
 def suggest_request(
-    spec: ExperimentSpec, uid: str | None, trials: Iterable[TrialView], count: int
+    spec: ExperimentSpec,
+    uid: str | None,
+    trials: Iterable[TrialView],
+    count: int,
+    seed: int | None = None,
 ) -> SuggestRequest:
     """A request for ``count`` assignments at once, given every trial so far."""
     return SuggestRequest(
         experiment_uid=uid,
         space=search_space(spec),
         direction=spec.objective.direction,
-        algorithm=spec.algorithm,
+        algorithm=seeded_algorithm(spec, seed),
         trials=_observed(trials),
         count=count,
     )
 
 
-def stop_request(spec: ExperimentSpec, uid: str | None, trials: Iterable[TrialView]) -> StopRequest:
+def stop_request(
+    spec: ExperimentSpec,
+    uid: str | None,
+    trials: Iterable[TrialView],
+    seed: int | None = None,
+) -> StopRequest:
     """A request for stop decisions over every trial (finished ones are the reference)."""
     return StopRequest(
         experiment_uid=uid,
         space=search_space(spec),
         direction=spec.objective.direction,
-        algorithm=spec.algorithm,
+        algorithm=seeded_algorithm(spec, seed),
         early_stopping=spec.early_stopping,
         trials=_observed(trials),
     )

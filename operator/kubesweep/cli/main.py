@@ -167,7 +167,7 @@ SECTIONS = (
     ("Run on this machine", ("run", "validate")),
     (
         "Read results (a cluster; a local run with --local or --state)",
-        ("get", "describe", "trials", "watch", "logs", "best", "report"),
+        ("get", "describe", "trials", "watch", "logs", "best", "report", "dashboard"),
     ),
     ("Change a cluster", ("create", "delete")),
 )
@@ -559,6 +559,31 @@ def report(
     path = out or Path(f"{name}-report.html")
     write_report(experiment, records, path)
     console.print(f"wrote {path} ({len(records)} trials)")
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".kubesweep"),
+    show_default=True,
+    help="Folder of the local runs' state files.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8686, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--prefix", default="/", show_default=True, help="URL prefix behind a proxy.")
+def dashboard(*, directory: Path, host: str, port: int, prefix: str) -> None:
+    """Serve a read-only web UI that follows the local runs live (see docs/dashboard.md)."""
+    try:
+        from kubesweep.cli.dashboard.server import normal_prefix, serve
+    except ImportError as error:
+        fail(f"the dashboard needs aiohttp ({error}): pip install 'kubesweep[cli]'", 2)
+        return
+    errors.print(
+        f"kubesweep dashboard on http://{host}:{port}{normal_prefix(prefix)} (Ctrl-C stops)"
+    )
+    serve(directory, host, port, prefix)
 
 
 def direction_of(experiment: Experiment) -> Direction:

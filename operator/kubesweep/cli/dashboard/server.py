@@ -1,0 +1,248 @@
+"""The dashboard's HTTP server: three pages, their JSON, and a stream of changes.
+
+aiohttp serves everything from the package (the pages' script and style, and the
+report's drawing script), so the dashboard works offline. Every route is a GET:
+there is no write path. Reads of the SQLite state files run in worker threads,
+so a slow read never stalls the event streams.
+
+Live updates are server-sent events: ``/api/events`` checks the fingerprint of
+the state files (:func:`~kubesweep.cli.dashboard.views.runs_version`) every
+``interval`` seconds and, when it changed, sends the experiments' lines (or the
+one experiment's line) as an ``update`` event; the page then fetches what it
+draws. A page never reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from kubesweep.cli.dashboard.views import (
+    LOG_TAIL,
+    experiment_row,
+    experiment_view,
+    runs_version,
+    trial_view,
+)
+from kubesweep.cli.experiment_sources import LocalRuns, NotFoundError
+from kubesweep.cli.report.html import STYLE
+
+#: Seconds between two looks at the state files, and between keep-alive comments.
+INTERVAL = 0.5
+KEEPALIVE = 15.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+RUNS: web.AppKey[LocalRuns] = web.AppKey("runs", LocalRuns)
+SETTINGS: web.AppKey[dict[str, Any]] = web.AppKey("settings", dict)
+
+
+def _asset(package: str, name: str) -> str:
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+def normal_prefix(prefix: str) -> str:
+    """A URL prefix as ``/a/b/``: leading and trailing slash, ``/`` for none."""
+    parts = [p for p in prefix.split("/") if p]
+    return "/" + "".join(f"{p}/" for p in parts)
+
+
+def _json(data: Any) -> web.Response:
+    return web.json_response(data, dumps=lambda d: json.dumps(d, allow_nan=False))
+
+
+def _experiments(runs: LocalRuns) -> list[dict[str, Any]]:
+    rows = []
+    for experiment in runs.experiments():
+        try:
+            records = runs.trials(experiment)
+        except (NotFoundError, sqlite3.DatabaseError):
+            continue
+        rows.append(experiment_row(experiment, records))
+    return rows
+
+
+def _experiment(runs: LocalRuns, name: str) -> dict[str, Any]:
+    experiment = runs.experiment(name)
+    return experiment_view(experiment, runs.trials(experiment))
+
+
+def _trial(runs: LocalRuns, name: str, trial: str) -> dict[str, Any]:
+    experiment = runs.experiment(name)
+    for record in runs.trials(experiment):
+        if record.name == trial:
+            try:
+                log: list[str] | None = runs.log(trial, LOG_TAIL).splitlines()
+            except NotFoundError:
+                log = None
+            return trial_view(experiment, record, log)
+    raise NotFoundError(f"experiment {name} has no trial {trial}")
+
+
+async def _read(func: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return await asyncio.to_thread(func, *args)
+    except NotFoundError as error:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": str(error)}), content_type="application/json"
+        ) from None
+
+
+async def api_experiments(request: web.Request) -> web.Response:
+    """Every local run's line."""
+    return _json(await _read(_experiments, request.app[RUNS]))
+
+
+async def api_experiment(request: web.Request) -> web.Response:
+    """One experiment: its line, the plot data and its trials."""
+    return _json(await _read(_experiment, request.app[RUNS], request.match_info["name"]))
+
+
+async def api_trial(request: web.Request) -> web.Response:
+    """One trial."""
+    info = request.match_info
+    return _json(await _read(_trial, request.app[RUNS], info["name"], info["trial"]))
+
+
+def _summary(runs: LocalRuns, name: str | None) -> Any:
+    if name is None:
+        return _experiments(runs)
+    experiment = runs.experiment(name)
+    return experiment_row(experiment, runs.trials(experiment))
+
+
+async def api_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: an ``update`` with the current lines whenever a state file changed."""
+    runs = request.app[RUNS]
+    interval = float(request.app[SETTINGS]["interval"])
+    name = request.query.get("experiment") or None
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    seen: object = None
+    quiet = 0.0
+    while True:
+        version = await asyncio.to_thread(runs_version, runs.directory)
+        if version != seen:
+            seen = version
+            try:
+                data = await asyncio.to_thread(_summary, runs, name)
+            except (NotFoundError, sqlite3.DatabaseError) as error:
+                data = {"error": str(error)}
+            await response.write(f"event: update\ndata: {json.dumps(data)}\n\n".encode())
+            quiet = 0.0
+        elif quiet >= KEEPALIVE:
+            await response.write(b": keep-alive\n\n")
+            quiet = 0.0
+        await asyncio.sleep(interval)
+        quiet += interval
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{report_style}</style>
+<link rel="stylesheet" href="{base}static/dashboard.css"></head>
+<body data-base="{base}" data-page="{page}" data-experiment="{experiment}" data-trial="{trial}">
+<nav><a href="{base}">kubesweep dashboard</a>{crumbs}</nav>
+<main id="main"><p class="empty">Loading…</p></main>
+<script type="application/json" id="report-data">null</script>
+<script src="{base}static/dashboard.js"></script>
+</body></html>
+"""
+
+
+def _page(request: web.Request, page: str, title: str) -> web.Response:
+    esc = html.escape
+    base = request.app[SETTINGS]["prefix"]
+    name = request.match_info.get("name", "")
+    trial = request.match_info.get("trial", "")
+    crumbs = ""
+    if name:
+        crumbs += f' / <a href="{esc(base)}experiments/{esc(name)}">{esc(name)}</a>'
+    if trial:
+        crumbs += f" / {esc(trial)}"
+    text = PAGE.format(
+        title=esc(title),
+        report_style=STYLE,
+        base=esc(base),
+        page=page,
+        experiment=esc(name),
+        trial=esc(trial),
+        crumbs=crumbs,
+    )
+    return web.Response(text=text, content_type="text/html")
+
+
+async def page_experiments(request: web.Request) -> web.Response:
+    """The list of experiments."""
+    return _page(request, "experiments", "kubesweep: experiments")
+
+
+async def page_experiment(request: web.Request) -> web.Response:
+    """One experiment."""
+    return _page(request, "experiment", f"kubesweep: {request.match_info['name']}")
+
+
+async def page_trial(request: web.Request) -> web.Response:
+    """One trial."""
+    return _page(request, "trial", f"kubesweep: {request.match_info['trial']}")
+
+
+STATIC = {
+    "dashboard.js": ("kubesweep.cli.dashboard", "application/javascript"),
+    "dashboard.css": ("kubesweep.cli.dashboard", "text/css"),
+    "report.js": ("kubesweep.cli.report", "application/javascript"),
+}
+
+
+async def static(request: web.Request) -> web.Response:
+    """The pages' script and style, and the report's drawing script, from the package."""
+    name = request.match_info["file"]
+    if name not in STATIC:
+        raise web.HTTPNotFound()
+    package, content_type = STATIC[name]
+    path = name if package == "kubesweep.cli.report" else f"static/{name}"
+    return web.Response(text=_asset(package, path), content_type=content_type)
+
+
+def make_app(directory: Path, prefix: str = "/", interval: float = INTERVAL) -> web.Application:
+    """The dashboard for the local runs in ``directory``, under URL ``prefix``."""
+    app = web.Application()
+    app[RUNS] = LocalRuns(directory)
+    base = normal_prefix(prefix)
+    app[SETTINGS] = {"prefix": base, "interval": interval}
+    routes = [
+        ("", page_experiments),
+        ("experiments/{name}", page_experiment),
+        ("experiments/{name}/trials/{trial}", page_trial),
+        ("api/experiments", api_experiments),
+        ("api/experiments/{name}", api_experiment),
+        ("api/experiments/{name}/trials/{trial}", api_trial),
+        ("api/events", api_events),
+        ("static/{file}", static),
+    ]
+    for path, handler in routes:
+        app.router.add_get(base + path, handler)
+    if base != "/":
+        app.router.add_get(base.rstrip("/"), page_experiments)
+    return app
+
+
+def serve(directory: Path, host: str, port: int, prefix: str = "/") -> None:
+    """Serve until interrupted."""
+    web.run_app(make_app(directory, prefix), host=host, port=port, print=None)

@@ -1,0 +1,238 @@
+// kubesweep dashboard: fetches the JSON of the page it is on, draws it, and redraws it when
+// the server's event stream says the runs changed. The experiment page's plots are drawn by
+// the report's own script (report.js), run again over new data at every update.
+(function () {
+  "use strict";
+  const body = document.body;
+  const BASE = body.dataset.base;
+  const PAGE = body.dataset.page;
+  const EXPERIMENT = body.dataset.experiment;
+  const TRIAL = body.dataset.trial;
+  const main = document.getElementById("main");
+  let reportScript = null;
+
+  function h(tag, attrs, children) {
+    const node = document.createElement(tag);
+    for (const key in attrs || {}) {
+      if (key === "text") node.textContent = attrs[key];
+      else node.setAttribute(key, attrs[key]);
+    }
+    for (const child of children || []) if (child) node.appendChild(child);
+    return node;
+  }
+  function fmt(v) {
+    if (v === null || v === undefined) return "-";
+    if (typeof v !== "number") return String(v);
+    return String(+v.toPrecision(6));
+  }
+  function age(seconds) {
+    if (seconds === null || seconds === undefined) return "-";
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 120) return s + "s";
+    if (s < 7200) return Math.round(s / 60) + "m";
+    if (s < 172800) return Math.round(s / 3600) + "h";
+    return Math.round(s / 86400) + "d";
+  }
+  function params(p) { return Object.keys(p).map((k) => `${k}=${fmt(p[k])}`).join(", "); }
+  function expUrl(name) { return `${BASE}experiments/${encodeURIComponent(name)}`; }
+  function trialUrl(exp, trial) { return `${expUrl(exp)}/trials/${encodeURIComponent(trial)}`; }
+  async function getJson(path) {
+    const response = await fetch(BASE + path, { cache: "no-store" });
+    if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+    return response.json();
+  }
+  function progress(row) {
+    const share = row.total ? Math.min(1, row.done / row.total) : 0;
+    const bar = h("span", { class: "progress" }, [h("span", { style: `width:${(share * 100).toFixed(1)}%` })]);
+    return h("span", { class: "progress-cell", "data-done": String(row.done), "data-total": String(row.total) },
+      [bar, h("span", { class: "progress-text", text: `${row.done} / ${row.total}` })]);
+  }
+  // The state of the event stream, shown in a badge that redraws keep.
+  let liveState = ["live off", "connecting"];
+  function liveBadge() { return h("span", { id: "live", class: liveState[0], text: liveState[1] }); }
+  function setLive(state) {
+    liveState = state;
+    const badge = document.getElementById("live");
+    if (badge) { badge.className = state[0]; badge.textContent = state[1]; }
+  }
+  function follow(query, onUpdate) {
+    const source = new EventSource(`${BASE}api/events${query}`);
+    source.addEventListener("update", (event) => {
+      setLive(["live", "live"]);
+      body.dataset.updates = String(Number(body.dataset.updates || 0) + 1);
+      onUpdate(JSON.parse(event.data));
+    });
+    source.onerror = () => setLive(["live off", "reconnecting"]);
+  }
+  function fail(error) {
+    main.replaceChildren(h("p", { class: "empty", id: "error", text: String(error) }));
+  }
+
+  // -- experiments ------------------------------------------------------------------------
+  function drawExperiments(rows) {
+    const table = h("table", { id: "experiments" }, [h("tr", {}, ["experiment", "phase", "progress",
+      "best", "age"].map((t) => h("th", { text: t })))]);
+    for (const row of rows) {
+      const best = row.best ? `${fmt(row.best.objective)} (${row.best.name})` : "-";
+      table.appendChild(h("tr", { "data-name": row.name }, [
+        h("td", {}, [h("a", { href: expUrl(row.name), text: row.name })]),
+        h("td", { class: "phase", text: row.phase }),
+        h("td", {}, [progress(row)]),
+        h("td", { class: "best", text: best }),
+        h("td", { text: age(row.age_seconds) }),
+      ]));
+    }
+    const content = rows.length ? table : h("p", { class: "empty",
+      text: "No local runs here yet: start one with kubesweep run." });
+    main.replaceChildren(h("h1", { text: "Experiments " }, [liveBadge()]), content);
+  }
+
+  // -- one experiment ---------------------------------------------------------------------
+  const filters = { text: "", phase: "" };
+  let current = null;
+
+  function plotBox(id, title) { return h("div", { class: "plot", id: id }, [h("h3", { text: title })]); }
+  function layout(report) {
+    const metric = report.objective.metric;
+    const nodes = [
+      h("h2", { text: "Optimisation history" }),
+      h("div", { class: "grid2" }, [
+        plotBox("plot-history", `${metric} per trial, and the best so far (green)`),
+        plotBox("plot-importance", "Parameter importance (random-forest fANOVA, main effects)")]),
+      h("h2", { text: "Parallel coordinates" }),
+      plotBox("plot-parallel", "Each line a trial; colour: better objective is bluer"),
+      h("h2", { text: "Slices" }),
+      h("div", { class: "grid2" }, report.slices.map((s, i) =>
+        plotBox(`plot-slice-${i}`, `${s.name}${s.log ? " (log)" : ""}`))),
+      h("h2", { text: "Intermediate values" }),
+      plotBox("plot-curves", `${metric} per step; dashed with a red cross: stopped early`),
+    ];
+    if (report.pareto) {
+      const names = report.pareto.metrics;
+      nodes.push(h("h2", { text: "Pareto front" }), h("div", { class: "grid2" },
+        names.slice(1).map((n, k) => plotBox(`plot-pareto-${k + 1}`, `${names[0]} vs ${n}`))));
+    }
+    return h("div", { id: "plots" }, nodes);
+  }
+  async function drawPlots(report) {
+    if (reportScript === null) {
+      const response = await fetch(`${BASE}static/report.js`);
+      reportScript = await response.text();
+    }
+    document.getElementById("report-data").textContent = JSON.stringify(report);
+    const old = document.getElementById("plots");
+    const fresh = layout(report);
+    if (old) old.replaceWith(fresh);
+    else main.insertBefore(fresh, document.getElementById("trials-title"));
+    // The report's script draws into the plot boxes from the data element, as in a report file.
+    new Function(reportScript)();
+  }
+  function applyFilters() {
+    const text = filters.text.toLowerCase();
+    let shown = 0;
+    for (const tr of document.querySelectorAll("#trials tr[data-name]")) {
+      const ok = (!filters.phase || tr.dataset.phase === filters.phase) &&
+        (!text || tr.dataset.search.includes(text));
+      tr.classList.toggle("hidden", !ok);
+      if (ok) shown++;
+    }
+    const count = document.getElementById("shown");
+    if (count) count.textContent = `${shown} of ${current ? current.trials.length : 0} trials shown`;
+  }
+  function trialTable(view) {
+    const names = view.report.parallel.dimensions.map((d) => d.name);
+    const metric = view.experiment.metric;
+    const table = h("table", { id: "trials" }, [h("tr", {}, ["#", "trial", "phase", metric, ...names,
+      "reason"].map((t) => h("th", { text: t })))]);
+    for (const t of view.trials) {
+      const cells = names.map((n) => h("td", { class: "num", text: fmt(n in t.values ? t.values[n] : null) }));
+      table.appendChild(h("tr", { "data-name": t.name, "data-phase": t.phase,
+        "data-objective": t.objective === null ? "" : String(t.objective),
+        "data-search": `${t.name} ${t.phase} ${params(t.parameters)} ${t.reason || ""}`.toLowerCase() }, [
+        h("td", { class: "num", text: String(t.index) }),
+        h("td", {}, [h("a", { href: trialUrl(view.experiment.name, t.name), text: t.name })]),
+        h("td", { text: t.phase }),
+        h("td", { class: "num objective", text: fmt(t.objective) }),
+        ...cells,
+        h("td", { text: t.reason || "" }),
+      ]));
+    }
+    return table;
+  }
+  function filterBar(view) {
+    const phases = Object.keys(view.report.summary.counts);
+    const text = h("input", { id: "filter-text", type: "search", placeholder: "filter: name, value, reason" });
+    text.value = filters.text;
+    text.addEventListener("input", () => { filters.text = text.value; applyFilters(); });
+    const phase = h("select", { id: "filter-phase" }, [h("option", { value: "", text: "every phase" }),
+      ...phases.map((p) => h("option", { value: p, text: p }))]);
+    phase.value = filters.phase;
+    phase.addEventListener("change", () => { filters.phase = phase.value; applyFilters(); });
+    return h("div", { class: "filters" }, [text, phase, h("span", { id: "shown", class: "meta" })]);
+  }
+  function header(row) {
+    const best = row.best ? `best ${row.metric} ${fmt(row.best.objective)} (${row.best.name})` : "no best trial yet";
+    return h("div", { id: "header" }, [
+      h("h1", { text: `${row.name} ` }, [liveBadge()]),
+      h("p", { class: "meta" }, [h("span", { id: "phase", text: row.phase }),
+        h("span", { text: ` · ${row.direction} ${row.metric} · ` }), progress(row),
+        h("span", { text: ` · ${row.running} running · ` }), h("span", { id: "best", text: best })]),
+      h("p", { class: "meta", text: row.message }),
+    ]);
+  }
+  async function drawExperiment(view) {
+    current = view;
+    const oldHeader = document.getElementById("header");
+    if (oldHeader) oldHeader.replaceWith(header(view.experiment));
+    else main.replaceChildren(header(view.experiment));
+    await drawPlots(view.report);
+    // The filters stay as they are (a person may be typing in them); the table is redrawn.
+    if (!document.getElementById("filters")) {
+      const bar = filterBar(view);
+      bar.id = "filters";
+      main.append(h("h2", { id: "trials-title", text: "Trials" }), bar);
+    }
+    const table = document.getElementById("trials");
+    if (table) table.replaceWith(trialTable(view)); else main.append(trialTable(view));
+    applyFilters();
+    body.dataset.drawn = String(Number(body.dataset.drawn || 0) + 1);
+  }
+
+  // -- one trial --------------------------------------------------------------------------
+  async function drawTrial(t) {
+    const rows = (obj) => h("table", {}, Object.keys(obj).map((k) =>
+      h("tr", {}, [h("th", { text: k }), h("td", { class: "num", text: fmt(obj[k]) })])));
+    const ended = t.reason ? `${t.reason}${t.message ? ": " + t.message : ""}` : (t.message || "-");
+    main.replaceChildren(
+      h("h1", { text: `${t.name} ` }, [liveBadge()]),
+      h("p", { class: "meta" }, [h("span", { id: "phase", text: t.phase }),
+        h("span", { text: ` · ${t.metric} ${fmt(t.objective)} · attempts ${fmt(t.attempts)}` })]),
+      h("p", { id: "ended" }, [h("b", { text: "How it ended: " }), h("span", { text: ended })]),
+      h("h2", { text: "Parameters" }), rows(t.values),
+      h("h2", { text: "Metrics" }), rows(t.metrics),
+      h("h2", { text: "Curve" }), plotBox("plot-curves", `${t.metric} per step`),
+      h("h2", { text: "Log" }), t.log === null ? h("p", { class: "empty", text: "No log reachable for this trial." })
+        : h("pre", { class: "log", id: "log", text: t.log.join("\n") }),
+    );
+    await drawPlots({ objective: { metric: t.metric }, curves: t.curves, slices: [], pareto: null,
+      history: { points: [] }, parallel: { rows: [] }, importance: [] }).catch(fail);
+    body.dataset.drawn = String(Number(body.dataset.drawn || 0) + 1);
+  }
+
+  async function refresh() {
+    if (PAGE === "experiments") drawExperiments(await getJson("api/experiments"));
+    else if (PAGE === "experiment") await drawExperiment(await getJson(`api/experiments/${encodeURIComponent(EXPERIMENT)}`));
+    else await drawTrial(await getJson(`api/experiments/${encodeURIComponent(EXPERIMENT)}/trials/${encodeURIComponent(TRIAL)}`));
+  }
+  // An update that arrives while the page is drawing is kept and drawn after it.
+  let busy = false, again = false;
+  async function update() {
+    if (busy) { again = true; return; }
+    busy = true;
+    try { await refresh(); } catch (error) { fail(error); }
+    busy = false;
+    if (again) { again = false; update(); }
+  }
+  const query = PAGE === "experiments" ? "" : `?experiment=${encodeURIComponent(EXPERIMENT)}`;
+  follow(query, update);
+})();

@@ -1,0 +1,142 @@
+"""What the dashboard's JSON endpoints answer, computed from a source of local runs.
+
+Pure functions over :class:`~kubesweep.api.Experiment` and
+:class:`~kubesweep.cli.ranking.TrialRecord`, plus :func:`runs_version`, the
+cheap fingerprint of a folder of state files that tells the event stream when to
+look again. The experiment page's plot data is exactly the static report's
+(:func:`~kubesweep.cli.report.data.report_data`), so both draw the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubesweep.api import Experiment, ExperimentSpec, ExperimentStatus
+from kubesweep.cli.ranking import TrialRecord, with_fidelity
+from kubesweep.cli.report.data import curves, report_data, shown_parameters
+
+#: Lines of a trial's log the trial page shows.
+LOG_TAIL = 50
+
+
+def clean(value: Any) -> Any:
+    """NaN and infinities become null: JSON has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
+def clean_row(row: dict[str, Any]) -> dict[str, Any]:
+    """:func:`clean` of each value of a dict."""
+    return {key: clean(value) for key, value in row.items()}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="seconds")
+
+
+def experiment_row(
+    experiment: Experiment, records: Sequence[TrialRecord], now: datetime | None = None
+) -> dict[str, Any]:
+    """One line of the experiments page: phase, progress, best, age."""
+    status = experiment.status or ExperimentStatus()
+    now = now or datetime.now(UTC)
+    created = status.start_time
+    best = status.best_trial
+    return clean_row(
+        {
+            "name": experiment.metadata.name,
+            "namespace": experiment.metadata.namespace,
+            "phase": status.phase.value,
+            "message": status.message or "",
+            "done": sum(r.phase.is_finished for r in records),
+            "running": sum(r.phase.value == "Running" for r in records),
+            "trials": len(records),
+            "total": experiment.spec.budget.max_trials,
+            "metric": experiment.spec.objective.metric,
+            "direction": experiment.spec.objective.direction.value,
+            "best": None if best is None else {"name": best.name, "objective": best.objective},
+            "created": _iso(created),
+            "age_seconds": None if created is None else (now - created).total_seconds(),
+        }
+    )
+
+
+def trial_row(record: TrialRecord, spec: ExperimentSpec | None = None) -> dict[str, Any]:
+    """A trial in the experiment page's table, values exact (the plots round them).
+
+    ``values`` holds the parameters and the fidelity under its name: the columns.
+    """
+    return clean_row(
+        {
+            "values": with_fidelity(spec, record.parameters, record.fidelity),
+            "name": record.name,
+            "index": record.index,
+            "phase": record.phase.value,
+            "objective": record.objective,
+            "parameters": dict(record.parameters),
+            "fidelity": record.fidelity,
+            "reason": record.reason,
+            "started": _iso(record.start_time),
+            "duration": record.duration,
+        }
+    )
+
+
+def experiment_view(
+    experiment: Experiment, records: Sequence[TrialRecord], now: datetime | None = None
+) -> dict[str, Any]:
+    """The experiment page: its line, the report's plot data, every trial."""
+    return {
+        "experiment": experiment_row(experiment, records, now),
+        "report": clean_row(report_data(experiment, records, now)),
+        "trials": [trial_row(r, experiment.spec) for r in sorted(records, key=lambda r: r.index)],
+    }
+
+
+def trial_view(
+    experiment: Experiment, record: TrialRecord, log: list[str] | None
+) -> dict[str, Any]:
+    """The trial page: parameters, metrics, its curve, why it ended, its log tail."""
+    return clean_row(
+        {
+            "experiment": experiment.metadata.name,
+            "metric": experiment.spec.objective.metric,
+            **trial_row(record, experiment.spec),
+            "shown_parameters": shown_parameters(record.parameters),
+            "metrics": dict(record.metrics),
+            "message": record.message,
+            "completed": _iso(record.completion_time),
+            "attempts": record.attempts,
+            "curves": curves([record]),
+            "log": log,
+        }
+    )
+
+
+def runs_version(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """A fingerprint of the state files in ``directory`` that changes with every write.
+
+    The stores run in WAL mode, so a commit grows the ``-wal`` file (or, after a
+    checkpoint, changes the database file): name, size and modification time of
+    both catch every transaction without opening a connection.
+    """
+    if not directory.is_dir():
+        return ()
+    found = []
+    for path in sorted(directory.iterdir()):
+        if path.suffix == ".db" or path.name.endswith((".db-wal",)):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            found.append((path.name, stat.st_mtime_ns, stat.st_size))
+    return tuple(found)

@@ -20,6 +20,7 @@ Accounting (the same for every method):
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -231,8 +232,7 @@ def simulate(name: str, problem: Problem, seed: int, budget: int, workers: int) 
     max_epochs = round(problem.fidelity.max)
     run = FidelityRun()
     running: list[Running] = []
-    curves: dict[tuple[tuple[str, str], ...], list[float]] = {}
-    best = float("inf")
+    curves: Curves = {}
     idle_ticks = 0
     while run.epochs < budget:
         if len(running) < workers:
@@ -245,25 +245,12 @@ def simulate(name: str, problem: Problem, seed: int, budget: int, workers: int) 
                 break  # the method has nothing more to run
             continue
         idle_ticks = 0
-        for trial in running:
-            key = tuple(sorted((k, repr(v)) for k, v in trial.parameters.items()))
-            curve = curves.get(key)
-            if curve is None or len(curve) < trial.target:
-                curve = problem.evaluate_curve(trial.parameters, max(trial.target, max_epochs))
-                curves[key] = curve
-            trial.curve.append(curve[len(trial.curve)])
-            run.epochs += 1
-            if run.epochs >= budget:
-                break
-        finished = [t for t in running if len(t.curve) >= t.target]
-        for trial in finished:
+        _train_one_epoch_each(
+            running, problem=problem, curves=curves, max_epochs=max_epochs, run=run, budget=budget
+        )
+        for trial in (t for t in running if len(t.curve) >= t.target):
             method.finish(trial, stopped=False)
-            if trial.target >= max_epochs:
-                run.full_trials += 1
-                if trial.curve[-1] < best:
-                    best = trial.curve[-1]
-                    run.at.append(run.epochs)
-                    run.best.append(best)
+            _record_finished(run, trial, max_epochs)
         running = [t for t in running if len(t.curve) < t.target]
         if run.epochs >= budget:
             break
@@ -275,3 +262,39 @@ def simulate(name: str, problem: Problem, seed: int, budget: int, workers: int) 
     run.optimizer_seconds = float(getattr(method, "seconds", 0.0))
     run.calls = int(getattr(method, "calls", 0))
     return run
+
+
+#: Each configuration's learning curve, evaluated once to the longest length asked.
+Curves = dict[tuple[tuple[str, str], ...], list[float]]
+
+
+def _train_one_epoch_each(
+    running: list[Running],
+    *,
+    problem: Problem,
+    curves: Curves,
+    max_epochs: int,
+    run: FidelityRun,
+    budget: int,
+) -> None:
+    """One more epoch for each running trial, until the budget is spent."""
+    for trial in running:
+        key = tuple(sorted((k, repr(v)) for k, v in trial.parameters.items()))
+        curve = curves.get(key)
+        if curve is None or len(curve) < trial.target:
+            curve = problem.evaluate_curve(trial.parameters, max(trial.target, max_epochs))
+            curves[key] = curve
+        trial.curve.append(curve[len(trial.curve)])
+        run.epochs += 1
+        if run.epochs >= budget:
+            return
+
+
+def _record_finished(run: FidelityRun, trial: Running, max_epochs: int) -> None:
+    """A trial trained to the full fidelity counts, and may be the new best so far."""
+    if trial.target < max_epochs:
+        return
+    run.full_trials += 1
+    if trial.curve[-1] < (run.best[-1] if run.best else math.inf):
+        run.at.append(run.epochs)
+        run.best.append(trial.curve[-1])

@@ -114,6 +114,34 @@ def _extreme_history(body: dict[str, Any], numeric: list[str]) -> None:
             parameters[numeric[index % len(numeric)]] = number
 
 
+def _repair_categorical(parameter: dict[str, Any]) -> None:
+    """Only categorical keys, and distinct values (``["a", "b"]`` when none)."""
+    for key in ("min", "max", "step", "log"):
+        parameter.pop(key, None)
+    values, seen = [], set()
+    for value in parameter.get("values") or ["a", "b"]:
+        if (type(value), value) not in seen:
+            seen.add((type(value), value))
+            values.append(value)
+    parameter["values"] = values
+
+
+def _repair_numeric(parameter: dict[str, Any], index: int) -> None:
+    """Bounds in order (whole for ints, positive on a log scale), a whole step for ints."""
+    parameter.pop("values", None)
+    low, high = parameter.get("min"), parameter.get("max")
+    if parameter["type"] == "int":
+        low = round(low) if isinstance(low, int | float) else None
+        high = round(high) if isinstance(high, int | float) else None
+    if low is None or high is None or not low <= high:
+        low, high = index, index + 10
+    if parameter.get("log") and low <= 0:
+        low, high = 1, max(high, 2)
+    if parameter["type"] == "int" and parameter.get("step") is not None:
+        parameter["step"] = max(1, round(parameter["step"]))
+    parameter["min"], parameter["max"] = low, high
+
+
 def repaired(body: Any) -> Any:
     """A schema-valid body made to pass the cross-field rules too, keeping what it can.
 
@@ -132,32 +160,14 @@ def repaired(body: Any) -> Any:
         parameter = dict(generated, name=f"p{index}")
         parameter.pop("when", None)
         if parameter["type"] == "categorical":
-            for key in ("min", "max", "step", "log"):
-                parameter.pop(key, None)
-            values, seen = [], set()
-            for value in parameter.get("values") or ["a", "b"]:
-                if (type(value), value) not in seen:
-                    seen.add((type(value), value))
-                    values.append(value)
-            parameter["values"] = values
+            _repair_categorical(parameter)
             if categorical is None:
                 categorical = parameter
             elif index % 2:
                 condition = categorical["values"][:1]
                 parameter["when"] = {"parameter": categorical["name"], "values": condition}
         else:
-            parameter.pop("values", None)
-            low, high = parameter.get("min"), parameter.get("max")
-            if parameter["type"] == "int":
-                low = round(low) if isinstance(low, int | float) else None
-                high = round(high) if isinstance(high, int | float) else None
-            if low is None or high is None or not low <= high:
-                low, high = index, index + 10
-            if parameter.get("log") and low <= 0:
-                low, high = 1, max(high, 2)
-            if parameter["type"] == "int" and parameter.get("step") is not None:
-                parameter["step"] = max(1, round(parameter["step"]))
-            parameter["min"], parameter["max"] = low, high
+            _repair_numeric(parameter, index)
         parameters.append(parameter)
     space["parameters"] = parameters
     # Minimal examples mostly omit the algorithm (random); spread them over all.

@@ -199,19 +199,29 @@ class PodRunner(threading.Thread):
         self.write_status()
         if not self._admit():
             return
-        # volumes: retry while objects they need are missing
+        # Each phase ends the pod itself when it returns False (deleted, failed, past its
+        # deadline); after the last one the pod ends as its main containers did.
+        phases = (self._mount_volumes, self._run_init_containers, self._run_main_containers)
+        if all(phase() for phase in phases):
+            self._finish()
+
+    def _mount_volumes(self) -> bool:
+        """The pod's volumes, retried while objects they need are missing."""
         while True:
             try:
                 self._volumes = prepare_volumes(self.kube, self.pod, self.dir / "volumes")
-                break
             except (ConfigError, ApiError, OSError) as e:
                 self.message = str(e)
                 self.write_status()
                 if self._sleep_or_event(2):
                     self._finish()
-                    return
-        self.message = None
-        # init containers in order; sidecars are started (and startup-probed) and left running
+                    return False
+                continue
+            self.message = None
+            return True
+
+    def _run_init_containers(self) -> bool:
+        """Init containers in order; sidecars are started (and startup-probed) and left running."""
         for c in self.init:
             while not (c.done if c.kind == "init" else c.started_ok):
                 if c.proc is None and time.monotonic() >= c.next_start:
@@ -227,7 +237,7 @@ class PodRunner(threading.Thread):
                         c.done = True
                         self.write_status()
                         self._finish(failed=True)
-                        return
+                        return False
                     else:
                         c.schedule_restart()
                     self.write_status()
@@ -235,8 +245,11 @@ class PodRunner(threading.Thread):
                     self.write_status()
                 if self._sleep_or_event(0.1):
                     self._finish()
-                    return
-        # main containers
+                    return False
+        return True
+
+    def _run_main_containers(self) -> bool:
+        """The main containers, restarted as the pod's policy says, until all are done."""
         for c in self.main:
             self.start_container(c)
         self.phase = "Running"
@@ -260,8 +273,8 @@ class PodRunner(threading.Thread):
                 self.write_status()
             if self._sleep_or_event(0.1):
                 self._finish()
-                return
-        self._finish()
+                return False
+        return True
 
     def _admit(self) -> bool:
         """Allocate GPUs; a real kubelet rejects a pod it cannot fit (UnexpectedAdmissionError)."""

@@ -569,36 +569,62 @@ def _topological(parameters: Sequence[Parameter]) -> tuple[Dimension, ...]:
 
 
 def problems(space: SearchSpace) -> list[str]:
-    """What makes ``space`` unusable, each naming the field at fault (empty if fine)."""
-    out: list[str] = []
-    names = [p.name for p in space.parameters]
+    """What makes ``space`` unusable, each naming the field at fault (empty if fine).
+
+    Duplicate names first, then each parameter's own problems in order, then
+    cycles of conditions, then the fidelity's.
+    """
     by_name = {p.name: p for p in space.parameters}
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            out.append(f"parameters[{i}].name: duplicate parameter name {name!r}")
+    out = _duplicate_names(space.parameters)
     for i, p in enumerate(space.parameters):
-        where = f"parameters[{i}]"
-        if p.type is ParameterType.INT and p.step is not None and not float(p.step).is_integer():
-            out.append(f"{where}.step: an int parameter needs a whole-number step")
-        if p.type is not ParameterType.CATEGORICAL and p.min is not None and p.max is not None:
-            step = p.step if p.step is not None else (1.0 if p.type is ParameterType.INT else None)
-            grid = None if step is None else _grid_problem(p.min, p.max, step)
-            if grid:
-                out.append(f"{where}.{grid}")
-        if p.when is not None:
-            parent = by_name.get(p.when.parameter)
-            if parent is None or parent.name == p.name:
-                out.append(f"{where}.when.parameter: must name another parameter")
-            elif parent.type is not ParameterType.CATEGORICAL:
-                out.append(f"{where}.when.parameter: {parent.name!r} must be categorical")
-            else:
-                for value in p.when.values:
-                    if not any(_same(value, v) for v in parent.values or ()):
-                        out.append(
-                            f"{where}.when.values: {value!r} is not a value of {parent.name!r}"
-                        )
-    # Cycles: follow each parameter's chain of parents.
-    for i, p in enumerate(space.parameters):
+        out += _parameter_problems(f"parameters[{i}]", p, by_name)
+    out += _condition_cycles(space.parameters, by_name)
+    if space.fidelity is not None:
+        out += _fidelity_problems(space.fidelity, by_name)
+    return out
+
+
+def _duplicate_names(parameters: Sequence[Parameter]) -> list[str]:
+    names = [p.name for p in parameters]
+    return [
+        f"parameters[{i}].name: duplicate parameter name {name!r}"
+        for i, name in enumerate(names)
+        if name in names[:i]
+    ]
+
+
+def _parameter_problems(where: str, p: Parameter, by_name: Mapping[str, Parameter]) -> list[str]:
+    """A whole-number step for ints, a usable grid, a condition on a categorical parent."""
+    out: list[str] = []
+    if p.type is ParameterType.INT and p.step is not None and not float(p.step).is_integer():
+        out.append(f"{where}.step: an int parameter needs a whole-number step")
+    if p.type is not ParameterType.CATEGORICAL and p.min is not None and p.max is not None:
+        step = p.step if p.step is not None else (1.0 if p.type is ParameterType.INT else None)
+        grid = None if step is None else _grid_problem(p.min, p.max, step)
+        if grid:
+            out.append(f"{where}.{grid}")
+    if p.when is None:
+        return out
+    parent = by_name.get(p.when.parameter)
+    if parent is None or parent.name == p.name:
+        out.append(f"{where}.when.parameter: must name another parameter")
+    elif parent.type is not ParameterType.CATEGORICAL:
+        out.append(f"{where}.when.parameter: {parent.name!r} must be categorical")
+    else:
+        out += [
+            f"{where}.when.values: {value!r} is not a value of {parent.name!r}"
+            for value in p.when.values
+            if not any(_same(value, v) for v in parent.values or ())
+        ]
+    return out
+
+
+def _condition_cycles(
+    parameters: Sequence[Parameter], by_name: Mapping[str, Parameter]
+) -> list[str]:
+    """Each parameter whose chain of parents comes back to a parameter already on it."""
+    out = []
+    for i, p in enumerate(parameters):
         seen = {p.name}
         current = p
         while current.when is not None and current.when.parameter in by_name:
@@ -607,21 +633,24 @@ def problems(space: SearchSpace) -> list[str]:
                 out.append(f"parameters[{i}].when: conditions form a cycle through {p.name!r}")
                 break
             seen.add(current.name)
-    fidelity = space.fidelity
-    if fidelity is not None:
-        if fidelity.parameter in by_name:
-            out.append("fidelity.parameter: must not also be a search parameter")
-        if fidelity.type == "int" and not (
-            float(fidelity.min).is_integer() and float(fidelity.max).is_integer()
-        ):
-            out.append("fidelity.min: an int fidelity needs whole-number min and max")
-        if fidelity.min > 0 and fidelity.eta > 1 and fidelity.min < fidelity.max:
-            rungs = _rung_count(fidelity) + 1
-            if rungs > MAX_RUNGS:
-                out.append(
-                    f"fidelity.max: min to max spans {rungs} rungs of eta; at most {MAX_RUNGS} "
-                    "(raise eta or narrow min..max)"
-                )
+    return out
+
+
+def _fidelity_problems(fidelity: Fidelity, by_name: Mapping[str, Parameter]) -> list[str]:
+    out = []
+    if fidelity.parameter in by_name:
+        out.append("fidelity.parameter: must not also be a search parameter")
+    if fidelity.type == "int" and not (
+        float(fidelity.min).is_integer() and float(fidelity.max).is_integer()
+    ):
+        out.append("fidelity.min: an int fidelity needs whole-number min and max")
+    if fidelity.min > 0 and fidelity.eta > 1 and fidelity.min < fidelity.max:
+        rungs = _rung_count(fidelity) + 1
+        if rungs > MAX_RUNGS:
+            out.append(
+                f"fidelity.max: min to max spans {rungs} rungs of eta; at most {MAX_RUNGS} "
+                "(raise eta or narrow min..max)"
+            )
     return out
 
 

@@ -9,13 +9,16 @@ Components, each its own process group, with its log in ``<state>/logs/``:
   namespace, serviceaccount and its tokens, node lifecycle, ...; each controller
   with its own service-account credentials, as in a real cluster),
 - ``kube-scheduler``,
-- ``process-node`` (``e2e/node/processnode/``): a Node that runs pods as processes.
+- ``process-node`` (``e2e/node/processnode/``): a Node that runs pods as processes;
+- on request only, workload controllers (``controllers.py``): the JobSet controller,
+  Kueue and Kubeflow Trainer (``up --controllers jobset,kueue``).
 
 State lives in ``$KUBESWEEP_CLUSTER_DIR`` (default ``~/.cache/kubesweep/cluster``):
 ``pki/``, ``etcd/``, ``logs/``, ``node/``, ``admin.kubeconfig`` and ``cluster.json``
 (pids and ports), so ``down`` works from any process.
 
-CLI: ``python e2e/cluster up [--fresh] | down | status | env``.
+CLI: ``python e2e/cluster up [--fresh] [--controllers NAMES] | down [--controllers NAMES]
+| status | kubeconfig | build | build-controllers``.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import controllers as workload_controllers
 from . import pki
 from .kube import ApiError, Kube
 
@@ -266,17 +270,59 @@ def up(
     gpus: int = 4,
     node: bool = True,
     node_kind: str | None = None,
+    controllers: Sequence[str] = (),
 ) -> ClusterInfo:
     """Start the cluster, or return the one already running in ``state_dir``.
 
     ``fresh`` wipes etcd and node state first (certificates are kept). ``node_kind``:
     ``process`` (``e2e/node/processnode/``) or ``real`` (``e2e/node/realnode.py``);
-    default :func:`default_node_kind`.
+    default :func:`default_node_kind`. ``controllers`` (``jobset``, ``kueue``,
+    ``trainer``): workload controllers to run as well, on a new or a running cluster.
     """
     kind = node_kind or default_node_kind()
     sd = (state_dir or default_state_dir(kind)).resolve()
     with _locked(sd):
-        return _up(sd, fresh=fresh, gpus=gpus, node=node, node_kind=kind)
+        info = _up(sd, fresh=fresh, gpus=gpus, node=node, node_kind=kind)
+        if controllers:
+            _start_controllers(info, controllers)
+        return info
+
+
+def _start_controllers(info: ClusterInfo, names: Sequence[str]) -> list[str]:
+    before = set(workload_controllers.running(info))
+    st = _Starter(info)
+    try:
+        return workload_controllers.start(info, names, st.spawn, st.wait)
+    except BaseException:
+        new = [n for n in workload_controllers.resolve(names) if n not in before]
+        workload_controllers.stop(info, new, _stop_group)
+        raise
+
+
+def start_controllers(
+    names: Sequence[str], state_dir: Path | None = None, node_kind: str | None = None
+) -> tuple[ClusterInfo, list[str]]:
+    """Start workload controllers on the running cluster; (its info, those started now)."""
+    sd = (state_dir or default_state_dir(node_kind)).resolve()
+    with _locked(sd):
+        info = ClusterInfo.load(sd)
+        if info is None or not info.running():
+            raise RuntimeError(f"no cluster running in {sd}")
+        return info, _start_controllers(info, names)
+
+
+def stop_controllers(
+    names: Sequence[str] | None = None,
+    state_dir: Path | None = None,
+    node_kind: str | None = None,
+) -> list[str]:
+    """Stop workload controllers (default: all); their webhook configurations go first."""
+    sd = (state_dir or default_state_dir(node_kind)).resolve()
+    with _locked(sd):
+        info = ClusterInfo.load(sd)
+        if info is None:
+            return []
+        return workload_controllers.stop(info, names, _stop_group)
 
 
 def _up(sd: Path, *, fresh: bool, gpus: int, node: bool, node_kind: str) -> ClusterInfo:
@@ -373,6 +419,9 @@ def _up(sd: Path, *, fresh: bool, gpus: int, node: bool, node_kind: str) -> Clus
         )
         client = info.client()
         st.wait("kube-apiserver", lambda: client.get_raw("/readyz") == "ok", 120)
+        # No workload controller runs yet: webhooks an earlier run registered for one
+        # (etcd kept across down/up, a killed harness) would refuse what they match.
+        workload_controllers.remove_webhooks(client)
         common = ["--leader-elect=false", "--bind-address=127.0.0.1", "--profiling=false"]
         st.spawn(
             "kube-controller-manager",
@@ -507,6 +556,7 @@ def _down(sd: Path) -> None:
     info = ClusterInfo.load(sd)
     if info is None:
         return
+    workload_controllers.stop(info, None, _stop_group)
     if info.node_kind == "real":
         from node import realnode
 
@@ -552,21 +602,52 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="process (default) or real; or KUBESWEEP_NODE",
     )
+    names = ",".join(workload_controllers.NAMES)
+    u.add_argument(
+        "--controllers",
+        default="",
+        metavar="NAMES",
+        help=f"also run these workload controllers (some of {names}; on a running cluster too)",
+    )
+    parsers = {}
     for name, text in (
         ("down", "stop everything"),
         ("status", "print component status as JSON"),
         ("kubeconfig", "print the admin kubeconfig path"),
     ):
-        sub.add_parser(name, help=text).add_argument(
+        parsers[name] = sub.add_parser(name, help=text)
+        parsers[name].add_argument(
             "--node", choices=NODE_KINDS, default=None, help="whose cluster (state dir)"
         )
+    parsers["down"].add_argument(
+        "--controllers",
+        default=None,
+        metavar="NAMES",
+        help=f"stop only these workload controllers (some of {names}); the cluster stays",
+    )
     sub.add_parser("build", help="build the binaries (cached) and print their directory")
+    sub.add_parser(
+        "build-controllers", help="build the workload controllers (cached), print their directory"
+    )
     args = ap.parse_args(argv)
     if args.cmd == "up":
-        info = up(fresh=args.fresh, gpus=args.gpus, node=not args.no_node, node_kind=args.node)
+        info = up(
+            fresh=args.fresh,
+            gpus=args.gpus,
+            node=not args.no_node,
+            node_kind=args.node,
+            controllers=workload_controllers.parse(args.controllers),
+        )
         print(f"cluster up: {info.server}")
         print(f"  export KUBECONFIG={info.kubeconfig}")
         print(f"  kubectl: {REPO / 'e2e/cluster/kubectl'}   logs: {info.log_dir}")
+        if workload_controllers.running(info):
+            print(f"  controllers: {', '.join(workload_controllers.running(info))}")
+    elif args.cmd == "down" and args.controllers is not None:
+        stopped = stop_controllers(
+            workload_controllers.parse(args.controllers), node_kind=args.node
+        )
+        print(f"controllers stopped: {', '.join(stopped) or 'none was running'}")
     elif args.cmd == "down":
         down(node_kind=args.node)
         print("cluster down")
@@ -574,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(status(node_kind=args.node), indent=2))
     elif args.cmd == "build":
         print(build_binaries())
+    elif args.cmd == "build-controllers":
+        print(workload_controllers.build_binaries())
     elif args.cmd == "kubeconfig":
         print(default_state_dir(args.node).resolve() / "admin.kubeconfig")
     return 0

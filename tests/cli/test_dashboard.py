@@ -13,16 +13,19 @@ import pytest
 from click.testing import CliRunner
 
 from kubesweep.api import Experiment
+from kubesweep.cli.experiment_sources import LocalRuns
 from kubesweep.cli.local.runner import trials_dir
 from kubesweep.cli.main import main
-from tests.cli.conftest import example
+from kubesweep.cli.report.data import report_data
+from tests.cli.conftest import T0, example
 from tests.cli.dashboard_runs import LiveRun, loss_of, parameters_of
 
 web = pytest.importorskip("aiohttp.web", reason="the dashboard needs aiohttp (kubesweep[cli])")
 test_utils = pytest.importorskip("aiohttp.test_utils")
 
-from kubesweep.cli.dashboard.server import make_app, normal_prefix  # noqa: E402
-from kubesweep.cli.dashboard.views import runs_version  # noqa: E402
+from kubesweep.cli.dashboard import server as server_module  # noqa: E402
+from kubesweep.cli.dashboard.server import Views, make_app, normal_prefix  # noqa: E402
+from kubesweep.cli.dashboard.views import plot_data, runs_version  # noqa: E402
 
 TestClient = test_utils.TestClient
 TestServer = test_utils.TestServer
@@ -226,3 +229,39 @@ def test_the_command_is_listed_and_documents_its_options() -> None:
     assert result.exit_code == 0, result.output
     for option in ("--dir", "--host", "--port", "--prefix", "127.0.0.1"):
         assert option in result.output
+
+
+def test_plot_data_is_the_report_data(run: LiveRun, experiment: Experiment) -> None:
+    for index in range(6):
+        run.run(index)
+    source = LocalRuns(run.store.path.parent)
+    found = source.experiment("digits-random")
+    records = source.trials(found)
+    report = report_data(found, records, T0)
+    assert plot_data(found, records, report["importance"], T0) == report
+
+
+async def test_a_body_is_computed_once_per_change_and_importance_less_often(
+    run: LiveRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fitted = []
+
+    def counting(records: Any, experiment: Experiment) -> list[dict[str, Any]]:
+        fitted.append(len(records))
+        return [{"name": "eta0", "importance": 1.0}]
+
+    monkeypatch.setattr(server_module, "importances", counting)
+    views = Views(LocalRuns(run.store.path.parent), importance_every=3600)
+    run.run(0)
+    first = await views.body("digits-random")
+    assert await views.body("digits-random") is first
+    assert fitted == [1]
+    run.run(1)
+    second = json.loads(await views.body("digits-random"))
+    assert second["experiment"]["done"] == 2
+    assert second["report"]["importance"] == [{"name": "eta0", "importance": 1.0}]
+    assert fitted == [1]  # not fitted again within the hour
+    views.importance_every = 0
+    run.run(2)
+    await views.body("digits-random")
+    assert fitted == [1, 3]

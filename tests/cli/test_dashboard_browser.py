@@ -30,6 +30,7 @@ pytest.importorskip("aiohttp", reason="the dashboard needs aiohttp (kubesweep[cl
 
 from aiohttp import web  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -243,6 +244,19 @@ def test_a_running_experiment_in_the_browser(
         _wait(browser, lambda d: _progress(d) == "6 / 8", "progress 6 / 8")
         _wait(browser, lambda d: _visible_rows(d) == [], "no running trial left")
         _shot(browser, "cli-dashboard-filtered.png")
+
+        # A click on a point of the history plot shows that trial alone.
+        Select(browser.find_element(By.ID, "filter-phase")).select_by_value("")
+        _wait(browser, lambda d: len(_visible_rows(d)) == 6, "every trial shown again")
+        point = browser.execute_script(
+            'return [...document.querySelectorAll("#plot-history circle.mark")]'
+            '.find((c) => c.querySelector("title").textContent.startsWith("digits-random-2 "))'
+        )
+        ActionChains(browser).move_to_element(point).click().perform()
+        _wait(browser, lambda d: _visible_rows(d) == ["digits-random-2"], "the clicked trial")
+        assert (
+            browser.find_element(By.ID, "filter-text").get_attribute("value") == "digits-random-2"
+        )
 
         # A trial's page: parameters, metrics, the reason it ended, its curve.
         browser.get(dashboard.url + "experiments/digits-random/trials/digits-random-2")

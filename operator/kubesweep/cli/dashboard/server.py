@@ -18,13 +18,16 @@ import asyncio
 import html
 import json
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from kubesweep.api import TrialPhase
 from kubesweep.cli.dashboard.views import (
     LOG_TAIL,
     experiment_row,
@@ -33,6 +36,7 @@ from kubesweep.cli.dashboard.views import (
     trial_view,
 )
 from kubesweep.cli.experiment_sources import LocalRuns, NotFoundError
+from kubesweep.cli.report.data import importances
 from kubesweep.cli.report.html import STYLE
 
 #: Seconds between two looks at the state files, and between keep-alive comments.
@@ -43,6 +47,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 RUNS: web.AppKey[LocalRuns] = web.AppKey("runs", LocalRuns)
 SETTINGS: web.AppKey[dict[str, Any]] = web.AppKey("settings", dict)
+VIEWS: web.AppKey[Views] = web.AppKey("views")
 
 
 def _asset(package: str, name: str) -> str:
@@ -60,19 +65,61 @@ def _json(data: Any) -> web.Response:
 
 
 def _experiments(runs: LocalRuns) -> list[dict[str, Any]]:
-    rows = []
-    for experiment in runs.experiments():
-        try:
-            records = runs.trials(experiment)
-        except (NotFoundError, sqlite3.DatabaseError):
-            continue
-        rows.append(experiment_row(experiment, records))
-    return rows
+    return [experiment_row(experiment) for experiment in runs.experiments()]
 
 
-def _experiment(runs: LocalRuns, name: str) -> dict[str, Any]:
-    experiment = runs.experiment(name)
-    return experiment_view(experiment, runs.trials(experiment))
+#: Seconds the parameter importance of an experiment is reused for before it is fitted again.
+IMPORTANCE_EVERY = 60.0
+
+
+@dataclass
+class _Importance:
+    fitted_at: float
+    succeeded: int
+    shares: list[dict[str, Any]]
+
+
+@dataclass
+class Views:
+    """The experiment pages' JSON, computed once per change of the state files.
+
+    Every open page asks for the same body after an update: it is computed once
+    (under a lock per experiment) and served as bytes until the files change.
+    Importance is fitted again when more trials succeeded, at most every
+    :data:`IMPORTANCE_EVERY` seconds.
+    """
+
+    runs: LocalRuns
+    importance_every: float = IMPORTANCE_EVERY
+    bodies: dict[str, tuple[object, bytes]] = field(default_factory=dict)
+    importance: dict[str, _Importance] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    async def body(self, name: str) -> bytes:
+        """The JSON of experiment ``name``'s page."""
+        lock = self.locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            version = await asyncio.to_thread(runs_version, self.runs.directory)
+            cached = self.bodies.get(name)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            body: bytes = await _read(self._compute, name)
+            self.bodies[name] = (version, body)
+            return body
+
+    def _compute(self, name: str) -> bytes:
+        experiment = self.runs.experiment(name)
+        records = self.runs.trials(experiment)
+        succeeded = sum(r.phase is TrialPhase.SUCCEEDED for r in records)
+        known = self.importance.get(name)
+        now = time.monotonic()
+        if known is None or (
+            known.succeeded != succeeded and now - known.fitted_at >= self.importance_every
+        ):
+            known = _Importance(now, succeeded, importances(records, experiment))
+            self.importance[name] = known
+        view = experiment_view(experiment, records, importance=known.shares)
+        return json.dumps(view, allow_nan=False).encode()
 
 
 def _trial(runs: LocalRuns, name: str, trial: str) -> dict[str, Any]:
@@ -103,7 +150,8 @@ async def api_experiments(request: web.Request) -> web.Response:
 
 async def api_experiment(request: web.Request) -> web.Response:
     """One experiment: its line, the plot data and its trials."""
-    return _json(await _read(_experiment, request.app[RUNS], request.match_info["name"]))
+    body = await request.app[VIEWS].body(request.match_info["name"])
+    return web.Response(body=body, content_type="application/json")
 
 
 async def api_trial(request: web.Request) -> web.Response:
@@ -115,8 +163,7 @@ async def api_trial(request: web.Request) -> web.Response:
 def _summary(runs: LocalRuns, name: str | None) -> Any:
     if name is None:
         return _experiments(runs)
-    experiment = runs.experiment(name)
-    return experiment_row(experiment, runs.trials(experiment))
+    return experiment_row(runs.experiment(name))
 
 
 async def api_events(request: web.Request) -> web.StreamResponse:
@@ -224,6 +271,7 @@ def make_app(directory: Path, prefix: str = "/", interval: float = INTERVAL) -> 
     """The dashboard for the local runs in ``directory``, under URL ``prefix``."""
     app = web.Application()
     app[RUNS] = LocalRuns(directory)
+    app[VIEWS] = Views(app[RUNS])
     base = normal_prefix(prefix)
     app[SETTINGS] = {"prefix": base, "interval": interval}
     routes = [

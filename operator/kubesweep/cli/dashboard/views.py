@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubesweep.api import Experiment, ExperimentSpec, ExperimentStatus
+from kubesweep.api import Experiment, ExperimentSpec, ExperimentStatus, TrialPhase
 from kubesweep.cli.ranking import TrialRecord, with_fidelity
-from kubesweep.cli.report.data import curves, report_data, shown_parameters
+from kubesweep.cli.report import data
+from kubesweep.cli.report.data import curves, shown_parameters
 
 #: Lines of a trial's log the trial page shows.
 LOG_TAIL = 50
@@ -44,10 +45,23 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def experiment_row(
-    experiment: Experiment, records: Sequence[TrialRecord], now: datetime | None = None
+    experiment: Experiment,
+    records: Sequence[TrialRecord] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """One line of the experiments page: phase, progress, best, age."""
+    """One line of the experiments page: phase, progress, best, age.
+
+    The counts come from the trials when given, else from the status's counts,
+    which needs no read of every trial (the experiments page and the event stream).
+    """
     status = experiment.status or ExperimentStatus()
+    counts = status.trials
+    if records is None:
+        done, running, trials = counts.completed, counts.running, counts.created
+    else:
+        done = sum(r.phase.is_finished for r in records)
+        running = sum(r.phase is TrialPhase.RUNNING for r in records)
+        trials = len(records)
     now = now or datetime.now(UTC)
     created = status.start_time
     best = status.best_trial
@@ -57,9 +71,9 @@ def experiment_row(
             "namespace": experiment.metadata.namespace,
             "phase": status.phase.value,
             "message": status.message or "",
-            "done": sum(r.phase.is_finished for r in records),
-            "running": sum(r.phase.value == "Running" for r in records),
-            "trials": len(records),
+            "done": done,
+            "running": running,
+            "trials": trials,
             "total": experiment.spec.budget.max_trials,
             "metric": experiment.spec.objective.metric,
             "direction": experiment.spec.objective.direction.value,
@@ -91,13 +105,49 @@ def trial_row(record: TrialRecord, spec: ExperimentSpec | None = None) -> dict[s
     )
 
 
-def experiment_view(
-    experiment: Experiment, records: Sequence[TrialRecord], now: datetime | None = None
+def plot_data(
+    experiment: Experiment,
+    records: Sequence[TrialRecord],
+    importance: list[dict[str, Any]],
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The experiment page: its line, the report's plot data, every trial."""
+    """:func:`~kubesweep.cli.report.data.report_data`, with the importance given.
+
+    Importance fits a random forest (seconds at 10,000 trials), so the server
+    computes it less often than the plots redraw and passes the last result in.
+    """
+    objective = experiment.spec.objective
+    return {
+        "experiment": experiment.metadata.name,
+        "namespace": experiment.metadata.namespace,
+        "generated": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "objective": {"metric": objective.metric, "direction": objective.direction.value},
+        "algorithm": experiment.spec.algorithm.name.value,
+        "summary": data.summary(experiment, records),
+        "history": data.history(records, objective.direction),
+        "parallel": data.parallel(records, experiment),
+        "importance": importance,
+        "slices": data.slices(records, experiment),
+        "curves": data.curves(records),
+        "pareto": data.pareto(records, experiment),
+    }
+
+
+def experiment_view(
+    experiment: Experiment,
+    records: Sequence[TrialRecord],
+    now: datetime | None = None,
+    importance: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The experiment page: its line, the report's plot data, every trial.
+
+    ``importance`` is computed here when not given.
+    """
+    if importance is None:
+        importance = data.importances(records, experiment)
     return {
         "experiment": experiment_row(experiment, records, now),
-        "report": clean_row(report_data(experiment, records, now)),
+        "report": clean_row(plot_data(experiment, records, importance, now)),
         "trials": [trial_row(r, experiment.spec) for r in sorted(records, key=lambda r: r.index)],
     }
 

@@ -224,15 +224,31 @@
     else if (PAGE === "experiment") await drawExperiment(await getJson(`api/experiments/${encodeURIComponent(EXPERIMENT)}`));
     else await drawTrial(await getJson(`api/experiments/${encodeURIComponent(EXPERIMENT)}/trials/${encodeURIComponent(TRIAL)}`));
   }
-  // An update that arrives while the page is drawing is kept and drawn after it.
+  // An update that arrives while the page is drawing is kept and drawn after it, after a
+  // pause as long as the drawing took: a large experiment that changes often stays usable.
   let busy = false, again = false;
   async function update() {
     if (busy) { again = true; return; }
     busy = true;
+    const started = performance.now();
     try { await refresh(); } catch (error) { fail(error); }
+    const took = performance.now() - started;
+    body.dataset.drawMs = String(Math.round(took));
+    if (again) await new Promise((resolve) => setTimeout(resolve, Math.min(took, 10000)));
     busy = false;
     if (again) { again = false; update(); }
   }
+  // Selection: a click on a plot's mark shows that trial alone in the table.
+  main.addEventListener("click", (event) => {
+    const mark = event.target.closest && event.target.closest("#plots .chart circle, #plots .chart polyline");
+    if (!mark || !mark.querySelector("title")) return;
+    const name = mark.querySelector("title").textContent.split(/[ :]/)[0];
+    if (!current || !current.trials.some((t) => t.name === name)) return;
+    filters.text = name;
+    const box = document.getElementById("filter-text");
+    if (box) box.value = name;
+    applyFilters();
+  });
   const query = PAGE === "experiments" ? "" : `?experiment=${encodeURIComponent(EXPERIMENT)}`;
   follow(query, update);
 })();

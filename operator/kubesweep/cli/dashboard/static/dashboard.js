@@ -127,28 +127,32 @@
     // The report's script draws into the plot boxes from the data element, as in a report file.
     new Function(reportScript)();
   }
-  function applyFilters() {
+  // The table holds at most ROWS trials that pass the filters (10,000 rows of DOM make every
+  // redraw slow); the filters run over the data, so they see every trial.
+  const ROWS = 500;
+  function matches(t) {
     const text = filters.text.toLowerCase();
-    let shown = 0;
-    for (const tr of document.querySelectorAll("#trials tr[data-name]")) {
-      const ok = (!filters.phase || tr.dataset.phase === filters.phase) &&
-        (!text || tr.dataset.search.includes(text));
-      tr.classList.toggle("hidden", !ok);
-      if (ok) shown++;
-    }
-    const count = document.getElementById("shown");
-    if (count) count.textContent = `${shown} of ${current ? current.trials.length : 0} trials shown`;
+    return (!filters.phase || t.phase === filters.phase) && (!text || t.search.includes(text));
   }
-  function trialTable(view) {
+  function applyFilters() {
+    if (!current) return;
+    const kept = current.trials.filter(matches);
+    const table = document.getElementById("trials");
+    const fresh = trialTable(current, kept.slice(0, ROWS));
+    if (table) table.replaceWith(fresh); else main.append(fresh);
+    const more = kept.length > ROWS ? ` (the first ${ROWS} listed; narrow the filter for the others)` : "";
+    document.getElementById("shown").textContent =
+      `${kept.length} of ${current.trials.length} trials shown${more}`;
+  }
+  function trialTable(view, trials) {
     const names = view.report.parallel.dimensions.map((d) => d.name);
     const metric = view.experiment.metric;
     const table = h("table", { id: "trials" }, [h("tr", {}, ["#", "trial", "phase", metric, ...names,
       "reason"].map((t) => h("th", { text: t })))]);
-    for (const t of view.trials) {
+    for (const t of trials) {
       const cells = names.map((n) => h("td", { class: "num", text: fmt(n in t.values ? t.values[n] : null) }));
       table.appendChild(h("tr", { "data-name": t.name, "data-phase": t.phase,
-        "data-objective": t.objective === null ? "" : String(t.objective),
-        "data-search": `${t.name} ${t.phase} ${params(t.parameters)} ${t.reason || ""}`.toLowerCase() }, [
+        "data-objective": t.objective === null ? "" : String(t.objective) }, [
         h("td", { class: "num", text: String(t.index) }),
         h("td", {}, [h("a", { href: trialUrl(view.experiment.name, t.name), text: t.name })]),
         h("td", { text: t.phase }),
@@ -181,6 +185,9 @@
     ]);
   }
   async function drawExperiment(view) {
+    for (const t of view.trials) {
+      t.search = `${t.name} ${t.phase} ${params(t.values)} ${t.reason || ""}`.toLowerCase();
+    }
     current = view;
     const oldHeader = document.getElementById("header");
     if (oldHeader) oldHeader.replaceWith(header(view.experiment));
@@ -192,8 +199,6 @@
       bar.id = "filters";
       main.append(h("h2", { id: "trials-title", text: "Trials" }), bar);
     }
-    const table = document.getElementById("trials");
-    if (table) table.replaceWith(trialTable(view)); else main.append(trialTable(view));
     applyFilters();
     body.dataset.drawn = String(Number(body.dataset.drawn || 0) + 1);
   }

@@ -12,7 +12,9 @@ completed with their values; the same points for the peers. Multi-fidelity
 algorithms need their own bookkeeping (brackets, rungs, tags), so their history
 is produced by the algorithm itself (BOHB's by hyperband, whose brackets and
 tags it shares), asked for up to 1,000 assignments at a time and each trial
-completed at its fidelity (reported as setup time).
+completed at its fidelity (reported as setup time). CMA-ES keeps its generations
+in tags too and searches numbers only: its history is its own, one generation per
+call, over the mixed problem's numbers (the categorical fixed).
 
 For the peers, see :func:`bench.suggest.peers.peer_latency`.
 
@@ -23,6 +25,7 @@ measurement that runs out of time is reported as "> limit", never dropped.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import queue
@@ -31,12 +34,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench.suggest.ours import PREFIX, space_of
+from bench.suggest.ours import NUMBERS_ONLY, PREFIX, space_of
 from bench.suggest.peers import peer_latency, random_history
 from bench.suggest.problems import Problem, problem_by_name
 from kubesweep.api.experiment import MULTI_FIDELITY_ALGORITHMS, Algorithm, AlgorithmName
 from kubesweep.api.status import CurvePoint
-from kubesweep.api.suggestion_wire import ObservedTrial, SuggestRequest, TrialState
+from kubesweep.api.suggestion_wire import ObservedTrial, SearchSpace, SuggestRequest, TrialState
 
 Report = Callable[[str, float], None]
 
@@ -100,6 +103,21 @@ def kubesweep_latency(
                 history.append(
                     _completed(problem, len(history), dict(a.parameters), a.fidelity, a.tags)
                 )
+    elif name in NUMBERS_ONLY:
+        # CMA-ES keeps its generations in tags and searches numbers only: its own
+        # history over the mixed problem's numbers (the categorical fixed at its first
+        # value), one generation per call, as a sweep with that many slots makes it.
+        fixed = {p.name: (p.values or [""])[0] for p in problem.parameters if p.values}
+        space = SearchSpace(parameters=[p for p in problem.parameters if p.name not in fixed])
+        count = 4 + math.floor(3 * math.log(len(space.parameters)))
+        while len(history) < n:
+            request = SuggestRequest(
+                space=space, algorithm=spec, trials=history, count=min(count, n - len(history))
+            )
+            for a in registry.suggest(request).assignments:
+                values = {**a.parameters, **fixed}
+                trial = _completed(problem, len(history), values, None, a.tags)
+                history.append(trial.model_copy(update={"parameters": dict(a.parameters)}))
     else:
         configs, _ = random_history(problem, n)
         history = [_completed(problem, i, c, None, {}) for i, c in enumerate(configs)]

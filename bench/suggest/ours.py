@@ -18,10 +18,21 @@ from kubesweep.api.experiment import (
     MULTI_FIDELITY_ALGORITHMS,
     Algorithm,
     AlgorithmName,
+    ParameterType,
 )
 from kubesweep.api.suggestion_wire import ObservedTrial, SearchSpace, SuggestRequest, TrialState
 
 PREFIX = "kubesweep-"
+#: Algorithms that search numbers only (they refuse categorical parameters).
+NUMBERS_ONLY = frozenset({AlgorithmName.CMAES})
+
+
+def searchable(method: str, problem: Problem) -> bool:
+    """Whether ``method`` (ours or a peer) takes the problem's space."""
+    name = method.removeprefix(PREFIX)
+    if not method.startswith(PREFIX) or name not in {a.value for a in NUMBERS_ONLY}:
+        return True
+    return all(p.type is not ParameterType.CATEGORICAL for p in problem.parameters)
 
 
 def registry_status() -> dict[str, str | None]:

@@ -259,6 +259,8 @@ def build_tasks(settings: Settings) -> list[dict[str, Any]]:
         for method in quality_methods(settings):
             seeds = settings.peer_seeds.get(method, settings.seeds)
             for problem in settings.problems:
+                if not ours.searchable(method, problems.problem_by_name(problem)):
+                    continue  # cmaes searches numbers only
                 for seed in range(seeds):
                     tasks.append(
                         {

@@ -67,9 +67,26 @@ SMALL: dict[str, Any] = {
     ]
 }
 
+#: MIXED's numeric kinds, for algorithms that search numbers only.
+NUMERIC: dict[str, Any] = {
+    "parameters": [p for p in MIXED["parameters"] if p["type"] != "categorical" and "when" not in p]
+    + [{"name": "momentum", "type": "float", "min": 0.5, "max": 0.99}]
+}
+
+#: Six points in all, of numbers only.
+SMALL_NUMERIC: dict[str, Any] = {
+    "parameters": [
+        {"name": "kind", "type": "int", "min": 1, "max": 3},
+        {"name": "n", "type": "int", "min": 1, "max": 2},
+    ]
+}
+
 FIDELITY: dict[str, Any] = {"parameter": "epochs", "min": 1, "max": 27, "eta": 3, "type": "int"}
 
 ALL_NAMES = list(AlgorithmName)
+
+#: Algorithms that refuse categorical (and so conditional) parameters.
+NUMBERS_ONLY = frozenset({AlgorithmName.CMAES})
 
 
 def is_multi_fidelity(name: AlgorithmName) -> bool:
@@ -78,7 +95,10 @@ def is_multi_fidelity(name: AlgorithmName) -> bool:
 
 
 def space_for(name: AlgorithmName, base: Mapping[str, Any] = MIXED) -> SearchSpace:
-    """``base`` with a fidelity where the algorithm needs one."""
+    """``base`` with a fidelity where the algorithm needs one; for an algorithm that
+    searches numbers only, MIXED and SMALL are their numeric counterparts."""
+    if name in NUMBERS_ONLY:
+        base = NUMERIC if base == MIXED else SMALL_NUMERIC if base == SMALL else base
     raw = dict(base)
     if is_multi_fidelity(name):
         raw["fidelity"] = FIDELITY

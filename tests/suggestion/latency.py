@@ -4,12 +4,13 @@ Not a test (timings are no pass/fail on a shared machine); it prints the median
 and worst time of ``registry.suggest`` (settings checked, algorithm built,
 history analysed, one assignment returned) at 1,000 and 10,000 observed
 trials. Histories come from the algorithm itself, in large batches, so the
-multi-fidelity ones see their own brackets and rungs, mostly completed with
-some pending and failed trials.
+multi-fidelity ones see their own brackets and rungs (and CMA-ES its
+generations, one per call), mostly completed with some pending and failed trials.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -25,11 +26,20 @@ REPEATS = 7
 
 
 def history(name: AlgorithmName, size: int) -> list[ObservedTrial]:
-    """``size`` trials suggested by the algorithm (random for the expensive models)."""
-    source = name if name in {AlgorithmName.HYPERBAND, AlgorithmName.ASHA} else None
+    """``size`` trials suggested by the algorithm (random for the expensive models).
+
+    CMA-ES replays its generations from their tags, so its history is its own, one
+    generation (its default population) per call: the most generations, the costliest
+    replay.
+    """
+    own = {AlgorithmName.HYPERBAND, AlgorithmName.ASHA, AlgorithmName.CMAES}
+    source = name if name in own else None
     trials: list[ObservedTrial] = []
     while len(trials) < size:
         batch = min(1000, size - len(trials))
+        if name is AlgorithmName.CMAES:
+            dimensions = len(space_for(name).parameters)
+            batch = min(4 + math.floor(3 * math.log(dimensions)), size - len(trials))
         algo = source or AlgorithmName.RANDOM
         base = request(algo, trials, count=batch)
         if source is None and name in {AlgorithmName.BOHB}:

@@ -59,6 +59,7 @@ class AlgorithmName(StrEnum):
     HYPERBAND = "hyperband"
     ASHA = "asha"
     BOHB = "bohb"
+    CMAES = "cmaes"
 
 
 #: Algorithms that assign each trial a fidelity budget.
@@ -508,6 +509,16 @@ class ExperimentSpec(ApiModel):
                 or all(
                     p.type is not ParameterType.FLOAT or p.step is not None for p in s.parameters
                 )
+            ),
+            field_path=".parameters",
+        ),
+        Rule(
+            cel="self.algorithm.name != 'cmaes' || self.parameters.all(p, p.type != 'categorical')",
+            message="parameters[].type: cmaes searches float and int parameters only; make "
+            "each categorical parameter a number, or use tpe or bayesian",
+            check=lambda s: (
+                s.algorithm.name is not AlgorithmName.CMAES
+                or all(p.type is not ParameterType.CATEGORICAL for p in s.parameters)
             ),
             field_path=".parameters",
         ),

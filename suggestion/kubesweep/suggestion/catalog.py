@@ -25,6 +25,7 @@ MODULES: dict[AlgorithmName, str] = {
     AlgorithmName.HYPERBAND: "hyperband",
     AlgorithmName.ASHA: "asha",
     AlgorithmName.BOHB: "bohb",
+    AlgorithmName.CMAES: "cma_es",
 }
 STOPPING_MODULES: dict[EarlyStoppingName, str] = {EarlyStoppingName.MEDIAN: "stopping.median"}
 
@@ -34,7 +35,8 @@ Generated from the code by `python -m kubesweep.suggestion.catalog` (part of
 `make crds`); do not edit. Set an algorithm with `spec.algorithm.name`, its seed
 with `spec.algorithm.seed` and its settings with `spec.algorithm.settings`;
 unknown or invalid settings are refused with a message naming the setting.
-Multi-fidelity algorithms (hyperband, asha, bohb) need `spec.fidelity`.
+Multi-fidelity algorithms (hyperband, asha, bohb) need `spec.fidelity`; cmaes
+searches float and int parameters only.
 """
 
 

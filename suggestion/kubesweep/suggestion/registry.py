@@ -1,9 +1,10 @@
 """Algorithm names to factories, and the three pure entry points the service calls.
 
 :func:`suggest`, :func:`stop` and :func:`validate` answer a request from its
-content alone. Model-based algorithms (bayesian, tpe, bohb) are registered by
-import path and loaded on first use, so this module imports cleanly whatever
-optional modules exist, and a missing one becomes a clear
+content alone. Model-based algorithms (bayesian, tpe, bohb) and cmaes (which needs
+the ``cmaes`` library) are registered by import path and loaded on first use, so
+this module imports cleanly whatever optional modules exist, and a missing one
+becomes a clear
 :class:`AlgorithmUnavailableError` for that algorithm only.
 
 Errors, for the HTTP layer to classify once:
@@ -105,6 +106,7 @@ ALGORITHMS: dict[AlgorithmName, AlgorithmFactory] = {
     AlgorithmName.HYPERBAND: hyperband.create,
     AlgorithmName.ASHA: asha.create,
     AlgorithmName.BOHB: LazyFactory(f"{_MODELS}.bohb:create"),
+    AlgorithmName.CMAES: LazyFactory(f"{_MODELS}.cma_es:create"),
 }
 
 #: Every early-stopping rule, by name.

@@ -251,7 +251,7 @@ async def test_a_body_is_computed_once_per_change_and_importance_less_often(
         return [{"name": "eta0", "importance": 1.0}]
 
     monkeypatch.setattr(server_module, "importances", counting)
-    views = Views(LocalRuns(run.store.path.parent), importance_every=3600)
+    views = Views(LocalRuns(run.store.path.parent), importance_every=3600, fit_share=1e9)
     run.run(0)
     first = await views.body("digits-random")
     assert await views.body("digits-random") is first
@@ -260,8 +260,8 @@ async def test_a_body_is_computed_once_per_change_and_importance_less_often(
     second = json.loads(await views.body("digits-random"))
     assert second["experiment"]["done"] == 2
     assert second["report"]["importance"] == [{"name": "eta0", "importance": 1.0}]
-    assert fitted == [1]  # not fitted again within the hour
-    views.importance_every = 0
+    assert fitted == [1]  # not fitted again: neither an hour nor 1e9 fits have passed
+    views.fit_share = 0  # a quick fit is redone at the next change
     run.run(2)
     await views.body("digits-random")
     assert fitted == [1, 3]

@@ -269,6 +269,8 @@ def test_a_running_experiment_in_the_browser(
         assert "Completed" in browser.find_element(By.ID, "ended").text
         assert "elasticnet" in text
         assert str(loss_of(2)) in text.replace("\n", " ")
+        assert browser.find_elements(By.ID, "plot-history") == []  # the trial's plot only
+        assert len(browser.find_elements(By.ID, "plot-curves")) == 1
         curve = browser.find_element(By.ID, "plot-curves")
         assert curve.get_attribute("data-rendered") == "true"
         assert int(str(curve.get_attribute("data-marks"))) >= 1

@@ -68,8 +68,11 @@ def _experiments(runs: LocalRuns) -> list[dict[str, Any]]:
     return [experiment_row(experiment) for experiment in runs.experiments()]
 
 
-#: Seconds the parameter importance of an experiment is reused for before it is fitted again.
+#: Seconds the parameter importance of an experiment is reused for, at most, before it is
+#: fitted again; and how many times its last fit's duration it is reused for when shorter
+#: (a fit of a few trials is cheap and redone at the next change).
 IMPORTANCE_EVERY = 60.0
+FIT_SHARE = 20.0
 
 
 @dataclass
@@ -77,6 +80,7 @@ class _Importance:
     fitted_at: float
     succeeded: int
     shares: list[dict[str, Any]]
+    took: float
 
 
 @dataclass
@@ -86,11 +90,13 @@ class Views:
     Every open page asks for the same body after an update: it is computed once
     (under a lock per experiment) and served as bytes until the files change.
     Importance is fitted again when more trials succeeded, at most every
-    :data:`IMPORTANCE_EVERY` seconds.
+    :data:`IMPORTANCE_EVERY` seconds, or every :data:`FIT_SHARE` times as long as
+    its last fit took when that is shorter.
     """
 
     runs: LocalRuns
     importance_every: float = IMPORTANCE_EVERY
+    fit_share: float = FIT_SHARE
     bodies: dict[str, tuple[object, bytes]] = field(default_factory=dict)
     importance: dict[str, _Importance] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -114,9 +120,11 @@ class Views:
         known = self.importance.get(name)
         now = time.monotonic()
         if known is None or (
-            known.succeeded != succeeded and now - known.fitted_at >= self.importance_every
+            known.succeeded != succeeded
+            and now - known.fitted_at >= min(self.importance_every, self.fit_share * known.took)
         ):
-            known = _Importance(now, succeeded, importances(records, experiment))
+            shares = importances(records, experiment)
+            known = _Importance(now, succeeded, shares, time.monotonic() - now)
             self.importance[name] = known
         view = experiment_view(experiment, records, importance=known.shares)
         return json.dumps(view, allow_nan=False).encode()

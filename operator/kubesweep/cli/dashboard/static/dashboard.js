@@ -114,16 +114,19 @@
     }
     return h("div", { id: "plots" }, nodes);
   }
-  async function drawPlots(report) {
+  // Draws the report's plots into their boxes: laid out here, or (a trial's page) already there.
+  async function drawPlots(report, laidOut) {
     if (reportScript === null) {
       const response = await fetch(`${BASE}static/report.js`);
       reportScript = await response.text();
     }
     document.getElementById("report-data").textContent = JSON.stringify(report);
-    const old = document.getElementById("plots");
-    const fresh = layout(report);
-    if (old) old.replaceWith(fresh);
-    else main.insertBefore(fresh, document.getElementById("trials-title"));
+    if (!laidOut) {
+      const old = document.getElementById("plots");
+      const fresh = layout(report);
+      if (old) old.replaceWith(fresh);
+      else main.insertBefore(fresh, document.getElementById("trials-title"));
+    }
     // The report's script draws into the plot boxes from the data element, as in a report file.
     new Function(reportScript)();
   }
@@ -220,7 +223,7 @@
         : h("pre", { class: "log", id: "log", text: t.log.join("\n") }),
     );
     await drawPlots({ objective: { metric: t.metric }, curves: t.curves, slices: [], pareto: null,
-      history: { points: [] }, parallel: { rows: [] }, importance: [] }).catch(fail);
+      history: { points: [] }, parallel: { rows: [] }, importance: [] }, true).catch(fail);
     body.dataset.drawn = String(Number(body.dataset.drawn || 0) + 1);
   }
 

@@ -175,6 +175,18 @@ def test_the_fingerprint_changes_with_every_commit(tmp_path: Path, experiment: E
         live.close()
 
 
+def test_reading_a_quiet_store_is_no_change(tmp_path: Path, experiment: Experiment) -> None:
+    live = LiveRun(tmp_path / "digits-random.db", experiment)
+    live.run(0)
+    live.close()
+    before = runs_version(tmp_path)
+    runs = LocalRuns(tmp_path)
+    for _ in range(3):
+        found = runs.experiment("digits-random")
+        assert len(runs.trials(found)) == 1
+        assert runs_version(tmp_path) == before
+
+
 @pytest.mark.parametrize(
     ("given", "expected"), [("/", "/"), ("", "/"), ("ks", "/ks/"), ("/a/b/", "/a/b/")]
 )

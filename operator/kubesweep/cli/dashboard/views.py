@@ -177,16 +177,20 @@ def runs_version(directory: Path) -> tuple[tuple[str, int, int], ...]:
 
     The stores run in WAL mode, so a commit grows the ``-wal`` file (or, after a
     checkpoint, changes the database file): name, size and modification time of
-    both catch every transaction without opening a connection.
+    both catch every transaction without opening a connection. An empty
+    ``-wal`` file is left out: the first connection to a quiet store creates
+    one and the last removes it, so the dashboard's own reads would otherwise
+    look like changes and every read would cause another.
     """
     if not directory.is_dir():
         return ()
     found = []
     for path in sorted(directory.iterdir()):
-        if path.suffix == ".db" or path.name.endswith((".db-wal",)):
+        if path.suffix == ".db" or path.name.endswith(".db-wal"):
             try:
                 stat = path.stat()
             except FileNotFoundError:
                 continue
-            found.append((path.name, stat.st_mtime_ns, stat.st_size))
+            if stat.st_size or path.suffix == ".db":
+                found.append((path.name, stat.st_mtime_ns, stat.st_size))
     return tuple(found)

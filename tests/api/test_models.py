@@ -62,6 +62,7 @@ MISTAKES: list[tuple[tuple[str | int, ...], Any, str]] = [
     (("parameters", 0, "name"), "learning-rate", "spec.parameters[0].name"),
     (("budget", "parallelTrials"), 61, "budget.parallelTrials must not exceed"),
     (("budget", "maxDuration"), "six hours", "spec.budget.maxDuration"),
+    (("budget", "maxGPUHours"), 0, "spec.budget.maxGPUHours"),
     (("algorithm", "name"), "annealing", "spec.algorithm.name"),
     (("objective", "direction"), "up", "spec.objective.direction"),
     (("trialTemplate", "primaryContainer"), "main", "primaryContainer must name a container"),
@@ -193,3 +194,10 @@ def test_yaml_exponent_without_dot_is_a_number() -> None:
     assert "1e-5" in text
     experiment = load_experiments(text)[0]
     assert experiment.spec.parameter("lr").min == pytest.approx(1e-5)
+
+
+def test_gpu_hours_budget_is_read_and_written_as_max_gpu_hours(manifest: dict[str, Any]) -> None:
+    manifest["spec"]["budget"]["maxGPUHours"] = 12.5
+    budget = parse_experiment(manifest).spec.budget
+    assert budget.max_gpu_hours == 12.5
+    assert budget.to_wire()["maxGPUHours"] == 12.5

@@ -77,6 +77,53 @@ def test_slim_job_keeps_gpus_and_status() -> None:
     assert job["status"] == {"active": 1}
 
 
+def test_pod_record_reads_the_gpus_it_holds_and_when_it_ended() -> None:
+    body = child_body("exp-0-0-abcde", "exp-0", "exp")
+    body["spec"] = {
+        "initContainers": [{"name": COLLECTOR_NAME, "restartPolicy": "Always"}],
+        "containers": [{"name": "m", "resources": {"limits": {"nvidia.com/gpu": "4"}}}],
+    }
+    body["status"] = {
+        "phase": "Succeeded",
+        "startTime": "2026-11-22T10:00:00Z",
+        "containerStatuses": [
+            {"name": "m", "state": {"terminated": {"finishedAt": "2026-11-22T10:30:00Z"}}}
+        ],
+        "initContainerStatuses": [
+            {
+                "name": COLLECTOR_NAME,
+                "state": {"terminated": {"finishedAt": "2026-11-22T10:30:02Z"}},
+            }
+        ],
+    }
+    view = pod_record(body).view
+    assert view.gpus == 4
+    assert view.finish_time is not None
+    assert view.finish_time.isoformat() == "2026-11-22T10:30:02+00:00"
+    body["status"]["phase"] = "Running"
+    assert pod_record(body).view.finish_time is None
+
+
+def test_slim_job_keeps_what_gpu_accounting_reads() -> None:
+    job = slim_job(
+        {
+            "metadata": {"name": "exp-0"},
+            "spec": {
+                "parallelism": 4,
+                "completions": 4,
+                "template": {
+                    "spec": {
+                        "initContainers": [{"name": "s", "restartPolicy": "Always"}],
+                        "containers": [{"name": "m", "image": "i"}],
+                    }
+                },
+            },
+        }
+    )
+    assert (job["spec"]["parallelism"], job["spec"]["completions"]) == (4, 4)
+    assert job["spec"]["template"]["spec"]["initContainers"] == [{"restartPolicy": "Always"}]
+
+
 def test_pod_record_reads_waiting_and_the_collector_summary() -> None:
     record = pod_record(
         {

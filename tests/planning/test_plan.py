@@ -149,6 +149,39 @@ def test_deadline_ends_and_stops_running_trials() -> None:
     assert [o.name for o in plan.stop] == ["exp-1"]
 
 
+def test_gpu_hours_budget_ends_and_stops_running_trials() -> None:
+    spec = make_spec(maxGPUHours=2)
+    within = [trial(0, S, 1.0, gpu=3600), trial(1, R, gpu=3599)]
+    assert plan_experiment("exp", spec, within, NOW).end is None
+    used = [trial(0, S, 1.0, gpu=3600), trial(1, R, gpu=3600)]
+    plan = plan_experiment("exp", spec, used, NOW)
+    assert plan.end is not None
+    assert plan.end.reason is EndReason.MAX_GPU_HOURS_REACHED
+    assert plan.end.succeeded  # a trial produced the objective
+    assert "2 GPU-hours used, maxGPUHours 2" in plan.end.message
+    assert [o.name for o in plan.stop] == ["exp-1"]
+    assert plan.new_trials == ()
+    assert plan.status.gpu_hours == 2
+    condition = plan.status.condition(ConditionType.SUCCEEDED)
+    assert condition is not None
+    assert condition.reason == "MaxGPUHoursReached"
+
+
+def test_gpu_hours_budget_without_a_result_fails() -> None:
+    plan = plan_experiment("exp", make_spec(maxGPUHours=0.5), [trial(0, R, gpu=1800)], NOW)
+    assert plan.end is not None
+    assert (plan.end.reason, plan.end.succeeded) == (EndReason.MAX_GPU_HOURS_REACHED, False)
+
+
+def test_raising_max_gpu_hours_resumes_the_experiment() -> None:
+    trials = [trial(0, S, 1.0, gpu=3600)]
+    ended = replan(make_spec(maxGPUHours=1), trials, None)
+    assert ended.end is not None
+    resumed = replan(make_spec(maxGPUHours=4), trials, ended.status)
+    assert resumed.end is None
+    assert [n.index for n in resumed.new_trials] == [1, 2]
+
+
 def test_exhaustion_waits_for_running_trials_then_ends() -> None:
     exhausted = SuggestionHealth(exhausted=True)
     spec = make_spec(maxTrials=10)
@@ -227,6 +260,7 @@ def test_status_counts_best_and_gpu_seconds() -> None:
     assert plan.status.best_trial.name == "exp-1"
     assert plan.status.best_trial.objective == 0.2
     assert plan.status.gpu_seconds == 16
+    assert plan.status.gpu_hours == round(16 / 3600, 4)
     assert plan.status.phase is ExperimentPhase.RUNNING
 
 

@@ -145,7 +145,7 @@ def test_running_start_time_is_kept() -> None:
 
 def test_stopped_status() -> None:
     previous = TrialStatus(phase=TrialPhase.RUNNING, start_time=NOW - timedelta(seconds=100))
-    status = stopped_status(previous, "EarlyStopped", "below median", NOW, job(gpus=1))
+    status = stopped_status(previous, "EarlyStopped", "below median", NOW, job=job(gpus=1))
     assert status.phase is TrialPhase.EARLY_STOPPED
     assert status.message == "below median"
     assert status.gpu_seconds == 100

@@ -245,6 +245,7 @@ def experiment_crd() -> Schema:
         {"name": "Running", "type": "integer", "jsonPath": ".status.trials.running"},
         {"name": "Max", "type": "integer", "jsonPath": ".spec.budget.maxTrials"},
         {"name": "Algorithm", "type": "string", "jsonPath": ".spec.algorithm.name", "priority": 1},
+        {"name": "GPU-Hours", "type": "number", "jsonPath": ".status.gpuHours", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     return _crd(

@@ -346,6 +346,13 @@ class Budget(ApiModel):
     max_duration: str | None = Field(
         default=None, pattern=DURATION_PATTERN, max_length=32, description="e.g. 30m, 6h, 1h30m"
     )
+    max_gpu_hours: float | None = Field(
+        default=None,
+        alias="maxGPUHours",
+        gt=0,
+        description="End the experiment once its trials have used this many GPU-hours: every "
+        "pod's GPUs times its running time, over every trial.",
+    )
 
     cel_rules: ClassVar[tuple[Rule, ...]] = (
         Rule(

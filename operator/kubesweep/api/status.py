@@ -42,6 +42,7 @@ class EndReason(StrEnum):
     SEARCH_SPACE_EXHAUSTED = "SearchSpaceExhausted"
     MAX_FAILED_TRIALS_REACHED = "MaxFailedTrialsReached"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
+    MAX_GPU_HOURS_REACHED = "MaxGPUHoursReached"
 
 
 class Condition(ApiModel):
@@ -114,6 +115,12 @@ class ExperimentStatus(ApiModel):
     trials: TrialCounts = Field(default_factory=TrialCounts)
     best_trial: BestTrial | None = None
     gpu_seconds: float = 0.0
+    gpu_hours: float = Field(
+        default=0.0,
+        alias="gpuHours",
+        description="GPU-hours of every trial so far (gpuSeconds / 3600), what "
+        "spec.budget.maxGPUHours is judged on.",
+    )
     message: str | None = Field(default=None, max_length=4096)
     seed: int | None = Field(
         default=None,

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from pydantic import ValidationError
 
 from kubesweep.api import Trial
-from kubesweep.planning import PodView
+from kubesweep.planning import PodView, pod_spec_gpus
 from kubesweep.planning.trial_status import parse_time
 from kubesweep.rendering import COLLECTOR_NAME, LABEL_EXPERIMENT, LABEL_TRIAL
 
@@ -86,11 +87,15 @@ def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
     pod = spec.get("template", {}).get("spec", {})
 
     def resources(containers: Any) -> list[dict[str, Any]]:
-        return [{"resources": dict(c.get("resources") or {})} for c in containers or []]
+        # restartPolicy tells a native sidecar (its GPUs add up) from an init container.
+        kept = ("resources", "restartPolicy")
+        return [{k: plain(c[k]) for k in kept if c.get(k)} for c in containers or []]
 
+    width = {key: spec[key] for key in ("parallelism", "completions") if spec.get(key) is not None}
     return {
         "metadata": {"name": body.get("metadata", {}).get("name")},
         "spec": {
+            **width,
             "suspend": bool(spec.get("suspend")),
             "template": {
                 "spec": {
@@ -128,14 +133,29 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord:
             if terminated.get("message"):
                 summary = str(terminated["message"])
                 break
+    phase = str(status.get("phase") or "Pending")
     view = PodView(
         name=str(body.get("metadata", {}).get("name")),
-        phase=str(status.get("phase") or "Pending"),
+        phase=phase,
         start_time=parse_time(status.get("startTime")),
         unschedulable_message=unschedulable,
         waiting_reason=waiting,
+        gpus=pod_spec_gpus(body.get("spec") or {}),
+        finish_time=_finish_time(status) if phase in ("Succeeded", "Failed") else None,
     )
     return PodRecord(view=view, summary_message=summary)
+
+
+def _finish_time(status: Mapping[str, Any]) -> datetime | None:
+    """When an ended pod's last container ended (the pod holds its GPUs until then)."""
+    ends = [
+        parse_time(((c.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+        for c in [
+            *(status.get("containerStatuses") or []),
+            *(status.get("initContainerStatuses") or []),
+        ]
+    ]
+    return max((end for end in ends if end is not None), default=None)
 
 
 @dataclass(frozen=True)

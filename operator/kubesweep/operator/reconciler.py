@@ -80,7 +80,7 @@ from kubesweep.rendering import check_template, render_trial, trial_manifest
 logger = logging.getLogger(__name__)
 
 #: Status fields that only report progress; their changes are written at a bounded rate.
-PROGRESS_FIELDS = frozenset({"trials", "gpuSeconds", "message"})
+PROGRESS_FIELDS = frozenset({"trials", "gpuSeconds", "gpuHours", "message"})
 #: The shortest interval between two progress-only writes of an Experiment's status.
 STATUS_INTERVAL = timedelta(seconds=2)
 
@@ -286,7 +286,8 @@ class ClusterPorts:
             return None
         previous = current if current is not None else trial.status
         job = self.children.jobs.get(order.name)
-        status = stopped_status(previous, order.reason, order.message, self.now, job)
+        pods = [p.view for p in self.children.pods.get(order.name, ())]
+        status = stopped_status(previous, order.reason, order.message, self.now, job=job, pods=pods)
         patch = merge_patch((previous or TrialStatus()).to_wire(), status.to_wire())
         await self.rt.kube.patch_trial_status(self.namespace, order.name, patch)
         await self.rt.kube.delete_job(self.namespace, order.name)

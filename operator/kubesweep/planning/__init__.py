@@ -8,6 +8,7 @@ decisions from the same observations.
 """
 
 from kubesweep.planning.conditions import merge_conditions
+from kubesweep.planning.gpu import gpus_per_pod, pod_spec_gpus
 from kubesweep.planning.plan import (
     FINAL_REASONS,
     End,
@@ -24,7 +25,7 @@ from kubesweep.planning.requests import (
     stop_request,
     suggest_request,
 )
-from kubesweep.planning.trial_status import derive_trial_status, gpus_per_pod
+from kubesweep.planning.trial_status import derive_trial_status
 from kubesweep.planning.views import PodView, SuggestionHealth, TrialMetrics, TrialView
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "merge_conditions",
     "observed_trial",
     "plan_experiment",
+    "pod_spec_gpus",
     "search_space",
     "stop_orders",
     "stop_request",

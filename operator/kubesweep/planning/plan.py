@@ -17,14 +17,17 @@ Decisions made here, deliberately:
   from a stale or partial view can at worst try to create a trial that exists
   (the API answers 409 and nothing is duplicated), never an extra one.
 * **Ends.** ``TargetReached``, ``MaxFailedTrialsReached`` and
-  ``SearchSpaceExhausted`` are final once recorded in status. ``MaxTrialsReached``
-  and ``DeadlineExceeded`` are budgets, re-evaluated every pass, so raising
-  ``maxTrials`` or ``maxDuration`` resumes a finished experiment.
+  ``SearchSpaceExhausted`` are final once recorded in status. ``MaxTrialsReached``,
+  ``DeadlineExceeded`` and ``MaxGPUHoursReached`` are budgets, re-evaluated every
+  pass, so raising ``maxTrials``, ``maxDuration`` or ``maxGPUHours`` resumes a
+  finished experiment. GPU-hours count every pod of every trial (see
+  :mod:`kubesweep.planning.gpu`); running trials count up to this pass, so the
+  budget is judged at every pass, at least once per resync interval.
   ``MaxFailedTrialsReached`` ends as Failed; budget ends succeed when some trial
   produced the objective and fail otherwise (a sweep without a result failed).
   Failed and MetricsUnavailable trials both count against ``maxFailedTrials``,
   which is the number of failures tolerated (one more ends the experiment).
-* **Stops.** When an experiment ends early (target, failures, deadline) its
+* **Stops.** When an experiment ends early (target, failures, deadline, GPU-hours) its
   unfinished trials are stopped with the reason ``ExperimentEnded``.
 """
 
@@ -319,6 +322,13 @@ def _decide_end(
         return _budget_end(
             EndReason.DEADLINE_EXCEEDED, best, f"maxDuration {budget.max_duration} elapsed"
         )
+    gpu_hours = gpu_hours_used(trials)
+    if budget.max_gpu_hours is not None and gpu_hours >= budget.max_gpu_hours:
+        return _budget_end(
+            EndReason.MAX_GPU_HOURS_REACHED,
+            best,
+            f"{gpu_hours:.4g} GPU-hours used, maxGPUHours {budget.max_gpu_hours:g}",
+        )
     if counts.created >= budget.max_trials and running == 0:
         return _budget_end(
             EndReason.MAX_TRIALS_REACHED, best, f"all {counts.created} trials finished"
@@ -330,6 +340,11 @@ def _decide_end(
             f"the search space has no more configurations after {len(trials)} trials",
         )
     return None
+
+
+def gpu_hours_used(trials: Iterable[TrialView]) -> float:
+    """GPU-hours of every trial so far: every pod's GPUs over its running time."""
+    return sum(t.status.gpu_seconds for t in trials) / 3600.0
 
 
 def _budget_end(reason: EndReason, best: BestTrial | None, message: str) -> End:
@@ -426,6 +441,7 @@ def _status(
         trials=counts,
         best_trial=best,
         gpu_seconds=round(gpu_seconds, 3),
+        gpu_hours=round(gpu_seconds / 3600.0, 4),
         message=message[:4096],
         seed=seed,
     )

@@ -22,10 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kubesweep.api import Condition, TrialPhase, TrialStatus
+from kubesweep.planning.gpu import job_gpus, pods_gpu_seconds
 from kubesweep.planning.views import PodView, TrialMetrics
 
-#: Resource names counted as GPUs for ``gpuSeconds``.
-GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 #: How long a completed Job may wait for the collector's summary before its trial ends
 #: with what was pushed (MetricsComplete=False), or MetricsUnavailable without the objective.
 DEFAULT_METRICS_GRACE = timedelta(seconds=15)
@@ -40,23 +39,6 @@ def parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def gpus_per_pod(job: Mapping[str, Any] | None) -> float:
-    """GPUs one pod of the Job asks for (limits, else requests), over all containers."""
-    if not job:
-        return 0.0
-    pod = job.get("spec", {}).get("template", {}).get("spec", {})
-    total = 0.0
-    for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
-        resources = container.get("resources", {})
-        for kind in ("limits", "requests"):
-            values = resources.get(kind) or {}
-            found = [float(values[name]) for name in GPU_RESOURCES if name in values]
-            if found:
-                total += sum(found)
-                break
-    return total
 
 
 def _condition(job: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
@@ -81,10 +63,24 @@ def _with(
     return status.model_copy(update=changes)
 
 
-def _gpu_seconds(job: Mapping[str, Any] | None, start: datetime | None, end: datetime) -> float:
-    if start is None:
-        return 0.0
-    return round(gpus_per_pod(job) * max(0.0, (end - start).total_seconds()), 3)
+def gpu_seconds(
+    job: Mapping[str, Any] | None,
+    pods: Sequence[PodView],
+    start: datetime | None,
+    end: datetime,
+    *,
+    previous: float = 0.0,
+) -> float:
+    """A trial's GPU-seconds until ``end``: every pod's, else the Job's template's.
+
+    Never less than ``previous``: a pod deleted since (a Job's TTL, a stopped
+    trial) takes its seconds out of sight, not out of the account.
+    """
+    counted = pods_gpu_seconds(pods, end)
+    if counted is None:
+        elapsed = 0.0 if start is None else max(0.0, (end - start).total_seconds())
+        counted = job_gpus(job) * elapsed
+    return round(max(previous, counted), 3)
 
 
 def metrics_account(complete: bool, now: datetime) -> Condition:
@@ -131,6 +127,7 @@ class _Facts:
     running_pods: bool
     complete: Mapping[str, Any] | None
     failed: Mapping[str, Any] | None
+    previous_gpu_seconds: float = 0.0
 
     @property
     def ended(self) -> bool:
@@ -178,6 +175,7 @@ def _facts(
         running_pods=bool(running),
         complete=_condition(job, "Complete"),
         failed=_condition(job, "Failed"),
+        previous_gpu_seconds=previous.gpu_seconds,
     )
 
 
@@ -189,8 +187,12 @@ def _ended(facts: _Facts, **changes: Any) -> dict[str, Any]:
         **changes,
         "start_time": start,
         "completion_time": end,
-        "gpu_seconds": _gpu_seconds(facts.job, start, end),
+        "gpu_seconds": _facts_gpu_seconds(facts, start, end),
     }
+
+
+def _facts_gpu_seconds(facts: _Facts, start: datetime, end: datetime) -> float:
+    return gpu_seconds(facts.job, facts.pods, start, end, previous=facts.previous_gpu_seconds)
 
 
 def _failed(facts: _Facts) -> dict[str, Any]:
@@ -241,7 +243,7 @@ def _running(facts: _Facts) -> dict[str, Any]:
         "reason": "Running",
         "message": "",
         "start_time": start,
-        "gpu_seconds": _gpu_seconds(facts.job, start, facts.now),
+        "gpu_seconds": _facts_gpu_seconds(facts, start, facts.now),
     }
 
 
@@ -341,17 +343,25 @@ def stopped_status(
     reason: str,
     message: str,
     now: datetime,
+    *,
     job: Mapping[str, Any] | None = None,
+    pods: Sequence[PodView] = (),
 ) -> TrialStatus:
-    """The status of a trial the operator stops (early stopping, or its experiment ended)."""
+    """The status of a trial the operator stops (early stopping, or its experiment ended).
+
+    Its GPU-seconds are counted up to now over every pod it has (else its Job's
+    template); with neither known, what was recorded stands.
+    """
     previous = previous or TrialStatus()
-    start = previous.start_time
+    seconds = previous.gpu_seconds
+    if job or pods:
+        seconds = gpu_seconds(job, pods, previous.start_time, now, previous=seconds)
     return previous.model_copy(
         update={
             "phase": TrialPhase.EARLY_STOPPED,
             "reason": reason,
             "message": message,
             "completion_time": now,
-            "gpu_seconds": _gpu_seconds(job, start, now) if job else previous.gpu_seconds,
+            "gpu_seconds": seconds,
         }
     )

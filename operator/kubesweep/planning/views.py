@@ -54,13 +54,17 @@ class TrialMetrics:
 
 @dataclass(frozen=True)
 class PodView:
-    """The few facts of a trial pod that tell waiting-for-admission from running."""
+    """The few facts of a trial pod: waiting-for-admission or running, and the GPUs it holds."""
 
     name: str
     phase: str  # Pending, Running, Succeeded, Failed, Unknown
     start_time: datetime | None = None
     unschedulable_message: str | None = None  # PodScheduled=False reason=Unschedulable
     waiting_reason: str | None = None  # e.g. ImagePullBackOff of the primary container
+    #: GPUs the pod holds (``None``: not known to whoever observed it).
+    gpus: float | None = None
+    #: When its last container ended, for a pod that has ended.
+    finish_time: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -48,11 +48,11 @@ crds: venv ## regenerate crds/, the chart's CRD template and values schema, and 
 # Debian packages are installed one apt-get at a time (targets may run side by side).
 APT_GET := flock $(or $(TMPDIR),/tmp)/kubesweep-apt.lock env DEBIAN_FRONTEND=noninteractive apt-get
 
-browser: ## headless Chromium (Debian's package) for the HTML report test, installed when missing
-	@command -v chromium >/dev/null || { \
+browser: ## headless Chromium and its driver (Debian's packages) for the report's and the dashboard's browser tests, installed when missing
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium >/dev/null; \
-	  else echo "chromium is missing and cannot be installed here: the report's browser test will skip"; fi; }
+	    $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "chromium or chromedriver is missing and cannot be installed here: the browser tests will skip"; fi; }
 
 # checkov judges the rendered chart (tests/charts/test_checkov.py); it has many
 # dependencies of its own, so it lives in a virtual environment apart from the project's.

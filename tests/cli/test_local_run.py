@@ -25,6 +25,7 @@ BUDGETS = {
     "grid": (3, 2),
     "sobol": (3, 2),
     "bayesian": (5, 3),
+    "cmaes": (6, 3),
     "tpe": (3, 2),
     "hyperband": (3, 3),
     "asha": (3, 3),

@@ -30,8 +30,9 @@ that expansion leaves it intact.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 #: Where the emptyDir shared by the primary container and the collector is mounted.
 METRICS_DIR = "/kubesweep"
@@ -67,6 +68,14 @@ ENV_METRICS_PATH = "KUBESWEEP_METRICS_PATH"
 ENV_REPORT_URL = "KUBESWEEP_REPORT_URL"
 #: A full push URL that overrides :data:`ENV_REPORT_URL` (set by hand, never rendered).
 ENV_PUSH_URL = "KUBESWEEP_PUSH_URL"
+
+# -- which pod of a multi-pod trial reports ------------------------------------
+#: The rule, as JSON: a list of ``{"field": <downward API path>, "env": <variable>,
+#: "equals": <value>}``. The renderer sets each ``env`` from its ``field`` with the
+#: downward API; the pod reports only when every one equals its value.
+ENV_REPORTING_POD = "KUBESWEEP_REPORTING_POD"
+#: The variables holding the fields a reporting rule reads are named ``<prefix><i>``.
+ENV_REPORTING_FIELD_PREFIX = "KUBESWEEP_REPORTING_FIELD_"
 
 SHELL = "/bin/sh"
 #: ``$0`` of the wrapper script, seen in ``ps``.
@@ -146,3 +155,43 @@ def wrap_command(
     if not log_path.startswith("/"):
         raise ValueError(f"log path {log_path!r} must be absolute")
     return [SHELL, "-c", WRAPPER_SCRIPT, SCRIPT_NAME], [log_path, *command, *args]
+
+
+def reporting_rule_text(conditions: Sequence[tuple[str, str]]) -> str:
+    """The ``KUBESWEEP_REPORTING_POD`` value for ``(field path, value)`` conditions."""
+    rule = [
+        {"field": field, "env": f"{ENV_REPORTING_FIELD_PREFIX}{index}", "equals": value}
+        for index, (field, value) in enumerate(conditions)
+    ]
+    return json.dumps(rule, sort_keys=True, separators=(",", ":"))
+
+
+def not_reporting_because(env: Mapping[str, str]) -> str | None:
+    """Why this pod does not report its trial's metrics, or ``None`` when it does.
+
+    In a multi-pod trial every pod has a collector (each rank's trainer may write
+    its metrics, or POST them to localhost), but only one pod's series is the
+    trial's: the one whose labels and annotations, read through the downward API,
+    match the rule. A pod without a rule reports (a single-pod trial). A rule that
+    cannot be read reports too: a silent trial would be worse than a noisy one.
+    """
+    text = env.get(ENV_REPORTING_POD, "")
+    if not text.strip():
+        return None
+    try:
+        rule = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(rule, list):
+        return None
+    for condition in rule:
+        if not isinstance(condition, dict):
+            continue
+        name, wanted = condition.get("env"), condition.get("equals")
+        if not isinstance(name, str) or not isinstance(wanted, str):
+            continue
+        found = env.get(name, "")
+        if found != wanted:
+            field = condition.get("field") or name
+            return f"{field} is {found!r}, the reporting pod's is {wanted!r}"
+    return None

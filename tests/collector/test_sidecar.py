@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kubesweep.podcontract import wrap_command
+from kubesweep.podcontract import reporting_rule_text, wrap_command
 
 from ..metrics.events import event, event_file, value
 from .conftest import CollectorProcess, FakeIntake, free_port, wait_for
@@ -252,3 +252,35 @@ def test_the_push_endpoint_listens_before_the_readiness_marker_is_written(
     }
     assert collector_main.main(env) == 0
     assert listening_at_marker == [True]
+
+
+def test_only_the_reporting_pod_of_a_multi_pod_trial_reports(
+    tmp_path: Path, intake: FakeIntake, run_collector: Start
+) -> None:
+    rule = reporting_rule_text(
+        [("metadata.annotations['batch.kubernetes.io/job-completion-index']", "0")]
+    )
+    logs = {rank: tmp_path / f"rank{rank}.log" for rank in (0, 1)}
+    collectors = {
+        rank: run_collector(
+            {"source": "stdout", "path": str(logs[rank]), "metrics": OBJECTIVE},
+            intake.url,
+            KUBESWEEP_REPORTING_POD=rule,
+            KUBESWEEP_REPORTING_FIELD_0=str(rank),
+        )
+        for rank in (0, 1)
+    }
+    # Both are up (their SIGTERM handlers installed) before the trainers run.
+    wait_for(lambda: "not reporting" in collectors[1].output(), what="rank 1's collector")
+    wait_for(lambda: "collecting stdout" in collectors[0].output(), what="rank 0's collector")
+    for rank, log in logs.items():
+        trainer = f"for e in range(3): print(f'loss={{{rank * 100} + e}}')"
+        command, args = wrap_command([sys.executable, "-c", trainer], [], str(log))
+        subprocess.run([*command, *args], capture_output=True, check=True)
+    wait_for(intake.final, what="the reporting pod's final batch")
+    assert collectors[1].stop() == 0
+    assert collectors[0].stop() == 0
+    assert intake.values("loss") == [0, 1, 2]  # rank 1's 100, 101, 102 never arrive
+    assert not collectors[1].termination.exists()  # no summary to mistake for the trial's
+    assert collectors[0].summary().metrics[0].count == 3
+    assert "not reporting" in collectors[1].output()

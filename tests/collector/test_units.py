@@ -15,6 +15,7 @@ from kubesweep.collector.push import parse_body
 from kubesweep.collector.sender import PermanentError, RejectedError, Sender
 from kubesweep.collector.sources import FileTail
 from kubesweep.metrics import Observation, Summary, decode_batch, parse_text_line
+from kubesweep.podcontract import not_reporting_because, reporting_rule_text
 
 from .conftest import free_port, wait_for
 
@@ -202,3 +203,33 @@ def test_report_is_exposed_lazily_on_the_package() -> None:
     import kubesweep
 
     assert kubesweep.report is client.report
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"KUBESWEEP_REPORTING_FIELD_0": "0", "KUBESWEEP_REPORTING_FIELD_1": "workers"}, None),
+        (
+            {"KUBESWEEP_REPORTING_FIELD_0": "3", "KUBESWEEP_REPORTING_FIELD_1": "workers"},
+            "metadata.annotations['index'] is '3', the reporting pod's is '0'",
+        ),
+        (
+            {"KUBESWEEP_REPORTING_FIELD_0": "0"},  # a label the pod lacks reads as ""
+            "metadata.labels['rjob'] is '', the reporting pod's is 'workers'",
+        ),
+    ],
+)
+def test_the_reporting_pod_is_the_one_whose_fields_match(
+    fields: dict[str, str], reason: str | None
+) -> None:
+    rule = reporting_rule_text(
+        [("metadata.annotations['index']", "0"), ("metadata.labels['rjob']", "workers")]
+    )
+    assert not_reporting_because({"KUBESWEEP_REPORTING_POD": rule, **fields}) == reason
+    config = CollectorConfig.from_env({"KUBESWEEP_REPORTING_POD": rule, **fields})
+    assert config.reporting is (reason is None)
+
+
+@pytest.mark.parametrize("rule", ["", "not json", "{}", '[{"env": 1}]'])
+def test_a_pod_without_a_readable_rule_reports(rule: str) -> None:
+    assert not_reporting_because({"KUBESWEEP_REPORTING_POD": rule}) is None

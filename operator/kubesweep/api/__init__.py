@@ -20,6 +20,7 @@ from kubesweep.api.experiment import (
     Parameter,
     ParameterType,
     ParameterValue,
+    ReportingPod,
     Strategy,
     TrialTemplate,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "Parameter",
     "ParameterType",
     "ParameterValue",
+    "ReportingPod",
     "Strategy",
     "Trial",
     "TrialCounts",

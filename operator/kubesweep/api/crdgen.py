@@ -124,6 +124,9 @@ _JOB_SPEC_SCHEMA: Schema = {
     "x-kubernetes-preserve-unknown-fields": True,
     "required": ["template"],
     "properties": {
+        "parallelism": {"type": "integer", "minimum": 0},
+        "completions": {"type": "integer", "minimum": 0},
+        "completionMode": {"type": "string", "enum": ["NonIndexed", "Indexed"]},
         "template": {
             "type": "object",
             "x-kubernetes-preserve-unknown-fields": True,

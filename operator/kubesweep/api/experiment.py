@@ -420,6 +420,35 @@ class MetricsCollection(ApiModel):
         return filters
 
 
+LabelValue = Annotated[str, Field(max_length=253)]
+
+
+class ReportingPod(ApiModel):
+    """Which pod of a multi-pod trial reports the metrics: the one whose labels match.
+
+    Every pod of a trial has a collector, but only this pod's series is the
+    trial's. Entries are added to the workload kind's own rule and win a clash:
+    a Job's pod of completion index 0 (``batch.kubernetes.io/job-completion-index``).
+    """
+
+    match_labels: dict[str, LabelValue] = Field(
+        default_factory=dict, max_length=8, description="Pod labels and their values."
+    )
+    match_annotations: dict[str, LabelValue] = Field(
+        default_factory=dict, max_length=8, description="Pod annotations and their values."
+    )
+
+
+def _int_field(spec: dict[str, Any], name: str) -> int:
+    value = spec.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def runs_several_pods(job: dict[str, Any]) -> bool:
+    """Whether a JobSpec runs more than one pod (parallelism or completions above 1)."""
+    return _int_field(job, "parallelism") > 1 or _int_field(job, "completions") > 1
+
+
 class TrialTemplate(ApiModel):
     """What each trial runs: a batch/v1 JobSpec and where its metrics come from."""
 
@@ -432,6 +461,11 @@ class TrialTemplate(ApiModel):
     retries: int = Field(
         default=0, ge=0, le=10, description="Pod retries within a trial (the Job's backoffLimit)."
     )
+    reporting_pod: ReportingPod | None = Field(
+        default=None,
+        description="Which pod of a multi-pod trial reports the metrics; default: the pod of "
+        "completion index 0.",
+    )
 
     cel_rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
@@ -440,6 +474,18 @@ class TrialTemplate(ApiModel):
             "trialTemplate.job.template.spec.containers",
             check=lambda t: t.primary_container in t.container_names,
             field_path=".primaryContainer",
+        ),
+        Rule(
+            cel="!((has(self.job.parallelism) && self.job.parallelism > 1) || "
+            "(has(self.job.completions) && self.job.completions > 1)) || "
+            "(has(self.job.completionMode) && self.job.completionMode == 'Indexed')",
+            message="trialTemplate.job.completionMode must be Indexed for a Job of several "
+            "pods (parallelism or completions above 1), so that one pod (completion index 0, "
+            "or the one reportingPod names) reports the objective; set completionMode: Indexed",
+            check=lambda t: (
+                not runs_several_pods(t.job) or t.job.get("completionMode") == "Indexed"
+            ),
+            field_path=".job.completionMode",
         ),
     )
 

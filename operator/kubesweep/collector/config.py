@@ -29,6 +29,14 @@ is the push endpoint's port; for ``prometheus``, the port scraped.
 | ``KUBESWEEP_STEP_METRIC`` | Prometheus gauge holding the step | ``step`` |
 | ``KUBESWEEP_EXIT_ON_DONE`` | exit when the trainer exits (plain container) | ``false`` |
 | ``KUBESWEEP_LOG_LEVEL`` | the collector's own log level | ``INFO`` |
+| ``KUBESWEEP_REPORTING_POD`` | which pod of a multi-pod trial reports (JSON) | none: this one |
+
+In a multi-pod trial (an Indexed Job, a JobSet) the renderer sets
+``KUBESWEEP_REPORTING_POD`` and, through the downward API, the pod labels and
+annotations it reads (:func:`kubesweep.podcontract.not_reporting_because`). A
+collector in any other pod reads its sources as usual (so a trainer's push finds
+an endpoint) but sends nothing and leaves no summary: only the reporting pod's
+series is the trial's.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from kubesweep.podcontract import (
     ENV_TRIAL_UID,
     PUSH_PATH,
     STDOUT_LOG,
+    not_reporting_because,
 )
 
 #: The variable holding the source settings as JSON.
@@ -100,6 +109,13 @@ class CollectorConfig:
     shutdown_seconds: float = 5.0
     exit_on_done: bool = False
     log_level: str = "INFO"
+    #: Why this pod does not report the trial's metrics; ``None``: it does.
+    not_reporting: str | None = None
+
+    @property
+    def reporting(self) -> bool:
+        """Whether this collector's series is the trial's."""
+        return self.not_reporting is None
 
     @property
     def keep_names(self) -> frozenset[str] | None:
@@ -171,6 +187,7 @@ class CollectorConfig:
             ),
             exit_on_done=env.get("KUBESWEEP_EXIT_ON_DONE", "").lower() in ("1", "true", "yes"),
             log_level=env.get("KUBESWEEP_LOG_LEVEL", "INFO").upper(),
+            not_reporting=not_reporting_because(env),
         )
 
 

@@ -122,7 +122,7 @@ class Collector:
             else:
                 self.sources.append(self.push)
         self.sender: Sender | None = None
-        if config.intake_url:
+        if config.intake_url and config.reporting:
             self.sender = Sender(
                 config.intake_url,
                 config.token,
@@ -134,7 +134,9 @@ class Collector:
             )
 
     def take(self, parsed: Parsed) -> None:
-        """Reduce and queue what a source produced."""
+        """Reduce and queue what a source produced (another pod's series is the trial's)."""
+        if not self.config.reporting:
+            return
         keep = self.config.keep_names
         accepted = [
             o
@@ -160,6 +162,8 @@ class Collector:
     def finish(self) -> None:
         """Drain, write the termination message, push the rest."""
         self.poll(final=True)
+        if not self.config.reporting:
+            return  # no summary: the operator reads the reporting pod's
         summary = self.summary()
         text = encode_summary(summary, self.config.termination_limit)
         if not write_termination_message(self.config.termination_log, text):
@@ -237,7 +241,14 @@ def main(env: Mapping[str, str] | None = None) -> int:
     # trainer start, or its first kubesweep.report() would find nobody listening.
     collector = Collector(config, stop)
     _mark_ready(config)
-    logger.info("collecting %s metrics for trial %s", config.source, config.trial_name or "?")
+    if config.not_reporting is not None:
+        logger.info(
+            "not reporting for trial %s: %s; another pod's metrics are the trial's",
+            config.trial_name or "?",
+            config.not_reporting,
+        )
+    else:
+        logger.info("collecting %s metrics for trial %s", config.source, config.trial_name or "?")
     return collector.run()
 
 

@@ -1,4 +1,4 @@
-"""Pure rendering of every manifest the operator writes: Trials, and their ``batch/v1`` Jobs.
+"""Pure rendering of every manifest the operator writes: Trials, and the workloads that run them.
 
 No Kubernetes client, kopf or HTTP here (an import-linter contract checks it):
 the operator renders with :func:`trial_manifest` and :func:`render_trial` and then
@@ -8,6 +8,14 @@ plain function. What the Job contains and why is written down in
 :mod:`kubesweep.podcontract`.
 """
 
+from kubesweep.rendering.identity import (
+    LABEL_EXPERIMENT,
+    LABEL_MANAGED_BY,
+    LABEL_QUEUE,
+    LABEL_TRIAL,
+    labels_for,
+    owner_reference,
+)
 from kubesweep.rendering.installation import (
     COLLECTOR_NAME,
     METRICS_DIR,
@@ -16,24 +24,14 @@ from kubesweep.rendering.installation import (
     CommandWrapper,
     RenderSettings,
 )
-from kubesweep.rendering.job import (
-    COLLECTOR_CONFIG_ENV,
-    LABEL_EXPERIMENT,
-    LABEL_MANAGED_BY,
-    LABEL_QUEUE,
-    LABEL_TRIAL,
-    assignment,
-    collector_config,
-    labels_for,
-    owner_reference,
-    render_trial,
-)
+from kubesweep.rendering.job import COLLECTOR_CONFIG_ENV, render_trial
 from kubesweep.rendering.placeholders import (
     RenderError,
     check_placeholders,
     format_value,
     known_placeholders,
 )
+from kubesweep.rendering.pod import assignment, collector_config
 from kubesweep.rendering.trial import trial_manifest
 from kubesweep.rendering.validate import check_template, param_env_name
 

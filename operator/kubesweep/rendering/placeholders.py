@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubesweep.api import ExperimentSpec, ParameterType, ParameterValue
+from kubesweep.rendering.workloads import primary_containers
 
 #: ``$${`` (an escaped literal) or ``${ns.rest}`` (a placeholder).
 PLACEHOLDER = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\.([^{}]*)\}")
@@ -91,30 +92,24 @@ def primary_strings(container: Mapping[str, Any], path: str) -> Iterator[tuple[s
 
 
 def primary_container_path(spec: ExperimentSpec) -> tuple[str, Mapping[str, Any]] | None:
-    """The field path and body of the primary container, if the template has it."""
-    containers = spec.trial_template.job["template"]["spec"]["containers"]
-    for index, container in enumerate(containers):
-        if container.get("name") == spec.trial_template.primary_container:
-            return f"trialTemplate.job.template.spec.containers[{index}]", container
-    return None
+    """The field path and body of the (first) primary container, if the template has it."""
+    found = primary_containers(spec.trial_template)
+    return found[0] if found else None
 
 
 def check_placeholders(spec: ExperimentSpec) -> list[str]:
-    """Every unknown placeholder in the primary container, one message each.
+    """Every unknown placeholder in the primary containers, one message each.
 
     Run it at admission (or before creating the first trial) so a typo fails the
     Experiment at once rather than every trial later.
     """
-    located = primary_container_path(spec)
-    if located is None:
-        return []
-    path, container = located
     known = known_placeholders(spec)
     problems = []
-    for where, text in primary_strings(container, path):
-        for placeholder in find_placeholders(text, where):
-            if placeholder.key not in known:
-                problems.append(unknown_message(placeholder, known))
+    for path, container in primary_containers(spec.trial_template):
+        for where, text in primary_strings(container, path):
+            for placeholder in find_placeholders(text, where):
+                if placeholder.key not in known:
+                    problems.append(unknown_message(placeholder, known))
     return problems
 
 

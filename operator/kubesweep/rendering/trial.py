@@ -13,7 +13,7 @@ from typing import Any
 
 from kubesweep.api import API_VERSION, TrialSpec
 from kubesweep.api.suggestion_wire import Assignment
-from kubesweep.rendering.job import LABEL_EXPERIMENT, LABEL_MANAGED_BY, MANAGER
+from kubesweep.rendering.identity import LABEL_EXPERIMENT, LABEL_MANAGED_BY, MANAGER
 
 
 def trial_manifest(

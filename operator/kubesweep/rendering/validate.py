@@ -15,7 +15,8 @@ from typing import Any
 
 from kubesweep.api import ExperimentSpec, MetricsSource
 from kubesweep.rendering.installation import COLLECTOR_NAME, METRICS_DIR, METRICS_VOLUME
-from kubesweep.rendering.placeholders import check_placeholders, primary_container_path
+from kubesweep.rendering.placeholders import check_placeholders
+from kubesweep.rendering.workloads import pod_specs, primary_containers, reporting_problems
 
 #: Env of the primary container that kubesweep owns; a template may not set them.
 ENV_PREFIX = "KUBESWEEP_"
@@ -51,7 +52,6 @@ _SYSTEM_DIRS = frozenset(
     }
 )
 _KERNEL_TREES = ("/proc/", "/sys/", "/dev/")
-_POD = "trialTemplate.job.template.spec"
 
 
 def param_env_name(name: str) -> str:
@@ -97,6 +97,25 @@ def _objects(items: Any) -> list[Mapping[str, Any]]:
     return [item for item in items if isinstance(item, Mapping)]
 
 
+def _reserved_names(at: str, pod: Mapping[str, Any]) -> list[str]:
+    """The collector's container and volume names, taken in a pod template."""
+    problems = []
+    for field in ("containers", "initContainers"):
+        for index, container in enumerate(_objects(pod.get(field))):
+            if container.get("name") == COLLECTOR_NAME:
+                problems.append(
+                    f"{at}.{field}[{index}].name: {COLLECTOR_NAME} is reserved for "
+                    "kubesweep's collector sidecar; rename the container"
+                )
+    for index, volume in enumerate(_objects(pod.get("volumes"))):
+        if volume.get("name") == METRICS_VOLUME:
+            problems.append(
+                f"{at}.volumes[{index}].name: {METRICS_VOLUME} is reserved for kubesweep's "
+                "metrics volume; rename the volume"
+            )
+    return problems
+
+
 def _metrics_path_problems(spec: ExperimentSpec, primary: Mapping[str, Any]) -> list[str]:
     given = spec.trial_template.metrics.path
     if given is None or spec.trial_template.metrics.source not in _PATH_SOURCES:
@@ -125,25 +144,11 @@ def _metrics_path_problems(spec: ExperimentSpec, primary: Mapping[str, Any]) -> 
 
 def check_template(spec: ExperimentSpec) -> list[str]:
     """Every reason the spec's trials could not be rendered, one message each."""
+    template = spec.trial_template
     problems = check_placeholders(spec)
-    pod = spec.trial_template.job.get("template", {}).get("spec", {})
-    for field in ("containers", "initContainers"):
-        for index, container in enumerate(_objects(pod.get(field))):
-            if container.get("name") == COLLECTOR_NAME:
-                problems.append(
-                    f"{_POD}.{field}[{index}].name: {COLLECTOR_NAME} is reserved for "
-                    "kubesweep's collector sidecar; rename the container"
-                )
-    for index, volume in enumerate(_objects(pod.get("volumes"))):
-        if volume.get("name") == METRICS_VOLUME:
-            problems.append(
-                f"{_POD}.volumes[{index}].name: {METRICS_VOLUME} is reserved for kubesweep's "
-                "metrics volume; rename the volume"
-            )
-
-    located = primary_container_path(spec)
-    if located is not None:
-        path, primary = located
+    for at, pod in pod_specs(template):
+        problems += _reserved_names(at, pod)
+    for path, primary in primary_containers(template):
         for index, entry in enumerate(_objects(primary.get("env"))):
             name = entry.get("name")
             if isinstance(name, str) and name.startswith(ENV_PREFIX):
@@ -151,15 +156,14 @@ def check_template(spec: ExperimentSpec) -> list[str]:
                     f"{path}.env[{index}].name: {name} is set by kubesweep (variables starting "
                     f"with {ENV_PREFIX} are reserved); remove it from the template"
                 )
-        if spec.trial_template.metrics.source is MetricsSource.STDOUT and not primary.get(
-            "command"
-        ):
+        if template.metrics.source is MetricsSource.STDOUT and not primary.get("command"):
             problems.append(
                 f"{path}.command: the stdout metrics source needs an explicit command, since "
                 "Kubernetes cannot wrap an image's ENTRYPOINT it does not know; set command "
                 "(and args), or use another metrics source"
             )
         problems += _metrics_path_problems(spec, primary)
+    problems += reporting_problems(template)
 
     names = [p.name for p in spec.parameters]
     if spec.fidelity is not None:
@@ -173,4 +177,4 @@ def check_template(spec: ExperimentSpec) -> list[str]:
                 "rename one so their upper-case names differ"
             )
         seen[variable] = name
-    return problems
+    return list(dict.fromkeys(problems))  # one message for what several pod templates share

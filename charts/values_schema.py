@@ -40,7 +40,22 @@ PASS_THROUGH = frozenset(
     }
 )
 #: The items of lists whose entries are not Kubernetes objects.
-ITEMS: dict[str, dict[str, Any]] = {"extraArgs": {"type": "string"}}
+ITEMS: dict[str, dict[str, Any]] = {
+    "extraArgs": {"type": "string"},
+    "customResources": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "plural"],
+        "properties": {
+            "apiVersion": {
+                "type": "string",
+                "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]+$",
+            },
+            "kind": {"type": "string", "pattern": "^[A-Z][A-Za-z0-9]*$"},
+            "plural": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+        },
+    },
+}
 #: Strings of a fixed shape.
 PATTERNS: dict[str, str] = {"digest": "^(sha256:[0-9a-f]{64})?$"}
 #: Keys limited to a set of values.

@@ -30,6 +30,7 @@ from kubesweep.api import (
 )
 from kubesweep.metrics import parse_json_lines, parse_text
 from kubesweep.rendering import RenderSettings, check_template, render_trial
+from kubesweep.rendering.workloads import locate, pod_specs, pod_templates
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -117,7 +118,8 @@ def test_there_is_an_example_for_every_algorithm_and_source() -> None:
     assert any(
         c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu") == 1
         for s in specs
-        for c in s.trial_template.job["template"]["spec"]["containers"]
+        for _, pod in pod_specs(s.trial_template)
+        for c in pod["containers"]
     )
 
 
@@ -238,3 +240,28 @@ def test_wrapped_stdout_trainer_keeps_its_exit_code_and_tees_its_metrics(
     if code == 0:
         parsed = parse_text(log.read_text().splitlines())
         assert {o.name for o in parsed.observations} == {"val_loss", "accuracy"}
+
+
+DISTRIBUTED = sorted((EXAMPLES / "distributed").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", DISTRIBUTED, ids=lambda p: p.name)
+def test_distributed_example_renders_its_workload(path: Path) -> None:
+    (experiment,) = load_experiments(path.read_text())
+    assert check_template(experiment.spec) == []
+    trial = Trial(
+        metadata=ObjectMeta(name=f"{experiment.metadata.name}-0", namespace="ns", uid="u"),
+        spec=TrialSpec(
+            experiment=experiment.metadata.name,
+            index=0,
+            parameters={p.name: _value(p) for p in experiment.spec.parameters},
+        ),
+    )
+    workload = render_trial(experiment, trial, SETTINGS, token="t")
+    assert workload["metadata"]["ownerReferences"][0]["kind"] == "Trial"
+    assert experiment.spec.budget.max_gpu_hours is not None
+    for at in pod_templates(experiment.spec.trial_template):
+        pod = locate(workload["spec"], at.keys)
+        assert pod is not None, at.field
+        names = [c["name"] for c in pod["spec"]["initContainers"]]
+        assert names == ["kubesweep-collector"], at.field

@@ -61,7 +61,7 @@ def test_schema_is_structural(crd: dict[str, Any]) -> None:
     assert crd["spec"]["names"]["shortNames"]
 
 
-def test_only_open_objects_are_the_job_and_scalar_values() -> None:
+def test_only_open_objects_are_the_workloads_and_scalar_values() -> None:
     schema = crdgen.experiment_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     open_paths = [
         path
@@ -69,7 +69,8 @@ def test_only_open_objects_are_the_job_and_scalar_values() -> None:
         if node.get("x-kubernetes-preserve-unknown-fields") and node.get("type") == "object"
     ]
     assert open_paths, "the JobSpec must stay open"
-    assert all(p.startswith(".spec.trialTemplate.job") or p == ".metadata" for p in open_paths)
+    workloads = (".spec.trialTemplate.job", ".spec.trialTemplate.resource.spec")
+    assert all(p.startswith(workloads) or p == ".metadata" for p in open_paths), open_paths
 
 
 def _validations(node: dict[str, Any]) -> list[str]:

@@ -12,12 +12,13 @@ from kubesweep.api.suggestion_wire import StopReply, StopRequest, SuggestReply, 
 from kubesweep.metrics.observation import Observation
 from kubesweep.metrics.reduce import SeriesReducer
 from kubesweep.metrics.wire import Summary, encode_summary
-from kubesweep.operator.children import PodRecord, slim_job, slim_trial
+from kubesweep.operator.children import PodRecord, slim_job, slim_trial, slim_workload
 from kubesweep.operator.directory import Directory, trial_entry
 from kubesweep.operator.intake import Intake
 from kubesweep.operator.reconciler import Children, ExperimentState, reconcile
 from kubesweep.operator.runtime import Runtime
 from kubesweep.operator.suggestions import Backoff, SuggestionClient, SuggestionUnavailable
+from kubesweep.operator.workloads import WorkloadResource
 from kubesweep.planning import Plan, PodView
 from kubesweep.podcontract import wrap_command
 from kubesweep.rendering import RenderSettings
@@ -41,6 +42,8 @@ class FakeKube:
     def __init__(self) -> None:
         self.trials: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
+        #: Workloads of other kinds (JobSets, ...) by name.
+        self.workloads: dict[str, dict[str, Any]] = {}
         self.experiment_status: dict[str, Any] = {}
         self.pods: dict[str, list[PodRecord]] = {}
         self.uids = itertools.count()
@@ -73,6 +76,21 @@ class FakeKube:
         self.jobs.pop(name, None)
         self.writes += 1
 
+    async def create_custom(
+        self, resource: WorkloadResource, namespace: str, body: dict[str, Any]
+    ) -> bool:
+        name = body["metadata"]["name"]
+        if name in self.workloads:
+            return False
+        assert (body["apiVersion"], body["kind"]) == resource.key
+        self.workloads[name] = copy.deepcopy(body)
+        self.writes += 1
+        return True
+
+    async def delete_custom(self, resource: WorkloadResource, namespace: str, name: str) -> None:
+        self.workloads.pop(name, None)
+        self.writes += 1
+
     async def patch_trial_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         if name in self.trials:
             apply_merge_patch(self.trials[name].setdefault("status", {}), patch)
@@ -88,6 +106,7 @@ class FakeKube:
     def children(self) -> Children:
         trials = [t for t in (slim_trial(b) for b in self.trials.values()) if t is not None]
         jobs = {n: slim_job(j) for n, j in self.jobs.items()}
+        jobs.update({n: slim_workload(w) for n, w in self.workloads.items()})
         return Children(trials=trials, jobs=jobs, pods=dict(self.pods))
 
     def index_into(self, directory: Directory) -> None:
@@ -170,7 +189,9 @@ class FakeBackend:
         pass
 
 
-def make_runtime(kube: FakeKube, backend: FakeBackend) -> Runtime:
+def make_runtime(
+    kube: FakeKube, backend: FakeBackend, workloads: tuple[WorkloadResource, ...] = ()
+) -> Runtime:
     directory = Directory()
     return Runtime(
         kube=kube,
@@ -184,6 +205,7 @@ def make_runtime(kube: FakeKube, backend: FakeBackend) -> Runtime:
         ),
         token_key=b"k",
         stall_after=timedelta(seconds=30),
+        workloads={resource.key: resource for resource in workloads},
     )
 
 

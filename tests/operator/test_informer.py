@@ -11,6 +11,7 @@ import pytest
 
 from kubesweep.operator.children import ChildIndex, Key, Kind
 from kubesweep.operator.informer import Informer, OnChange, Source, Stream, sources_for
+from kubesweep.operator.workloads import JOBSET
 from kubesweep.rendering import LABEL_EXPERIMENT, LABEL_TRIAL
 from tests.operator.test_children import child_body, phase_of, trial_body
 
@@ -220,7 +221,7 @@ async def test_errors_are_retried_and_jobs_and_pods_are_selected_by_label_on_the
 
 def test_one_stream_per_kind_and_namespace() -> None:
     assert {(s.kind, s.namespace) for s in sources_for(["x", "y"])} == {
-        (kind, ns) for kind in Kind for ns in ("x", "y")
+        (kind, ns) for kind in Kind for ns in ("x", "y") if kind is not Kind.WORKLOADS
     }
     assert [s.path for s in sources_for([])] == [
         "/apis/kubesweep.io/v1alpha1/trials",
@@ -289,3 +290,33 @@ async def test_a_first_page_refused_with_410_is_retried_after_a_pause(slept: lis
     await run_until_exhausted(stream, api)
     assert slept == [1.0]
     assert stream.listed.is_set()
+
+
+def test_one_more_stream_per_enabled_workload_kind() -> None:
+    sources = sources_for(["x"], [JOBSET])
+    assert [s.path for s in sources if s.kind is Kind.WORKLOADS] == [
+        "/apis/jobset.x-k8s.io/v1alpha2/namespaces/x/jobsets"
+    ]
+    assert all(s.label_selector == LABEL_TRIAL for s in sources if s.kind is not Kind.TRIALS)
+
+
+async def test_a_workload_kind_whose_crd_is_missing_does_not_hold_planning_back(
+    slept: list[float],
+) -> None:
+    api = ScriptedApi(
+        [
+            FakeResponse(status=404, body={"message": "the server could not find the resource"}),
+            listing([child_body("a-0", "a-0", "a")], "7"),
+        ]
+    )
+    seen, on_change = recorder()
+    stream = Stream(api, Source(Kind.WORKLOADS, "ns", JOBSET), _index(), on_change)
+    task = asyncio.create_task(stream.run())
+    await asyncio.wait_for(stream.listed.wait(), 5)
+    assert slept == [1.0]  # listed as empty at once, and asked again after a pause
+    await asyncio.wait_for(api.exhausted.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert api.requests[0][0] == "/apis/jobset.x-k8s.io/v1alpha2/namespaces/ns/jobsets"
+    assert seen == [(Kind.WORKLOADS, "ADDED", "a-0", {("ns", "a")})]

@@ -88,3 +88,18 @@ suggestion.auth.enabled, in namespaced scope only with auth.inNamespacedScope
 true
 {{- end -}}
 {{- end -}}
+
+{{/*
+The trial workload kinds beyond Jobs that trialWorkloads enables, as the operator's
+--trial-workloads JSON (empty when none).
+*/}}
+{{- define "kubesweep.trialWorkloads" -}}
+{{- $kinds := list -}}
+{{- if .Values.trialWorkloads.jobSet -}}
+{{- $kinds = append $kinds (dict "apiVersion" "jobset.x-k8s.io/v1alpha2" "kind" "JobSet" "plural" "jobsets") -}}
+{{- end -}}
+{{- range .Values.trialWorkloads.customResources -}}
+{{- $kinds = append $kinds (dict "apiVersion" .apiVersion "kind" .kind "plural" .plural) -}}
+{{- end -}}
+{{- if $kinds -}}{{ toJson $kinds }}{{- end -}}
+{{- end -}}

@@ -21,6 +21,8 @@ from kubesweep.api.experiment import (
     ParameterType,
     ParameterValue,
     ReportingPod,
+    ResourceTemplate,
+    StatusMatch,
     Strategy,
     TrialTemplate,
 )
@@ -84,6 +86,8 @@ __all__ = [
     "ParameterType",
     "ParameterValue",
     "ReportingPod",
+    "ResourceTemplate",
+    "StatusMatch",
     "Strategy",
     "Trial",
     "TrialCounts",

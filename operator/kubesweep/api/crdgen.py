@@ -157,6 +157,44 @@ _JOB_SPEC_SCHEMA: Schema = {
 }
 
 
+# The parts of a JobSetSpec that CEL rules read; everything else passes through.
+_JOBSET_SPEC_SCHEMA: Schema = {
+    "type": "object",
+    "description": "A jobset.x-k8s.io/v1alpha2 JobSetSpec. Placeholders are substituted in the "
+    "primary container of every replicated Job's pod template.",
+    "x-kubernetes-preserve-unknown-fields": True,
+    "required": ["replicatedJobs"],
+    "properties": {
+        "replicatedJobs": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 16,
+            "items": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "required": ["name", "template"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 63},
+                    "replicas": {"type": "integer", "minimum": 0},
+                    "template": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                        "required": ["spec"],
+                        "properties": {
+                            "spec": {
+                                k: copy.deepcopy(v)
+                                for k, v in _JOB_SPEC_SCHEMA.items()
+                                if k != "description"
+                            }
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
 def _defaults_for_nested_objects(schema: Schema, model: type[Any]) -> None:
     """Give object-typed fields with a default factory their full default object."""
     for name, field in model.model_fields.items():
@@ -178,6 +216,7 @@ def experiment_spec_schema() -> Schema:
     spec = model_schema(ExperimentSpec)
     _defaults_for_nested_objects(spec, ExperimentSpec)
     spec["properties"]["trialTemplate"]["properties"]["job"] = _JOB_SPEC_SCHEMA
+    spec["properties"]["trialTemplate"]["properties"]["jobSet"] = _JOBSET_SPEC_SCHEMA
     for field, rule in immutability_rules().items():
         prop = spec["properties"][field]
         prop.setdefault("x-kubernetes-validations", []).append(

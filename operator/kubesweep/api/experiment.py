@@ -449,65 +449,262 @@ def runs_several_pods(job: dict[str, Any]) -> bool:
     return _int_field(job, "parallelism") > 1 or _int_field(job, "completions") > 1
 
 
+def _reports_from_one_pod(job: dict[str, Any]) -> bool:
+    """A Job of several pods must be Indexed, so one of them (index 0) can be named."""
+    return not runs_several_pods(job) or job.get("completionMode") == "Indexed"
+
+
+def _pod_container_names(pod_template: Any) -> list[str]:
+    if not isinstance(pod_template, dict):
+        return []
+    containers = (pod_template.get("spec") or {}).get("containers") or []
+    return [str(c.get("name")) for c in containers if isinstance(c, dict)]
+
+
+def _check_pod_template(pod_template: Any, field: str) -> None:
+    """A pod template needs named containers and a restartPolicy a Job accepts."""
+    spec = pod_template.get("spec") if isinstance(pod_template, dict) else None
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not isinstance(containers, list) or not containers:
+        raise ValueError(f"{field}.spec.containers must list at least one container")
+    for index, container in enumerate(containers):
+        if not isinstance(container, dict) or not isinstance(container.get("name"), str):
+            raise ValueError(f"{field}.spec.containers[{index}].name is required")
+    assert isinstance(spec, dict)
+    if spec.get("restartPolicy", "Never") not in ("Never", "OnFailure"):
+        raise ValueError(f"{field}.spec.restartPolicy must be Never or OnFailure")
+
+
+#: A field of a workload's status, e.g. ``status.phase``.
+STATUS_FIELD_PATTERN = r"^status(\.[A-Za-z0-9_-]+){1,3}$"
+#: Where a pod template is in a custom resource's spec, e.g. ``replicaSpecs.Worker.template``.
+SPEC_PATH_PATTERN = r"^[A-Za-z0-9_-]+(\[[0-9]+\])*(\.[A-Za-z0-9_-]+(\[[0-9]+\])*)*$"
+API_VERSION_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]+$"
+KIND_PATTERN = r"^[A-Z][A-Za-z0-9]*$"
+
+
+class StatusMatch(ApiModel):
+    """How a custom resource's status says it ended one way: a condition, or a field's value."""
+
+    condition: ShortName | None = Field(
+        default=None,
+        description="A condition type, e.g. Succeeded, that ends it when it has the status below.",
+    )
+    status: Literal["True", "False"] = Field(
+        default="True",
+        description="The condition's status that counts (Tekton fails with Succeeded=False).",
+    )
+    field: str | None = Field(
+        default=None,
+        pattern=STATUS_FIELD_PATTERN,
+        max_length=256,
+        description="A status field, e.g. status.phase, that ends it when it takes one of values.",
+    )
+    values: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=16)
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="has(self.condition) != has(self.field)",
+            message="trialTemplate.resource success and failure each need either condition or "
+            "field (with values), not both",
+            check=lambda m: (m.condition is None) != (m.field is None),
+        ),
+        Rule(
+            cel="!has(self.field) || size(self.values) > 0",
+            message="trialTemplate.resource: a status field needs values, the ones that match",
+            check=lambda m: m.field is None or bool(m.values),
+            field_path=".values",
+        ),
+    )
+
+
+class ResourceTemplate(ApiModel):
+    """Any namespaced custom resource as a trial's workload, and how to read its outcome."""
+
+    api_version: str = Field(pattern=API_VERSION_PATTERN, max_length=253)
+    kind: str = Field(pattern=KIND_PATTERN, max_length=63)
+    spec: dict[str, Any] = Field(
+        description="The resource's spec; placeholders are substituted in every string of it."
+    )
+    pod_templates: list[Annotated[str, Field(pattern=SPEC_PATH_PATTERN, max_length=256)]] = Field(
+        min_length=1,
+        max_length=16,
+        description="Where the resource's pod templates (PodTemplateSpecs) are in spec, e.g. "
+        "pytorchReplicaSpecs.Worker.template; each gets the collector and the assignment.",
+    )
+    success: StatusMatch
+    failure: StatusMatch
+
+    cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!self.apiVersion.startsWith('batch/') && "
+            "!self.apiVersion.startsWith('jobset.x-k8s.io/')",
+            message="trialTemplate.resource: use trialTemplate.job for a Job and "
+            "trialTemplate.jobSet for a JobSet",
+            check=lambda r: not r.api_version.startswith(("batch/", "jobset.x-k8s.io/")),
+            field_path=".apiVersion",
+        ),
+    )
+
+
+#: The replicated Jobs of a JobSetSpec, in CEL.
+_REPLICATED_JOBS = "self.jobSet.replicatedJobs"
+
+
 class TrialTemplate(ApiModel):
-    """What each trial runs: a batch/v1 JobSpec and where its metrics come from."""
+    """What each trial runs: one workload (a Job, a JobSet, a custom resource) and its metrics."""
 
     primary_container: ShortName
     metrics: MetricsCollection = Field(default_factory=MetricsCollection)
-    job: dict[str, Any] = Field(description="A batch/v1 JobSpec; placeholders are substituted.")
+    job: dict[str, Any] | None = Field(
+        default=None, description="A batch/v1 JobSpec; placeholders are substituted."
+    )
+    job_set: dict[str, Any] | None = Field(
+        default=None,
+        alias="jobSet",
+        description="A jobset.x-k8s.io/v1alpha2 JobSetSpec, for a trial of several pods "
+        "(e.g. workers x GPUs); placeholders are substituted in every pod template.",
+    )
     queue_name: str | None = Field(
         default=None, max_length=253, description="Kueue LocalQueue the trial Jobs are sent to."
     )
     retries: int = Field(
-        default=0, ge=0, le=10, description="Pod retries within a trial (the Job's backoffLimit)."
+        default=0,
+        ge=0,
+        le=10,
+        description="Retries within a trial: a Job's backoffLimit, a JobSet's "
+        "failurePolicy.maxRestarts.",
+    )
+    resource: ResourceTemplate | None = Field(
+        default=None,
+        description="Any namespaced custom resource as the workload, for kinds other than Job "
+        "and JobSet; a platform team enables its kind.",
     )
     reporting_pod: ReportingPod | None = Field(
         default=None,
         description="Which pod of a multi-pod trial reports the metrics; default: the pod of "
-        "completion index 0.",
+        "completion index 0 (of the first replicated Job's Job 0, for a JobSet). Required "
+        "with resource.",
     )
 
     cel_rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
-            cel="self.job.template.spec.containers.exists(c, c.name == self.primaryContainer)",
+            cel="(has(self.job) ? 1 : 0) + (has(self.jobSet) ? 1 : 0) + "
+            "(has(self.resource) ? 1 : 0) == 1",
+            message="trialTemplate needs exactly one workload: job, jobSet or resource",
+            check=lambda t: sum(w is not None for w in (t.job, t.job_set, t.resource)) == 1,
+        ),
+        Rule(
+            cel="!has(self.resource) || has(self.reportingPod)",
+            message="trialTemplate.reportingPod is required with trialTemplate.resource: name "
+            "the labels of the pod whose metrics are the trial's ({} for a single-pod resource)",
+            check=lambda t: t.resource is None or t.reporting_pod is not None,
+            field_path=".resource",
+        ),
+        Rule(
+            cel="!has(self.job) || "
+            "self.job.template.spec.containers.exists(c, c.name == self.primaryContainer)",
             message="trialTemplate.primaryContainer must name a container of "
             "trialTemplate.job.template.spec.containers",
-            check=lambda t: t.primary_container in t.container_names,
+            check=lambda t: t.job is None or t.primary_container in t.container_names,
             field_path=".primaryContainer",
         ),
         Rule(
-            cel="!((has(self.job.parallelism) && self.job.parallelism > 1) || "
+            cel="!has(self.job) || "
+            "!((has(self.job.parallelism) && self.job.parallelism > 1) || "
             "(has(self.job.completions) && self.job.completions > 1)) || "
             "(has(self.job.completionMode) && self.job.completionMode == 'Indexed')",
             message="trialTemplate.job.completionMode must be Indexed for a Job of several "
             "pods (parallelism or completions above 1), so that one pod (completion index 0, "
             "or the one reportingPod names) reports the objective; set completionMode: Indexed",
-            check=lambda t: (
-                not runs_several_pods(t.job) or t.job.get("completionMode") == "Indexed"
-            ),
+            check=lambda t: t.job is None or _reports_from_one_pod(t.job),
             field_path=".job.completionMode",
+        ),
+        Rule(
+            cel=f"!has(self.jobSet) || {_REPLICATED_JOBS}.exists(r, "
+            "r.template.spec.template.spec.containers.exists(c, c.name == self.primaryContainer))",
+            message="trialTemplate.primaryContainer must name a container of a pod template "
+            "of trialTemplate.jobSet.replicatedJobs",
+            check=lambda t: t.job_set is None or t.primary_container in t.container_names,
+            field_path=".primaryContainer",
+        ),
+        Rule(
+            cel=f"!has(self.jobSet) || {_REPLICATED_JOBS}.all(r, "
+            f"{_REPLICATED_JOBS}.exists_one(q, q.name == r.name))",
+            message="trialTemplate.jobSet.replicatedJobs[].name must be unique",
+            check=lambda t: t.job_set is None or _unique(t.replicated_job_names),
+            field_path=".jobSet.replicatedJobs",
+        ),
+        Rule(
+            cel=f"!has(self.jobSet) || {_REPLICATED_JOBS}.all(r, "
+            "!has(r.template.spec.completionMode) || "
+            "r.template.spec.completionMode == 'Indexed' || "
+            "!((has(r.template.spec.parallelism) && r.template.spec.parallelism > 1) || "
+            "(has(r.template.spec.completions) && r.template.spec.completions > 1)))",
+            message="trialTemplate.jobSet.replicatedJobs[].template.spec.completionMode must be "
+            "Indexed (or left out) for a Job of several pods, so that one pod can report the "
+            "objective",
+            check=lambda t: all(
+                spec.get("completionMode") in (None, "Indexed") or not runs_several_pods(spec)
+                for spec in t.replicated_job_specs
+            ),
+            field_path=".jobSet.replicatedJobs",
         ),
     )
 
     @field_validator("job")
     @classmethod
-    def _job_has_containers(cls, job: dict[str, Any]) -> dict[str, Any]:
-        containers = job.get("template", {}).get("spec", {}).get("containers")
-        if not isinstance(containers, list) or not containers:
-            raise ValueError("job.template.spec.containers must list at least one container")
-        for index, container in enumerate(containers):
-            if not isinstance(container, dict) or not isinstance(container.get("name"), str):
-                raise ValueError(f"job.template.spec.containers[{index}].name is required")
-        restart = job["template"]["spec"].get("restartPolicy", "Never")
-        if restart not in ("Never", "OnFailure"):
-            raise ValueError("job.template.spec.restartPolicy must be Never or OnFailure")
+    def _job_has_containers(cls, job: dict[str, Any] | None) -> dict[str, Any] | None:
+        if job is not None:
+            _check_pod_template(job.get("template"), "job.template")
         return job
+
+    @field_validator("job_set")
+    @classmethod
+    def _jobset_has_pod_templates(cls, job_set: dict[str, Any] | None) -> dict[str, Any] | None:
+        if job_set is None:
+            return None
+        replicated = job_set.get("replicatedJobs")
+        if not isinstance(replicated, list) or not replicated:
+            raise ValueError("jobSet.replicatedJobs must list at least one replicated Job")
+        for index, job in enumerate(replicated):
+            field = f"jobSet.replicatedJobs[{index}]"
+            if not isinstance(job, dict) or not isinstance(job.get("name"), str):
+                raise ValueError(f"{field}.name is required")
+            job_spec = (job.get("template") or {}).get("spec")
+            if not isinstance(job_spec, dict):
+                raise ValueError(f"{field}.template.spec is required (a JobSpec)")
+            _check_pod_template(job_spec.get("template"), f"{field}.template.spec.template")
+        return job_set
+
+    @property
+    def replicated_job_specs(self) -> list[dict[str, Any]]:
+        """The JobSpec of each replicated Job of a JobSet template (none for a Job)."""
+        if self.job_set is None:
+            return []
+        return [r["template"]["spec"] for r in self.job_set["replicatedJobs"]]
+
+    @property
+    def replicated_job_names(self) -> list[str]:
+        """The names of a JobSet template's replicated Jobs."""
+        if self.job_set is None:
+            return []
+        return [str(r["name"]) for r in self.job_set["replicatedJobs"]]
 
     @property
     def container_names(self) -> list[str]:
-        """Names of the containers of the pod template."""
-        containers = self.job["template"]["spec"]["containers"]
-        return [str(c["name"]) for c in containers]
+        """Names of the containers of every pod template."""
+        if self.job is not None:
+            return _pod_container_names(self.job.get("template"))
+        return [
+            name
+            for spec in self.replicated_job_specs
+            for name in _pod_container_names(spec.get("template"))
+        ]
+
+
+def _unique(names: list[str]) -> bool:
+    return len(set(names)) == len(names)
 
 
 class ExperimentSpec(ApiModel):

@@ -15,6 +15,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubesweep.api import GROUP, VERSION
 from kubesweep.operator.monitoring import OperatorMetrics
+from kubesweep.operator.workloads import WorkloadResource
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -61,6 +62,37 @@ class Kube:
         self._count("jobs", "delete")
         try:
             await self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def create_custom(
+        self, resource: WorkloadResource, namespace: str, body: dict[str, Any]
+    ) -> bool:
+        """Create a workload of an enabled kind; ``False`` when it already exists."""
+        self._count(resource.plural, "create")
+        try:
+            await self.custom.create_namespaced_custom_object(
+                resource.group, resource.version, namespace, resource.plural, body
+            )
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    async def delete_custom(self, resource: WorkloadResource, namespace: str, name: str) -> None:
+        """Delete a workload of an enabled kind and, in the background, what it made."""
+        self._count(resource.plural, "delete")
+        try:
+            await self.custom.delete_namespaced_custom_object(
+                resource.group,
+                resource.version,
+                namespace,
+                resource.plural,
+                name,
+                propagation_policy="Background",
+            )
         except ApiException as error:
             if error.status != 404:
                 raise

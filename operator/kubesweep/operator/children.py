@@ -1,4 +1,4 @@
-"""The operator's picture of every experiment's children: Trials, Jobs and pods.
+"""The operator's picture of every experiment's children: Trials, workloads and pods.
 
 Why not kopf indexes: kopf (1.45) holds back every handler until each object of
 the first listing of every indexed resource has been indexed, with one readiness
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from kubesweep.api import Trial
 from kubesweep.planning import PodView, pod_spec_gpus
-from kubesweep.planning.trial_status import parse_time
+from kubesweep.planning.workload import parse_time
 from kubesweep.rendering import COLLECTOR_NAME, LABEL_EXPERIMENT, LABEL_TRIAL
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ class Kind(Enum):
     TRIALS = "trials"
     JOBS = "jobs"
     PODS = "pods"
+    #: Trial workloads of other kinds (JobSets, custom resources), whatever their resource.
+    WORKLOADS = "workloads"
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,9 @@ def slim_trial(body: Mapping[str, Any]) -> Trial | None:
         return None
 
 
-def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a Job that status derivation reads."""
-    spec = body.get("spec", {})
-    pod = spec.get("template", {}).get("spec", {})
+def _slim_job_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A JobSpec as GPU accounting reads it: width, suspension, containers' resources."""
+    pod = (spec.get("template") or {}).get("spec") or {}
 
     def resources(containers: Any) -> list[dict[str, Any]]:
         # restartPolicy tells a native sidecar (its GPUs add up) from an init container.
@@ -93,19 +94,90 @@ def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
 
     width = {key: spec[key] for key in ("parallelism", "completions") if spec.get(key) is not None}
     return {
-        "metadata": {"name": body.get("metadata", {}).get("name")},
-        "spec": {
-            **width,
-            "suspend": bool(spec.get("suspend")),
-            "template": {
-                "spec": {
-                    "containers": resources(pod.get("containers")),
-                    "initContainers": resources(pod.get("initContainers")),
-                }
-            },
+        **width,
+        "suspend": bool(spec.get("suspend")),
+        "template": {
+            "spec": {
+                "containers": resources(pod.get("containers")),
+                "initContainers": resources(pod.get("initContainers")),
+            }
         },
+    }
+
+
+def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a Job that status derivation reads."""
+    return {
+        "metadata": {"name": body.get("metadata", {}).get("name")},
+        "spec": _slim_job_spec(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),
     }
+
+
+#: Status fields of a workload of another kind kept in the index, at most.
+MAX_STATUS_FIELDS = 64
+
+
+def _slim_status(status: Mapping[str, Any]) -> dict[str, Any]:
+    """Conditions and the scalar fields (up to three levels down) a template may name."""
+    kept: dict[str, Any] = {}
+    conditions = [
+        {
+            k: plain(c[k])
+            for k in ("type", "status", "reason", "message", "lastTransitionTime")
+            if k in c
+        }
+        for c in status.get("conditions") or []
+        if isinstance(c, Mapping)
+    ]
+    if conditions:
+        kept["conditions"] = conditions[:MAX_STATUS_FIELDS]
+
+    def scalars(node: Mapping[str, Any], into: dict[str, Any], depth: int) -> None:
+        for key, value in node.items():
+            if len(kept) + len(into) >= MAX_STATUS_FIELDS or key == "conditions":
+                continue
+            if isinstance(value, str | int | float | bool):
+                into[str(key)] = value
+            elif isinstance(value, Mapping) and depth < 3:
+                inner: dict[str, Any] = {}
+                scalars(value, inner, depth + 1)
+                if inner:
+                    into[str(key)] = inner
+
+    scalars(status, kept, 1)
+    return kept
+
+
+def slim_workload(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial workload of another kind, as :mod:`kubesweep.planning.workload` reads it."""
+    spec = body.get("spec") or {}
+    slim_spec: dict[str, Any] = {"suspend": bool(spec.get("suspend"))}
+    replicated = spec.get("replicatedJobs")
+    if isinstance(replicated, list):  # a JobSet: its Jobs' width and GPUs
+        slim_spec["replicatedJobs"] = [
+            {
+                "replicas": r.get("replicas", 1),
+                "template": {"spec": _slim_job_spec((r.get("template") or {}).get("spec") or {})},
+            }
+            for r in replicated
+            if isinstance(r, Mapping)
+        ]
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {"name": (body.get("metadata") or {}).get("name")},
+        "spec": slim_spec,
+        "status": _slim_status(body.get("status") or {}),
+    }
+
+
+def _owned_by_another_controller(body: Mapping[str, Any]) -> bool:
+    """A Job some other controller made (a JobSet's), not a trial's own workload."""
+    for owner in (body.get("metadata") or {}).get("ownerReferences") or []:
+        if owner.get("controller") and owner.get("kind") != "Trial":
+            return True
+    return False
 
 
 def pod_record(body: Mapping[str, Any]) -> PodRecord:
@@ -210,7 +282,13 @@ def _entry(kind: Kind, obj: Key, body: Mapping[str, Any]) -> _Entry | None:
     trial_name, experiment_name = labels.get(LABEL_TRIAL), labels.get(LABEL_EXPERIMENT)
     if not trial_name or not experiment_name:
         return None
-    record = slim_job(body) if kind is Kind.JOBS else pod_record(body)
+    if kind is Kind.JOBS and _owned_by_another_controller(body):
+        return None
+    record = {
+        Kind.JOBS: slim_job,
+        Kind.PODS: pod_record,
+        Kind.WORKLOADS: slim_workload,
+    }[kind](body)
     return _Entry(
         group=(namespace, str(trial_name)),
         experiment=(namespace, str(experiment_name)),
@@ -260,6 +338,11 @@ class ChildIndex:
         """The (slim) Job of a trial, if any."""
         jobs = self._kinds[Kind.JOBS].groups.get((namespace, trial), {})
         return next(iter(jobs.values()), None)
+
+    def workload(self, namespace: str, trial: str) -> dict[str, Any] | None:
+        """The (slim) workload of another kind than Job of a trial, if any."""
+        found = self._kinds[Kind.WORKLOADS].groups.get((namespace, trial), {})
+        return next(iter(found.values()), None)
 
     def pods(self, namespace: str, trial: str) -> list[PodRecord]:
         """The pods of a trial."""

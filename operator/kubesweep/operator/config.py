@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubesweep.operator.workloads import (
+    WorkloadConfigError,
+    WorkloadResource,
+    parse_trial_workloads,
+)
+
 
 @dataclass(frozen=True)
 class OperatorConfig:
@@ -49,6 +55,8 @@ class OperatorConfig:
     metrics_port: int = 9090
     liveness_endpoint: str | None = "http://0.0.0.0:8081/healthz"
     peering_name: str | None = None  # None: standalone, no peering
+    #: Kinds of trial workload beyond Jobs this installation runs (its RBAC grants them).
+    trial_workloads: tuple[WorkloadResource, ...] = ()
     priority: int | None = None  # None: derived at start-up (see kubesweep.operator.peering)
 
     @property
@@ -156,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         "kopf peering priority of this replica (default with --peering: derived, oldest first)",
         "",
     )
+    add(
+        "trial-workloads",
+        "kinds trials may run as besides batch/v1 Jobs, as a JSON list of "
+        '{"apiVersion", "kind", "plural"} (the chart sets it from trialWorkloads)',
+        "",
+    )
     add("log-level", "logging level", "INFO")
     return parser
 
@@ -200,6 +214,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
             parser.error(f"--collector-resources: not JSON ({error})")
         if not isinstance(resources, dict):
             parser.error("--collector-resources: a JSON object is needed")
+    trial_workloads = _trial_workloads(parser, args.trial_workloads)
     if args.token_key_secret and not args.pod_namespace:
         parser.error("--token-key-secret needs --pod-namespace (KUBESWEEP_POD_NAMESPACE)")
     if args.intake_service and not (args.pod_ip and args.pod_namespace):
@@ -236,9 +251,17 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
         metrics_port=args.metrics_port,
         liveness_endpoint=args.liveness or None,
         peering_name=args.peering or None,
+        trial_workloads=trial_workloads,
         priority=priority,
     )
     return config, str(args.log_level)
+
+
+def _trial_workloads(parser: argparse.ArgumentParser, text: str) -> tuple[WorkloadResource, ...]:
+    try:
+        return parse_trial_workloads(text)
+    except WorkloadConfigError as error:
+        parser.error(f"--trial-workloads / KUBESWEEP_TRIAL_WORKLOADS: {error}")
 
 
 def _token_key(parser: argparse.ArgumentParser, path: str, secret_named: bool) -> bytes:

@@ -8,7 +8,7 @@ operator pauses for a peer (HA) or exits. kopf requires a finalizer for
 daemons; it is named ``kubesweep.io/finalizer`` and removed as soon as the
 daemon has stopped (deletion waits for a running operator).
 
-Children (Trials, Jobs, pods) are tracked by the operator's own list-and-watch
+Children (Trials, workloads, pods) are tracked by the operator's own list-and-watch
 streams (:mod:`kubesweep.operator.informer`), not by kopf indexes, whose start-up
 is quadratic in the number of objects (see :mod:`kubesweep.operator.children`).
 No daemon plans before every stream has listed once, so a restarted operator
@@ -91,6 +91,7 @@ class Operator:
                     operator.runtime.raw_api,
                     operator.config.namespaces,
                     operator.on_child_change,
+                    workloads=operator.config.trial_workloads,
                 )
                 operator.informer.start()
 
@@ -167,7 +168,7 @@ class Operator:
         pods = {}
         for trial in trials:
             trial_name = trial.metadata.name
-            job = index.job(namespace, trial_name)
+            job = index.job(namespace, trial_name) or index.workload(namespace, trial_name)
             if job is not None:
                 jobs[trial_name] = job
             pods[trial_name] = index.pods(namespace, trial_name)

@@ -1,6 +1,7 @@
 """List-and-watch streams that keep a :class:`~kubesweep.operator.children.ChildIndex` current.
 
-One stream per child kind and watched namespace (or one cluster-wide): a paged
+One stream per child kind (and enabled workload resource, such as JobSets) and
+watched namespace (or one cluster-wide): a paged
 LIST, then a WATCH from the listing's resourceVersion with bookmarks, reopened
 when the server ends it, and a fresh LIST when the server says the version is
 too old (410). Jobs and pods are selected by the trial label on the server, so
@@ -26,6 +27,7 @@ import aiohttp
 
 from kubesweep.api import GROUP, VERSION
 from kubesweep.operator.children import ChildIndex, Key, Kind
+from kubesweep.operator.workloads import WorkloadResource
 from kubesweep.rendering import LABEL_TRIAL
 
 logger = logging.getLogger(__name__)
@@ -73,20 +75,27 @@ class WatchRequestError(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    """Where one stream reads: a kind, a namespace (``None``: all) and a label selector."""
+    """Where one stream reads: a kind, a namespace (``None``: all) and a label selector.
+
+    ``resource`` names the collection of a :attr:`Kind.WORKLOADS` stream (JobSets,
+    an enabled custom resource).
+    """
 
     kind: Kind
     namespace: str | None
+    resource: WorkloadResource | None = None
 
     @property
     def path(self) -> str:
         """The collection's URL path."""
+        scope = f"/namespaces/{self.namespace}" if self.namespace else ""
+        if self.resource is not None:
+            return f"/apis/{self.resource.api_version}{scope}/{self.resource.plural}"
         prefix = {
             Kind.TRIALS: f"/apis/{GROUP}/{VERSION}",
             Kind.JOBS: "/apis/batch/v1",
             Kind.PODS: "/api/v1",
         }[self.kind]
-        scope = f"/namespaces/{self.namespace}" if self.namespace else ""
         return f"{prefix}{scope}/{self.kind.value}"
 
     @property
@@ -96,13 +105,20 @@ class Source:
 
     def describe(self) -> str:
         """For log lines."""
-        return f"{self.kind.value} in {self.namespace or 'all namespaces'}"
+        what = self.resource.plural if self.resource is not None else self.kind.value
+        return f"{what} in {self.namespace or 'all namespaces'}"
 
 
-def sources_for(namespaces: Sequence[str]) -> list[Source]:
-    """One source per kind and namespace; cluster-wide when no namespace is given."""
+def sources_for(
+    namespaces: Sequence[str], workloads: Sequence[WorkloadResource] = ()
+) -> list[Source]:
+    """One source per kind and namespace, and per enabled workload resource.
+
+    Cluster-wide when no namespace is given.
+    """
     scopes: Sequence[str | None] = list(namespaces) or [None]
-    return [Source(kind, namespace) for namespace in scopes for kind in Kind]
+    fixed = [Source(kind, ns) for ns in scopes for kind in Kind if kind is not Kind.WORKLOADS]
+    return fixed + [Source(Kind.WORKLOADS, ns, r) for ns in scopes for r in workloads]
 
 
 async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
@@ -234,6 +250,24 @@ class Stream:
             except ResourceVersionGoneError:
                 logger.info("%s: the watch fell behind; listing again", self.source.describe())
                 self.resource_version = None
+            except WatchRequestError as error:
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures)
+                if error.status == 404 and self.source.resource is not None:
+                    # An enabled kind whose CRD is not (yet) installed: nothing of it exists,
+                    # so planning need not wait; its trials wait until the CRD appears.
+                    logger.warning(
+                        "%s: the API server does not serve this resource (is its CRD "
+                        "installed?); retrying in %.1f s",
+                        self.source.describe(),
+                        delay,
+                    )
+                    self.listed.set()
+                else:
+                    logger.warning(
+                        "%s: %s; retrying in %.1f s", self.source.describe(), error, delay
+                    )
+                await asyncio.sleep(delay)
             except Exception as error:  # the API server restarts, the network blips
                 failures += 1
                 delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures)
@@ -250,9 +284,12 @@ class Informer:
         namespaces: Sequence[str],
         on_change: OnChange,
         index: ChildIndex | None = None,
+        workloads: Sequence[WorkloadResource] = (),
     ) -> None:
         self.index = index if index is not None else ChildIndex()
-        self.streams = [Stream(api, s, self.index, on_change) for s in sources_for(namespaces)]
+        self.streams = [
+            Stream(api, s, self.index, on_change) for s in sources_for(namespaces, workloads)
+        ]
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:

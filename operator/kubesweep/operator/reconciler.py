@@ -53,6 +53,7 @@ from kubesweep.metrics.wire import WireError, decode_summary
 from kubesweep.operator.children import PodRecord
 from kubesweep.operator.patching import merge_patch
 from kubesweep.operator.runtime import Runtime
+from kubesweep.operator.workloads import WorkloadResource
 from kubesweep.planning import (
     NewTrial,
     Plan,
@@ -75,7 +76,15 @@ from kubesweep.planning.executor import (
     TrialStopped,
 )
 from kubesweep.planning.trial_status import stopped_status
-from kubesweep.rendering import check_template, render_trial, trial_manifest
+from kubesweep.planning.workload import WorkloadState, workload_state
+from kubesweep.rendering import (
+    JOB_KIND,
+    check_template,
+    render_trial,
+    trial_manifest,
+    workload_field,
+    workload_kind,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -113,18 +122,11 @@ class ExperimentState:
 
 @dataclass(frozen=True)
 class Children:
-    """An experiment's Trials, and their Jobs and pods by trial name."""
+    """An experiment's Trials, and their workloads (Jobs, JobSets, ...) and pods by trial name."""
 
     trials: Sequence[Trial]
     jobs: Mapping[str, Mapping[str, Any]]
     pods: Mapping[str, Sequence[PodRecord]]
-
-
-def _complete(job: Mapping[str, Any] | None) -> bool:
-    for condition in (job or {}).get("status", {}).get("conditions") or []:
-        if condition.get("type") == "Complete" and condition.get("status") == "True":
-            return True
-    return False
 
 
 def _view(trial: Trial, status: TrialStatus, has_job: bool) -> TrialView:
@@ -209,17 +211,19 @@ class ClusterPorts:
 
     # -- observe ---------------------------------------------------------------
 
-    async def _metrics_for(
-        self, trial: Trial, job: Mapping[str, Any] | None
-    ) -> TrialMetrics | None:
-        """The last metrics of a trial whose Job completed, to write with its final phase.
+    def _state(self, name: str) -> WorkloadState | None:
+        """The state of a trial's workload, as its kind tells it."""
+        return workload_state(self.experiment.spec.trial_template, self.children.jobs.get(name))
+
+    async def _metrics_for(self, trial: Trial, state: WorkloadState | None) -> TrialMetrics | None:
+        """The last metrics of a trial whose workload completed, to write with its final phase.
 
         They must be the collector's complete account: its final batch's summary, or
         else the summary in its termination message. Pushes alone are not enough,
         even with the objective among them: an operator restart may have lost some
         that the collector counted as delivered.
         """
-        if not _complete(job):
+        if state is None or state.succeeded is None:
             return None
         name = trial.metadata.name
         metrics = self.rt.intake.take(self.namespace, name)
@@ -246,7 +250,7 @@ class ClusterPorts:
             name = trial.metadata.name
             self.state.created.pop(name, None)
             self.state.created_trials.pop(name, None)
-            job = self.children.jobs.get(name)
+            job = self._state(name)
             if job is not None:
                 self.state.jobs_created.discard(name)
             has_job = job is not None or name in self.state.jobs_created
@@ -285,12 +289,18 @@ class ClusterPorts:
         if trial is None:
             return None
         previous = current if current is not None else trial.status
-        job = self.children.jobs.get(order.name)
         pods = [p.view for p in self.children.pods.get(order.name, ())]
-        status = stopped_status(previous, order.reason, order.message, self.now, job=job, pods=pods)
+        status = stopped_status(
+            previous, order.reason, order.message, self.now, job=self._state(order.name), pods=pods
+        )
         patch = merge_patch((previous or TrialStatus()).to_wire(), status.to_wire())
         await self.rt.kube.patch_trial_status(self.namespace, order.name, patch)
-        await self.rt.kube.delete_job(self.namespace, order.name)
+        # Deleting the workload stops every pod of it (its own children go with it).
+        resource = self._resource()
+        if resource is None:
+            await self.rt.kube.delete_job(self.namespace, order.name)
+        else:
+            await self.rt.kube.delete_custom(resource, self.namespace, order.name)
         self.rt.intake.forget(self.namespace, order.name)
         return status
 
@@ -330,10 +340,14 @@ class ClusterPorts:
             return None
         try:
             token = trial_token(self.rt.token_key, trial.metadata.uid)
-            job = render_trial(
+            workload = render_trial(
                 self.experiment, trial, self.rt.render_settings, token, template_checked=True
             )
-            await self.rt.kube.create_job(self.namespace, job)
+            resource = self._resource()
+            if resource is None:
+                await self.rt.kube.create_job(self.namespace, workload)
+            else:
+                await self.rt.kube.create_custom(resource, self.namespace, workload)
         except ValueError as error:  # a template that cannot render: the trial fails
             await self._render_failed(trial, str(error))
             return None
@@ -342,6 +356,11 @@ class ClusterPorts:
         if name in self.state.created:
             self.state.created[name] = started
         return started
+
+    def _resource(self) -> WorkloadResource | None:
+        """The enabled resource of the experiment's workload kind; ``None`` for a Job."""
+        key = workload_kind(self.experiment.spec.trial_template)
+        return None if key == JOB_KIND else self.rt.workloads.get(key)
 
     async def _render_failed(self, trial: Trial, message: str) -> None:
         status = TrialStatus(
@@ -423,7 +442,7 @@ class Pass:
             return None
         # What the CRD cannot check (placeholders, reserved names, metric paths) stops the
         # experiment here, before any trial is spent on it; fixing the spec resumes it.
-        template_problems = check_template(spec)
+        template_problems = check_template(spec) + self._kind_problems(spec)
         if template_problems:
             await self._invalid_spec("; ".join(template_problems))
             return None
@@ -457,6 +476,18 @@ class Pass:
         ).run()
         self._report(final)
         return final
+
+    def _kind_problems(self, spec: ExperimentSpec) -> list[str]:
+        """A workload kind this installation does not run (its RBAC grants nothing for it)."""
+        key = workload_kind(spec.trial_template)
+        if key == JOB_KIND or key in self.rt.workloads:
+            return []
+        api_version, kind = key
+        return [
+            f"{workload_field(spec.trial_template)}: this kubesweep installation does not run "
+            f"{kind} ({api_version}) trials; a platform team enables them in the chart's "
+            "values (trialWorkloads), which grants the operator access to them"
+        ]
 
     def _previous(self, raw: object) -> ExperimentStatus | None:
         if not isinstance(raw, dict) or not raw:

@@ -14,7 +14,7 @@ import base64
 import logging
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -33,6 +33,7 @@ from kubesweep.operator.suggestions import (
     SuggestionBackend,
     SuggestionClient,
 )
+from kubesweep.operator.workloads import WorkloadResource
 from kubesweep.podcontract import wrap_command
 from kubesweep.rendering import CommandWrapper, RenderSettings
 
@@ -52,6 +53,16 @@ class KubeApi(Protocol):
 
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job (Background propagation)."""
+        ...
+
+    async def create_custom(
+        self, resource: WorkloadResource, namespace: str, body: dict[str, Any]
+    ) -> bool:
+        """Create a workload of an enabled kind (a JobSet, ...); ``False`` if it exists."""
+        ...
+
+    async def delete_custom(self, resource: WorkloadResource, namespace: str, name: str) -> None:
+        """Delete a workload of an enabled kind (Background propagation)."""
         ...
 
     async def patch_trial_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
@@ -80,6 +91,8 @@ class Runtime:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: The raw API client the child streams read through (``None``: no streams, in tests).
     raw_api: RawApi | None = None
+    #: Workload kinds beyond Jobs this installation runs, by ``(apiVersion, kind)``.
+    workloads: Mapping[tuple[str, str], WorkloadResource] = field(default_factory=dict)
 
     async def close(self) -> None:
         """Release what :func:`build_runtime` opened."""
@@ -156,6 +169,7 @@ async def build_runtime(config: OperatorConfig) -> Runtime:
         metrics=metrics,
         stall_after=timedelta(seconds=config.stall_after_seconds),
         raw_api=kube.api,
+        workloads={resource.key: resource for resource in config.trial_workloads},
     )
     runtime.closers += [runner.cleanup, kube.api.close]
     return runtime

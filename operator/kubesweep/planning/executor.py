@@ -61,6 +61,7 @@ from kubesweep.planning.plan import (
 from kubesweep.planning.requests import stop_request, suggest_request
 from kubesweep.planning.trial_status import DEFAULT_METRICS_GRACE, derive_trial_status
 from kubesweep.planning.views import PodView, SuggestionHealth, TrialMetrics, TrialView
+from kubesweep.planning.workload import WorkloadState
 
 #: Seeds are drawn from the range ``spec.algorithm.seed`` accepts.
 SEED_LIMIT = 2**31
@@ -85,14 +86,15 @@ class Observation:
     """One trial as an executor observed it.
 
     ``view`` carries the status as recorded. With ``derive`` set, the status is
-    derived afresh from ``job``, ``metrics`` and ``pods``; without it (a finished
+    derived afresh from ``job`` (the workload), ``metrics`` and ``pods``; without it (a finished
     trial, one waiting for a GPU, one being retried) the recorded status stands.
     ``recorded`` is false for a trial whose status was never written.
     """
 
     view: TrialView
     derive: bool = False
-    job: Mapping[str, Any] | None = None
+    #: The trial's workload: its state, or a ``batch/v1`` Job as a mapping.
+    job: Mapping[str, Any] | WorkloadState | None = None
     metrics: TrialMetrics | None = None
     pods: Sequence[PodView] = ()
     recorded: bool = True

@@ -1,9 +1,12 @@
-"""``derive_trial_status``: a Trial's status from its Job, its pods and its metrics.
+"""``derive_trial_status``: a Trial's status from its workload, its pods and its metrics.
 
-The Job is the truth for how a trial ran; pods only tell *waiting* from
-*running* (a suspended Job waits for Kueue, a Pending pod waits for a node or
-GPUs), which the Job alone cannot. Metrics come from the intake (or the
-collector's termination message): a Job that completed with the objective
+The workload (a Job, a JobSet, a custom resource; :mod:`kubesweep.planning.workload`
+reads each into one state) is the truth for how a trial ran: it fails only when
+its own failure policy gives up, so a failed rank that the workload retries is no
+failed trial. Pods only tell *waiting* from *running* (a suspended workload waits
+for Kueue, a Pending pod waits for a node or GPUs), which the workload alone
+cannot, and hold the GPUs that are counted. Metrics come from the intake (or the
+collector's termination message): a workload that completed with the objective
 succeeded, one that completed without it produced no result. Either is decided
 on the collector's complete account (its summary, which counts every
 observation it made), not on the pushes that happened to arrive; only when no
@@ -11,7 +14,7 @@ summary comes within a grace period does the trial end with what was pushed,
 and its ``MetricsComplete`` condition says so.
 
 Finished phases are final: a trial is never re-run once it ended, whatever
-happens to its Job later (deleted by us when stopped, or by a TTL).
+happens to its workload later (deleted by us when stopped, or by a TTL).
 """
 
 from __future__ import annotations
@@ -22,30 +25,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kubesweep.api import Condition, TrialPhase, TrialStatus
-from kubesweep.planning.gpu import job_gpus, pods_gpu_seconds
+from kubesweep.planning.gpu import pods_gpu_seconds
 from kubesweep.planning.views import PodView, TrialMetrics
+from kubesweep.planning.workload import WorkloadState, job_state
 
 #: How long a completed Job may wait for the collector's summary before its trial ends
 #: with what was pushed (MetricsComplete=False), or MetricsUnavailable without the objective.
 DEFAULT_METRICS_GRACE = timedelta(seconds=15)
 #: The condition type that says whether a finished trial's metrics are complete.
 METRICS_COMPLETE = "MetricsComplete"
-
-
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 timestamp of the API (``2026-11-22T10:00:00Z``) as an aware datetime."""
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _condition(job: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
-    for condition in job.get("status", {}).get("conditions") or []:
-        if condition.get("type") == type_ and condition.get("status") == "True":
-            return condition  # type: ignore[no-any-return]
-    return None
 
 
 def _with(
@@ -63,23 +51,34 @@ def _with(
     return status.model_copy(update=changes)
 
 
+Workload = Mapping[str, Any] | WorkloadState
+
+
+def as_workload(workload: Workload | None) -> WorkloadState | None:
+    """A workload's state; a mapping is read as a ``batch/v1`` Job (what a runner observed)."""
+    if workload is None or isinstance(workload, WorkloadState):
+        return workload
+    return job_state(workload)
+
+
 def gpu_seconds(
-    job: Mapping[str, Any] | None,
+    workload: Workload | None,
     pods: Sequence[PodView],
     start: datetime | None,
     end: datetime,
     *,
     previous: float = 0.0,
 ) -> float:
-    """A trial's GPU-seconds until ``end``: every pod's, else the Job's template's.
+    """A trial's GPU-seconds until ``end``: every pod's, else the workload's template's.
 
     Never less than ``previous``: a pod deleted since (a Job's TTL, a stopped
     trial) takes its seconds out of sight, not out of the account.
     """
     counted = pods_gpu_seconds(pods, end)
     if counted is None:
+        state = as_workload(workload)
         elapsed = 0.0 if start is None else max(0.0, (end - start).total_seconds())
-        counted = job_gpus(job) * elapsed
+        counted = (0.0 if state is None else state.template_gpus) * elapsed
     return round(max(previous, counted), 3)
 
 
@@ -114,34 +113,28 @@ def metrics_account(complete: bool, now: datetime) -> Condition:
 class _Facts:
     """What the rules of :func:`derive_trial_status` read, computed once."""
 
-    job: Mapping[str, Any]
+    workload: WorkloadState
     metrics: TrialMetrics | None
     now: datetime
     pods: Sequence[PodView]
     objective: float | None
     objective_metric: str
     metrics_grace: timedelta
-    #: Start as known before the Job ended: recorded, else first running pod, else the Job's.
+    #: Start as known before the workload ended: recorded, else first running pod, else
+    #: the workload's.
     start: datetime | None
-    job_start: datetime | None
     running_pods: bool
-    complete: Mapping[str, Any] | None
-    failed: Mapping[str, Any] | None
     previous_gpu_seconds: float = 0.0
 
     @property
     def ended(self) -> bool:
-        return self.complete is not None or self.failed is not None
+        return self.workload.ended
 
     @property
     def end(self) -> datetime:
-        """When the Job ended: its completion time, else its condition's, else now."""
-        done = self.complete or self.failed or {}
-        return (
-            parse_time(self.job.get("status", {}).get("completionTime"))
-            or parse_time(done.get("lastTransitionTime"))
-            or self.now
-        )
+        """When the workload ended: its completion time, else its condition's, else now."""
+        done = self.workload.succeeded or self.workload.failed
+        return self.workload.completion_time or (done.at if done else None) or self.now
 
     @property
     def whole_account(self) -> bool:
@@ -150,7 +143,7 @@ class _Facts:
 
 def _facts(
     *,
-    job: Mapping[str, Any],
+    workload: WorkloadState,
     metrics: TrialMetrics | None,
     now: datetime,
     previous: TrialStatus,
@@ -160,21 +153,17 @@ def _facts(
 ) -> _Facts:
     running = [p for p in pods if p.phase == "Running"]
     pod_start = min((p.start_time for p in running if p.start_time), default=None)
-    job_start = parse_time(job.get("status", {}).get("startTime"))
     objective = metrics.objective if metrics and metrics.objective is not None else None
     return _Facts(
-        job=job,
+        workload=workload,
         metrics=metrics,
         now=now,
         pods=pods,
         objective=previous.objective if objective is None else objective,
         objective_metric=objective_metric,
         metrics_grace=metrics_grace,
-        start=previous.start_time or pod_start or (job_start if running else None),
-        job_start=job_start,
+        start=previous.start_time or pod_start or (workload.start_time if running else None),
         running_pods=bool(running),
-        complete=_condition(job, "Complete"),
-        failed=_condition(job, "Failed"),
         previous_gpu_seconds=previous.gpu_seconds,
     )
 
@@ -182,7 +171,7 @@ def _facts(
 def _ended(facts: _Facts, **changes: Any) -> dict[str, Any]:
     """A final phase: start, end and GPU-seconds of the finished Job."""
     end = facts.end
-    start = facts.start or facts.job_start or end
+    start = facts.start or facts.workload.start_time or end
     return {
         **changes,
         "start_time": start,
@@ -192,16 +181,17 @@ def _ended(facts: _Facts, **changes: Any) -> dict[str, Any]:
 
 
 def _facts_gpu_seconds(facts: _Facts, start: datetime, end: datetime) -> float:
-    return gpu_seconds(facts.job, facts.pods, start, end, previous=facts.previous_gpu_seconds)
+    return gpu_seconds(facts.workload, facts.pods, start, end, previous=facts.previous_gpu_seconds)
 
 
 def _failed(facts: _Facts) -> dict[str, Any]:
-    failed = facts.failed or {}
+    failed = facts.workload.failed
+    kind = facts.workload.kind
     return _ended(
         facts,
         phase=TrialPhase.FAILED,
-        reason=str(failed.get("reason") or "JobFailed"),
-        message=str(failed.get("message") or "the trial's Job failed"),
+        reason=(failed.reason if failed else "") or f"{kind}Failed",
+        message=(failed.message if failed else "") or f"the trial's {kind} failed",
     )
 
 
@@ -210,7 +200,7 @@ def _collecting(facts: _Facts) -> dict[str, Any]:
         facts,
         phase=TrialPhase.RUNNING,
         reason="CollectingMetrics",
-        message="the Job completed; waiting for its last metrics",
+        message=f"the {facts.workload.kind} completed; waiting for its last metrics",
     )
     del changes["completion_time"]
     return changes
@@ -231,13 +221,13 @@ def _unreported(facts: _Facts) -> dict[str, Any]:
         facts,
         phase=TrialPhase.METRICS_UNAVAILABLE,
         reason="ObjectiveNotReported",
-        message=f"the Job completed but never reported {facts.objective_metric}",
+        message=f"the {facts.workload.kind} completed but never reported {facts.objective_metric}",
         conditions=[metrics_account(facts.whole_account, facts.now)],
     )
 
 
 def _running(facts: _Facts) -> dict[str, Any]:
-    start = facts.start or facts.job_start or facts.now
+    start = facts.start or facts.workload.start_time or facts.now
     return {
         "phase": TrialPhase.RUNNING,
         "reason": "Running",
@@ -251,8 +241,11 @@ def _pending(reason: str, message: str) -> dict[str, Any]:
     return {"phase": TrialPhase.PENDING, "reason": reason, "message": message}
 
 
-def _suspended(_: _Facts) -> dict[str, Any]:
-    return _pending("Suspended", "the Job is suspended, waiting for admission (e.g. by Kueue)")
+def _suspended(facts: _Facts) -> dict[str, Any]:
+    return _pending(
+        "Suspended",
+        f"the {facts.workload.kind} is suspended, waiting for admission (e.g. by Kueue)",
+    )
 
 
 def _unschedulable(facts: _Facts) -> str | None:
@@ -281,7 +274,7 @@ def _in_grace(facts: _Facts) -> bool:
 
 
 def _is_running(facts: _Facts) -> bool:
-    ready = not facts.pods and bool(facts.job.get("status", {}).get("ready"))
+    ready = not facts.pods and facts.workload.ready
     return facts.running_pods or ready
 
 
@@ -291,11 +284,11 @@ Rule = tuple[Callable[[_Facts], bool], Callable[[_Facts], dict[str, Any]]]
 #: (a failure outranks a completion); a completed Job waits for the collector's whole
 #: account within the grace period; pods only tell waiting from running.
 RULES: tuple[Rule, ...] = (
-    (lambda f: f.failed is not None, _failed),
+    (lambda f: f.workload.failed is not None, _failed),
     (_in_grace, _collecting),
     (lambda f: f.ended and f.objective is not None, _succeeded),
     (lambda f: f.ended, _unreported),
-    (lambda f: bool(f.job.get("spec", {}).get("suspend")), _suspended),
+    (lambda f: f.workload.suspended, _suspended),
     (_is_running, _running),
     (lambda f: _unschedulable(f) is not None, _not_scheduled),
     (lambda f: _waiting(f) is not None, _container_waiting),
@@ -304,7 +297,7 @@ RULES: tuple[Rule, ...] = (
 
 
 def derive_trial_status(
-    job: Mapping[str, Any] | None,
+    job: Workload | None,
     metrics: TrialMetrics | None,
     now: datetime,
     *,
@@ -314,19 +307,21 @@ def derive_trial_status(
     objective_metric: str = "objective",
     metrics_grace: timedelta = DEFAULT_METRICS_GRACE,
 ) -> TrialStatus:
-    """The Trial's status now: the first of :data:`RULES` that holds for its Job and pods.
+    """The Trial's status now: the first of :data:`RULES` that holds for its workload and pods.
 
-    ``previous`` keeps start time and final phases; metrics are merged in whatever
-    the phase.
+    ``job`` is the trial's workload: its :class:`WorkloadState`, or a ``batch/v1``
+    Job as a mapping. ``previous`` keeps start time and final phases; metrics are
+    merged in whatever the phase.
     """
     previous = previous or TrialStatus()
     if previous.phase.is_finished:
         return _with(previous, metrics, generation)
-    if job is None:
+    workload = as_workload(job)
+    if workload is None:
         changes = _pending("JobNotCreated", "waiting for the trial's Job")
         return _with(previous, metrics, generation, **changes)
     facts = _facts(
-        job=job,
+        workload=workload,
         metrics=metrics,
         now=now,
         previous=previous,
@@ -344,7 +339,7 @@ def stopped_status(
     message: str,
     now: datetime,
     *,
-    job: Mapping[str, Any] | None = None,
+    job: Workload | None = None,
     pods: Sequence[PodView] = (),
 ) -> TrialStatus:
     """The status of a trial the operator stops (early stopping, or its experiment ended).

@@ -34,10 +34,19 @@ from kubesweep.rendering.placeholders import (
 from kubesweep.rendering.pod import assignment, collector_config
 from kubesweep.rendering.trial import trial_manifest
 from kubesweep.rendering.validate import check_template, param_env_name
+from kubesweep.rendering.workloads import (
+    JOB_KIND,
+    JOBSET_API_VERSION,
+    pod_templates,
+    workload_field,
+    workload_kind,
+)
 
 __all__ = [
     "COLLECTOR_CONFIG_ENV",
     "COLLECTOR_NAME",
+    "JOBSET_API_VERSION",
+    "JOB_KIND",
     "LABEL_EXPERIMENT",
     "LABEL_MANAGED_BY",
     "LABEL_QUEUE",
@@ -57,6 +66,9 @@ __all__ = [
     "labels_for",
     "owner_reference",
     "param_env_name",
+    "pod_templates",
     "render_trial",
     "trial_manifest",
+    "workload_field",
+    "workload_kind",
 ]

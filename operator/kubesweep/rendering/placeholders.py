@@ -97,19 +97,56 @@ def primary_container_path(spec: ExperimentSpec) -> tuple[str, Mapping[str, Any]
     return found[0] if found else None
 
 
+def every_string(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """``(field path, text)`` for each string anywhere under ``node``."""
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from every_string(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from every_string(value, f"{path}[{index}]")
+
+
+def substitute_everywhere(node: Any, path: str, values: Mapping[str, str], known: list[str]) -> Any:
+    """A copy of ``node`` with the placeholders of every string in it replaced."""
+    if isinstance(node, str):
+        return substitute(node, path, values, known)
+    if isinstance(node, Mapping):
+        return {k: substitute_everywhere(v, f"{path}.{k}", values, known) for k, v in node.items()}
+    if isinstance(node, list):
+        return [substitute_everywhere(v, f"{path}[{i}]", values, known) for i, v in enumerate(node)]
+    return node
+
+
+def _substituted_strings(spec: ExperimentSpec) -> Iterator[tuple[str, str]]:
+    """The strings a trial's placeholders are substituted in.
+
+    A Job's or JobSet's primary containers' command, args and env; every string of a
+    custom resource's spec, since only its author knows where its program reads
+    arguments (a RayJob's entrypoint, a container's args).
+    """
+    resource = spec.trial_template.resource
+    if resource is not None:
+        yield from every_string(resource.spec, "trialTemplate.resource.spec")
+        return
+    for path, container in primary_containers(spec.trial_template):
+        yield from primary_strings(container, path)
+
+
 def check_placeholders(spec: ExperimentSpec) -> list[str]:
-    """Every unknown placeholder in the primary containers, one message each.
+    """Every unknown placeholder where placeholders are substituted, one message each.
 
     Run it at admission (or before creating the first trial) so a typo fails the
     Experiment at once rather than every trial later.
     """
     known = known_placeholders(spec)
     problems = []
-    for path, container in primary_containers(spec.trial_template):
-        for where, text in primary_strings(container, path):
-            for placeholder in find_placeholders(text, where):
-                if placeholder.key not in known:
-                    problems.append(unknown_message(placeholder, known))
+    for where, text in _substituted_strings(spec):
+        for placeholder in find_placeholders(text, where):
+            if placeholder.key not in known:
+                problems.append(unknown_message(placeholder, known))
     return problems
 
 

@@ -149,6 +149,8 @@ class PodAdditions:
     labels: dict[str, str]
     #: ``(downward API field, value)`` pairs that pick the reporting pod; empty: every pod.
     reporting: tuple[tuple[str, str], ...] = ()
+    #: Substitute in the primary container (a custom resource's spec is substituted whole).
+    substitute_primary: bool = True
 
     def apply(self, pod_template: dict[str, Any], field: str) -> None:
         """Make every addition to ``pod_template`` (a PodTemplateSpec at ``field``)."""
@@ -156,7 +158,8 @@ class PodAdditions:
         primary = _primary_container(pod, self.spec.trial_template.primary_container)
         if primary is not None:
             index, container = primary
-            self._substitute(container, f"{field}.spec.containers[{index}]")
+            if self.substitute_primary:
+                self._substitute(container, f"{field}.spec.containers[{index}]")
             if self.spec.trial_template.metrics.source is MetricsSource.STDOUT:
                 _wrap_stdout(container, self.settings)
             # The assignment and identity as env, first so the template's env can use $(VAR).

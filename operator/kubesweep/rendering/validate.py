@@ -16,7 +16,12 @@ from typing import Any
 from kubesweep.api import ExperimentSpec, MetricsSource
 from kubesweep.rendering.installation import COLLECTOR_NAME, METRICS_DIR, METRICS_VOLUME
 from kubesweep.rendering.placeholders import check_placeholders
-from kubesweep.rendering.workloads import pod_specs, primary_containers, reporting_problems
+from kubesweep.rendering.workloads import (
+    pod_specs,
+    pod_template_problems,
+    primary_containers,
+    reporting_problems,
+)
 
 #: Env of the primary container that kubesweep owns; a template may not set them.
 ENV_PREFIX = "KUBESWEEP_"
@@ -163,7 +168,7 @@ def check_template(spec: ExperimentSpec) -> list[str]:
                 "(and args), or use another metrics source"
             )
         problems += _metrics_path_problems(spec, primary)
-    problems += reporting_problems(template)
+    problems += pod_template_problems(template) + reporting_problems(template)
 
     names = [p.name for p in spec.parameters]
     if spec.fidelity is not None:

@@ -272,3 +272,88 @@ def test_a_custom_resource_trial_is_owned_judged_by_its_status_and_collected(
         path_for(API, "experiments", namespace, "custom"), propagationPolicy="Background"
     )
     wait_for(lambda: not cluster.kube.list(runs), 120, 1.0, what="the TrainingRun to go")
+
+
+# ---- with the JobSet controller running (skipped unless e2e/cluster/build-controllers.sh ran) --
+
+#: A JobSet rank (its Job's index, times 2, plus the pod's completion index) prints
+#: loss = (x - 0.3)^2 + 100 rank, three times; then sleeps the given seconds.
+JOBSET_PROGRAM = (
+    "import os, sys, time\n"
+    "x, pause = float(sys.argv[1]), float(sys.argv[2])\n"
+    "rank = 2 * int(os.environ['JOB_INDEX']) + int(os.environ['JOB_COMPLETION_INDEX'])\n"
+    "for step in range(3):\n"
+    "    time.sleep(1.0)\n"
+    "    print(f'step={step} loss={(x - 0.3) ** 2 + 100 * rank:.6f}', flush=True)\n"
+    "time.sleep(pause)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def jobset_controller(cluster: Cluster) -> Iterator[None]:
+    """The JobSet controller, running for this module's tests that need it."""
+    from test_controllers import _start
+
+    yield from _start(cluster, ["jobset"])
+
+
+def ranked_jobset_experiment(name: str, budget: dict[str, Any], pause: float) -> dict[str, Any]:
+    """Trials of 2 Jobs x 2 pods, one GPU each, every rank printing its own loss."""
+    manifest = experiment(name, budget)
+    template = manifest["spec"]["trialTemplate"]
+    job = template.pop("job")
+    job.update({"parallelism": 2, "completions": 2})
+    trainer = job["template"]["spec"]["containers"][0]
+    trainer["command"] = ["python", "-c", JOBSET_PROGRAM]
+    trainer["args"] = ["${params.x}", str(pause)]
+    trainer["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    index = {"fieldRef": {"fieldPath": "metadata.labels['jobset.sigs.k8s.io/job-index']"}}
+    trainer["env"] = [{"name": "JOB_INDEX", "valueFrom": index}]
+    template["jobSet"] = {
+        "replicatedJobs": [{"name": "workers", "replicas": 2, "template": {"spec": job}}]
+    }
+    return manifest
+
+
+def test_a_jobset_trial_runs_and_reports_rank_0_with_every_pods_gpus(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack, jobset_controller: None
+) -> None:
+    apply(ranked_jobset_experiment("jsrun", {"maxTrials": 1, "parallelTrials": 1}, pause=0))
+    status = wait_end(cluster, namespace, "jsrun")
+    (trial,) = trials(cluster, namespace)
+    assert trial["status"]["phase"] == "Succeeded", describe(cluster, namespace)
+    x = float(trial["spec"]["parameters"]["x"])
+    rank0 = float(f"{(x - 0.3) ** 2:.6f}")
+    assert trial["status"]["objective"] == pytest.approx(rank0, abs=1e-6)
+    (loss,) = [m for m in trial["status"]["metrics"] if m["name"] == "loss"]
+    assert (loss["count"], loss["max"]) == (3, pytest.approx(rank0, abs=1e-6))
+    assert trial["status"]["gpuSeconds"] >= 4 * 3.0  # four pods, one GPU each
+    assert end_condition(status)["reason"] == "MaxTrialsReached"
+
+
+def test_stopping_a_jobset_trial_stops_every_pod(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack, jobset_controller: None
+) -> None:
+    budget = {"maxTrials": 1, "parallelTrials": 1, "maxDuration": "25s"}
+    apply(ranked_jobset_experiment("jsstop", budget, pause=600))
+    pods = path_for("v1", "pods", namespace)
+    wait_for(
+        lambda: (
+            len([p for p in cluster.kube.list(pods) if p["status"].get("phase") == "Running"]) == 4
+        ),
+        90,
+        what="the trial's four pods running",
+    )
+    status = wait_end(cluster, namespace, "jsstop", timeout=120)
+    assert end_condition(status)["reason"] == "DeadlineExceeded"
+    (trial,) = trials(cluster, namespace)
+    assert trial["status"]["phase"] == "EarlyStopped"
+    wait_for(
+        lambda: (
+            not cluster.kube.list(path_for(JOBSET_API, "jobsets", namespace))
+            and not cluster.kube.list(pods)
+        ),
+        120,
+        1.0,
+        what="the JobSet and every pod of it to go",
+    )

@@ -73,7 +73,6 @@ MISTAKES: list[tuple[tuple[str | int, ...], Any, str]] = [
     (("trialTemplate", "metrics"), {"source": "prometheus"}, "metrics.port is required"),
     (("trialTemplate", "metrics"), {"filters": ["(x"]}, "is not a regular expression"),
     (("earlyStopping",), {"name": "hunch"}, "spec.earlyStopping.name"),
-    (("trialTemplate", "job", "parallelism"), 2, "completionMode must be Indexed"),
 ]
 
 

@@ -141,11 +141,6 @@ SHAPE_MISTAKES: list[tuple[str, Bend, str]] = [
         as_resource(podTemplates=["replicas..template"]),
         "resource.podTemplates[0]",
     ),
-    (
-        "indexed-job-of-several-pods",
-        lambda s: s["trialTemplate"]["job"].update(completions=4),
-        "trialTemplate.job.completionMode must be Indexed",
-    ),
 ]
 
 

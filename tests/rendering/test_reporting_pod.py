@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from kubesweep.api import ManifestError, parse_experiment
+from kubesweep.api import parse_experiment
 from kubesweep.podcontract import not_reporting_because
 from kubesweep.rendering import check_template, render_trial
+from kubesweep.rendering.workloads import reporting_selector
 
 from .conftest import BASE, TOKEN, collector, env, experiment, settings, trial
 
@@ -81,14 +82,17 @@ def test_reporting_pod_adds_to_the_kinds_rule_and_wins_a_clash() -> None:
         {"parallelism": 2, "completions": 2, "completionMode": "NonIndexed"},
     ],
 )
-def test_a_job_of_several_pods_must_be_indexed(job: dict[str, Any]) -> None:
+def test_a_non_indexed_job_of_several_pods_is_accepted_and_every_pod_reports(
+    job: dict[str, Any],
+) -> None:
+    """A v1alpha1 manifest that worked before keeps working: no pod can be named, so
+    every pod reports into the one series, as it always did."""
     document = {**BASE, "spec": {**BASE["spec"]}}
     template = {**BASE["spec"]["trialTemplate"]}
     template["job"] = {**template["job"], **job}
     document["spec"]["trialTemplate"] = template
-    with pytest.raises(ManifestError) as refused:
-        parse_experiment(document)
-    assert "trialTemplate.job.completionMode must be Indexed" in str(refused.value)
+    accepted = parse_experiment(document)
+    assert reporting_selector(accepted.spec.trial_template) == ({}, {})
 
 
 def test_one_pod_needs_no_index() -> None:

@@ -449,11 +449,6 @@ def runs_several_pods(job: dict[str, Any]) -> bool:
     return _int_field(job, "parallelism") > 1 or _int_field(job, "completions") > 1
 
 
-def _reports_from_one_pod(job: dict[str, Any]) -> bool:
-    """A Job of several pods must be Indexed, so one of them (index 0) can be named."""
-    return not runs_several_pods(job) or job.get("completionMode") == "Indexed"
-
-
 def _pod_container_names(pod_template: Any) -> list[str]:
     if not isinstance(pod_template, dict):
         return []
@@ -608,17 +603,6 @@ class TrialTemplate(ApiModel):
             "trialTemplate.job.template.spec.containers",
             check=lambda t: t.job is None or t.primary_container in t.container_names,
             field_path=".primaryContainer",
-        ),
-        Rule(
-            cel="!has(self.job) || "
-            "!((has(self.job.parallelism) && self.job.parallelism > 1) || "
-            "(has(self.job.completions) && self.job.completions > 1)) || "
-            "(has(self.job.completionMode) && self.job.completionMode == 'Indexed')",
-            message="trialTemplate.job.completionMode must be Indexed for a Job of several "
-            "pods (parallelism or completions above 1), so that one pod (completion index 0, "
-            "or the one reportingPod names) reports the objective; set completionMode: Indexed",
-            check=lambda t: t.job is None or _reports_from_one_pod(t.job),
-            field_path=".job.completionMode",
         ),
         Rule(
             cel=f"!has(self.jobSet) || {_REPLICATED_JOBS}.exists(r, "

@@ -111,6 +111,14 @@ def test_a_bad_manifest_exits_2_naming_the_field(tmp_path: Path) -> None:
     assert "parameters[].max must be greater than min" in out
 
 
+def test_a_jobset_trial_is_refused_locally_naming_the_template(tmp_path: Path) -> None:
+    jobset = EXAMPLES / "distributed" / "jobset.yaml"
+    code, out = finish(kubesweep("run", jobset, "--state", tmp_path / "jobset.db"))
+    assert code == 2, out
+    assert "spec.trialTemplate" in out
+    assert "kubesweep create" in out
+
+
 @pytest.mark.slow
 def test_every_example_runs_to_completion(tmp_path: Path) -> None:
     names = sorted(BUDGETS)

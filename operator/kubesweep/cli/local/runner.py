@@ -621,6 +621,12 @@ def run_experiment(
     problems = spec_problems(experiment)
     if problems:
         raise RunError("\n".join(problems))
+    if experiment.spec.trial_template.job is None:
+        raise RunError(
+            "spec.trialTemplate: kubesweep run runs trials whose template is a Job "
+            "(trialTemplate.job), one local process each; a JobSet or custom-resource trial "
+            "runs on a cluster (kubesweep create)"
+        )
     needed = gpus_per_trial(experiment)
     devices = detect_gpus() if needed else []
     if needed and len(devices) < needed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,3 +43,15 @@ def record(
 @pytest.fixture
 def random_experiment() -> Experiment:
     return example("random")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _interruptible_commands() -> None:
+    """Commands the tests start hear SIGINT as a terminal's foreground command does.
+
+    pytest-xdist's workers ignore SIGINT, and an ignored signal stays ignored across
+    exec: the Ctrl-C tests would send it to a command that cannot hear it. A handler
+    (unlike an ignored signal) is reset to the default in the child.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -43,7 +43,8 @@ def _skip_reason(cluster: Cluster) -> str | None:
     if os.environ.get(CONTROLLERS_ENV) != "build" and workload_controllers.built_bin_dir() is None:
         return (
             "the workload controllers are not built: run e2e/cluster/build-controllers.sh "
-            f"(about 4 min with the control plane's Go cache warm) or set {CONTROLLERS_ENV}=build"
+            "(10-30 min on 2 cores with an empty Go build cache, 30 s once it is warm) "
+            f"or set {CONTROLLERS_ENV}=build"
         )
     return None
 

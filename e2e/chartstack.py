@@ -206,8 +206,18 @@ def installed_chart(cluster: Cluster, *extra: str) -> Iterator[InstalledChart]:
     try:
         yield InstalledChart(cluster.kube)
     finally:
+        from conftest import wait_for
+
         cluster.helm("uninstall", RELEASE, "--namespace", SYSTEM_NAMESPACE, "--wait", check=False)
-        cluster.kube.delete(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}")
+        namespace = f"/api/v1/namespaces/{SYSTEM_NAMESPACE}"
+        cluster.kube.delete(namespace)
+        # The next module installs into the same namespace: it must be gone, not terminating.
+        wait_for(
+            lambda: cluster.kube.get_or_none(namespace) is None,
+            180,
+            1.0,
+            what=f"namespace {SYSTEM_NAMESPACE} to be deleted after helm uninstall",
+        )
 
 
 @dataclass(frozen=True)

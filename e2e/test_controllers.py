@@ -25,12 +25,19 @@ from cluster import controllers as workload_controllers
 from cluster import local
 from cluster.kube import JSON, path_for
 from conftest import IMAGE, Apply, Cluster, wait_for
+from kueue_quota import (
+    GPU,
+    KUEUE,
+    admitted_intervals,
+    condition,
+    gpu_quota,
+    most_at_once,
+    timestamp,
+)
 
 CONTROLLERS_ENV = "KUBESWEEP_E2E_CONTROLLERS"
 JOBSET = "jobset.x-k8s.io/v1alpha2"
-KUEUE = "kueue.x-k8s.io/v1beta2"
 TRAINER = "trainer.kubeflow.org/v1alpha1"
-GPU = "nvidia.com/gpu"
 
 
 def _skip_reason(cluster: Cluster) -> str | None:
@@ -72,15 +79,6 @@ def jobset_kueue(cluster: Cluster) -> Iterator[None]:
 def trainer(cluster: Cluster, jobset_kueue: None) -> Iterator[None]:
     """Kubeflow Trainer's controller manager as well."""
     yield from _start(cluster, ["trainer"])
-
-
-def condition(obj: JSON | None, ctype: str) -> JSON | None:
-    """The condition ``ctype`` of ``obj`` if it is ``True``."""
-    for c in (obj or {}).get("status", {}).get("conditions") or []:
-        if c["type"] == ctype and c["status"] == "True":
-            found: JSON = c
-            return found
-    return None
 
 
 def python_pod(script: str, **container: Any) -> JSON:
@@ -191,104 +189,17 @@ def _gpu_job(name: str, queue: str, seconds: float) -> JSON:
     }
 
 
-def _time(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
-    """The most intervals open at one time; one that ends when another starts does not overlap."""
-    events = sorted(
-        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
-        key=lambda e: (e[0], e[1]),
-    )
-    most = now = 0
-    for _, step in events:
-        now += step
-        most = max(most, now)
-    return most
-
-
 def test_kueue_admits_at_most_the_gpu_quota(
     cluster: Cluster, namespace: str, apply: Apply, jobset_kueue: None
 ) -> None:
     if cluster.gpus < 4:
         pytest.skip(f"needs a node with 4 GPUs (the cluster has {cluster.gpus})")
-    flavor, cq, lq = f"{namespace}-flavor", f"{namespace}-cq", "gpus"
-    kube = cluster.kube
-    kube.create(
-        path_for(KUEUE, "resourceflavors"),
-        {"apiVersion": KUEUE, "kind": "ResourceFlavor", "metadata": {"name": flavor}},
-    )
-    kube.create(
-        path_for(KUEUE, "clusterqueues"),
-        {
-            "apiVersion": KUEUE,
-            "kind": "ClusterQueue",
-            "metadata": {"name": cq},
-            "spec": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                "resourceGroups": [
-                    {
-                        "coveredResources": ["cpu", "memory", GPU],
-                        "flavors": [
-                            {
-                                "name": flavor,
-                                "resources": [
-                                    {"name": "cpu", "nominalQuota": "16"},
-                                    {"name": "memory", "nominalQuota": "64Gi"},
-                                    {"name": GPU, "nominalQuota": 4},
-                                ],
-                            }
-                        ],
-                    }
-                ],
-            },
-        },
-    )
-    try:
-        _run_six_gpu_jobs(cluster, namespace, apply, cq, lq)
-    finally:
-        # Kueue's finalizers must be released while it runs: the Jobs' Workloads, the
-        # queues and the flavor go before the test's namespace and before Kueue stops.
-        for j in kube.list(path_for("batch/v1", "jobs", namespace)):
-            kube.delete(
-                path_for("batch/v1", "jobs", namespace, j["metadata"]["name"]),
-                propagationPolicy="Background",
-            )
-        kube.delete(path_for(KUEUE, "localqueues", namespace, lq))
-        kube.delete(path_for(KUEUE, "clusterqueues", None, cq))
-        kube.delete(path_for(KUEUE, "resourceflavors", None, flavor))
-        wait_for(
-            lambda: (
-                not kube.list(path_for(KUEUE, "workloads", namespace))
-                and kube.get_or_none(path_for(KUEUE, "clusterqueues", None, cq)) is None
-                and kube.get_or_none(path_for(KUEUE, "resourceflavors", None, flavor)) is None
-            ),
-            60,
-            what=f"Kueue's workloads in {namespace}, ClusterQueue {cq} and flavor {flavor} gone",
-        )
+    with gpu_quota(cluster, namespace, apply, gpus=4, local_queue="gpus"):
+        _run_six_gpu_jobs(cluster, namespace, apply, "gpus")
 
 
-def _run_six_gpu_jobs(cluster: Cluster, namespace: str, apply: Apply, cq: str, lq: str) -> None:
+def _run_six_gpu_jobs(cluster: Cluster, namespace: str, apply: Apply, lq: str) -> None:
     kube = cluster.kube
-    wait_for(
-        lambda: condition(kube.get(path_for(KUEUE, "clusterqueues", None, cq)), "Active"),
-        30,
-        what=f"ClusterQueue {cq} Active",
-    )
-    apply(
-        {
-            "apiVersion": KUEUE,
-            "kind": "LocalQueue",
-            "metadata": {"name": lq},
-            "spec": {"clusterQueue": cq},
-        }
-    )
-    wait_for(
-        lambda: condition(kube.get(path_for(KUEUE, "localqueues", namespace, lq)), "Active"),
-        30,
-        what=f"LocalQueue {lq} Active",
-    )
     names = [f"gpu-{i}" for i in range(6)]
     # Long enough that the first four are seen running while two wait.
     apply([_gpu_job(n, lq, 8) for n in names])
@@ -327,20 +238,12 @@ def _run_six_gpu_jobs(cluster: Cluster, namespace: str, apply: Apply, cq: str, l
         120,
         what="all six GPU Jobs Complete",
     )
-    workloads = kube.list(path_for(KUEUE, "workloads", namespace))
-    admitted: list[tuple[datetime, datetime]] = []
-    for w in workloads:
-        # A finished workload keeps its Admitted condition, from the time it was admitted.
-        adm, fin = condition(w, "Admitted"), condition(w, "Finished")
-        assert adm is not None, w["status"]
-        assert fin is not None, w["status"]
-        admitted.append((_time(adm["lastTransitionTime"]), _time(fin["lastTransitionTime"])))
-    assert most_at_once(admitted) <= 4
+    assert most_at_once(admitted_intervals(cluster, namespace)) <= 4
     ran: list[tuple[datetime, datetime]] = []
     devices = []
     for pod in kube.list(path_for("v1", "pods", namespace)):
         term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
-        ran.append((_time(term["startedAt"]), _time(term["finishedAt"])))
+        ran.append((timestamp(term["startedAt"]), timestamp(term["finishedAt"])))
         devices.append(cluster.logs(namespace, pod["metadata"]["name"], "main").split()[1])
     assert len(ran) == 6
     assert most_at_once(ran) <= 4

@@ -100,3 +100,14 @@ def test_experiments_table_and_list_wire() -> None:
     assert "3/8" in text
     assert views.list_wire([experiment])["kind"] == "Experiment"
     assert views.list_wire([experiment, experiment])["kind"] == "List"
+
+
+def test_queued_trials_show_as_pending_and_queued_in_describe_and_watch() -> None:
+    counts = {"created": 6, "running": 4, "pending": 2, "queued": 2}
+    experiment = with_status(example("random"), {"phase": "Running", "trials": counts})
+    console = Console(width=200, record=True)
+    console.print(views.describe(experiment, [], {}))
+    assert "4 running, 2 pending (2 queued)" in console.export_text()
+    assert "4 running, 2 pending (2 queued)" in views.progress_line(experiment)
+    no_queue = with_status(example("random"), {"phase": "Running", "trials": {"pending": 1}})
+    assert "1 pending," in views.progress_line(no_queue)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from kubesweep.api import (
+    QUEUED_REASON,
     ConditionType,
     EndReason,
     ExperimentPhase,
@@ -278,6 +280,46 @@ def test_pending_only_is_waiting_for_admission() -> None:
     reconciling = plan.status.condition(ConditionType.RECONCILING)
     assert reconciling is not None
     assert reconciling.reason == "WaitingForAdmission"
+
+
+def queued(index: int) -> TrialView:
+    """Trial ``index`` waiting for a queue to admit its workload."""
+    view = trial(index, P)
+    status = view.status.model_copy(update={"reason": QUEUED_REASON})
+    return replace(view, status=status)
+
+
+def test_queued_trials_are_pending_not_running_and_never_stall() -> None:
+    spec = make_spec(maxTrials=6, parallelTrials=6)
+    trials = [trial(0, R), trial(1, R), queued(2), queued(3), trial(4, P)]
+    plan = plan_experiment("exp", spec, trials, NOW)
+    counts = plan.status.trials
+    assert (counts.running, counts.pending, counts.queued, counts.failed) == (2, 3, 2, 0)
+    assert plan.status.message is not None
+    assert "2 running, 3 pending (2 queued for admission)" in plan.status.message
+    # Hours in the queue with nothing admitted: still Reconciling, never Stalled.
+    only_queued = [queued(i) for i in range(6)]
+    previous = ExperimentStatus(start_time=NOW - timedelta(hours=5))
+    waiting = plan_experiment("exp", spec, only_queued, NOW, previous=previous)
+    assert waiting.status.phase is ExperimentPhase.PENDING
+    assert waiting.status.trials.queued == 6
+    reconciling = waiting.status.condition(ConditionType.RECONCILING)
+    assert reconciling is not None
+    assert (reconciling.status, reconciling.reason) == ("True", "WaitingForAdmission")
+    assert waiting.status.condition(ConditionType.STALLED) is None
+    assert waiting.end is None
+
+
+def test_deadline_stops_queued_trials_without_failing_them() -> None:
+    spec = make_spec(maxDuration="1h", maxTrials=4, parallelTrials=4)
+    previous = ExperimentStatus(start_time=NOW - timedelta(hours=2))
+    trials = [trial(0, S, 1.0), trial(1, R), queued(2), queued(3)]
+    plan = plan_experiment("exp", spec, trials, NOW, previous=previous)
+    assert plan.end is not None
+    assert (plan.end.reason, plan.end.succeeded) == (EndReason.DEADLINE_EXCEEDED, True)
+    assert sorted(o.name for o in plan.stop) == ["exp-1", "exp-2", "exp-3"]
+    assert plan.status.message is not None
+    assert "(2 queued for admission)" in plan.status.message
 
 
 def test_status_unchanged_is_not_patched() -> None:

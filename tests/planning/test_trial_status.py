@@ -42,7 +42,7 @@ RUNNING_POD = PodView("p", "Running", start_time=NOW - timedelta(hours=1))
     ("the_job", "metrics", "pods", "phase", "reason"),
     [
         (None, None, (), TrialPhase.PENDING, "JobNotCreated"),
-        (job(suspend=True), None, (), TrialPhase.PENDING, "Suspended"),
+        (job(suspend=True), None, (), TrialPhase.PENDING, "Queued"),
         (
             job(active=1),
             None,

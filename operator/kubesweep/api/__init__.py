@@ -40,6 +40,7 @@ from kubesweep.api.status import (
     EndReason,
     ExperimentPhase,
     ExperimentStatus,
+    QUEUED_REASON,
     MetricSummary,
     TrialCounts,
     TrialPhase,
@@ -58,6 +59,7 @@ from kubesweep.api.trial import (
 __all__ = [
     "API_VERSION",
     "GROUP",
+    "QUEUED_REASON",
     "MULTI_FIDELITY_ALGORITHMS",
     "VERSION",
     "Algorithm",

@@ -285,6 +285,7 @@ def experiment_crd() -> Schema:
         },
         {"name": "Completed", "type": "integer", "jsonPath": ".status.trials.completed"},
         {"name": "Running", "type": "integer", "jsonPath": ".status.trials.running"},
+        {"name": "Queued", "type": "integer", "jsonPath": ".status.trials.queued"},
         {"name": "Max", "type": "integer", "jsonPath": ".spec.budget.maxTrials"},
         {"name": "Algorithm", "type": "string", "jsonPath": ".spec.algorithm.name", "priority": 1},
         {"name": "GPU-Hours", "type": "number", "jsonPath": ".status.gpuHours", "priority": 1},

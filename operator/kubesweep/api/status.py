@@ -22,6 +22,9 @@ from kubesweep.api.experiment import ParameterValue
 MAX_CURVE_POINTS = 100
 #: Metrics kept per trial.
 MAX_TRIAL_METRICS = 33
+#: A pending trial's reason while its workload waits for a queue to admit it (Kueue
+#: suspends a workload until its ClusterQueue has quota for all of it).
+QUEUED_REASON = "Queued"
 
 
 class ConditionType(StrEnum):
@@ -85,7 +88,12 @@ class TrialCounts(ApiModel):
     """How many trials are in each phase; ``created`` is their sum."""
 
     created: int = 0
-    pending: int = 0
+    pending: int = Field(default=0, description="Trials not running yet, queued ones included.")
+    queued: int = Field(
+        default=0,
+        description="Of the pending trials, those whose workload waits for a queue to admit "
+        "it (Kueue); they hold no GPUs and count toward no deadline of their own.",
+    )
     running: int = 0
     succeeded: int = 0
     failed: int = 0

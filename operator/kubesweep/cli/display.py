@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from kubesweep.api import BestTrial, Experiment, ExperimentStatus, TrialPhase
+from kubesweep.api import BestTrial, Experiment, ExperimentStatus, TrialCounts, TrialPhase
 from kubesweep.cli.failures import (
     causes,
     details,
@@ -80,8 +80,14 @@ def progress_line(experiment: Experiment) -> str:
     counts = status.trials
     return (
         f"{experiment.metadata.name} {status.phase.value} {progress_text(experiment)} done, "
-        f"{counts.running} running, {counts.pending} pending, {best_text}"
+        f"{counts.running} running, {pending_text(counts)}, {best_text}"
     )
+
+
+def pending_text(counts: TrialCounts) -> str:
+    """``3 pending``, or ``3 pending (2 queued)`` when a queue holds some back (Kueue)."""
+    queued = f" ({counts.queued} queued)" if counts.queued else ""
+    return f"{counts.pending} pending{queued}"
 
 
 def experiments_table(experiments: Sequence[Experiment], show_namespace: bool = False) -> Table:
@@ -227,7 +233,7 @@ def _summary(experiment: Experiment, status: ExperimentStatus) -> Table:
     meta.add_row(
         "Trials",
         f"{counts.created} created, {counts.succeeded} succeeded, {counts.running} running, "
-        f"{counts.pending} pending, {counts.early_stopped} stopped, "
+        f"{pending_text(counts)}, {counts.early_stopped} stopped, "
         f"{counts.failed + counts.metrics_unavailable} failed",
     )
     meta.add_row("Started", age(status.start_time) + " ago" if status.start_time else "-")

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from kubesweep.api import (
+    QUEUED_REASON,
     BestTrial,
     ConditionType,
     Direction,
@@ -200,13 +201,15 @@ def plan_experiment(
 def count_trials(trials: Iterable[TrialView]) -> TrialCounts:
     """Trials by phase."""
     by_phase = dict.fromkeys(TrialPhase, 0)
-    total = 0
+    total = queued = 0
     for trial in trials:
         by_phase[trial.phase] += 1
         total += 1
+        queued += trial.phase is TrialPhase.PENDING and trial.status.reason == QUEUED_REASON
     return TrialCounts(
         created=total,
         pending=by_phase[TrialPhase.PENDING],
+        queued=queued,
         running=by_phase[TrialPhase.RUNNING],
         succeeded=by_phase[TrialPhase.SUCCEEDED],
         failed=by_phase[TrialPhase.FAILED],
@@ -388,6 +391,7 @@ def _status(
     progress = (
         f"{counts.completed}/{spec.budget.max_trials} trials completed, "
         f"{counts.running} running, {counts.pending} pending"
+        + (f" ({counts.queued} queued for admission)" if counts.queued else "")
     )
     desired: list[Desired] = []
     if end is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from kubesweep.api import Condition, TrialPhase, TrialStatus
+from kubesweep.api import QUEUED_REASON, Condition, TrialPhase, TrialStatus
 from kubesweep.planning.gpu import pods_gpu_seconds
 from kubesweep.planning.views import PodView, TrialMetrics
 from kubesweep.planning.workload import WorkloadState, job_state
@@ -243,8 +243,8 @@ def _pending(reason: str, message: str) -> dict[str, Any]:
 
 def _suspended(facts: _Facts) -> dict[str, Any]:
     return _pending(
-        "Suspended",
-        f"the {facts.workload.kind} is suspended, waiting for admission (e.g. by Kueue)",
+        QUEUED_REASON,
+        f"the {facts.workload.kind} is suspended, queued for admission (e.g. by Kueue)",
     )
 
 

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cluster.kube import path_for
 from conftest import Apply, Cluster, wait_for
 from kueue_quota import GPU, KUEUE, admitted_intervals, gpu_quota, most_at_once, timestamp
-from stack import Stack
+from stack import REPO, Stack
 from sweeps import API, CRDS, describe, end_condition, experiment, trials
 
 JOBSET_WORKLOAD = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "plural": "jobsets"}
@@ -199,3 +200,16 @@ def test_two_pod_jobset_trials_are_admitted_whole_by_their_experiments_queue(
             assignments = workload["status"]["admission"]["podSetAssignments"]
             assert sum(a["count"] for a in assignments) == 2, workload["status"]
         assert most_at_once(admitted_intervals(cluster, namespace)) <= 2
+
+
+def test_the_example_queues_are_what_kueue_accepts(
+    cluster: Cluster, namespace: str, kueue: None
+) -> None:
+    """``examples/distributed/kueue-queues.yaml``, moved to the test's namespace, passes
+    Kueue's CRD schemas and webhooks (a server-side dry run: nothing is created)."""
+    path = REPO / "examples" / "distributed" / "kueue-queues.yaml"
+    text = path.read_text().replace("team-a", namespace)
+    kinds = [d["kind"] for d in yaml.safe_load_all(text)]
+    assert kinds == ["ResourceFlavor", "ClusterQueue", "LocalQueue"]
+    out = cluster.kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=text)
+    assert out.stdout.count("(server dry run)") == 3, out.stdout

@@ -277,6 +277,60 @@ def test_gpu_trials_never_oversubscribe_the_node(installed: Cluster, namespace: 
         assert held <= capacity, (start, holdings)
 
 
+#: Rank r of an Indexed Job trains 8 + r epochs: rank 1's longer series would show in
+#: the trial's objective count if its metrics reached the trial's series.
+RANKED_TRAINER = (
+    'exec python -m examples.trainers.sklearn_digits "$@" '
+    f"--epochs=$(({EPOCHS} + JOB_COMPLETION_INDEX)) --epoch-seconds=0.5"
+)
+
+
+def test_a_two_pod_trial_reports_rank_0_and_counts_both_pods_gpus(
+    installed: Cluster, namespace: str
+) -> None:
+    """Trials of an Indexed Job of two 1-GPU pods, on a real kubelet: each pod's collector
+    is a native sidecar that learns its rank through the downward API; only rank 0's
+    series becomes the trial's, and both pods' GPU time counts."""
+    cluster = installed
+    document = _example("random.yaml", maxTrials=2, parallelTrials=1)
+    document["metadata"]["name"] = "digits-ranks"
+    job = document["spec"]["trialTemplate"]["job"]
+    job.update({"parallelism": 2, "completions": 2, "completionMode": "Indexed"})
+    trainer = job["template"]["spec"]["containers"][0]
+    trainer["command"] = ["sh", "-c", RANKED_TRAINER, "trainer"]
+    trainer["args"] = [a for a in trainer["args"] if not a.startswith("--epochs")]
+    trainer["resources"]["limits"]["nvidia.com/gpu"] = 1
+    experiment = _run(cluster, namespace, [document])["digits-ranks"]
+    assert experiment["status"]["phase"] == "Succeeded", experiment["status"]
+    trials = _trials(cluster, namespace, "digits-ranks")
+    assert len(trials) == 2
+    for trial in trials:
+        name, status = trial["metadata"]["name"], trial["status"]
+        assert status["phase"] == "Succeeded", status
+        pods = {
+            p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p
+            for p in _pods(cluster, namespace, f"kubesweep.io/trial={name}")
+        }
+        assert sorted(pods) == ["0", "1"]
+        logs = {
+            rank: cluster.logs(namespace, p["metadata"]["name"], "trainer")
+            for rank, p in pods.items()
+        }
+        printed = {
+            rank: re.findall(r"(?:^|\s)val_loss=(\S+)", log, re.M) for rank, log in logs.items()
+        }
+        assert (len(printed["0"]), len(printed["1"])) == (EPOCHS, EPOCHS + 1), printed
+        metrics = {m["name"]: m for m in status["metrics"]}
+        assert metrics["val_loss"]["count"] == EPOCHS, metrics
+        assert status["objective"] == float(printed["0"][-1]), (name, status)
+        held = [_gpu_holding(p) for p in pods.values()]
+        assert [gpus for gpus, _, _ in held] == [1, 1]
+        seconds = [(end - start).total_seconds() for _, start, end in held]
+        # Both pods' time counts (the operator's pass may end a moment before a pod's).
+        assert status["gpuSeconds"] > max(seconds), (status["gpuSeconds"], seconds)
+        assert status["gpuSeconds"] >= 0.8 * sum(seconds), (status["gpuSeconds"], seconds)
+
+
 def _active_operator(cluster: Cluster) -> str | None:
     """The pod the intake Service's EndpointSlice names: the active replica writes it."""
     found = cluster.kube.get_or_none(

@@ -33,6 +33,7 @@ from kubesweep.api.resources import (
     parse_experiment,
 )
 from kubesweep.api.status import (
+    QUEUED_REASON,
     BestTrial,
     Condition,
     ConditionType,
@@ -40,7 +41,6 @@ from kubesweep.api.status import (
     EndReason,
     ExperimentPhase,
     ExperimentStatus,
-    QUEUED_REASON,
     MetricSummary,
     TrialCounts,
     TrialPhase,
@@ -59,8 +59,8 @@ from kubesweep.api.trial import (
 __all__ = [
     "API_VERSION",
     "GROUP",
-    "QUEUED_REASON",
     "MULTI_FIDELITY_ALGORITHMS",
+    "QUEUED_REASON",
     "VERSION",
     "Algorithm",
     "AlgorithmName",

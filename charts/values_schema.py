@@ -57,7 +57,11 @@ ITEMS: dict[str, dict[str, Any]] = {
     },
 }
 #: Strings of a fixed shape.
-PATTERNS: dict[str, str] = {"digest": "^(sha256:[0-9a-f]{64})?$"}
+PATTERNS: dict[str, str] = {
+    "digest": "^(sha256:[0-9a-f]{64})?$",
+    # A Go-style duration, as the operator parses it; "" keeps finished workloads.
+    "finishedWorkloadRetention": "^(([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)?$",
+}
 #: Keys limited to a set of values.
 ENUMS: dict[str, list[str]] = {
     "scope": ["cluster", "namespaced"],

@@ -296,3 +296,36 @@ async def test_a_pass_that_reads_status_older_than_its_seed_keeps_the_seed() -> 
     await driver.step()
     assert len(driver.kube.trials) == 3
     assert {body["algorithm"]["seed"] for _, body in driver.backend.calls} == {seed}
+
+
+async def test_finished_workloads_are_removed_after_their_retention_the_trials_keep_status() -> (
+    None
+):
+    driver = Driver({"maxTrials": 3, "parallelTrials": 3})
+    driver.rt.workload_retention = timedelta(minutes=5)
+    await driver.step()
+    driver.kube.finish_jobs(driver.now, lr)  # completed a minute ago
+    await driver.step()
+    statuses = {n: t["status"] for n, t in driver.kube.trials.items()}
+    assert all(s["phase"] == "Succeeded" for s in statuses.values()), statuses
+    assert sorted(driver.kube.jobs) == ["exp-0", "exp-1", "exp-2"]  # within the retention
+    driver.now += timedelta(minutes=5)
+    stale = driver.kube.children()
+    await driver.step()
+    assert driver.kube.jobs == {}
+    assert driver.kube.experiment_status["phase"] == "Succeeded"
+    assert {n: t["status"] for n, t in driver.kube.trials.items()} == statuses
+    # Removed once: a pass whose cache still shows the Jobs does not delete them again.
+    assert sorted(stale.jobs) == ["exp-0", "exp-1", "exp-2"]
+    writes = driver.kube.writes
+    await driver.step(children=stale)
+    assert driver.kube.writes == writes
+
+
+async def test_without_a_retention_finished_workloads_stay() -> None:
+    driver = Driver({"maxTrials": 2, "parallelTrials": 2})
+    end = await run_until_end(driver)
+    assert end.reason.value == "MaxTrialsReached"
+    for _ in range(3):
+        await driver.step(advance=timedelta(hours=1))
+    assert sorted(driver.kube.jobs) == ["exp-0", "exp-1"]

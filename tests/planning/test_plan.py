@@ -366,3 +366,38 @@ def test_stop_orders_only_for_unfinished_trials() -> None:
     assert [(o.name, o.reason, o.message) for o in orders] == [
         ("exp-0", "EarlyStopped", "below median")
     ]
+
+
+def finished_at(index: int, minutes_ago: float, *, has_job: bool = True) -> TrialView:
+    """A succeeded trial that finished ``minutes_ago`` before NOW."""
+    view = trial(index, S, 0.1, has_job=has_job)
+    done = NOW - timedelta(minutes=minutes_ago)
+    return replace(view, status=view.status.model_copy(update={"completion_time": done}))
+
+
+def test_finished_workloads_go_after_their_retention_and_never_before() -> None:
+    spec = make_spec(maxTrials=6, parallelTrials=2)
+    trials = [
+        finished_at(0, 30),
+        finished_at(1, 4),
+        finished_at(2, 60, has_job=False),  # already removed
+        trial(3, R),
+        queued(4),
+    ]
+    keep = plan_experiment("exp", spec, trials, NOW)
+    assert keep.remove_workloads == ()
+    plan = plan_experiment("exp", spec, trials, NOW, workload_retention=timedelta(minutes=10))
+    assert plan.remove_workloads == ("exp-0",)
+    # The next pass comes when exp-1's retention ends.
+    assert plan.requeue_after == timedelta(minutes=6)
+    at_once = plan_experiment("exp", spec, trials, NOW, workload_retention=timedelta(0))
+    assert at_once.remove_workloads == ("exp-0", "exp-1")
+    assert at_once.requeue_after is None
+
+
+def test_a_finished_trial_without_a_completion_time_is_removed_at_once() -> None:
+    spec = make_spec(maxTrials=2)
+    plan = plan_experiment(
+        "exp", spec, [trial(0, S, 0.2)], NOW, workload_retention=timedelta(hours=1)
+    )
+    assert plan.remove_workloads == ("exp-0",)

@@ -13,9 +13,11 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from kubesweep.api.experiment import parse_duration
 from kubesweep.operator.workloads import (
     WorkloadConfigError,
     WorkloadResource,
@@ -52,6 +54,8 @@ class OperatorConfig:
     concurrency: int = 8
     resync_seconds: float = 10.0
     stall_after_seconds: float = 60.0
+    #: How long a finished trial's workload (and its pods) stays; ``None``: for good.
+    finished_workload_retention: timedelta | None = None
     metrics_port: int = 9090
     liveness_endpoint: str | None = "http://0.0.0.0:8081/healthz"
     peering_name: str | None = None  # None: standalone, no peering
@@ -156,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
         defaults.stall_after_seconds,
         float,
     )
+    add(
+        "finished-workload-retention",
+        "how long a finished trial's Job (or other workload) and its pods stay before the "
+        "operator deletes them, as a duration like 0s, 10m or 1h ('': keep them; the Trial "
+        "keeps its status either way)",
+        "",
+    )
     add("metrics-port", "port of the Prometheus metrics (0: off)", defaults.metrics_port, int)
     add("liveness", "kopf liveness endpoint ('' : off)", defaults.liveness_endpoint or "")
     add("peering", "kopf peering name for HA ('' : standalone)", "")
@@ -215,6 +226,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
         if not isinstance(resources, dict):
             parser.error("--collector-resources: a JSON object is needed")
     trial_workloads = _trial_workloads(parser, args.trial_workloads)
+    retention = _retention(parser, args.finished_workload_retention)
     if args.token_key_secret and not args.pod_namespace:
         parser.error("--token-key-secret needs --pod-namespace (KUBESWEEP_POD_NAMESPACE)")
     if args.intake_service and not (args.pod_ip and args.pod_namespace):
@@ -248,6 +260,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
         concurrency=args.concurrency,
         resync_seconds=args.resync_seconds,
         stall_after_seconds=args.stall_after_seconds,
+        finished_workload_retention=retention,
         metrics_port=args.metrics_port,
         liveness_endpoint=args.liveness or None,
         peering_name=args.peering or None,
@@ -255,6 +268,16 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[OperatorConfig,
         priority=priority,
     )
     return config, str(args.log_level)
+
+
+def _retention(parser: argparse.ArgumentParser, text: str) -> timedelta | None:
+    if not text:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        flag = "--finished-workload-retention / KUBESWEEP_FINISHED_WORKLOAD_RETENTION"
+        parser.error(f"{flag}: {error}")
 
 
 def _trial_workloads(parser: argparse.ArgumentParser, text: str) -> tuple[WorkloadResource, ...]:

@@ -105,6 +105,8 @@ class ExperimentState:
     #: The Trials behind ``created``, as the API server returned them (their Jobs need the uid).
     created_trials: dict[str, Trial] = field(default_factory=dict)
     jobs_created: set[str] = field(default_factory=set)
+    #: Workloads deleted by their retention that the informer may still show.
+    workloads_removed: set[str] = field(default_factory=set)
     #: What the shared executor remembers: suggestion health, the last judged curves, the end.
     memory: ExecutionMemory = field(default_factory=ExecutionMemory)
     # What this process last wrote, so a pass that runs before the watch shows
@@ -253,7 +255,11 @@ class ClusterPorts:
             job = self._state(name)
             if job is not None:
                 self.state.jobs_created.discard(name)
-            has_job = job is not None or name in self.state.jobs_created
+            else:
+                self.state.workloads_removed.discard(name)
+            has_job = (
+                job is not None and name not in self.state.workloads_removed
+            ) or name in self.state.jobs_created
             view = _view(trial, trial.status or TrialStatus(), has_job)
             if view.finished:
                 self.state.written_trials.pop(name, None)
@@ -356,6 +362,16 @@ class ClusterPorts:
         if name in self.state.created:
             self.state.created[name] = started
         return started
+
+    async def remove_workload(self, view: TrialView) -> TrialView | None:
+        """Delete a finished trial's workload; its pods go with it (the Trial stays)."""
+        resource = self._resource()
+        if resource is None:
+            await self.rt.kube.delete_job(self.namespace, view.name)
+        else:
+            await self.rt.kube.delete_custom(resource, self.namespace, view.name)
+        self.state.workloads_removed.add(view.name)
+        return replace(view, has_job=False)
 
     def _resource(self) -> WorkloadResource | None:
         """The enabled resource of the experiment's workload kind; ``None`` for a Job."""
@@ -472,7 +488,9 @@ class Pass:
             uid=self.uid,
             generation=self.generation,
             previous=self._previous(raw_status),
-            policy=Policy(stall_after=self.rt.stall_after),
+            policy=Policy(
+                stall_after=self.rt.stall_after, workload_retention=self.rt.workload_retention
+            ),
         ).run()
         self._report(final)
         return final

@@ -88,6 +88,8 @@ class Runtime:
     token_key: bytes
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     stall_after: timedelta = timedelta(seconds=60)
+    #: How long a finished trial's workload stays (``None``: for good).
+    workload_retention: timedelta | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: The raw API client the child streams read through (``None``: no streams, in tests).
     raw_api: RawApi | None = None
@@ -168,6 +170,7 @@ async def build_runtime(config: OperatorConfig) -> Runtime:
         token_key=key,
         metrics=metrics,
         stall_after=timedelta(seconds=config.stall_after_seconds),
+        workload_retention=config.finished_workload_retention,
         raw_api=kube.api,
         workloads={resource.key: resource for resource in config.trial_workloads},
     )

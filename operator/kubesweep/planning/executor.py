@@ -17,8 +17,9 @@ steps, so the order lives here once, and each executor supplies only its
 5. ask for suggestions once for every free slot and create one trial per
    assignment (an existing one is left as it is), then plan again;
 6. start the workload of every trial that has none;
-7. plan a last time and hand the status to the port, which decides whether and
-   when to write it.
+7. plan a last time; remove the workloads of finished trials past their retention
+   (their status is already recorded, in step 1 of this or an earlier pass), and
+   hand the status to the port, which decides whether and when to write it.
 
 Every request carries the experiment's *effective seed*: ``spec.algorithm.seed``
 when the user gave one, or else one drawn once, when the experiment first needs
@@ -181,6 +182,10 @@ class Ports(Protocol):
         """Start the trial's workload (Job, process); its view afterwards, ``None``: unchanged."""
         ...
 
+    async def remove_workload(self, view: TrialView) -> TrialView | None:
+        """Remove a finished trial's workload; its view afterwards, ``None``: unchanged."""
+        ...
+
     async def write_experiment_status(self, plan: Plan) -> None:
         """Record the experiment's status from the final plan, if and when the port sees fit."""
         ...
@@ -211,12 +216,14 @@ class Policy:
     ``metrics_grace``: how long a completed workload waits for the collector's
     summary. ``exhaust_when_idle``: an empty reply while nothing runs ends the
     search (locally nothing could change the algorithm's answer; on a cluster
-    the service may answer differently later).
+    the service may answer differently later). ``workload_retention``: how long a
+    finished trial's workload stays before it is removed (``None``: for good).
     """
 
     metrics_grace: timedelta = DEFAULT_METRICS_GRACE
     stall_after: timedelta = DEFAULT_STALL_AFTER
     exhaust_when_idle: bool = False
+    workload_retention: timedelta | None = None
 
 
 @dataclass
@@ -268,6 +275,8 @@ class Execution:
         for name in plan.create_jobs:
             views = await self.start(name, views)
         final = self.plan(views)
+        for name in final.remove_workloads:
+            views = await self.remove(name, views)
         await self.ports.write_experiment_status(final)
         self._tell_end(final.end)
         return final
@@ -284,6 +293,7 @@ class Execution:
             suggestion=self.memory.health,
             stall_after=self.policy.stall_after,
             seed=self.seed,
+            workload_retention=self.policy.workload_retention,
         )
 
     async def _record_seed(self, plan: Plan) -> None:
@@ -390,6 +400,14 @@ class Execution:
         if started is None:
             return views
         return [started if v.name == name else v for v in views]
+
+    async def remove(self, name: str, views: list[TrialView]) -> list[TrialView]:
+        """Remove the workload of a finished trial (its recorded status stays)."""
+        view = next((v for v in views if v.name == name), None)
+        removed = None if view is None else await self.ports.remove_workload(view)
+        if removed is None:
+            return views
+        return [removed if v.name == name else v for v in views]
 
     # -- health and ends -------------------------------------------------------------
 

@@ -29,6 +29,11 @@ Decisions made here, deliberately:
   which is the number of failures tolerated (one more ends the experiment).
 * **Stops.** When an experiment ends early (target, failures, deadline, GPU-hours) its
   unfinished trials are stopped with the reason ``ExperimentEnded``.
+* **Finished workloads go.** With a retention set, the workload (Job, JobSet, custom
+  resource, and so every pod) of a finished trial is removed once the retention has
+  passed since it finished: its Trial already holds everything status needs, and
+  at tens of thousands of trials the pods and Jobs would otherwise be most of what
+  the API server stores. Nothing is ever removed from an unfinished trial.
 """
 
 from __future__ import annotations
@@ -103,6 +108,8 @@ class Plan:
     new_trials: tuple[NewTrial, ...] = ()
     create_jobs: tuple[str, ...] = ()
     stop: tuple[StopOrder, ...] = ()
+    #: Finished trials whose workload is past its retention: remove it.
+    remove_workloads: tuple[str, ...] = ()
     ask_early_stop: bool = False
     end: End | None = None
     status: ExperimentStatus = field(default_factory=ExperimentStatus)
@@ -126,11 +133,13 @@ def plan_experiment(
     suggestion: SuggestionHealth | None = None,
     stall_after: timedelta = DEFAULT_STALL_AFTER,
     seed: int | None = None,
+    workload_retention: timedelta | None = None,
 ) -> Plan:
     """Decide the next actions for the experiment ``name`` from its spec and trials.
 
     ``seed`` is the search's effective seed, recorded in status; without it the
-    recorded one stays.
+    recorded one stays. ``workload_retention``: how long a finished trial's workload
+    stays (``None``: for good).
     """
     suggestion = suggestion or SuggestionHealth()
     start_time = previous.start_time if previous and previous.start_time else now
@@ -186,16 +195,44 @@ def plan_experiment(
     deadline = spec.budget.duration
     if end is None and deadline is not None:
         requeue_after = max(timedelta(0), start_time + deadline - now)
+    remove, next_removal = _expired_workloads(trials, workload_retention, now)
+    if next_removal is not None:
+        requeue_after = min(requeue_after or next_removal, next_removal)
     return Plan(
         new_trials=new_trials,
         create_jobs=create_jobs,
         stop=stops,
+        remove_workloads=remove,
         ask_early_stop=ask_early_stop,
         end=end,
         status=status,
         status_changed=changed,
         requeue_after=requeue_after,
     )
+
+
+def _expired_workloads(
+    trials: Sequence[TrialView], retention: timedelta | None, now: datetime
+) -> tuple[tuple[str, ...], timedelta | None]:
+    """Finished trials whose workload has outlived ``retention``, and when the next one will.
+
+    A trial is finished from its ``completionTime``; one without it (a record older
+    than that field) is taken as finished long ago.
+    """
+    if retention is None:
+        return (), None
+    expired: list[str] = []
+    waits: list[timedelta] = []
+    for trial in trials:
+        if not (trial.finished and trial.has_job):
+            continue
+        finished_at = trial.status.completion_time
+        left = timedelta(0) if finished_at is None else finished_at + retention - now
+        if left <= timedelta(0):
+            expired.append(trial.name)
+        else:
+            waits.append(left)
+    return tuple(expired), min(waits, default=None)
 
 
 def count_trials(trials: Iterable[TrialView]) -> TrialCounts:

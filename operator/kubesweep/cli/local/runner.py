@@ -446,6 +446,10 @@ class Runner:
         current = self.store.trial(view.name) or trial
         return self._view(current, current.status)
 
+    async def remove_workload(self, view: TrialView) -> TrialView | None:  # noqa: ARG002
+        """Nothing to remove: a local trial's process is gone once it finished."""
+        return None
+
     async def write_experiment_status(self, plan: Plan) -> None:
         """Save the status when it changed; it is also the next tick's previous status."""
         if plan.status_changed:

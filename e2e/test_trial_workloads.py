@@ -26,7 +26,7 @@ import pytest
 from cluster.kube import ApiError, path_for
 from conftest import Apply, Cluster, wait_for
 from stack import Stack
-from sweeps import API, CRDS, describe, end_condition, experiment, trials, wait_end
+from sweeps import API, CRDS, describe, end_condition, ended, experiment, trials, wait_end
 from tests.api.test_workload_shapes import SHAPE_MISTAKES, Bend, bent
 
 #: The JobSet release whose CRD is installed: the one the local cluster's controller runs.
@@ -357,3 +357,76 @@ def test_stopping_a_jobset_trial_stops_every_pod(
         1.0,
         what="the JobSet and every pod of it to go",
     )
+
+
+#: Rank 1 (the JobSet's second Job) fails on restart attempts below ``argv[2]``; rank 0
+#: prints loss = (x - 0.3)^2 three times. Each pod learns its attempt from the label the
+#: JobSet controller sets.
+RESTARTING_PROGRAM = (
+    "import os, sys, time\n"
+    "x, fail_below = float(sys.argv[1]), int(sys.argv[2])\n"
+    "rank, attempt = int(os.environ['JOB_INDEX']), int(os.environ['ATTEMPT'])\n"
+    "if rank == 1 and attempt < fail_below:\n"
+    "    time.sleep(1.0)\n"
+    "    sys.exit(1)\n"
+    "for step in range(3):\n"
+    "    time.sleep(1.0)\n"
+    "    print(f'step={step} loss={(x - 0.3) ** 2 + 100 * rank:.6f}', flush=True)\n"
+)
+
+
+def restarting_jobset_experiment(name: str, fail_below: int) -> dict[str, Any]:
+    """One trial: a JobSet of 2 one-pod Jobs, restarted once (retries: 1) when a Job fails."""
+    manifest = experiment(name, {"maxTrials": 1, "parallelTrials": 1})
+    template = manifest["spec"]["trialTemplate"]
+    job = template.pop("job")
+    job.update({"parallelism": 1, "completions": 1, "backoffLimit": 0})
+    trainer = job["template"]["spec"]["containers"][0]
+    trainer["command"] = ["python", "-c", RESTARTING_PROGRAM]
+    trainer["args"] = ["${params.x}", str(fail_below)]
+    labels = "metadata.labels['jobset.sigs.k8s.io/{}']"
+    trainer["env"] = [
+        {"name": "JOB_INDEX", "valueFrom": {"fieldRef": {"fieldPath": labels.format("job-index")}}},
+        {
+            "name": "ATTEMPT",
+            "valueFrom": {"fieldRef": {"fieldPath": labels.format("restart-attempt")}},
+        },
+    ]
+    template["retries"] = 1
+    template["jobSet"] = {
+        "replicatedJobs": [{"name": "workers", "replicas": 2, "template": {"spec": job}}]
+    }
+    return manifest
+
+
+def test_a_failed_worker_fails_the_trial_only_when_the_jobset_gives_up(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack, jobset_controller: None
+) -> None:
+    """A worker that fails once is restarted with its JobSet and the trial succeeds; one that
+    keeps failing fails the trial after the JobSet's one restart, and not before."""
+    apply(restarting_jobset_experiment("once", fail_below=1))
+    apply(restarting_jobset_experiment("always", fail_below=99))
+    jobsets = path_for(JOBSET_API, "jobsets", namespace)
+    seen: list[tuple[str, int]] = []
+
+    def both_ended() -> bool:
+        by_trial = {t["metadata"]["name"]: t for t in trials(cluster, namespace)}
+        always = by_trial.get("always-0", {}).get("status", {}).get("phase", "Pending")
+        js = cluster.kube.get_or_none(f"{jobsets}/always-0") or {}
+        seen.append((always, int((js.get("status") or {}).get("restarts", 0))))
+        return bool(ended(cluster, namespace, "once") and ended(cluster, namespace, "always"))
+
+    wait_for(both_ended, 180, 0.5, what="experiments once and always to end")
+    assert ("Failed", 0) not in seen, seen
+    (once,) = [t for t in trials(cluster, namespace) if t["metadata"]["name"] == "once-0"]
+    assert once["status"]["phase"] == "Succeeded", describe(cluster, namespace)
+    x = float(once["spec"]["parameters"]["x"])
+    assert once["status"]["objective"] == pytest.approx(float(f"{(x - 0.3) ** 2:.6f}"), abs=1e-6)
+    assert cluster.kube.get(f"{jobsets}/once-0")["status"]["restarts"] == 1
+    (always,) = [t for t in trials(cluster, namespace) if t["metadata"]["name"] == "always-0"]
+    assert always["status"]["phase"] == "Failed", always["status"]
+    gave_up = cluster.kube.get(f"{jobsets}/always-0")
+    assert gave_up["status"]["restarts"] == 1, gave_up["status"]
+    assert any(
+        c["type"] == "Failed" and c["status"] == "True" for c in gave_up["status"]["conditions"]
+    ), gave_up["status"]

@@ -14,6 +14,9 @@ import os
 import selectors
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,7 +108,9 @@ def capped_service(
                     f"the capped service did not print its port within {start_timeout:g}s"
                 )
         port = int(child.stdout.readline())
-        yield f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, start_timeout)
+        yield url
     finally:
         child.terminate()
         try:
@@ -113,3 +118,21 @@ def capped_service(
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait(timeout=10)
+
+
+def _wait_ready(url: str, timeout: float) -> None:
+    """Wait until ``GET /readyz`` answers 200: the port is open before the workers are."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as reply:
+                if reply.status == 200:
+                    return
+                last = f"HTTP {reply.status}"
+        except urllib.error.HTTPError as error:
+            last = f"HTTP {error.code}"
+        except OSError as error:
+            last = str(error)
+        time.sleep(0.1)
+    raise AssertionError(f"the capped service at {url} was not ready within {timeout:g}s ({last})")

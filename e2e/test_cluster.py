@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import crd
 from cluster.kube import JSON, ApiError, Kube, KubeConfig, path_for
 from conftest import IMAGE, Apply, Cluster, wait_for
 from stack import free_port
@@ -126,45 +127,28 @@ def test_deleting_owner_garbage_collects_children(
     wait_for(lambda: not pods_of(cluster, namespace, "sleeper"), 60, what="job pods collected")
 
 
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "ranges.e2e.kubesweep.io"},
-    "spec": {
-        "group": "e2e.kubesweep.io",
-        "scope": "Namespaced",
-        "names": {"plural": "ranges", "singular": "range", "kind": "Range"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "required": ["min", "max"],
-                                "properties": {
-                                    "min": {"type": "number"},
-                                    "max": {"type": "number"},
-                                },
-                                "x-kubernetes-validations": [
-                                    {
-                                        "rule": "self.min < self.max",
-                                        "message": "min must be less than max",
-                                        "fieldPath": ".min",
-                                    }
-                                ],
-                            }
-                        },
+#: Ranges whose min must be below their max: a CEL rule of the CRD's own.
+CRD = crd.definition(
+    "Range",
+    "ranges",
+    {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["min", "max"],
+                "properties": {"min": {"type": "number"}, "max": {"type": "number"}},
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "self.min < self.max",
+                        "message": "min must be less than max",
+                        "fieldPath": ".min",
                     }
-                },
+                ],
             }
-        ],
+        },
     },
-}
+)
 
 
 def test_crd_cel_rule_rejects_bad_object(cluster: Cluster, namespace: str) -> None:
@@ -174,14 +158,7 @@ def test_crd_cel_rule_rejects_bad_object(cluster: Cluster, namespace: str) -> No
     )
     kube.apply(crd_path, CRD)
 
-    def established() -> bool:
-        crd = kube.get(crd_path)
-        return any(
-            c["type"] == "Established" and c["status"] == "True"
-            for c in crd.get("status", {}).get("conditions") or []
-        )
-
-    wait_for(established, 30, what="CRD established")
+    wait_for(partial(crd.established, cluster, CRD["metadata"]["name"]), 30, what="CRD established")
     coll = path_for("e2e.kubesweep.io/v1", "ranges", namespace)
 
     def obj(name: str, lo: float, hi: float) -> JSON:

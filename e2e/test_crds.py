@@ -17,6 +17,7 @@ import yaml
 
 from cluster.kube import ApiError, path_for
 from conftest import Cluster, wait_for
+from crd import established
 from kubesweep.api import ManifestError, parse_experiment
 from tests.api.conftest import VALID
 from tests.api.test_models import MISTAKES, set_path
@@ -29,16 +30,7 @@ EXPERIMENTS = "kubesweep.io/v1alpha1"
 def crds(cluster: Cluster) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     for name in ("experiments.kubesweep.io", "trials.kubesweep.io"):
-        wait_for(partial(_established, cluster, name), 60, what=f"{name} established")
-
-
-def _established(cluster: Cluster, name: str) -> bool:
-    """Whether the API server serves the CRD ``name`` (its ``Established`` condition)."""
-    crd = cluster.kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-    return any(
-        c["type"] == "Established" and c["status"] == "True"
-        for c in crd.get("status", {}).get("conditions", [])
-    )
+        wait_for(partial(established, cluster, name), 60, what=f"{name} established")
 
 
 def _create(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import pytest
 
 from cluster.kube import ApiError, path_for
 from conftest import Apply, Cluster, wait_for
+from crd import definition, established
 from stack import Stack
 from sweeps import API, CRDS, describe, end_condition, ended, experiment, trials, wait_end
 from tests.api.test_workload_shapes import SHAPE_MISTAKES, Bend, bent
@@ -36,29 +37,7 @@ JOBSET_WORKLOAD = {"apiVersion": JOBSET_API, "kind": "JobSet", "plural": "jobset
 #: A custom resource of this test's own, standing for any kind a platform team enables.
 RUNS_API = "e2e.kubesweep.io/v1"
 RUNS_WORKLOAD = {"apiVersion": RUNS_API, "kind": "TrainingRun", "plural": "trainingruns"}
-RUNS_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "trainingruns.e2e.kubesweep.io"},
-    "spec": {
-        "group": "e2e.kubesweep.io",
-        "scope": "Namespaced",
-        "names": {"kind": "TrainingRun", "plural": "trainingruns", "singular": "trainingrun"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
+RUNS_CRD = definition("TrainingRun", "trainingruns")
 
 #: Rank r (the Job's completion index) prints loss = (x - 0.3)^2 + 100 r, three times.
 RANKED_PROGRAM = (
@@ -68,13 +47,6 @@ RANKED_PROGRAM = (
     "    time.sleep(1.0)\n"
     "    print(f'step={step} loss={(x - 0.3) ** 2 + 100 * rank:.6f}', flush=True)\n"
 )
-
-
-def established(cluster: Cluster, name: str) -> bool:
-    """Whether the API server serves the CRD ``name``."""
-    crd = cluster.kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
 def jobset_crd_file() -> Path:

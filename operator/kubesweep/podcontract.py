@@ -68,6 +68,10 @@ ENV_METRICS_PATH = "KUBESWEEP_METRICS_PATH"
 ENV_REPORT_URL = "KUBESWEEP_REPORT_URL"
 #: A full push URL that overrides :data:`ENV_REPORT_URL` (set by hand, never rendered).
 ENV_PUSH_URL = "KUBESWEEP_PUSH_URL"
+#: The trial's own checkpoint directory (or object-store prefix), with checkpoints.
+ENV_CHECKPOINT_DIR = "KUBESWEEP_CHECKPOINT_DIR"
+#: The parent trial's checkpoint directory, when the trial continues a parent's training.
+ENV_RESUME_FROM = "KUBESWEEP_RESUME_FROM"
 
 # -- which pod of a multi-pod trial reports ------------------------------------
 #: The rule, as JSON: a list of ``{"field": <downward API path>, "env": <variable>,

@@ -73,6 +73,19 @@ MISTAKES: list[tuple[tuple[str | int, ...], Any, str]] = [
     (("trialTemplate", "metrics"), {"source": "prometheus"}, "metrics.port is required"),
     (("trialTemplate", "metrics"), {"filters": ["(x"]}, "is not a regular expression"),
     (("earlyStopping",), {"name": "hunch"}, "spec.earlyStopping.name"),
+    (
+        ("trialTemplate", "checkpoints"),
+        {"volumeClaim": "sweeps", "uri": "s3://bucket/sweeps"},
+        "checkpoints needs exactly one of volumeClaim",
+    ),
+    (("trialTemplate", "checkpoints"), {"mountPath": "/c"}, "needs exactly one of volumeClaim"),
+    (
+        ("trialTemplate", "checkpoints"),
+        {"volumeClaim": "sweeps", "mountPath": "/data/../etc"},
+        "checkpoints.mountPath must not contain . or .. components",
+    ),
+    (("trialTemplate", "checkpoints"), {"volumeClaim": "Sweeps_1"}, "checkpoints.volumeClaim"),
+    (("trialTemplate", "checkpoints"), {"uri": "bucket/sweeps"}, "checkpoints.uri"),
 ]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kubesweep.api import Checkpoints
 from kubesweep.cli.local.launch import (
     LaunchError,
     build_launch,
@@ -131,3 +132,23 @@ def test_spec_problems_name_the_field() -> None:
     assert all(p.startswith("spec.") for p in problems)
     assert any("nonsense" in p for p in problems)
     assert spec_problems(example("random")) == []
+
+
+def test_the_checkpoint_claim_is_the_runs_checkpoint_directory(tmp_path: Path) -> None:
+    experiment = example("random")
+    template = experiment.spec.trial_template.model_copy(
+        update={"checkpoints": Checkpoints(volume_claim="sweeps", mount_path="/ckpt")}
+    )
+    experiment = experiment.model_copy(
+        update={"spec": experiment.spec.model_copy(update={"trial_template": template})}
+    )
+    params = {"alpha": 0.001, "eta0": 0.5, "penalty": "l1"}
+    trial = local_trial(
+        experiment, 3, "digits-random-3", parameters=params, parent="digits-random-1"
+    )
+    root = tmp_path / "checkpoints"
+    launch = build_launch(
+        experiment, trial, tmp_path / "t", push_port=1, base_env={}, checkpoint_root=root
+    )
+    assert launch.env["KUBESWEEP_CHECKPOINT_DIR"] == str(root / "digits-random" / "digits-random-3")
+    assert launch.env["KUBESWEEP_RESUME_FROM"] == str(root / "digits-random" / "digits-random-1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -112,3 +113,51 @@ def test_an_interrupted_run_leaves_no_trial_running(store: Store) -> None:
     assert ready is not None
     assert (ready.status, ready.reason) == ("False", "Interrupted")
     assert status.condition("Reconciling") is None
+
+
+def test_a_trials_parent_and_perturbation_round_trip(store: Store) -> None:
+    trial = LocalTrial(
+        index=5, name="exp-5", parameters={"lr": 0.1}, parent="exp-2", perturbation="lr x1.2"
+    )
+    store.add_trial(trial)
+    again = store.trial("exp-5")
+    assert again is not None
+    assert (again.parent, again.perturbation) == ("exp-2", "lr x1.2")
+    store.add_trial(LocalTrial(index=6, name="exp-6", parameters={}))
+    fresh = store.trial("exp-6")
+    assert fresh is not None
+    assert (fresh.parent, fresh.perturbation) == (None, None)
+
+
+def test_a_state_file_from_before_lineage_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SCHEMA)
+        db.execute(
+            "INSERT INTO trials (idx, name, parameters, fidelity, tags, status) "
+            "VALUES (0, 'exp-0', '{}', NULL, '{}', '{}')"
+        )
+    store = Store(path)
+    store.set_meta(experiment="exp", manifest="{}")
+    old = store.trial("exp-0")
+    assert old is not None
+    assert old.parent is None
+    assert store.add_trial(LocalTrial(index=1, name="exp-1", parameters={}, parent="exp-0"))
+    assert [t.parent for t in store.trials()] == [None, "exp-0"]
+
+
+#: The trials table as state files had it before trials recorded their lineage.
+OLD_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE trials (
+    idx INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    parameters TEXT NOT NULL,
+    fidelity REAL,
+    tags TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER,
+    pid_start TEXT
+);
+"""

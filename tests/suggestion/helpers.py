@@ -85,6 +85,12 @@ FIDELITY: dict[str, Any] = {"parameter": "epochs", "min": 1, "max": 27, "eta": 3
 
 ALL_NAMES = list(AlgorithmName)
 
+#: Settings the shared suites give an algorithm when a test names none. pbt never runs
+#: more trials at once than its population has members, and the suites ask for up to 12.
+SUITE_SETTINGS: dict[AlgorithmName, dict[str, ParameterValue]] = {
+    AlgorithmName.PBT: {"populationSize": 16},
+}
+
 #: Algorithms that refuse categorical (and so conditional) parameters.
 NUMBERS_ONLY = frozenset({AlgorithmName.CMAES})
 
@@ -120,7 +126,11 @@ def request(
         {
             "space": space_for(name, base).to_wire(),
             "direction": direction,
-            "algorithm": {"name": name.value, "seed": seed, "settings": dict(settings or {})},
+            "algorithm": {
+                "name": name.value,
+                "seed": seed,
+                "settings": dict(SUITE_SETTINGS.get(name, {}) if settings is None else settings),
+            },
             "trials": [t.to_wire() for t in trials],
             "count": count,
         }

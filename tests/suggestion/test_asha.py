@@ -67,7 +67,9 @@ def test_promotes_the_best_third_as_soon_as_a_rung_has_eta_results() -> None:
     assert first.parameters == {"x": 0.2}
     assert first.fidelity == 3.0
     assert first.tags == {"rung": "1", "parent": "b"}
+    assert first.parent == "b"
     assert second.fidelity == 1.0
+    assert second.parent is None
 
 
 def test_a_promoted_configuration_is_not_promoted_again() -> None:

@@ -78,6 +78,7 @@ def test_one_slot_at_a_time_fills_a_rung_then_promotes_its_best_third() -> None:
     promoted = ask(trials, 9).assignments
     assert all(a.fidelity == 3.0 and a.tags["rung"] == "1" for a in promoted)
     assert [a.tags["parent"] for a in promoted] == [t.name for t in best]
+    assert [a.parent for a in promoted] == [t.name for t in best]
     assert [a.parameters for a in promoted] == [t.parameters for t in best]
 
 

@@ -4,6 +4,7 @@ The same models validate manifests in Python (CLI, local runs, tests) and
 generate the CRDs in ``crds/`` (see :mod:`kubesweep.api.crdgen`).
 """
 
+from kubesweep.api.checkpoints import Checkpoints
 from kubesweep.api.experiment import (
     MULTI_FIDELITY_ALGORITHMS,
     Algorithm,
@@ -66,6 +67,7 @@ __all__ = [
     "AlgorithmName",
     "BestTrial",
     "Budget",
+    "Checkpoints",
     "Condition",
     "ConditionType",
     "CurvePoint",

@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from kubesweep.api.base import ApiModel, Rule, TransitionRule
+from kubesweep.api.checkpoints import Checkpoints
 
 #: A parameter's value: what an algorithm suggests and a trial receives.
 ParameterValue = bool | int | float | str
@@ -60,12 +61,20 @@ class AlgorithmName(StrEnum):
     ASHA = "asha"
     BOHB = "bohb"
     CMAES = "cmaes"
+    PBT = "pbt"
 
 
-#: Algorithms that assign each trial a fidelity budget.
-MULTI_FIDELITY_ALGORITHMS = frozenset(
-    {AlgorithmName.HYPERBAND, AlgorithmName.ASHA, AlgorithmName.BOHB}
-)
+#: Algorithms that assign each trial a fidelity budget. Population Based Training is
+#: one: its steps train a lineage interval by interval up to ``fidelity.max``.
+MULTI_FIDELITY_NAMES = ("hyperband", "asha", "bohb", "pbt")
+MULTI_FIDELITY_ALGORITHMS = frozenset(AlgorithmName(name) for name in MULTI_FIDELITY_NAMES)
+#: The same names as a CEL list literal, for the CRD's rules.
+_MULTI_FIDELITY_CEL = "[" + ", ".join(f"'{name}'" for name in MULTI_FIDELITY_NAMES) + "]"
+
+
+def multi_fidelity_words(conjunction: str) -> str:
+    """The multi-fidelity algorithms as words for a message: ``a, b, c and d``."""
+    return f"{', '.join(MULTI_FIDELITY_NAMES[:-1])} {conjunction} {MULTI_FIDELITY_NAMES[-1]}"
 
 
 class EarlyStoppingName(StrEnum):
@@ -575,6 +584,11 @@ class TrialTemplate(ApiModel):
         description="Any namespaced custom resource as the workload, for kinds other than Job "
         "and JobSet; a platform team enables its kind.",
     )
+    checkpoints: Checkpoints | None = Field(
+        default=None,
+        description="Where trials write checkpoints and find their parent's (a promotion, a "
+        "pbt step): a PersistentVolumeClaim mounted at a path, or an object-store prefix.",
+    )
     reporting_pod: ReportingPod | None = Field(
         default=None,
         description="Which pod of a multi-pod trial reports the metrics; default: the pod of "
@@ -710,15 +724,15 @@ class ExperimentSpec(ApiModel):
             field_path=".parameters",
         ),
         Rule(
-            cel="!has(self.fidelity) || self.algorithm.name in ['hyperband', 'asha', 'bohb']",
-            message="fidelity is used only by hyperband, asha and bohb; remove it or change "
+            cel=f"!has(self.fidelity) || self.algorithm.name in {_MULTI_FIDELITY_CEL}",
+            message=f"fidelity is used only by {multi_fidelity_words('and')}; remove it or change "
             "algorithm.name",
             check=lambda s: s.fidelity is None or s.algorithm.name in MULTI_FIDELITY_ALGORITHMS,
             field_path=".fidelity",
         ),
         Rule(
-            cel="!(self.algorithm.name in ['hyperband', 'asha', 'bohb']) || has(self.fidelity)",
-            message="fidelity is required by hyperband, asha and bohb; add fidelity with "
+            cel=f"!(self.algorithm.name in {_MULTI_FIDELITY_CEL}) || has(self.fidelity)",
+            message=f"fidelity is required by {multi_fidelity_words('and')}; add fidelity with "
             "parameter, min and max",
             check=lambda s: (
                 s.algorithm.name not in MULTI_FIDELITY_ALGORITHMS or s.fidelity is not None
@@ -773,14 +787,23 @@ class ExperimentSpec(ApiModel):
             field_path=".parameters",
         ),
         Rule(
-            cel="!has(self.earlyStopping) || !(self.algorithm.name in ['hyperband', 'asha', "
-            "'bohb'])",
-            message="earlyStopping does not combine with hyperband, asha or bohb, which stop "
+            cel=f"!has(self.earlyStopping) || !(self.algorithm.name in {_MULTI_FIDELITY_CEL})",
+            message=f"earlyStopping does not combine with {multi_fidelity_words('or')}, which stop "
             "trials themselves; remove earlyStopping",
             check=lambda s: (
                 s.early_stopping is None or s.algorithm.name not in MULTI_FIDELITY_ALGORITHMS
             ),
             field_path=".earlyStopping",
+        ),
+        Rule(
+            cel="self.algorithm.name != 'pbt' || has(self.trialTemplate.checkpoints)",
+            message="trialTemplate.checkpoints is required by pbt, whose every step resumes "
+            "from a checkpoint; add checkpoints with volumeClaim or uri",
+            check=lambda s: (
+                s.algorithm.name is not AlgorithmName.PBT
+                or s.trial_template.checkpoints is not None
+            ),
+            field_path=".trialTemplate.checkpoints",
         ),
     )
 

@@ -79,6 +79,18 @@ class Assignment(ApiModel):
     parameters: dict[str, ParameterValue]
     fidelity: float | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    parent: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The trial whose training this one continues (a promotion's lower-rung "
+        "trial, a pbt step's source): with checkpoints, it resumes from that trial's checkpoint.",
+    )
+    perturbation: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="How the parameters differ from the parent's (pbt's explore step), "
+        "e.g. 'lr x1.2; batch resampled'.",
+    )
 
 
 class SuggestReply(ApiModel):

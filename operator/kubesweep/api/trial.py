@@ -44,6 +44,17 @@ class TrialSpec(ApiModel):
         max_length=16,
         description="Bookkeeping of the algorithm that suggested it (bracket, rung, parent).",
     )
+    parent: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The trial whose training this one continues; with "
+        "trialTemplate.checkpoints it resumes from that trial's checkpoint.",
+    )
+    perturbation: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="How the parameters differ from the parent's (pbt's explore step).",
+    )
 
 
 class Trial(ApiModel):

@@ -201,6 +201,12 @@ def main() -> None:
     help="Directory the trials run in (default: here, or the manifest's tree if it holds "
     "the trial's program).",
 )
+@click.option(
+    "--checkpoints",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory standing for trialTemplate.checkpoints' claim (default: beside the "
+    "state file, <state>.checkpoints).",
+)
 @click.option("--allow-cpu", is_flag=True, help="Run a GPU experiment on a machine without GPUs.")
 @click.option("--parallel", type=click.IntRange(min=1), help="Override budget.parallelTrials.")
 @click.option("--max-trials", type=click.IntRange(min=1), help="Override budget.maxTrials.")
@@ -212,6 +218,7 @@ def run(
     fresh: bool,
     state: Path | None,
     workdir: Path | None,
+    checkpoints: Path | None,
     allow_cpu: bool,
     parallel: int | None,
     max_trials: int | None,
@@ -239,6 +246,7 @@ def run(
         allow_cpu=allow_cpu,
         parallel=parallel,
         max_trials=max_trials,
+        checkpoints=None if checkpoints is None else checkpoints.resolve(),
     )
     try:
         live = False if no_live else None

@@ -1,5 +1,9 @@
 """``kubesweep.report``: the one function a trial program needs, standard library only.
 
+Beside it, for trainers of an Experiment with ``trialTemplate.checkpoints``:
+:func:`checkpoint_dir` (where this trial writes its checkpoint) and
+:func:`resume_from` (where its parent's is, when it continues a parent's training).
+
 It POSTs the metrics to the collector's localhost push endpoint
 (``KUBESWEEP_PUSH_URL``, else ``KUBESWEEP_REPORT_URL`` as the renderer sets it,
 else ``http://127.0.0.1:9477/v1/report``). When no
@@ -19,7 +23,14 @@ import time
 import urllib.error
 import urllib.request
 
-from kubesweep.podcontract import DEFAULT_PUSH_PORT, ENV_PUSH_URL, ENV_REPORT_URL, PUSH_PATH
+from kubesweep.podcontract import (
+    DEFAULT_PUSH_PORT,
+    ENV_CHECKPOINT_DIR,
+    ENV_PUSH_URL,
+    ENV_REPORT_URL,
+    ENV_RESUME_FROM,
+    PUSH_PATH,
+)
 
 _REPORT_PATH = PUSH_PATH
 DEFAULT_PUSH_URL = f"http://127.0.0.1:{DEFAULT_PUSH_PORT}{_REPORT_PATH}"
@@ -71,3 +82,22 @@ def report(step: int | None = None, **metrics: float) -> bool:
         _state["unreachable_until"] = time.monotonic() + _RETRY_AFTER
     print(_line(step, values), flush=True, file=sys.stdout)
     return False
+
+
+def checkpoint_dir(create: bool = True) -> str | None:
+    """This trial's own checkpoint directory, or None without ``trialTemplate.checkpoints``.
+
+    A local directory (a mounted claim, or ``kubesweep run``'s checkpoint directory) is
+    created when ``create`` is true; an object-store URI is returned as it is, for the
+    trainer's own storage library.
+    """
+    location = os.environ.get(ENV_CHECKPOINT_DIR) or None
+    if location is not None and create and "://" not in location:
+        os.makedirs(location, exist_ok=True)
+    return location
+
+
+def resume_from() -> str | None:
+    """The parent trial's checkpoint directory when this trial continues its training
+    (a promoted trial, a pbt step), else None: then training starts from scratch."""
+    return os.environ.get(ENV_RESUME_FROM) or None

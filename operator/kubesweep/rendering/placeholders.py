@@ -1,5 +1,8 @@
 """``${params.NAME}`` and ``${trial.name}`` placeholders: finding, checking, substituting.
 
+With ``trialTemplate.checkpoints``, ``${trial.checkpointDir}`` and ``${trial.resumeFrom}``
+exist too (:mod:`kubesweep.rendering.checkpoints`).
+
 A placeholder is ``${<namespace>.<name>}`` where the namespace is an identifier.
 That form was chosen so that the shell's own ``${VAR}``, ``${VAR:-x.y}`` and
 Kubernetes' ``$(VAR)`` pass through untouched: neither can start with an
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubesweep.api import ExperimentSpec, ParameterType, ParameterValue
+from kubesweep.rendering.checkpoints import CHECKPOINT_FIELDS
 from kubesweep.rendering.workloads import primary_containers
 
 #: ``$${`` (an escaped literal) or ``${ns.rest}`` (a placeholder).
@@ -64,6 +68,8 @@ def known_placeholders(spec: ExperimentSpec) -> list[str]:
     names += [f"trial.{field}" for field in TRIAL_FIELDS]
     if spec.fidelity is not None:
         names.append("trial.fidelity")
+    if spec.trial_template.checkpoints is not None:
+        names += [f"trial.{field}" for field in CHECKPOINT_FIELDS]
     names += [f"experiment.{field}" for field in EXPERIMENT_FIELDS]
     return names
 

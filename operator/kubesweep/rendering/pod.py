@@ -9,6 +9,9 @@ as written, and only these additions are made (``docs/trial-jobs.md``):
   container, the stdout wrapper when metrics come from stdout, the intake URL,
   the per-trial token, and the rule that tells it whether its pod is the one
   that reports (in a multi-pod workload only one is);
+- with ``trialTemplate.checkpoints``: the claim, mounted into the primary
+  container, and where its checkpoint goes and its parent's is
+  (:mod:`kubesweep.rendering.checkpoints`);
 - the trial's labels, and safe defaults the template may override: no
   service-account token in the pod, ``restartPolicy: Never``.
 
@@ -45,6 +48,7 @@ from kubesweep.podcontract import (
     READY_FILE,
     reporting_rule_text,
 )
+from kubesweep.rendering.checkpoints import checkpoint_env, checkpoint_values, mount_checkpoints
 from kubesweep.rendering.installation import (
     COLLECTOR_NAME,
     METRICS_DIR,
@@ -74,6 +78,7 @@ def trial_values(spec: ExperimentSpec, trial: Trial, namespace: str) -> dict[str
     if spec.fidelity is not None:
         values["trial.fidelity"] = values[f"params.{spec.fidelity.parameter}"]
     values["experiment.name"] = trial.spec.experiment
+    values.update(checkpoint_values(spec, trial))
     return values
 
 
@@ -164,6 +169,7 @@ class PodAdditions:
                 _wrap_stdout(container, self.settings)
             # The assignment and identity as env, first so the template's env can use $(VAR).
             container["env"] = [*self._primary_env(), *(container.get("env") or [])]
+            mount_checkpoints(self.spec, pod, container)
         mounts = _share_metrics_volume(
             self.spec, pod, None if primary is None else primary[1], self.settings
         )
@@ -210,6 +216,7 @@ class PodAdditions:
             env.append(
                 {"name": ENV_REPORT_URL, "value": f"http://127.0.0.1:{self.settings.push_port}"}
             )
+        env += checkpoint_env(spec, trial)
         return env
 
     def _collector(self, mounts: list[dict[str, Any]]) -> dict[str, Any]:

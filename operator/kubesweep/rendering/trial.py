@@ -35,6 +35,8 @@ def trial_manifest(
         parameters=assignment.parameters,
         fidelity=assignment.fidelity,
         tags=assignment.tags,
+        parent=assignment.parent,
+        perturbation=assignment.perturbation,
     )
     owner = {
         "apiVersion": API_VERSION,

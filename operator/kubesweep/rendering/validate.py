@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubesweep.api import ExperimentSpec, MetricsSource
+from kubesweep.rendering.checkpoints import checkpoint_problems
 from kubesweep.rendering.installation import COLLECTOR_NAME, METRICS_DIR, METRICS_VOLUME
 from kubesweep.rendering.placeholders import check_placeholders
 from kubesweep.rendering.workloads import (
@@ -169,6 +170,15 @@ def check_template(spec: ExperimentSpec) -> list[str]:
             )
         problems += _metrics_path_problems(spec, primary)
     problems += pod_template_problems(template) + reporting_problems(template)
+    problems += checkpoint_problems(
+        spec,
+        list(pod_specs(template)),
+        [
+            str(m.get("mountPath"))
+            for _, primary in primary_containers(template)
+            for m in _objects(primary.get("volumeMounts"))
+        ],
+    )
 
     names = [p.name for p in spec.parameters]
     if spec.fidelity is not None:

@@ -26,6 +26,7 @@ MODULES: dict[AlgorithmName, str] = {
     AlgorithmName.ASHA: "asha",
     AlgorithmName.BOHB: "bohb",
     AlgorithmName.CMAES: "cma_es",
+    AlgorithmName.PBT: "pbt",
 }
 STOPPING_MODULES: dict[EarlyStoppingName, str] = {EarlyStoppingName.MEDIAN: "stopping.median"}
 

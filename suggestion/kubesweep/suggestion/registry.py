@@ -28,6 +28,7 @@ from kubesweep.api.experiment import (
     EarlyStopping,
     EarlyStoppingName,
     ParameterValue,
+    multi_fidelity_words,
 )
 from kubesweep.api.suggestion_wire import (
     SearchSpace,
@@ -37,7 +38,7 @@ from kubesweep.api.suggestion_wire import (
     SuggestReply,
     SuggestRequest,
 )
-from kubesweep.suggestion.algorithms import asha, grid, hyperband, random_search, sobol
+from kubesweep.suggestion.algorithms import asha, grid, hyperband, pbt, random_search, sobol
 from kubesweep.suggestion.contract import (
     AlgorithmFactory,
     History,
@@ -107,6 +108,7 @@ ALGORITHMS: dict[AlgorithmName, AlgorithmFactory] = {
     AlgorithmName.ASHA: asha.create,
     AlgorithmName.BOHB: LazyFactory(f"{_MODELS}.bohb:create"),
     AlgorithmName.CMAES: LazyFactory(f"{_MODELS}.cma_es:create"),
+    AlgorithmName.PBT: pbt.create,
 }
 
 #: Every early-stopping rule, by name.
@@ -191,7 +193,8 @@ def validate(
         found.append(f"fidelity: required by algorithm {algorithm.name.value}")
     if not multi and space.fidelity is not None:
         found.append(
-            "fidelity: used only by hyperband, asha and bohb; remove it or change algorithm.name"
+            f"fidelity: used only by {multi_fidelity_words('and')}; remove it or change "
+            "algorithm.name"
         )
     if early_stopping is not None and multi:
         found.append(

@@ -10,7 +10,8 @@ is not needed here: the runner sends the process's output to the log itself.
 
 Paths in the pod's shared volume (``/kubesweep``, or the directory a metrics
 file lives in) become the trial's own directory, in env values and in
-arguments, so parallel trials never write into each other's files.
+arguments, so parallel trials never write into each other's files. The
+checkpoint claim's mount path becomes the run's checkpoint directory.
 """
 
 from __future__ import annotations
@@ -84,9 +85,18 @@ def remap_paths(text: str, mapping: Mapping[str, Path]) -> str:
     return text
 
 
-def path_mapping(experiment: Experiment, trial_dir: Path) -> dict[str, Path]:
-    """Pod paths of the shared volume and where they live for this trial."""
+def path_mapping(
+    experiment: Experiment, trial_dir: Path, checkpoint_root: Path | None = None
+) -> dict[str, Path]:
+    """Pod paths of the shared volume (and the checkpoint claim) and where they live locally.
+
+    The checkpoint claim's mount path becomes ``checkpoint_root``, shared by every
+    trial of the run as the claim is on a cluster, so a child finds its parent's.
+    """
     mapping = {METRICS_DIR: trial_dir}
+    checkpoints = experiment.spec.trial_template.checkpoints
+    if checkpoints is not None and checkpoints.volume_claim is not None:
+        mapping[checkpoints.mount_path] = checkpoint_root or trial_dir / "checkpoints"
     extra = extra_mount_dir(experiment.spec)
     if extra is not None:
         mapping[extra] = trial_dir / "mnt" / extra.lstrip("/")
@@ -106,6 +116,7 @@ def build_launch(
     push_port: int,
     base_env: Mapping[str, str],
     template_checked: bool = False,
+    checkpoint_root: Path | None = None,
 ) -> Launch:
     """The process for ``trial``; raises :class:`LaunchError` or the renderer's ``RenderError``.
 
@@ -129,7 +140,7 @@ def build_launch(
             f"trialTemplate: container {primary['name']} sets no command; a local run cannot "
             "know the image's entrypoint, so set command (and args) explicitly"
         )
-    mapping = path_mapping(experiment, trial_dir)
+    mapping = path_mapping(experiment, trial_dir, checkpoint_root)
     env = dict(base_env)
     skipped: list[str] = []
     for entry in primary.get("env") or []:

@@ -108,6 +108,13 @@ class RunOptions:
     parallel: int | None = None
     max_trials: int | None = None
     tick_seconds: float = 0.25
+    #: Where ``trialTemplate.checkpoints`` lives locally; None: beside the state file.
+    checkpoints: Path | None = None
+
+    @property
+    def checkpoint_root(self) -> Path:
+        """The local directory standing for the checkpoint claim's mount path."""
+        return self.checkpoints if self.checkpoints is not None else checkpoints_dir(self.state)
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,9 @@ def open_state(experiment: Experiment, options: RunOptions) -> tuple[Store, bool
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{path}{suffix}")
         shutil.rmtree(trials_dir(path), ignore_errors=True)
+        # The run's own checkpoint directory goes with it; one the user named stays,
+        # as a claim on a cluster does.
+        shutil.rmtree(checkpoints_dir(path), ignore_errors=True)
     store = Store(path)
     recorded = store.experiment_name
     if recorded is None:
@@ -236,6 +246,11 @@ def open_state(experiment: Experiment, options: RunOptions) -> tuple[Store, bool
 def trials_dir(state: Path) -> Path:
     """Where trial logs and metrics files live, beside the state file."""
     return state.parent / f"{state.name}.trials"
+
+
+def checkpoints_dir(state: Path) -> Path:
+    """Where the trials' checkpoints live by default, beside the state file."""
+    return state.parent / f"{state.name}.checkpoints"
 
 
 class _Quiet:
@@ -431,6 +446,8 @@ class Runner:
             parameters=assignment.parameters,
             fidelity=assignment.fidelity,
             tags=assignment.tags,
+            parent=assignment.parent,
+            perturbation=assignment.perturbation,
         )
         if not self.store.add_trial(trial):
             return None
@@ -494,6 +511,8 @@ class Runner:
             parameters=dict(trial.parameters),
             fidelity=trial.fidelity,
             tags=dict(trial.tags),
+            parent=trial.parent,
+            perturbation=trial.perturbation,
         )
         try:
             launch = self._build_launch(obj, directory, push.port)
@@ -551,6 +570,7 @@ class Runner:
             push_port=push_port,
             base_env=self.base_env,
             template_checked=True,
+            checkpoint_root=self.options.checkpoint_root.resolve(),
         )
 
     def _release(self, proc: TrialProcess) -> None:

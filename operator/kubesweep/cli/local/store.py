@@ -42,9 +42,14 @@ CREATE TABLE IF NOT EXISTS trials (
     status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     pid INTEGER,
-    pid_start TEXT
+    pid_start TEXT,
+    lineage TEXT
 );
 """
+#: Columns added after the first state files were written, and their SQL types: a
+#: state file from before gets them on open, so ``--resume`` keeps working.
+LATER_COLUMNS = {"lineage": "TEXT"}
+_COLUMNS = "idx, name, parameters, fidelity, tags, status, attempts, pid, pid_start, lineage"
 
 
 class StateError(Exception):
@@ -64,6 +69,9 @@ class LocalTrial:
     attempts: int = 0
     pid: int | None = None
     pid_start: str | None = None
+    #: The trial whose training this one continues, and how its parameters differ.
+    parent: str | None = None
+    perturbation: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -144,6 +152,10 @@ class Store:
         self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        present = {str(row[1]) for row in self._db.execute("PRAGMA table_info(trials)")}
+        for column, kind in LATER_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         """Close the connection."""
@@ -206,17 +218,13 @@ class Store:
 
     def trials(self) -> list[LocalTrial]:
         """Every trial, by index."""
-        rows = self._db.execute(
-            "SELECT idx, name, parameters, fidelity, tags, status, attempts, pid, pid_start "
-            "FROM trials ORDER BY idx"
-        ).fetchall()
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY idx").fetchall()
         return [_trial(row) for row in rows]
 
     def trial(self, name: str) -> LocalTrial | None:
         """One trial by name."""
         row = self._db.execute(
-            "SELECT idx, name, parameters, fidelity, tags, status, attempts, pid, pid_start "
-            "FROM trials WHERE name = ?",
+            f"SELECT {_COLUMNS} FROM trials WHERE name = ?",
             (name,),
         ).fetchone()
         return None if row is None else _trial(row)
@@ -228,7 +236,7 @@ class Store:
         with self.transaction() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO trials (idx, name, parameters, fidelity, tags, status, "
-                "attempts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "attempts, lineage) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     trial.index,
                     trial.name,
@@ -237,6 +245,7 @@ class Store:
                     json.dumps(dict(trial.tags), sort_keys=True),
                     trial.status.model_dump_json(by_alias=True, exclude_none=True),
                     trial.attempts,
+                    _lineage_text(trial),
                 ),
             )
             return cursor.rowcount == 1
@@ -294,7 +303,8 @@ class Store:
 
 
 def _trial(row: tuple[Any, ...]) -> LocalTrial:
-    index, name, parameters, fidelity, tags, status, attempts, pid, pid_start = row
+    index, name, parameters, fidelity, tags, status, attempts, pid, pid_start, lineage = row
+    lines: dict[str, str] = json.loads(lineage) if lineage else {}
     return LocalTrial(
         index=int(index),
         name=str(name),
@@ -305,4 +315,16 @@ def _trial(row: tuple[Any, ...]) -> LocalTrial:
         attempts=int(attempts),
         pid=None if pid is None else int(pid),
         pid_start=pid_start,
+        parent=lines.get("parent"),
+        perturbation=lines.get("perturbation"),
     )
+
+
+def _lineage_text(trial: LocalTrial) -> str | None:
+    """The parent and perturbation as JSON, or NULL for a trial that starts from scratch."""
+    lines = {
+        key: value
+        for key, value in (("parent", trial.parent), ("perturbation", trial.perturbation))
+        if value is not None
+    }
+    return json.dumps(lines, sort_keys=True) if lines else None

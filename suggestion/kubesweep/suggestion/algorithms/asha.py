@@ -9,9 +9,10 @@ fidelity, from rung ``earlyStoppingRate`` up. Whenever a slot is free ASHA
 looks from the highest rung down for a configuration that is in the top
 ``1/eta`` of the trials finished at its rung and not promoted yet, and promotes
 it (a new trial with the same parameters at the next rung's budget, tagged
-``rung`` and ``parent``); only if there is none does it start a new
-configuration at the bottom rung. It never waits for a rung to fill, so every
-slot is always busy, whatever the parallelism.
+``rung`` and ``parent``, whose ``parent`` field names the trial it continues, so
+that with checkpoints it resumes from that trial's checkpoint); only if there is
+none does it start a new configuration at the bottom rung. It never waits for a
+rung to fill, so every slot is always busy, whatever the parallelism.
 
 The rungs are rebuilt from the history on each call: a trial's rung is its
 ``rung`` tag, or else the rung its fidelity reaches (so trials from elsewhere
@@ -136,6 +137,7 @@ class Asha:
                         parameters=self.space.prune(parent.parameters),
                         fidelity=self.budgets[rung + 1],
                         tags={TAG_RUNG: str(rung + 1), TAG_PARENT: parent.name},
+                        parent=parent.name,
                     )
                 )
         start = self.budgets[0] if self.mode == "promotion" else self.budgets[-1]

@@ -14,8 +14,10 @@ No hidden state: every trial carries tags ``bracket``, ``rung`` and ``parent``
 on each call. Unlike Katib's implementation this needs no minimum parallelism:
 a bracket waiting for its rung to finish never blocks, the next bracket simply
 starts. A promotion is a new trial with the parent's parameters at the next
-rung's budget. Trials without tags (a warm start) inform deduplication but not
-the brackets. Failed trials and missing values drop out of the ranking.
+rung's budget; its ``parent`` field names the trial it continues, so that with
+``trialTemplate.checkpoints`` it resumes from that trial's checkpoint and trains
+only the epochs between the two budgets. Trials without tags (a warm start)
+inform deduplication but not the brackets. Failed trials and missing values drop out of the ranking.
 
 A finite space is ``exhausted`` once every configuration has finished at the
 top budget; until then a bracket that finds no unused configuration may reuse
@@ -227,6 +229,7 @@ class Hyperband:
                         parameters=self.space.prune(parent.parameters),
                         fidelity=plan.budgets[j + 1],
                         tags=self._tags(plan, j + 1, parent=name),
+                        parent=name,
                     )
                 )
         for values in fresh[: room - len(out)]:

@@ -13,6 +13,9 @@ Accounting (the same for every method):
   promoted configuration (hyperband, asha, bohb start it again at a higher
   fidelity) is trained from scratch and pays in full, as a new Kubernetes Job
   does without checkpoints; a pruned Optuna trial pays for the epochs it ran.
+  A method named with :data:`RESUME` (``kubesweep-asha+resume``) runs as with
+  ``trialTemplate.checkpoints``: a trial whose assignment names a parent starts
+  from the parent's curve and pays only for the epochs it adds.
 - The incumbent is the best validation loss among trials trained to the
   maximum fidelity (what one would deploy); a low-fidelity value never counts.
 - The run ends when the budget is spent (running trials are cut off there).
@@ -31,7 +34,13 @@ from bench.suggest.peers import plain
 from bench.suggest.problems import Problem
 from kubesweep.api.experiment import Algorithm, AlgorithmName, ParameterValue
 from kubesweep.api.status import CurvePoint
-from kubesweep.api.suggestion_wire import ObservedTrial, StopRequest, SuggestRequest, TrialState
+from kubesweep.api.suggestion_wire import (
+    Assignment,
+    ObservedTrial,
+    StopRequest,
+    SuggestRequest,
+    TrialState,
+)
 
 
 @dataclass
@@ -44,6 +53,10 @@ class Running:
     tags: dict[str, str] = field(default_factory=dict)
     handle: Any = None
     curve: list[float] = field(default_factory=list)
+
+
+#: The suffix of a method name that resumes promotions from the parent's checkpoint.
+RESUME = "+resume"
 
 
 class Method(Protocol):
@@ -65,7 +78,7 @@ class Method(Protocol):
 class Kubesweep:
     """A kubesweep algorithm through the registry (``suggest``; ``stop`` when it stops trials)."""
 
-    def __init__(self, algorithm: str, problem: Problem, seed: int) -> None:
+    def __init__(self, algorithm: str, problem: Problem, seed: int, resume: bool = False) -> None:
         from kubesweep.suggestion import registry
 
         self.registry = registry
@@ -74,6 +87,9 @@ class Kubesweep:
         self.space = space_of(problem, with_fidelity=self.multi)
         self.spec = Algorithm(name=AlgorithmName(algorithm), seed=seed)
         self.done: list[ObservedTrial] = []
+        self.resume = resume
+        #: Each finished trial's curve: a resumed child starts from its parent's.
+        self.curves: dict[str, list[float]] = {}
         self.running: dict[str, Running] = {}
         self.count = 0
         self.stops = callable(getattr(registry.build(self.space, self.spec), "decide", None))
@@ -105,19 +121,22 @@ class Kubesweep:
         )
         self.calls += 1
         self.seconds += time.perf_counter() - begin
-        out = []
-        for assignment in reply.assignments:
-            target = self.max_epochs if assignment.fidelity is None else round(assignment.fidelity)
-            trial = Running(
-                name=f"trial-{self.count}",
-                parameters=dict(assignment.parameters),
-                target=max(1, min(self.max_epochs, target)),
-                tags=dict(assignment.tags),
-            )
-            self.count += 1
-            self.running[trial.name] = trial
-            out.append(trial)
-        return out
+        return [self.begin(assignment) for assignment in reply.assignments]
+
+    def begin(self, assignment: Assignment) -> Running:
+        """The trial of ``assignment``, from its parent's curve when it resumes."""
+        target = self.max_epochs if assignment.fidelity is None else round(assignment.fidelity)
+        trial = Running(
+            name=f"trial-{self.count}",
+            parameters=dict(assignment.parameters),
+            target=max(1, min(self.max_epochs, target)),
+            tags=dict(assignment.tags),
+        )
+        if self.resume and assignment.parent in self.curves:
+            trial.curve = list(self.curves[assignment.parent][: trial.target])
+        self.count += 1
+        self.running[trial.name] = trial
+        return trial
 
     def observe(self, running: Sequence[Running]) -> set[str]:
         if not self.stops or not running:
@@ -132,6 +151,7 @@ class Kubesweep:
 
     def finish(self, trial: Running, stopped: bool) -> None:
         self.running.pop(trial.name, None)
+        self.curves[trial.name] = list(trial.curve)
         self.done.append(
             ObservedTrial(
                 name=trial.name,
@@ -221,7 +241,9 @@ def make_method(name: str, problem: Problem, seed: int) -> Method:
     if name == f"{PREFIX}random-full":
         return Kubesweep("random", problem, seed)
     if name.startswith(PREFIX):
-        return Kubesweep(name.removeprefix(PREFIX), problem, seed)
+        algorithm = name.removeprefix(PREFIX)
+        resume = algorithm.endswith(RESUME)
+        return Kubesweep(algorithm.removesuffix(RESUME), problem, seed, resume=resume)
     raise KeyError(name)
 
 
@@ -279,6 +301,8 @@ def _train_one_epoch_each(
 ) -> None:
     """One more epoch for each running trial, until the budget is spent."""
     for trial in running:
+        if len(trial.curve) >= trial.target:
+            continue  # resumed at its target already: nothing left to train
         key = tuple(sorted((k, repr(v)) for k, v in trial.parameters.items()))
         curve = curves.get(key)
         if curve is None or len(curve) < trial.target:

@@ -144,15 +144,25 @@ def test_example_renders_into_a_job(path: str, experiment: Experiment) -> None:
     assert "workingDir" not in job["spec"]["template"]["spec"]["containers"][0]
 
 
-def _run(experiment: Experiment, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[str]]:
+def _run(
+    experiment: Experiment, monkeypatch: pytest.MonkeyPatch, local: Path
+) -> tuple[str, list[str]]:
+    """The trainer module and its arguments; the checkpoint claim's path becomes ``local``."""
     job = render(experiment)
     argv = trainer_argv(job, experiment.spec.trial_template.primary_container)
     module = importlib.import_module(argv[2])
     container = job["spec"]["template"]["spec"]["containers"][0]
+    checkpoints = experiment.spec.trial_template.checkpoints
+    mount = None if checkpoints is None else checkpoints.mount_path
+
+    def local_path(text: str) -> str:
+        return text.replace(mount, str(local)) if mount else text
+
     for entry in container["env"]:
         if "value" in entry:
-            monkeypatch.setenv(entry["name"], entry["value"])
-    return module.__name__, [*argv[3:], "--epochs=2", "--epoch-seconds=0"]
+            monkeypatch.setenv(entry["name"], local_path(entry["value"]))
+    args = [local_path(a) for a in argv[3:]]
+    return module.__name__, [*args, "--epochs=2", "--epoch-seconds=0"]
 
 
 CPU_EXAMPLES = [(p, e) for p, e in EXPERIMENTS if "torch" not in json.dumps(e.spec.to_wire())]
@@ -166,7 +176,7 @@ def test_cpu_trainer_runs_with_the_rendered_arguments(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    name, args = _run(experiment, monkeypatch)
+    name, args = _run(experiment, monkeypatch, tmp_path / "checkpoints")
     source = experiment.spec.trial_template.metrics.source
     reported: list[dict[str, Any]] = []
     if source is MetricsSource.JSON:
@@ -181,6 +191,14 @@ def test_cpu_trainer_runs_with_the_rendered_arguments(
         monkeypatch.setattr(kubesweep, "report", report, raising=False)
 
     assert importlib.import_module(name).main(args) == 0
+    if experiment.spec.trial_template.checkpoints is not None:
+        own = (
+            tmp_path
+            / "checkpoints"
+            / experiment.metadata.name
+            / sample_trial(experiment).metadata.name
+        )
+        assert any(own.iterdir()), "a trainer of a checkpoint example saves a checkpoint"
 
     if source is MetricsSource.STDOUT:
         parsed = parse_text(capsys.readouterr().out.splitlines())

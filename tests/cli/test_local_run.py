@@ -29,6 +29,8 @@ BUDGETS = {
     "tpe": (3, 2),
     "hyperband": (3, 3),
     "asha": (3, 3),
+    "asha-checkpoints": (3, 3),
+    "pbt": (4, 2),
     "bohb": (3, 3),
     "median-stopping": (4, 2),
     "jsonl-source": (2, 2),

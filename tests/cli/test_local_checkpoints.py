@@ -8,6 +8,7 @@ log proves that it loaded its parent's checkpoint and trained only the rest.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -97,3 +98,9 @@ def test_pbt_steps_load_their_parents_checkpoints_and_end_with_the_planned_trial
     for trial in exploited:
         assert trial.perturbation is not None
         assert trial.perturbation.startswith(f"copied {trial.parent}")
+    code, out = finish(kubesweep("trials", "digits-pbt", "--state", state, "-o", "json"))
+    assert code == 0, out
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert {name: row.get("parent") for name, row in rows.items()} == {
+        t.name: t.parent for t in trials
+    }

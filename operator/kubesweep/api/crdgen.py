@@ -314,6 +314,7 @@ def trial_crd() -> Schema:
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Objective", "type": "number", "jsonPath": ".status.objective"},
         {"name": "Fidelity", "type": "number", "jsonPath": ".spec.fidelity", "priority": 1},
+        {"name": "Parent", "type": "string", "jsonPath": ".spec.parent", "priority": 1},
         {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

@@ -25,7 +25,7 @@ from kubesweep.cli.failures import (
 )
 from kubesweep.cli.local.store import INTERRUPTED
 from kubesweep.cli.output import age, fmt_number, fmt_params, phase_text, trials_table
-from kubesweep.cli.ranking import TrialRecord, rank, with_fidelity
+from kubesweep.cli.ranking import TrialRecord, lineage, rank, with_fidelity
 from kubesweep.rendering import format_value, param_env_name
 
 
@@ -62,6 +62,7 @@ def experiment_trials_table(
         fidelity=spec.fidelity.parameter if spec.fidelity is not None else None,
         title=title,
         ranked=ranked,
+        lineage=any(r.parent is not None for r in records),
     )
 
 
@@ -195,6 +196,9 @@ def describe(
     parts: list[RenderableType] = [_summary(experiment, status)]
     if status.best_trial is not None:
         parts.append(_best_trial_table(experiment, status.best_trial))
+        chain = lineage(records, status.best_trial.name)
+        if len(chain) > 1:
+            parts.append(lineage_text(chain))
     if status.conditions:
         parts.append(_conditions_table(status))
     if records:
@@ -204,6 +208,12 @@ def describe(
         _failure(experiment, record, logs.get(record.name), local) for record in failed(records)[:3]
     )
     return Group(*parts)
+
+
+def lineage_text(chain: Sequence[TrialRecord]) -> Text:
+    """``Lineage: a -> b (lr x1.2) -> c``: the trials a trial's training went through."""
+    steps = [r.name + (f" ({r.perturbation})" if r.perturbation else "") for r in chain]
+    return Text.assemble(("Lineage: ", "bold"), " -> ".join(steps))
 
 
 def _summary(experiment: Experiment, status: ExperimentStatus) -> Table:

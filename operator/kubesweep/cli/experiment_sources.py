@@ -92,6 +92,8 @@ class LocalSource:
                 status=t.status,
                 spec=experiment.spec,
                 attempts=t.attempts,
+                parent=t.parent,
+                perturbation=t.perturbation,
             )
             for t in self.store.trials()
         ]

@@ -106,11 +106,12 @@ def trials_table(
     fidelity: str | None = None,
     title: str | None = None,
     ranked: bool = False,
+    lineage: bool = False,
 ) -> Table:
     """A table of trials: rank, name, phase, objective, metrics, parameters, duration.
 
     ``fidelity`` names the fidelity parameter of a multi-fidelity sweep, shown after
-    the parameters.
+    the parameters; ``lineage`` adds each trial's parent (the trial it continued).
     """
     table = Table(title=title, header_style="bold")
     if ranked:
@@ -124,6 +125,8 @@ def trials_table(
         table.add_column(parameter, justify="right")
     if fidelity is not None:
         table.add_column(fidelity, justify="right")
+    if lineage:
+        table.add_column("PARENT")
     table.add_column("DURATION", justify="right")
     for position, record in enumerate(records, start=1):
         row = [str(position)] if ranked else []
@@ -132,6 +135,8 @@ def trials_table(
         row += [fmt_value(record.parameters.get(p)) for p in parameters]
         if fidelity is not None:
             row.append(fmt_fidelity(record.fidelity))
+        if lineage:
+            row.append(record.parent or "-")
         row.append(fmt_duration(record.duration))
         table.add_row(*row)
     return table

@@ -54,6 +54,10 @@ class TrialRecord:
     completion_time: datetime | None = None
     curve: Sequence[tuple[int, float]] = ()
     attempts: int | None = None
+    #: The trial whose training this one continued (a promotion, a pbt step).
+    parent: str | None = None
+    #: How its parameters differ from the parent's (pbt's explore step).
+    perturbation: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -77,6 +81,10 @@ class TrialRecord:
         row["duration"] = self.duration
         row["start_time"] = self.start_time.isoformat() if self.start_time else None
         row["reason"] = self.reason
+        if self.parent is not None:
+            row["parent"] = self.parent
+        if self.perturbation is not None:
+            row["perturbation"] = self.perturbation
         return row
 
 
@@ -132,8 +140,10 @@ def record_from_status(
     status: TrialStatus,
     spec: ExperimentSpec | None,
     attempts: int | None = None,
+    parent: str | None = None,
+    perturbation: str | None = None,
 ) -> TrialRecord:
-    """A record from a trial's identity and status."""
+    """A record from a trial's identity, lineage and status."""
     return TrialRecord(
         name=name,
         index=index,
@@ -148,6 +158,8 @@ def record_from_status(
         completion_time=status.completion_time,
         curve=tuple((p.step, p.value) for p in status.curve),
         attempts=attempts,
+        parent=parent,
+        perturbation=perturbation,
     )
 
 
@@ -160,7 +172,24 @@ def record_from_trial(trial: Trial, spec: ExperimentSpec | None) -> TrialRecord:
         fidelity=trial.spec.fidelity,
         status=trial.status or TrialStatus(),
         spec=spec,
+        parent=trial.spec.parent,
+        perturbation=trial.spec.perturbation,
     )
+
+
+def lineage(records: Iterable[TrialRecord], name: str) -> list[TrialRecord]:
+    """The trials whose training ``name`` continues, oldest first, ending with ``name``.
+
+    Empty when ``name`` is not among the records; a parent missing from them (or a
+    cycle, which no algorithm makes) ends the chain.
+    """
+    by_name = {r.name: r for r in records}
+    chain: list[TrialRecord] = []
+    current = by_name.get(name)
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = by_name.get(current.parent) if current.parent is not None else None
+    return list(reversed(chain))
 
 
 def _usable(value: float | None) -> bool:

@@ -26,7 +26,7 @@ from kubesweep.api import (
     TrialPhase,
 )
 from kubesweep.cli.output import fmt_value
-from kubesweep.cli.ranking import TrialRecord, best_so_far, rank, with_fidelity
+from kubesweep.cli.ranking import TrialRecord, best_so_far, lineage, rank, with_fidelity
 from kubesweep.cli.report.axes import linear_axis, log_axis
 from kubesweep.cli.report.importance import importance
 
@@ -279,6 +279,10 @@ def summary(experiment: Experiment, records: Sequence[TrialRecord]) -> dict[str,
             "name": best.name,
             "objective": best.objective,
             "parameters": shown_parameters(with_fidelity(spec, best.parameters, best.fidelity)),
+            "lineage": [
+                {"name": r.name, "perturbation": r.perturbation}
+                for r in lineage(records, best.name)
+            ],
         },
         "top": [
             {
@@ -286,6 +290,7 @@ def summary(experiment: Experiment, records: Sequence[TrialRecord]) -> dict[str,
                 "phase": r.phase.value,
                 "objective": r.objective,
                 "parameters": shown_parameters(with_fidelity(spec, r.parameters, r.fidelity)),
+                "parent": r.parent,
             }
             for r in ranked[:10]
         ],

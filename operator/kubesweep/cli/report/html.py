@@ -93,6 +93,16 @@ def render_html(data: dict[str, Any]) -> str:
         if best
         else "<p>No best trial yet.</p>"
     )
+    steps = best.get("lineage", []) if best else []
+    if len(steps) > 1:
+        best_html += (
+            "<p><b>Lineage</b> "
+            + " &rarr; ".join(
+                esc(s["name"]) + (f" ({esc(s['perturbation'])})" if s.get("perturbation") else "")
+                for s in steps
+            )
+            + "</p>"
+        )
     rows = "".join(
         f"<tr><td>{i}</td><td>{esc(t['name'])}</td><td>{esc(t['phase'])}</td>"
         f"<td>{'-' if t['objective'] is None else format(t['objective'], '.6g')}</td>"

@@ -36,8 +36,11 @@ Generated from the code by `python -m kubesweep.suggestion.catalog` (part of
 `make crds`); do not edit. Set an algorithm with `spec.algorithm.name`, its seed
 with `spec.algorithm.seed` and its settings with `spec.algorithm.settings`;
 unknown or invalid settings are refused with a message naming the setting.
-Multi-fidelity algorithms (hyperband, asha, bohb) need `spec.fidelity`; cmaes
-searches float and int parameters only.
+Multi-fidelity algorithms (hyperband, asha, bohb, pbt) need `spec.fidelity`; cmaes
+searches float and int parameters only. With `trialTemplate.checkpoints`, a
+promoted hyperband, asha or bohb trial resumes from the checkpoint of the trial it
+was promoted from and trains only the missing epochs; pbt needs checkpoints, since
+every step after the first resumes from one (see `docs/trial-jobs.md`).
 """
 
 

@@ -11,7 +11,7 @@ generation ``g`` trains its member up to the ``g``-th budget, resuming from its
 parent's checkpoint. When a member's trial ends, it is ranked among the trials of
 the same generation: in the bottom ``quantile`` it *exploits* (its next trial's
 parent is a trial of the top ``quantile``, whose parameters it copies) and
-*explores* (the copy is perturbed, :mod:`._explore`); otherwise it continues from
+*explores* (the copy is perturbed, as below); otherwise it continues from
 its own trial with the same parameters. A failed trial exploits too (its
 checkpoint cannot be trusted); with nobody to copy it starts afresh.
 
@@ -35,6 +35,13 @@ Settings:
 - ``perturbationFactor`` (default 1.2): numbers are multiplied by it or its inverse.
 - ``resampleProbability`` (default 0.25): the chance that a parameter is drawn anew
   instead of perturbed.
+
+Explore: a number is multiplied by ``perturbationFactor`` or its inverse and
+snapped onto its range (where that leaves it unchanged it moves one grid step,
+or is drawn anew); a categorical moves to a neighbouring value in its declared
+order. The Trial records the change as its ``perturbation``, e.g.
+``copied exp-4; lr x1.2; batch x0.833``, and names the copied trial as its
+``parent``: the lineage shows in ``kubesweep describe`` and the report.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """A pod's volumes as directories on this machine, before its containers start.
 
 Each volume becomes a directory under the pod's ``volumes/`` (a ``hostPath`` is
-the host's own path); the runtime bind-mounts them at each container's
+the host's own path, and so is a claim bound to a ``hostPath`` or ``local``
+PersistentVolume); the runtime bind-mounts them at each container's
 ``mountPath``. Their content is written once, when the pod starts: a kubelet's
 later refresh of ConfigMaps, Secrets and tokens is not imitated.
 """
@@ -84,6 +85,8 @@ def prepare_volumes(kube: Kube, pod: JSON, root: Path) -> dict[str, Path]:
             target = Path(v["hostPath"]["path"])
             if v["hostPath"].get("type") in ("DirectoryOrCreate", None, ""):
                 target.mkdir(parents=True, exist_ok=True)
+        elif "persistentVolumeClaim" in v:
+            target = claimed_directory(kube, namespace, v["persistentVolumeClaim"]["claimName"])
         elif "configMap" in v or "secret" in v:
             kind, key = ("configmaps", "configMap") if "configMap" in v else ("secrets", "secret")
             s = v[key]
@@ -103,3 +106,26 @@ def prepare_volumes(kube: Kube, pod: JSON, root: Path) -> dict[str, Path]:
             raise ConfigError(f"volume {name}: type not supported by the process node")
         volumes[name] = target
     return volumes
+
+
+def claimed_directory(kube: Kube, namespace: str, claim: str) -> Path:
+    """The host directory of the PersistentVolume bound to ``claim`` (hostPath or local).
+
+    Raises :class:`ConfigError` while the claim is missing or not bound yet (the
+    runner retries, as a kubelet waits), or when its volume is of another type.
+    """
+    found = api_object(kube, namespace, "persistentvolumeclaims", claim, False)
+    bound = (found or {}).get("spec", {}).get("volumeName")
+    if not found or not bound or (found.get("status") or {}).get("phase") != "Bound":
+        raise ConfigError(f"persistentVolumeClaim {claim}: not bound to a volume yet")
+    volume = kube.get(f"/api/v1/persistentvolumes/{bound}")
+    spec = volume.get("spec") or {}
+    source = spec.get("hostPath") or spec.get("local")
+    if not source:
+        raise ConfigError(
+            f"persistentVolumeClaim {claim}: volume {bound} is neither hostPath nor local, "
+            "which the process node cannot mount"
+        )
+    target = Path(source["path"])
+    target.mkdir(parents=True, exist_ok=True)
+    return target

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from kubesweep.api import ExperimentStatus, TrialPhase, TrialStatus
+from kubesweep.cli.local.runner import RunOptions, checkpoints_dir, open_state
 from kubesweep.cli.local.store import LocalTrial, StateError, Store, resumed_status
+from tests.cli.conftest import example
 
 
 @pytest.fixture
@@ -161,3 +163,23 @@ CREATE TABLE trials (
     pid_start TEXT
 );
 """
+
+
+def test_fresh_removes_the_runs_own_checkpoints_but_never_a_named_directory(
+    tmp_path: Path,
+) -> None:
+    experiment = example("random")
+    state = tmp_path / "run.db"
+    named = tmp_path / "mine"
+    for directory in (checkpoints_dir(state), named):
+        (directory / "digits-random" / "digits-random-0").mkdir(parents=True)
+    store, _ = open_state(experiment, RunOptions(state=state, cwd=tmp_path))
+    store.close()
+    options = RunOptions(state=state, cwd=tmp_path, fresh=True, checkpoints=named)
+    assert options.checkpoint_root == named
+    store, resumed = open_state(experiment, options)
+    store.close()
+    assert not resumed
+    assert not checkpoints_dir(state).exists()
+    assert (named / "digits-random" / "digits-random-0").is_dir()
+    assert RunOptions(state=state, cwd=tmp_path).checkpoint_root == checkpoints_dir(state)

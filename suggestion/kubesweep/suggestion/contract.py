@@ -117,8 +117,9 @@ class SearchAlgorithm(Protocol):
 
     def suggest(self, history: History, count: int) -> SuggestReply:
         """Return up to ``count`` assignments; fewer only together with ``exhausted``,
-        or, for a multi-fidelity algorithm in a used-up finite space, while it waits for
-        pending results that may earn promotions (then ``exhausted`` stays false)."""
+        or, for a multi-fidelity algorithm, while it waits for pending results: results
+        that may earn promotions in a used-up finite space, or for pbt the members that
+        every other member must wait for (then ``exhausted`` stays false)."""
         ...
 
 

@@ -57,7 +57,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from kubesweep.api.experiment import Algorithm, EarlyStopping
+from kubesweep.api.experiment import MULTI_FIDELITY_ALGORITHMS, Algorithm, EarlyStopping
 from kubesweep.api.suggestion_wire import (
     ErrorReply,
     HealthReply,
@@ -243,11 +243,15 @@ def _finite(value: object) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
 
-def _check_assignments(reply: SuggestReply, count: int) -> None:
-    """The contract's promises about a reply; a broken one is a bug, not a client error."""
+def _check_assignments(reply: SuggestReply, count: int, *, may_wait: bool) -> None:
+    """The contract's promises about a reply; a broken one is a bug, not a client error.
+
+    ``may_wait``: the algorithm is one that may answer with fewer while it waits for
+    pending results (a multi-fidelity algorithm; pbt while a member holds others back).
+    """
     if len(reply.assignments) > count:
         raise RuntimeError(f"algorithm returned {len(reply.assignments)} assignments for {count}")
-    if len(reply.assignments) < count and not reply.exhausted:
+    if len(reply.assignments) < count and not reply.exhausted and not may_wait:
         raise RuntimeError("algorithm returned fewer assignments than asked without exhaustion")
     for assignment in reply.assignments:
         values = [*assignment.parameters.values(), assignment.fidelity]
@@ -309,7 +313,9 @@ def handle_suggest(engine: Engine, body: bytes) -> Outcome:
     reply = _reply_or_problems(engine, request, None, lambda: engine.suggest(request))
     if isinstance(reply, list):
         return _settings_refused(reply, labels)
-    _check_assignments(reply, request.count)
+    _check_assignments(
+        reply, request.count, may_wait=request.algorithm.name in MULTI_FIDELITY_ALGORITHMS
+    )
     return Outcome(body=_dump(reply), labels=labels)
 
 

@@ -1,11 +1,12 @@
-"""Workload controllers on the local cluster: JobSet, Kueue and Kubeflow Trainer.
+"""Workload controllers on the local cluster: JobSet, Kueue, Kubeflow Trainer, training-operator.
 
 Optional components, started only when asked (``up --controllers jobset,kueue``, or
 the e2e fixture of ``e2e/test_controllers.py``), so a cluster started without them
 is exactly what it was before. Each is its release's own controller manager, built
-from Go modules by ``build-controllers.sh`` (``jobsetbin/`` and ``kueuebin/`` pin them), and
-runs as a local process, recorded in ``cluster.json`` like the control plane, its log
-in ``logs/<name>.log``.
+from Go modules by ``build-controllers.sh`` (``jobsetbin/`` and ``kueuebin/`` pin them)
+or, keyed apart, ``build-training-operator.sh`` (``trainingopbin/``), and runs as a
+local process, recorded in ``cluster.json`` like the control plane, its log in
+``logs/<name>.log``.
 
 What a start does, for each controller (those it needs first: Kueue and Trainer need
 JobSet):
@@ -33,6 +34,20 @@ objects stay, so a restart finds them. A cluster start removes any webhook
 configuration a controller left behind (a killed harness, etcd kept across
 ``down``/``up``).
 
+Kubeflow's training-operator (v1, for PyTorchJob) cannot be configured like the
+others: its webhook server binds every interface (a port flag, no host), and its
+certificate rotator always runs, waiting for a certificate file at the fixed path
+``/tmp/k8s-webhook-server/serving-certs`` and for a Secret to keep its own CA in. It
+runs in a network namespace of its own (``netns.py``: its API server connections and
+its health probe are joined to loopback, its webhook server reaches nobody), with
+the harness's serving certificate laid over a private ``/tmp``, and the empty Secret
+applied. Its webhook only validates, and is not registered: the rotator would write
+its own CA (for a Service name) into the configuration it is named after, and the
+API server could not call a server in that namespace anyway. Its worker pods' init
+container waits for the master's DNS name, which the process node does not serve;
+the harness gives it an init container that waits for nothing
+(``--pytorch-init-container-template-file``).
+
 Nothing listens beyond loopback, and nothing is fetched: rendering runs with every
 proxy variable pointing at a closed loopback port and git limited to local files.
 """
@@ -45,6 +60,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -64,6 +80,9 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build-controllers.sh"
 BIN_DIR_ENV = "KUBESWEEP_CONTROLLERS_BIN_DIR"
+TRAINING_OPERATOR_BUILD_SCRIPT = HERE / "build-training-operator.sh"
+TRAINING_OPERATOR_BIN_DIR_ENV = "KUBESWEEP_TRAINING_OPERATOR_BIN_DIR"
+TRAINING_OPERATOR = "training-operator"
 #: Every object the harness applies for a controller carries this label (value: its name).
 LABEL = "kubesweep.io/local-cluster-controller"
 FIELD_MANAGER = "kubesweep-local-cluster"
@@ -80,6 +99,7 @@ APPLIED_KINDS: dict[str, tuple[str, bool]] = {
     "ClusterRoleBinding": ("clusterrolebindings", False),
     "RoleBinding": ("rolebindings", True),
     **{kind: (plural, False) for kind, plural in WEBHOOK_KINDS.items()},
+    "Secret": ("secrets", True),
 }
 # What a release ships for running in a pod and the harness does otherwise: the
 # Deployment is the local process, the Services are the loopback URLs, the Secret is
@@ -99,6 +119,15 @@ class Spec:
     #: Kustomize directories under ``manifests/<name>/`` in the bin directory.
     trees: tuple[str, ...]
     needs: tuple[str, ...] = ()
+    #: The script that builds it, and the variable that names a bin directory instead.
+    build_script: Path = BUILD_SCRIPT
+    bin_dir_env: str = BIN_DIR_ENV
+    #: The CRDs applied, when not all that the trees hold.
+    only_crds: tuple[str, ...] = ()
+    #: Whether its webhook configurations are registered.
+    webhooks: bool = True
+    #: Empty Secrets its process needs in its namespace (a certificate rotator's).
+    secrets: tuple[str, ...] = ()
 
     @property
     def user(self) -> str:
@@ -118,6 +147,18 @@ SPECS: dict[str, Spec] = {
         "kubeflow-trainer-controller-manager",
         ("base/crds", "base/rbac", "base/webhook"),
         needs=("jobset",),
+    ),
+    # PyTorchJob only: the other kinds' CRDs are not applied, their controllers not enabled.
+    TRAINING_OPERATOR: Spec(
+        TRAINING_OPERATOR,
+        "kubeflow",
+        "training-operator",
+        ("base",),
+        build_script=TRAINING_OPERATOR_BUILD_SCRIPT,
+        bin_dir_env=TRAINING_OPERATOR_BIN_DIR_ENV,
+        only_crds=("pytorchjobs.kubeflow.org",),
+        webhooks=False,
+        secrets=("training-operator-webhook-cert",),
     ),
 }
 NAMES = tuple(SPECS)
@@ -145,22 +186,29 @@ def parse(text: str) -> list[str]:
     return resolve(n for n in text.split(",") if n.strip())
 
 
-def built_bin_dir() -> Path | None:
-    """The controllers' bin directory if it is built (or ``KUBESWEEP_CONTROLLERS_BIN_DIR``)."""
-    if os.environ.get(BIN_DIR_ENV):
-        return Path(os.environ[BIN_DIR_ENV])
+def built_bin_dir(name: str = "jobset") -> Path | None:
+    """``name``'s bin directory if it is built (or the one its variable names).
+
+    JobSet, Kueue and Trainer share ``build-controllers.sh``'s directory
+    (``KUBESWEEP_CONTROLLERS_BIN_DIR``); training-operator has its own
+    (``KUBESWEEP_TRAINING_OPERATOR_BIN_DIR``).
+    """
+    spec = SPECS[name]
+    if os.environ.get(spec.bin_dir_env):
+        return Path(os.environ[spec.bin_dir_env])
     done = subprocess.run(
-        [str(BUILD_SCRIPT), "--check"], stdout=subprocess.PIPE, text=True, check=False
+        [str(spec.build_script), "--check"], stdout=subprocess.PIPE, text=True, check=False
     )
     return Path(done.stdout.strip()) if done.returncode == 0 else None
 
 
-def build_binaries() -> Path:
-    """Run ``build-controllers.sh`` (a no-op when the pinned build is cached)."""
-    if os.environ.get(BIN_DIR_ENV):
-        return Path(os.environ[BIN_DIR_ENV])
+def build_binaries(name: str = "jobset") -> Path:
+    """Run ``name``'s build script (a no-op when the pinned build is cached)."""
+    spec = SPECS[name]
+    if os.environ.get(spec.bin_dir_env):
+        return Path(os.environ[spec.bin_dir_env])
     out = subprocess.run(
-        [str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
+        [str(spec.build_script)], check=True, stdout=subprocess.PIPE, text=True
     ).stdout.strip()
     return Path(out.splitlines()[-1])
 
@@ -234,6 +282,8 @@ def prepare(spec: Spec, objects: list[JSON], *, webhook_base: str, ca_bundle: st
             raise ValueError(
                 f"{spec.name}: a {kind} in its manifests; the harness applies no such kind"
             )
+        if not _wanted(spec, upstream):
+            continue
         obj: JSON = json.loads(json.dumps(upstream))
         meta = obj.setdefault("metadata", {})
         if APPLIED_KINDS[kind][1]:
@@ -264,7 +314,23 @@ def prepare(spec: Spec, objects: list[JSON], *, webhook_base: str, ca_bundle: st
                 )
         meta.setdefault("labels", {})[LABEL] = spec.name
         out.append(obj)
+    out += [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": spec.namespace, "labels": {LABEL: spec.name}},
+        }
+        for name in spec.secrets
+    ]
     return out
+
+
+def _wanted(spec: Spec, obj: JSON) -> bool:
+    """Whether ``spec`` applies ``obj``: its CRDs (the ones named, if any), its webhooks if on."""
+    kind = obj["kind"]
+    if kind == "CustomResourceDefinition" and spec.only_crds:
+        return bool(obj["metadata"]["name"] in spec.only_crds)
+    return spec.webhooks or kind not in WEBHOOK_KINDS
 
 
 def object_path(obj: JSON) -> str:
@@ -458,6 +524,40 @@ def command(name: str, binary: Path, config: Path, home: Path) -> list[str]:
     return [*ns, "sh", "-c", script, "sh", str(layer), *argv]
 
 
+#: The init container training-operator adds to each worker pod (the flag's template).
+#: Its own waits for the master's DNS name, which the process node does not serve.
+NO_WAIT_INIT_CONTAINER = """\
+- name: init-pytorch
+  image: {{.InitContainerImage}}
+  imagePullPolicy: IfNotPresent
+  command: ["true"]
+"""
+
+
+def training_operator_command(
+    binary: Path, home: Path, *, api_port: int, health_port: int, webhook_port: int
+) -> list[str]:
+    """training-operator in a network namespace of its own (``netns.py``), PyTorchJob only.
+
+    Its webhook server binds every interface of that namespace, which reach nobody;
+    the API server and its health probe are joined to this machine's loopback. Its
+    ``/tmp`` there holds the serving certificate its rotator waits for.
+    """
+    init = home / "init-container.yaml"
+    init.write_text(NO_WAIT_INIT_CONTAINER)
+    argv = [
+        str(binary),
+        "--enable-scheme=pytorchjob",
+        "--metrics-bind-address=0",
+        f"--health-probe-bind-address=127.0.0.1:{health_port}",
+        f"--webhook-server-port={webhook_port}",
+        f"--pytorch-init-container-template-file={init}",
+        "--zap-log-level=2",
+    ]
+    joins = [f"--out={api_port}", f"--in={health_port}", f"--tmp-layer={home / 'tmp-layer'}"]
+    return [sys.executable, "-m", "cluster.netns", *joins, "--", *argv]
+
+
 # ---- start and stop ----
 
 
@@ -477,7 +577,7 @@ def start(
     todo = [n for n in wanted if n not in running(info)]
     if not todo:
         return []
-    bdir = bin_dir or build_binaries()
+    bdirs: dict[Path, Path] = {}
     client = info.client()
     sd = Path(info.state_dir)
     p = sd / "pki"
@@ -487,6 +587,12 @@ def start(
     started = []
     for name in todo:
         spec = SPECS[name]
+        if bin_dir is not None:
+            bdir = bin_dir
+        elif spec.build_script in bdirs:
+            bdir = bdirs[spec.build_script]
+        else:
+            bdir = bdirs[spec.build_script] = build_binaries(name)
         home = sd / "controllers" / name
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir(parents=True)
@@ -529,6 +635,25 @@ def start(
             env["TMPDIR"] = str(tmp)
         if name == "kueue":
             _copy_pair(*serving, home / "etc-layer" / "kueue" / "metrics" / "certs")
+        if name == TRAINING_OPERATOR:
+            _copy_pair(*serving, home / "tmp-layer" / "k8s-webhook-server" / "serving-certs")
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(HERE.parent), *filter(None, [env.get("PYTHONPATH")])]
+            )
+            env["MY_POD_NAMESPACE"] = spec.namespace
+            env.pop("TMPDIR", None)
+            api_port = int(info.server.rsplit(":", 1)[1].rstrip("/"))
+            argv = training_operator_command(
+                bdir / name,
+                home,
+                api_port=api_port,
+                health_port=health_port,
+                webhook_port=webhook_port,
+            )
+            spawn(name, argv, env)
+            wait(name, partial(_ready, health_port), 120)
+            started.append(name)
+            continue
         config = home / "config.yaml"
         config.write_text(
             yaml.safe_dump(
@@ -581,7 +706,7 @@ def stop(
         remove_webhooks(client, order)
         # Until the API server has dropped them, a webhook without its process would
         # refuse what it matches (failure policy Fail): the process goes after that.
-        for name in live:
+        for name in [n for n in live if SPECS[n].webhooks]:
             _wait_for(
                 partial(_webhooks_gone, client, name),
                 30,

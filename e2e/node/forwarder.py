@@ -49,12 +49,18 @@ async def _serve_one(
     except OSError:
         client_writer.close()
         return
+    await join((client_reader, client_writer), (upstream_reader, upstream_writer))
+
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def join(client: Stream, upstream: Stream) -> None:
+    """Copy bytes both ways between two connections until both ends are done; close both."""
     try:
-        await asyncio.gather(
-            _pipe(client_reader, upstream_writer), _pipe(upstream_reader, client_writer)
-        )
+        await asyncio.gather(_pipe(client[0], upstream[1]), _pipe(upstream[0], client[1]))
     finally:
-        for writer in (client_writer, upstream_writer):
+        for writer in (client[1], upstream[1]):
             with contextlib.suppress(Exception):
                 writer.close()
 

@@ -40,24 +40,36 @@ JOBSET = "jobset.x-k8s.io/v1alpha2"
 TRAINER = "trainer.kubeflow.org/v1alpha1"
 
 
-def _skip_reason(cluster: Cluster) -> str | None:
+#: What each build costs, for the skip message: measured on 2 cores (docs/local-cluster.md).
+BUILD_TIMES = {
+    workload_controllers.BUILD_SCRIPT.name: "10-30 min with an empty Go build cache, "
+    "30 s once it is warm",
+    workload_controllers.TRAINING_OPERATOR_BUILD_SCRIPT.name: "about 5 min with an empty "
+    "Go build cache, 10 s once it is warm",
+}
+
+
+def _skip_reason(cluster: Cluster, names: list[str]) -> str | None:
     if os.environ.get(CONTROLLERS_ENV) == "skip":
         return f"{CONTROLLERS_ENV}=skip"
     if cluster.local is None:
         return "an external cluster: the harness starts controllers only on its own cluster"
     if cluster.local.node_kind != "process":
         return "these pods run python commands as the process node's processes (no image here)"
-    if os.environ.get(CONTROLLERS_ENV) != "build" and workload_controllers.built_bin_dir() is None:
-        return (
-            "the workload controllers are not built: run e2e/cluster/build-controllers.sh "
-            "(10-30 min on 2 cores with an empty Go build cache, 30 s once it is warm) "
-            f"or set {CONTROLLERS_ENV}=build"
-        )
+    if os.environ.get(CONTROLLERS_ENV) == "build":
+        return None
+    for name in workload_controllers.resolve(names):
+        if workload_controllers.built_bin_dir(name) is None:
+            script = workload_controllers.SPECS[name].build_script.name
+            return (
+                f"{name} is not built: run e2e/cluster/{script} "
+                f"({BUILD_TIMES[script]}, on 2 cores) or set {CONTROLLERS_ENV}=build"
+            )
     return None
 
 
 def _start(cluster: Cluster, names: list[str]) -> Iterator[None]:
-    reason = _skip_reason(cluster)
+    reason = _skip_reason(cluster, names)
     if reason:
         pytest.skip(reason)
     assert cluster.local is not None

@@ -1,0 +1,169 @@
+"""A third-party training controller through the generic path: PyTorchJob trials.
+
+Kubeflow's training-operator (v1.9.3, built from its Go module by
+``e2e/cluster/build-training-operator.sh`` and started by the harness) runs each
+trial's PyTorchJob: a Master and two Workers, whose pods run on the process node.
+The Experiment names the PyTorchJob in ``trialTemplate.resource`` (its two
+PodTemplateSpecs get the collector, its ``Succeeded``/``Failed`` conditions end the
+trial) and the Master pod reports. Each pod prints its own loss from the ``RANK``
+the controller gives it, so a series that took another rank's values shows.
+
+Without the build these tests skip, saying how to build (``KUBESWEEP_E2E_CONTROLLERS``
+as in ``test_controllers.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster.kube import path_for
+from conftest import Apply, Cluster, wait_for
+from stack import Stack
+from sweeps import CRDS, describe, end_condition, experiment, trials, wait_end
+from test_trial_workloads import established
+
+PYTORCH_API = "kubeflow.org/v1"
+PYTORCH_WORKLOAD = {"apiVersion": PYTORCH_API, "kind": "PyTorchJob", "plural": "pytorchjobs"}
+#: The label training-operator puts on each pod: its replica type, in lower case.
+REPLICA_TYPE = "training.kubeflow.org/replica-type"
+WORKERS = 2
+
+#: Rank r (the controller's RANK: Master 0, Worker i is i + 1) prints
+#: loss = (x - 0.3)^2 + 100 r, three times; then sleeps the given seconds.
+RANKED_PROGRAM = (
+    "import os, sys, time\n"
+    "x, pause, rank = float(sys.argv[1]), float(sys.argv[2]), int(os.environ['RANK'])\n"
+    "for step in range(3):\n"
+    "    time.sleep(1.0)\n"
+    "    print(f'step={step} loss={(x - 0.3) ** 2 + 100 * rank:.6f}', flush=True)\n"
+    "time.sleep(pause)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def training_operator(cluster: Cluster) -> Iterator[None]:
+    """training-operator, running for this module (its PyTorchJob CRD applied with it)."""
+    from test_controllers import _start
+
+    yield from _start(cluster, ["training-operator"])
+
+
+@pytest.fixture(scope="module")
+def stack(
+    cluster: Cluster, training_operator: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """kubesweep's CRDs and an operator that may run PyTorchJob trials."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+    for crd in ("experiments.kubesweep.io", "pytorchjobs.kubeflow.org"):
+        wait_for(partial(established, cluster, crd), 60, what=f"{crd} established")
+    log_dir = Path(tmp_path_factory.mktemp("operator-logs"))
+    workloads = f"--trial-workloads={json.dumps([PYTORCH_WORKLOAD])}"
+    with Stack(cluster.kubeconfig, log_dir, extra_operator_args=(workloads,)) as running:
+        yield running
+
+
+def pytorchjob_experiment(name: str, budget: dict[str, Any], pause: float) -> dict[str, Any]:
+    """Trials as PyTorchJobs of a Master and two Workers, one GPU each, every rank printing."""
+    manifest = experiment(name, budget)
+    template = manifest["spec"]["trialTemplate"]
+    pod = template.pop("job")["template"]
+    trainer = pod["spec"]["containers"][0]
+    # The controller sets RANK and the rendezvous variables in the container named pytorch.
+    trainer["name"] = template["primaryContainer"] = "pytorch"
+    trainer["command"] = ["python", "-c", RANKED_PROGRAM]
+    trainer["args"] = ["${params.x}", str(pause)]
+    trainer["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+
+    def replicas(n: int) -> dict[str, Any]:
+        return {"replicas": n, "restartPolicy": "Never", "template": pod}
+
+    template["resource"] = {
+        "apiVersion": PYTORCH_API,
+        "kind": "PyTorchJob",
+        "spec": {
+            "runPolicy": {"backoffLimit": 0},
+            "pytorchReplicaSpecs": {"Master": replicas(1), "Worker": replicas(WORKERS)},
+        },
+        "podTemplates": [
+            "pytorchReplicaSpecs.Master.template",
+            "pytorchReplicaSpecs.Worker.template",
+        ],
+        "success": {"condition": "Succeeded"},
+        "failure": {"condition": "Failed"},
+    }
+    template["reportingPod"] = {"matchLabels": {REPLICA_TYPE: "master"}}
+    return manifest
+
+
+def test_a_pytorchjob_trial_runs_and_reports_its_masters_loss_with_every_pods_gpus(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
+    apply(pytorchjob_experiment("ptrun", {"maxTrials": 2, "parallelTrials": 1}, pause=0))
+    status = wait_end(cluster, namespace, "ptrun", timeout=300)
+    assert end_condition(status)["reason"] == "MaxTrialsReached", describe(cluster, namespace)
+    assert status["trials"]["succeeded"] == 2, describe(cluster, namespace)
+    jobs = {
+        j["metadata"]["name"]: j
+        for j in cluster.kube.list(path_for(PYTORCH_API, "pytorchjobs", namespace))
+    }
+    for trial in trials(cluster, namespace):
+        name = trial["metadata"]["name"]
+        assert trial["status"]["phase"] == "Succeeded", describe(cluster, namespace)
+        # The controller ran it to its own Succeeded condition.
+        conditions = {c["type"]: c["status"] for c in jobs[name]["status"]["conditions"]}
+        assert conditions.get("Succeeded") == "True", jobs[name]["status"]
+        x = float(trial["spec"]["parameters"]["x"])
+        rank0 = float(f"{(x - 0.3) ** 2:.6f}")
+        assert trial["status"]["objective"] == pytest.approx(rank0, abs=1e-6)
+        (loss,) = [m for m in trial["status"]["metrics"] if m["name"] == "loss"]
+        # Three values, all the Master's: a Worker's would be 100 or more above.
+        assert (loss["count"], loss["max"]) == (3, pytest.approx(rank0, abs=1e-6))
+        # A Master and two Workers, one GPU each, three seconds or more each: all count.
+        assert trial["status"]["gpuSeconds"] >= (1 + WORKERS) * 3.0
+    pods = cluster.kube.list(path_for("v1", "pods", namespace))
+    ranks = sorted(
+        (p["metadata"]["labels"][REPLICA_TYPE], _rank(p))
+        for p in pods
+        if p["metadata"]["labels"].get("kubesweep.io/trial") == "ptrun-0"
+    )
+    assert ranks == [("master", 0), ("worker", 1), ("worker", 2)]
+
+
+def _rank(pod: dict[str, Any]) -> int:
+    (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "pytorch"]
+    return int(next(e["value"] for e in container["env"] if e["name"] == "RANK"))
+
+
+def test_ending_the_experiment_stops_every_pod_of_a_pytorchjob_trial(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
+    budget = {"maxTrials": 1, "parallelTrials": 1, "maxDuration": "25s"}
+    apply(pytorchjob_experiment("ptstop", budget, pause=600))
+    pods = path_for("v1", "pods", namespace)
+    wait_for(
+        lambda: (
+            len([p for p in cluster.kube.list(pods) if p["status"].get("phase") == "Running"])
+            == 1 + WORKERS
+        ),
+        120,
+        what="the trial's Master and Workers running",
+    )
+    status = wait_end(cluster, namespace, "ptstop", timeout=120)
+    assert end_condition(status)["reason"] == "DeadlineExceeded"
+    (trial,) = trials(cluster, namespace)
+    assert trial["status"]["phase"] == "EarlyStopped"
+    wait_for(
+        lambda: (
+            not cluster.kube.list(path_for(PYTORCH_API, "pytorchjobs", namespace))
+            and not cluster.kube.list(pods)
+        ),
+        120,
+        1.0,
+        what="the PyTorchJob and every pod of it to go",
+    )

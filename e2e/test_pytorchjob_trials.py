@@ -15,6 +15,7 @@ as in ``test_controllers.py``).
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from cluster import local
 from cluster.kube import path_for
 from conftest import Apply, Cluster, wait_for
 from stack import Stack
@@ -167,3 +169,39 @@ def test_ending_the_experiment_stops_every_pod_of_a_pytorchjob_trial(
         1.0,
         what="the PyTorchJob and every pod of it to go",
     )
+
+
+def listeners() -> dict[int, set[str]]:
+    """This machine's listening TCP sockets (its own network namespace): port -> addresses."""
+    found: dict[int, set[str]] = {}
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        with open(table) as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+        for row in rows:
+            if row[3] != "0A":  # LISTEN
+                continue
+            address, port = row[1].split(":")
+            raw = bytes.fromhex(address)
+            # The kernel prints each 32-bit word in host (little-endian) order.
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.setdefault(int(port, 16), set()).add(socket.inet_ntop(family, raw))
+    return found
+
+
+def test_training_operator_serves_nothing_beyond_loopback(
+    cluster: Cluster, training_operator: None
+) -> None:
+    """Its webhook server binds every interface: of its own namespace, not this machine's."""
+    assert cluster.local is not None
+    info = local.ClusterInfo.load(Path(cluster.local.state_dir))
+    assert info is not None
+    webhook = info.ports["training-operator-webhook"]
+    health = info.ports["training-operator-health"]
+    listening = listeners()
+    assert webhook not in listening, listening.get(webhook)
+    assert listening[health] == {"127.0.0.1"}
+    pid = info.pids["training-operator"]
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        (child,) = f.read().split()
+    assert Path(f"/proc/{child}/exe").resolve().name == "training-operator"
+    assert Path(f"/proc/{child}/ns/net").readlink() != Path("/proc/self/ns/net").readlink()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cluster import local
 from cluster.kube import path_for
@@ -57,16 +58,23 @@ def training_operator(cluster: Cluster) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def stack(
-    cluster: Cluster, training_operator: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    """kubesweep's CRDs and an operator that may run PyTorchJob trials."""
+def crds(cluster: Cluster, training_operator: None) -> None:
+    """kubesweep's CRDs, and the PyTorchJob CRD (the harness applies it with the controller)."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     for crd in ("experiments.kubesweep.io", "pytorchjobs.kubeflow.org"):
         wait_for(partial(established, cluster, crd), 60, what=f"{crd} established")
-    log_dir = Path(tmp_path_factory.mktemp("operator-logs"))
+
+
+@pytest.fixture
+def stack(cluster: Cluster, namespace: str, crds: None, tmp_path: Path) -> Iterator[Stack]:
+    """An operator for this test's namespace that may run PyTorchJob trials."""
     workloads = f"--trial-workloads={json.dumps([PYTORCH_WORKLOAD])}"
-    with Stack(cluster.kubeconfig, log_dir, extra_operator_args=(workloads,)) as running:
+    with Stack(
+        cluster.kubeconfig,
+        tmp_path / "logs",
+        namespaces=(namespace,),
+        extra_operator_args=(workloads,),
+    ) as running:
         yield running
 
 
@@ -135,6 +143,69 @@ def test_a_pytorchjob_trial_runs_and_reports_its_masters_loss_with_every_pods_gp
         if p["metadata"]["labels"].get("kubesweep.io/trial") == "ptrun-0"
     )
     assert ranks == [("master", 0), ("worker", 1), ("worker", 2)]
+
+
+def test_a_pytorchjob_sweep_runs_under_only_the_charts_role(
+    cluster: Cluster, namespace: str, apply: Apply, crds: None, tmp_path: Path
+) -> None:
+    """The chart's namespaced Role with PyTorchJob in trialWorkloads is all the operator needs."""
+    from test_chart import CHART, _render, _sa_kubeconfig
+
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {"scope": "namespaced", "trialWorkloads": {"customResources": [PYTORCH_WORKLOAD]}}
+        )
+    )
+    docs = _render(cluster, namespace, CHART / "ci" / "default-values.yaml", "-f", str(values))
+    rbac = [d for d in docs if d["kind"] in {"ServiceAccount", "Role", "RoleBinding"}]
+    cluster.kubectl(
+        "apply", "--server-side", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(rbac)
+    )
+    (operator,) = [
+        c
+        for d in docs
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "operator"
+    ]
+    workloads = [a for a in operator["args"] if a.startswith("--trial-workloads=")]
+    assert workloads, operator["args"]
+    account = "kubesweep-operator"
+    kubeconfig = _sa_kubeconfig(cluster, namespace, account, tmp_path / "operator.kubeconfig")
+    with Stack(
+        str(kubeconfig),
+        tmp_path / "logs",
+        namespaces=(namespace,),
+        admin_kubeconfig=cluster.kubeconfig,
+        extra_operator_args=tuple(workloads),
+    ) as running:
+        apply(pytorchjob_experiment("ptrole", {"maxTrials": 1, "parallelTrials": 1}, pause=0))
+        status = wait_end(cluster, namespace, "ptrole", timeout=300)
+        log = running.operator.log.read_text() if running.operator else ""
+    (trial,) = trials(cluster, namespace)
+    assert trial["status"]["phase"] == "Succeeded", describe(cluster, namespace)
+    x = float(trial["spec"]["parameters"]["x"])
+    assert trial["status"]["objective"] == pytest.approx(float(f"{(x - 0.3) ** 2:.6f}"), abs=1e-6)
+    assert end_condition(status)["reason"] == "MaxTrialsReached"
+    assert "forbidden" not in log.lower(), log[-3000:]
+    # The Role grants exactly the PyTorchJob verbs the operator uses: no update, no patch.
+    can = partial(_can, cluster, namespace, account)
+    assert (can("create"), can("delete"), can("watch"), can("patch")) == (True, True, True, False)
+
+
+def _can(cluster: Cluster, namespace: str, account: str, verb: str) -> bool:
+    answer = cluster.kubectl(
+        "auth",
+        "can-i",
+        verb,
+        "pytorchjobs.kubeflow.org",
+        "-n",
+        namespace,
+        f"--as=system:serviceaccount:{namespace}:{account}",
+        check=False,
+    )
+    return answer.stdout.strip() == "yes"
 
 
 def _rank(pod: dict[str, Any]) -> int:

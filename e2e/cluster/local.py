@@ -11,7 +11,7 @@ Components, each its own process group, with its log in ``<state>/logs/``:
 - ``kube-scheduler``,
 - ``process-node`` (``e2e/node/processnode/``): a Node that runs pods as processes;
 - on request only, workload controllers (``controllers.py``): the JobSet controller,
-  Kueue and Kubeflow Trainer (``up --controllers jobset,kueue``).
+  Kueue, Kubeflow Trainer and training-operator (``up --controllers jobset,kueue``).
 
 State lives in ``$KUBESWEEP_CLUSTER_DIR`` (default ``~/.cache/kubesweep/cluster``):
 ``pki/``, ``etcd/``, ``logs/``, ``node/``, ``admin.kubeconfig`` and ``cluster.json``
@@ -277,7 +277,8 @@ def up(
     ``fresh`` wipes etcd and node state first (certificates are kept). ``node_kind``:
     ``process`` (``e2e/node/processnode/``) or ``real`` (``e2e/node/realnode.py``);
     default :func:`default_node_kind`. ``controllers`` (``jobset``, ``kueue``,
-    ``trainer``): workload controllers to run as well, on a new or a running cluster.
+    ``trainer``, ``training-operator``): workload controllers to run as well, on a new
+    or a running cluster.
     """
     kind = node_kind or default_node_kind()
     sd = (state_dir or default_state_dir(kind)).resolve()

@@ -623,56 +623,79 @@ def start(
             pki.kubeconfig(info.server, p / "ca.crt", client_crt, client_key, user=spec.user)
         )
         kubeconfig.chmod(0o600)
-        cert_dir = home / "certs"
-        _copy_pair(*serving, cert_dir)
         env = dict(os.environ)
         env["KUBECONFIG"] = str(kubeconfig)
         for var in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
             env.pop(var, None)
-        if name == "trainer":
-            tmp = home / "tmp"
-            _copy_pair(*serving, tmp / "k8s-webhook-server" / "serving-certs")
-            env["TMPDIR"] = str(tmp)
-        if name == "kueue":
-            _copy_pair(*serving, home / "etc-layer" / "kueue" / "metrics" / "certs")
-        if name == TRAINING_OPERATOR:
-            _copy_pair(*serving, home / "tmp-layer" / "k8s-webhook-server" / "serving-certs")
-            env["PYTHONPATH"] = os.pathsep.join(
-                [str(HERE.parent), *filter(None, [env.get("PYTHONPATH")])]
-            )
-            env["MY_POD_NAMESPACE"] = spec.namespace
-            env.pop("TMPDIR", None)
-            api_port = int(info.server.rsplit(":", 1)[1].rstrip("/"))
-            argv = training_operator_command(
-                bdir / name,
-                home,
-                api_port=api_port,
-                health_port=health_port,
-                webhook_port=webhook_port,
-            )
-            spawn(name, argv, env)
-            wait(name, partial(_ready, health_port), 120)
-            started.append(name)
-            continue
-        config = home / "config.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                configuration(
-                    name,
-                    namespace=spec.namespace,
-                    webhook_port=webhook_port,
-                    health_port=health_port,
-                    cert_dir=cert_dir,
-                ),
-                sort_keys=False,
-            )
+        argv = _argv(
+            spec,
+            bdir / name,
+            home,
+            env,
+            serving,
+            api_port=int(info.server.rstrip("/").rsplit(":", 1)[1]),
+            webhook_port=webhook_port,
+            health_port=health_port,
         )
-        spawn(name, command(name, bdir / name, config, home), env)
+        spawn(name, argv, env)
         wait(name, partial(_ready, health_port), 120)
-        _apply_all(client, hooks)
-        wait(name, partial(webhooks_called, client, name), 30)
+        if hooks:
+            _apply_all(client, hooks)
+            wait(name, partial(webhooks_called, client, name), 30)
         started.append(name)
     return started
+
+
+def _argv(
+    spec: Spec,
+    binary: Path,
+    home: Path,
+    env: dict[str, str],
+    serving: tuple[Path, Path],
+    *,
+    api_port: int,
+    webhook_port: int,
+    health_port: int,
+) -> list[str]:
+    """The controller's command line, after writing the files it reads (``env`` is amended).
+
+    Each reads its serving certificate from its own place: the directory its
+    configuration names; Trainer's ``$TMPDIR/k8s-webhook-server/serving-certs``;
+    training-operator's ``/tmp/k8s-webhook-server/serving-certs`` (a private ``/tmp``).
+    """
+    name = spec.name
+    if name == TRAINING_OPERATOR:
+        _copy_pair(*serving, home / "tmp-layer" / "k8s-webhook-server" / "serving-certs")
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(HERE.parent), *filter(None, [env.get("PYTHONPATH")])]
+        )
+        env["MY_POD_NAMESPACE"] = spec.namespace
+        env.pop("TMPDIR", None)
+        return training_operator_command(
+            binary, home, api_port=api_port, health_port=health_port, webhook_port=webhook_port
+        )
+    cert_dir = home / "certs"
+    _copy_pair(*serving, cert_dir)
+    if name == "trainer":
+        tmp = home / "tmp"
+        _copy_pair(*serving, tmp / "k8s-webhook-server" / "serving-certs")
+        env["TMPDIR"] = str(tmp)
+    if name == "kueue":
+        _copy_pair(*serving, home / "etc-layer" / "kueue" / "metrics" / "certs")
+    config = home / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            configuration(
+                name,
+                namespace=spec.namespace,
+                webhook_port=webhook_port,
+                health_port=health_port,
+                cert_dir=cert_dir,
+            ),
+            sort_keys=False,
+        )
+    )
+    return command(name, binary, config, home)
 
 
 def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -6,7 +6,9 @@ trial's PyTorchJob: a Master and two Workers, whose pods run on the process node
 The Experiment names the PyTorchJob in ``trialTemplate.resource`` (its two
 PodTemplateSpecs get the collector, its ``Succeeded``/``Failed`` conditions end the
 trial) and the Master pod reports. Each pod prints its own loss from the ``RANK``
-the controller gives it, so a series that took another rank's values shows.
+the controller gives it, so a series that took another rank's values shows. The
+operator runs per test, for that test's namespace: one test runs it under the
+chart's Role alone.
 
 Without the build these tests skip, saying how to build (``KUBESWEEP_E2E_CONTROLLERS``
 as in ``test_controllers.py``).
@@ -38,7 +40,8 @@ REPLICA_TYPE = "training.kubeflow.org/replica-type"
 WORKERS = 2
 
 #: Rank r (the controller's RANK: Master 0, Worker i is i + 1) prints
-#: loss = (x - 0.3)^2 + 100 r, three times; then sleeps the given seconds.
+#: loss = (x - 0.3)^2 + 100 r, three times; then sleeps the given seconds, and rank 0
+#: exits with the given status.
 RANKED_PROGRAM = (
     "import os, sys, time\n"
     "x, pause, rank = float(sys.argv[1]), float(sys.argv[2]), int(os.environ['RANK'])\n"
@@ -46,6 +49,7 @@ RANKED_PROGRAM = (
     "    time.sleep(1.0)\n"
     "    print(f'step={step} loss={(x - 0.3) ** 2 + 100 * rank:.6f}', flush=True)\n"
     "time.sleep(pause)\n"
+    "sys.exit(int(sys.argv[3]) if rank == 0 else 0)\n"
 )
 
 
@@ -78,7 +82,9 @@ def stack(cluster: Cluster, namespace: str, crds: None, tmp_path: Path) -> Itera
         yield running
 
 
-def pytorchjob_experiment(name: str, budget: dict[str, Any], pause: float) -> dict[str, Any]:
+def pytorchjob_experiment(
+    name: str, budget: dict[str, Any], pause: float, master_exit: int = 0
+) -> dict[str, Any]:
     """Trials as PyTorchJobs of a Master and two Workers, one GPU each, every rank printing."""
     manifest = experiment(name, budget)
     template = manifest["spec"]["trialTemplate"]
@@ -87,7 +93,7 @@ def pytorchjob_experiment(name: str, budget: dict[str, Any], pause: float) -> di
     # The controller sets RANK and the rendezvous variables in the container named pytorch.
     trainer["name"] = template["primaryContainer"] = "pytorch"
     trainer["command"] = ["python", "-c", RANKED_PROGRAM]
-    trainer["args"] = ["${params.x}", str(pause)]
+    trainer["args"] = ["${params.x}", str(pause), str(master_exit)]
     trainer["resources"] = {"limits": {"nvidia.com/gpu": 1}}
 
     def replicas(n: int) -> dict[str, Any]:
@@ -206,6 +212,22 @@ def _can(cluster: Cluster, namespace: str, account: str, verb: str) -> bool:
         check=False,
     )
     return answer.stdout.strip() == "yes"
+
+
+def test_a_failed_master_fails_the_trial_through_the_pytorchjobs_failed_condition(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
+    budget = {"maxTrials": 1, "parallelTrials": 1}
+    apply(pytorchjob_experiment("ptfail", budget, pause=0, master_exit=3))
+    wait_end(cluster, namespace, "ptfail", timeout=300)
+    (trial,) = trials(cluster, namespace)
+    assert trial["status"]["phase"] == "Failed", describe(cluster, namespace)
+    job = cluster.kube.get(path_for(PYTORCH_API, "pytorchjobs", namespace, "ptfail-0"))
+    conditions = {c["type"]: c["status"] for c in job["status"]["conditions"]}
+    assert (conditions.get("Failed"), conditions.get("Succeeded")) == ("True", None), job["status"]
+    # The trial's reason is the controller's own, from the condition it matched.
+    failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
+    assert (trial["status"]["reason"], failed["reason"]) == ("PyTorchJobFailed",) * 2
 
 
 def _rank(pod: dict[str, Any]) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cluster import local
+from cluster import controllers, local
 from cluster.kube import path_for
 from conftest import Apply, Cluster, wait_for
 from stack import Stack
@@ -301,3 +301,23 @@ def test_training_operator_serves_nothing_beyond_loopback(
         (child,) = f.read().split()
     assert Path(f"/proc/{child}/exe").resolve().name == "training-operator"
     assert Path(f"/proc/{child}/ns/net").readlink() != Path("/proc/self/ns/net").readlink()
+
+
+def test_the_harness_applies_the_pytorchjob_crd_and_no_webhook(
+    cluster: Cluster, training_operator: None
+) -> None:
+    """Only the kind sweeps use, and no webhook configuration for the rotator to rewrite."""
+    selector = f"{controllers.LABEL}={controllers.TRAINING_OPERATOR}"
+    crds = cluster.kube.list(
+        path_for("apiextensions.k8s.io/v1", "customresourcedefinitions"), labelSelector=selector
+    )
+    assert [c["metadata"]["name"] for c in crds] == ["pytorchjobs.kubeflow.org"]
+    for plural in controllers.WEBHOOK_KINDS.values():
+        hooks = cluster.kube.list(path_for("admissionregistration.k8s.io/v1", plural))
+        names = [h["metadata"]["name"] for h in hooks]
+        assert not [n for n in names if "training-operator" in n], names
+    # The rotator's Secret: applied empty by the harness, filled by the rotator.
+    secret = cluster.kube.get(
+        path_for("v1", "secrets", "kubeflow", "training-operator-webhook-cert")
+    )
+    assert {"ca.crt", "tls.crt"} <= set(secret.get("data") or {})

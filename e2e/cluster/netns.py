@@ -21,8 +21,9 @@ machine's, with DIR's files on top, in a private mount namespace (a tmpfs holds
 the layer, so the overlay never lies inside one of its own layers). For a program
 that looks for files at a fixed ``/tmp`` path; the machine's ``/tmp`` is not touched.
 
-Both namespaces need root (``CAP_SYS_ADMIN``). The command runs as a child; a
-signal to this process goes to it, and this process exits with its status.
+Both namespaces need root (``CAP_SYS_ADMIN``), and ``ip`` and ``mount`` on the PATH.
+The command runs as a child; a signal to this process goes to it, and this process
+exits with its status.
 
 CLI: ``python -m cluster.netns [--out PORT]... [--in PORT]... [--tmp-layer DIR] -- ARGV...``
 """

@@ -45,7 +45,7 @@ BUILD_TIMES = {
     workload_controllers.BUILD_SCRIPT.name: "10-30 min with an empty Go build cache, "
     "30 s once it is warm",
     workload_controllers.TRAINING_OPERATOR_BUILD_SCRIPT.name: "about 5 min with an empty "
-    "Go build cache, 10 s once it is warm",
+    "Go build cache, 8 s once it is warm",
 }
 
 

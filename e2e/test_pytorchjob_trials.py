@@ -30,9 +30,9 @@ import yaml
 from cluster import controllers, local
 from cluster.kube import path_for
 from conftest import Apply, Cluster, wait_for
+from crd import established
 from stack import Stack
 from sweeps import CRDS, describe, end_condition, experiment, trials, wait_end
-from test_trial_workloads import established
 
 PYTORCH_API = "kubeflow.org/v1"
 PYTORCH_WORKLOAD = {"apiVersion": PYTORCH_API, "kind": "PyTorchJob", "plural": "pytorchjobs"}

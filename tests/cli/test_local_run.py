@@ -102,6 +102,28 @@ def test_failing_trials_end_the_sweep_as_failed_with_their_output(tmp_path: Path
     assert "boom: x is too large" in out
 
 
+def test_a_trial_without_its_objective_is_told_as_a_process_with_the_form_that_is_read(
+    tmp_path: Path,
+) -> None:
+    manifest = tiny_manifest("colon", max_trials=1, parallel=1, max_failed=1)
+    manifest["spec"]["trialTemplate"]["job"]["template"]["spec"]["containers"][0].update(
+        command=["python", "-c", "print('loss: 0.1')"], args=[]
+    )
+    path = write_manifest(tmp_path / "colon.yaml", manifest)
+    state = tmp_path / "colon.db"
+    code, out = finish(kubesweep("run", path, "--state", state))
+    assert code == 1, out
+    store = Store(state)
+    try:
+        (trial,) = store.trials()
+    finally:
+        store.close()
+    assert trial.status.message == "the trial process exited 0 but never reported loss"
+    assert "Job" not in out
+    assert "the trial process exited 0 but never reported loss" in out
+    assert "print `loss=0.1`" in out
+
+
 def test_a_bad_manifest_exits_2_naming_the_field(tmp_path: Path) -> None:
     manifest = tiny_manifest("bad")
     manifest["spec"]["budget"]["parallelTrials"] = 10

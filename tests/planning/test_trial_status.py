@@ -10,6 +10,7 @@ import pytest
 from kubesweep.api import CurvePoint, MetricSummary, TrialPhase, TrialStatus
 from kubesweep.planning import PodView, TrialMetrics, derive_trial_status, gpus_per_pod
 from kubesweep.planning.trial_status import stopped_status
+from kubesweep.planning.workload import Ending, WorkloadState
 from tests.planning.builders import NOW
 
 T0 = "2026-11-22T11:00:00Z"
@@ -183,3 +184,19 @@ def test_a_complete_account_without_the_objective_ends_at_once() -> None:
     the_job = job(completionTime=just_now, conditions=[done("Complete", when=just_now)])
     status = derive_trial_status(the_job, empty, NOW, objective_metric="loss")
     assert (status.phase, status.reason) == (TrialPhase.METRICS_UNAVAILABLE, "ObjectiveNotReported")
+    assert status.message == "the Job completed but never reported loss"
+
+
+def test_a_workload_that_is_not_a_job_is_not_called_one_when_its_objective_is_missing() -> None:
+    ended = NOW - timedelta(seconds=2)
+    process = WorkloadState(
+        kind="Process",
+        succeeded=Ending(at=ended),
+        completion_time=ended,
+        completion_phrase="the trial process exited 0",
+    )
+    status = derive_trial_status(process, TrialMetrics(complete=True), NOW, objective_metric="loss")
+    assert status.phase is TrialPhase.METRICS_UNAVAILABLE
+    assert status.message == "the trial process exited 0 but never reported loss"
+    waiting = derive_trial_status(process, TrialMetrics(complete=False), NOW)
+    assert waiting.message == "the trial process exited 0; waiting for its last metrics"

@@ -200,7 +200,7 @@ def _collecting(facts: _Facts) -> dict[str, Any]:
         facts,
         phase=TrialPhase.RUNNING,
         reason="CollectingMetrics",
-        message=f"the {facts.workload.kind} completed; waiting for its last metrics",
+        message=f"{facts.workload.said_completed}; waiting for its last metrics",
     )
     del changes["completion_time"]
     return changes
@@ -221,7 +221,7 @@ def _unreported(facts: _Facts) -> dict[str, Any]:
         facts,
         phase=TrialPhase.METRICS_UNAVAILABLE,
         reason="ObjectiveNotReported",
-        message=f"the {facts.workload.kind} completed but never reported {facts.objective_metric}",
+        message=f"{facts.workload.said_completed} but never reported {facts.objective_metric}",
         conditions=[metrics_account(facts.whole_account, facts.now)],
     )
 

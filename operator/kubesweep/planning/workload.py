@@ -60,6 +60,14 @@ class WorkloadState:
     ready: bool = False
     #: GPUs its pods hold together at full width, where no pod says what it holds.
     template_gpus: float = 0.0
+    #: How a message says that it ended well, where "the <kind> completed" would be
+    #: wrong: a local trial is a process, which exits.
+    completion_phrase: str = ""
+
+    @property
+    def said_completed(self) -> str:
+        """The words for ending well: ``the Job completed``, else :attr:`completion_phrase`."""
+        return self.completion_phrase or f"the {self.kind} completed"
 
     @property
     def ended(self) -> bool:

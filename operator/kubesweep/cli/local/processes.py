@@ -35,7 +35,10 @@ from kubesweep.collector.main import Collector
 from kubesweep.collector.push import PushServer
 from kubesweep.metrics.models import curve_points, metric_summaries
 from kubesweep.planning import PodView, TrialMetrics
+from kubesweep.planning.workload import Ending, WorkloadState
 
+#: What the planner's messages call a local trial's workload.
+PROCESS_KIND = "Process"
 #: Seconds a stopped trial has between SIGTERM and SIGKILL.
 STOP_GRACE_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1
@@ -192,26 +195,26 @@ class TrialProcess:
         stats = self.collector.reducer.stats.get(self.objective.metric)
         return None if stats is None else stats.step
 
-    def job(self) -> dict[str, object]:
-        """The process as the Job status the planner's status derivation reads."""
-        status: dict[str, object] = {"startTime": _rfc3339(self.started)}
+    def workload(self) -> WorkloadState:
+        """The process as the workload the planner's status derivation reads.
+
+        It is named as what it is, a process that exits, so a trial that ends
+        without its objective says "the trial process exited 0", never "Job".
+        """
         if self.exit_code is None:
-            status["ready"] = 1
-        else:
-            ended = _rfc3339(self.ended or datetime.now(UTC))
-            status["completionTime"] = ended
-            if self.exit_code == 0:
-                status["conditions"] = [{"type": "Complete", "status": "True"}]
-            else:
-                status["conditions"] = [
-                    {
-                        "type": "Failed",
-                        "status": "True",
-                        "reason": "Error",
-                        "message": self.failure_message(),
-                    }
-                ]
-        return {"status": status}
+            return WorkloadState(kind=PROCESS_KIND, start_time=self.started, ready=True)
+        ended = self.ended or datetime.now(UTC)
+        succeeded = self.exit_code == 0
+        return WorkloadState(
+            kind=PROCESS_KIND,
+            succeeded=Ending(at=ended) if succeeded else None,
+            failed=None
+            if succeeded
+            else Ending(reason="Error", message=self.failure_message(), at=ended),
+            start_time=self.started,
+            completion_time=ended,
+            completion_phrase="the trial process exited 0",
+        )
 
     def pods(self) -> list[PodView]:
         """The one "pod": running until the process exits."""
@@ -293,7 +296,3 @@ def wait_all(processes: Sequence[TrialProcess], timeout: float) -> None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(2)
         process.close()
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -362,7 +362,7 @@ class Runner:
             return Observation(
                 self._view(trial, trial.status),
                 derive=True,
-                job=proc.job(),
+                job=proc.workload(),
                 metrics=proc.metrics(),
                 pods=proc.pods(),
             )

@@ -110,6 +110,27 @@ class LiveRun:
         self.save_status("Running")
         return loss
 
+    def unreported(self, index: int, message: str) -> None:
+        """Trial ``index`` ended without its objective, with ``message``."""
+        status = TrialStatus(
+            phase=TrialPhase.METRICS_UNAVAILABLE,
+            reason="ObjectiveNotReported",
+            message=message,
+            start_time=T0,
+            completion_time=T0 + timedelta(seconds=30),
+        )
+        trial = LocalTrial(
+            index=index,
+            name=trial_name(self.name, index),
+            parameters=parameters_of(index),
+            status=status,
+            attempts=1,
+        )
+        self.store.add_trial(trial)
+        self.started.append(index)
+        self.finished.append(index)
+        self.save_status("Running")
+
     def run(self, index: int) -> float:
         """Start and finish trial ``index``."""
         self.start(index)

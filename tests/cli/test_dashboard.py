@@ -115,6 +115,20 @@ async def test_trial_view_has_parameters_metrics_curve_reason_and_log(
     assert len(trial["log"]) == 50
 
 
+async def test_a_trial_without_its_objective_is_told_the_form_that_is_read(
+    tmp_path: Path, client: Any, run: LiveRun
+) -> None:
+    run.unreported(1, "the trial process exited 0 but never reported val_loss")
+    folder = trials_dir(tmp_path / "digits-random.db") / "digits-random-1"
+    folder.mkdir(parents=True)
+    (folder / "stdout.log").write_text("epoch 1\nval_loss: 0.25\n")
+    trial = await (await client.get("/api/experiments/digits-random/trials/digits-random-1")).json()
+    assert trial["message"] == (
+        "the trial process exited 0 but never reported val_loss; it printed `val_loss: 0.25`, "
+        "and the stdout source reads name=value pairs: print `val_loss=0.25`"
+    )
+
+
 async def test_unknown_names_are_404_and_nothing_is_writable(client: Any, run: LiveRun) -> None:
     run.run(0)
     assert (await client.get("/api/experiments/nope")).status == 404

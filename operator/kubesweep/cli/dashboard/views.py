@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesweep.api import Experiment, ExperimentSpec, ExperimentStatus, TrialPhase
+from kubesweep.cli.failures import explain
 from kubesweep.cli.ranking import TrialRecord, with_fidelity
 from kubesweep.cli.report import data
 from kubesweep.cli.report.data import curves, shown_parameters
@@ -153,9 +154,13 @@ def experiment_view(
 
 
 def trial_view(
-    experiment: Experiment, record: TrialRecord, log: list[str] | None
+    experiment: Experiment, record: TrialRecord, log: list[str] | None, *, local: bool = True
 ) -> dict[str, Any]:
-    """The trial page: parameters, metrics, its curve, why it ended, its log tail."""
+    """The trial page: parameters, metrics, its curve, why it ended, its log tail.
+
+    A trial that ended without its objective is told, as in the terminal, what
+    its output should have held (from the log tail it printed).
+    """
     return clean_row(
         {
             "experiment": experiment.metadata.name,
@@ -163,7 +168,7 @@ def trial_view(
             **trial_row(record, experiment.spec),
             "shown_parameters": shown_parameters(record.parameters),
             "metrics": dict(record.metrics),
-            "message": record.message,
+            "message": explain(record.reason, record.message, experiment.spec, log, local=local),
             "completed": _iso(record.completion_time),
             "attempts": record.attempts,
             "curves": curves([record]),

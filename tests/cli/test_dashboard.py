@@ -24,6 +24,7 @@ web = pytest.importorskip("aiohttp.web", reason="the dashboard needs aiohttp (ku
 test_utils = pytest.importorskip("aiohttp.test_utils")
 
 from kubesweep.cli.dashboard import server as server_module  # noqa: E402
+from kubesweep.cli.dashboard.feeds import LocalFeed  # noqa: E402
 from kubesweep.cli.dashboard.server import Views, make_app, normal_prefix  # noqa: E402
 from kubesweep.cli.dashboard.views import plot_data, runs_version  # noqa: E402
 
@@ -277,7 +278,7 @@ async def test_a_body_is_computed_once_per_change_and_importance_less_often(
         return [{"name": "eta0", "importance": 1.0}]
 
     monkeypatch.setattr(server_module, "importances", counting)
-    views = Views(LocalRuns(run.store.path.parent), importance_every=3600, fit_share=1e9)
+    views = Views(LocalFeed(run.store.path.parent), importance_every=3600, fit_share=1e9)
     run.run(0)
     first = await views.body("digits-random")
     assert await views.body("digits-random") is first

@@ -242,6 +242,15 @@ class Kube:
             )
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout or self.timeout)
 
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        """The TLS settings of the server (``None`` for plain HTTP), for other HTTP clients."""
+        return self._ssl
+
+    def headers(self) -> dict[str, str]:
+        """The headers of a GET, credentials included, for other HTTP clients (a watch)."""
+        return self._headers(None)
+
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         if content_type:
@@ -259,6 +268,12 @@ class Kube:
             query = {k: v for k, v in params.items() if v is not None}
             url += "?" + urllib.parse.urlencode(query)
         return url
+
+    def absolute_url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """:meth:`url` with the server's scheme, host and port, for other HTTP clients."""
+        scheme = "https" if self._https else "http"
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"{scheme}://{host}:{self._port}{self.url(path, params)}"
 
     def exchange(
         self,

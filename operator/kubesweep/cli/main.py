@@ -581,17 +581,55 @@ def report(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8686, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--prefix", default="/", show_default=True, help="URL prefix behind a proxy.")
-def dashboard(*, directory: Path, host: str, port: int, prefix: str) -> None:
-    """Serve a read-only web UI that follows the local runs live (see docs/dashboard.md)."""
+@click.option(
+    "--cluster",
+    is_flag=True,
+    help="Follow the Experiments of a cluster's namespace (through the kubeconfig) instead.",
+)
+@click.option("--kubeconfig", help="With --cluster: path of the kubeconfig (else $KUBECONFIG).")
+@click.option("--context", help="With --cluster: the kubeconfig context to use.")
+@click.option("-n", "--namespace", help="With --cluster: the namespace (else the context's).")
+def dashboard(
+    *,
+    directory: Path,
+    host: str,
+    port: int,
+    prefix: str,
+    cluster: bool,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+) -> None:
+    """Serve a read-only web UI that follows sweeps live, local or on a cluster."""
     try:
+        from kubesweep.cli.dashboard.feeds import Feed
         from kubesweep.cli.dashboard.server import normal_prefix, serve
     except ImportError as error:
         fail(f"the dashboard needs aiohttp ({error}): pip install 'kubesweep[cli]'", 2)
         return
+    source: Path | Feed = directory
+    if cluster:
+        from kubesweep.cli.dashboard.cluster_feed import ClusterFeed
+        from kubesweep.cli.kube import Kube, KubeError
+
+        try:
+            kube = Kube.connect(kubeconfig, context, namespace)
+        except KubeError as error:
+            fail(str(error), 2)
+            return
+        source = ClusterFeed(kube, namespace)
+        errors.print(f"following namespace {source.namespace} of {kube.config.server}")
     errors.print(
         f"kubesweep dashboard on http://{host}:{port}{normal_prefix(prefix)} (Ctrl-C stops)"
     )
-    serve(directory, host, port, prefix)
+    from aiohttp import ClientError
+
+    from kubesweep.cli.kube import KubeError
+
+    try:
+        serve(source, host, port, prefix)
+    except (KubeError, ClientError, OSError) as error:  # a port taken, a cluster out of reach
+        fail(f"cannot serve the dashboard: {error}")
 
 
 def direction_of(experiment: Experiment) -> Direction:

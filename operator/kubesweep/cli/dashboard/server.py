@@ -2,14 +2,16 @@
 
 aiohttp serves everything from the package (the pages' script and style, and the
 report's drawing script), so the dashboard works offline. Every route is a GET:
-there is no write path. Reads of the SQLite state files run in worker threads,
-so a slow read never stalls the event streams.
+there is no write path. What it shows comes from a
+:class:`~kubesweep.cli.dashboard.feeds.Feed`: the local runs' state files, or a
+cluster followed by watches. Reads run in worker threads, so a slow read never
+stalls the event streams.
 
-Live updates are server-sent events: ``/api/events`` checks the fingerprint of
-the state files (:func:`~kubesweep.cli.dashboard.views.runs_version`) every
-``interval`` seconds and, when it changed, sends the experiments' lines (or the
-one experiment's line) as an ``update`` event; the page then fetches what it
-draws. A page never reloads.
+Live updates are server-sent events: ``/api/events`` compares the feed's
+version every ``interval`` seconds (a state file's fingerprint, or the count of
+changes the watches brought) and, when it changed, sends the experiments' lines
+(or the one experiment's line) as an ``update`` event; the page then fetches
+what it draws. A page never reloads.
 """
 
 from __future__ import annotations
@@ -28,14 +30,10 @@ from typing import Any
 from aiohttp import web
 
 from kubesweep.api import TrialPhase
-from kubesweep.cli.dashboard.views import (
-    LOG_TAIL,
-    experiment_row,
-    experiment_view,
-    runs_version,
-    trial_view,
-)
-from kubesweep.cli.experiment_sources import LocalRuns, NotFoundError
+from kubesweep.cli.dashboard.feeds import Feed, LocalFeed
+from kubesweep.cli.dashboard.views import LOG_TAIL, experiment_row, experiment_view, trial_view
+from kubesweep.cli.experiment_sources import NotFoundError
+from kubesweep.cli.kube import KubeError
 from kubesweep.cli.report.data import importances
 from kubesweep.cli.report.html import STYLE
 
@@ -45,7 +43,7 @@ KEEPALIVE = 15.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-RUNS: web.AppKey[LocalRuns] = web.AppKey("runs", LocalRuns)
+FEED: web.AppKey[Feed] = web.AppKey("feed")
 SETTINGS: web.AppKey[dict[str, Any]] = web.AppKey("settings", dict)
 VIEWS: web.AppKey[Views] = web.AppKey("views")
 
@@ -64,8 +62,8 @@ def _json(data: Any) -> web.Response:
     return web.json_response(data, dumps=lambda d: json.dumps(d, allow_nan=False))
 
 
-def _experiments(runs: LocalRuns) -> list[dict[str, Any]]:
-    return [experiment_row(experiment) for experiment in runs.experiments()]
+def _experiments(feed: Feed) -> list[dict[str, Any]]:
+    return [experiment_row(experiment) for experiment in feed.experiments()]
 
 
 #: Seconds the parameter importance of an experiment is reused for, at most, before it is
@@ -85,7 +83,7 @@ class _Importance:
 
 @dataclass
 class Views:
-    """The experiment pages' JSON, computed once per change of the state files.
+    """The experiment pages' JSON, computed once per change of the feed.
 
     Every open page asks for the same body after an update: it is computed once
     (under a lock per experiment) and served as bytes until the files change.
@@ -94,7 +92,7 @@ class Views:
     its last fit took when that is shorter.
     """
 
-    runs: LocalRuns
+    feed: Feed
     importance_every: float = IMPORTANCE_EVERY
     fit_share: float = FIT_SHARE
     bodies: dict[str, tuple[object, bytes]] = field(default_factory=dict)
@@ -105,7 +103,7 @@ class Views:
         """The JSON of experiment ``name``'s page."""
         lock = self.locks.setdefault(name, asyncio.Lock())
         async with lock:
-            version = await asyncio.to_thread(runs_version, self.runs.directory)
+            version = await asyncio.to_thread(self.feed.version)
             cached = self.bodies.get(name)
             if cached is not None and cached[0] == version:
                 return cached[1]
@@ -114,8 +112,8 @@ class Views:
             return body
 
     def _compute(self, name: str) -> bytes:
-        experiment = self.runs.experiment(name)
-        records = self.runs.trials(experiment)
+        experiment = self.feed.experiment(name)
+        records = self.feed.trials(experiment)
         succeeded = sum(r.phase is TrialPhase.SUCCEEDED for r in records)
         known = self.importance.get(name)
         now = time.monotonic()
@@ -130,15 +128,12 @@ class Views:
         return json.dumps(view, allow_nan=False).encode()
 
 
-def _trial(runs: LocalRuns, name: str, trial: str) -> dict[str, Any]:
-    experiment = runs.experiment(name)
-    for record in runs.trials(experiment):
+def _trial(feed: Feed, name: str, trial: str) -> dict[str, Any]:
+    experiment = feed.experiment(name)
+    for record in feed.trials(experiment):
         if record.name == trial:
-            try:
-                log: list[str] | None = runs.log(trial, LOG_TAIL).splitlines()
-            except NotFoundError:
-                log = None
-            return trial_view(experiment, record, log)
+            log = feed.log_lines(trial, LOG_TAIL)
+            return trial_view(experiment, record, log, local=feed.local)
     raise NotFoundError(f"experiment {name} has no trial {trial}")
 
 
@@ -152,8 +147,8 @@ async def _read(func: Callable[..., Any], *args: Any) -> Any:
 
 
 async def api_experiments(request: web.Request) -> web.Response:
-    """Every local run's line."""
-    return _json(await _read(_experiments, request.app[RUNS]))
+    """Every experiment's line."""
+    return _json(await _read(_experiments, request.app[FEED]))
 
 
 async def api_experiment(request: web.Request) -> web.Response:
@@ -165,18 +160,18 @@ async def api_experiment(request: web.Request) -> web.Response:
 async def api_trial(request: web.Request) -> web.Response:
     """One trial."""
     info = request.match_info
-    return _json(await _read(_trial, request.app[RUNS], info["name"], info["trial"]))
+    return _json(await _read(_trial, request.app[FEED], info["name"], info["trial"]))
 
 
-def _summary(runs: LocalRuns, name: str | None) -> Any:
+def _summary(feed: Feed, name: str | None) -> Any:
     if name is None:
-        return _experiments(runs)
-    return experiment_row(runs.experiment(name))
+        return _experiments(feed)
+    return experiment_row(feed.experiment(name))
 
 
 async def api_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: an ``update`` with the current lines whenever a state file changed."""
-    runs = request.app[RUNS]
+    """Server-sent events: an ``update`` with the current lines whenever the feed changed."""
+    feed = request.app[FEED]
     interval = float(request.app[SETTINGS]["interval"])
     name = request.query.get("experiment") or None
     response = web.StreamResponse(
@@ -190,12 +185,12 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     seen: object = None
     quiet = 0.0
     while True:
-        version = await asyncio.to_thread(runs_version, runs.directory)
+        version = await asyncio.to_thread(feed.version)
         if version != seen:
             seen = version
             try:
-                data = await asyncio.to_thread(_summary, runs, name)
-            except (NotFoundError, sqlite3.DatabaseError) as error:
+                data = await asyncio.to_thread(_summary, feed, name)
+            except (NotFoundError, KubeError, sqlite3.DatabaseError) as error:
                 data = {"error": str(error)}
             await response.write(f"event: update\ndata: {json.dumps(data)}\n\n".encode())
             quiet = 0.0
@@ -275,11 +270,14 @@ async def static(request: web.Request) -> web.Response:
     return web.Response(text=_asset(package, path), content_type=content_type)
 
 
-def make_app(directory: Path, prefix: str = "/", interval: float = INTERVAL) -> web.Application:
-    """The dashboard for the local runs in ``directory``, under URL ``prefix``."""
+def make_app(source: Path | Feed, prefix: str = "/", interval: float = INTERVAL) -> web.Application:
+    """The dashboard for ``source`` (a folder of local runs, or a feed), under URL ``prefix``."""
     app = web.Application()
-    app[RUNS] = LocalRuns(directory)
-    app[VIEWS] = Views(app[RUNS])
+    feed = LocalFeed(source) if isinstance(source, Path) else source
+    app[FEED] = feed
+    app[VIEWS] = Views(feed)
+    app.on_startup.append(lambda _: feed.start())
+    app.on_cleanup.append(lambda _: feed.close())
     base = normal_prefix(prefix)
     app[SETTINGS] = {"prefix": base, "interval": interval}
     routes = [
@@ -299,6 +297,6 @@ def make_app(directory: Path, prefix: str = "/", interval: float = INTERVAL) -> 
     return app
 
 
-def serve(directory: Path, host: str, port: int, prefix: str = "/") -> None:
+def serve(source: Path | Feed, host: str, port: int, prefix: str = "/") -> None:
     """Serve until interrupted."""
-    web.run_app(make_app(directory, prefix), host=host, port=port, print=None)
+    web.run_app(make_app(source, prefix), host=host, port=port, print=None)

@@ -8,11 +8,7 @@ trials' objectives put them; a filter narrowing the trial table. Screenshots go 
 
 from __future__ import annotations
 
-import asyncio
 import re
-import shutil
-import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +16,7 @@ from typing import Any
 import pytest
 
 from kubesweep.api import Experiment
-from tests.cli.conftest import ROOT, example
+from tests.cli.conftest import example
 from tests.cli.dashboard_runs import LiveRun, loss_of, parameters_of
 
 webdriver = pytest.importorskip(
@@ -28,111 +24,28 @@ webdriver = pytest.importorskip(
 )
 pytest.importorskip("aiohttp", reason="the dashboard needs aiohttp (kubesweep[cli])")
 
-from aiohttp import web  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
-from kubesweep.cli.dashboard.server import make_app  # noqa: E402
-
-ARTIFACTS = ROOT / "artifacts"
-WAIT = 30.0
-
-
-def _binary(*names: str) -> str | None:
-    for name in names:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-class Dashboard:
-    """The dashboard served from a thread of this process on a free loopback port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(
-            make_app(directory, "/sweeps", interval=0.1), shutdown_timeout=0.5
-        )
-        started = threading.Event()
-        self.thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
-        self.thread.start()
-        if not started.wait(30):
-            raise RuntimeError("the dashboard did not start")
-        host, port = self.runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}/sweeps/"
-
-    def _serve(self, started: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        started.set()
-        self.loop.run_forever()
-
-    def stop(self) -> None:
-        """Stop serving and end the thread."""
-        future = asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop)
-        future.result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=30)
-        self.loop.close()
+from tests.cli.browser import (  # noqa: E402
+    Dashboard,
+    chromium,
+    progress,
+    shot,
+    wait,
+)
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    chromium = _binary("chromium", "chromium-browser", "google-chrome")
-    driver_path = _binary("chromedriver")
-    if chromium is None or driver_path is None:
-        pytest.skip(
-            "chromium or chromedriver not found (apt-get install -y chromium chromium-driver); "
-            "the dashboard is untested in a browser"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    profile = tempfile.mkdtemp(prefix="kubesweep-chromium-")
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,2400",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
 def experiment() -> Experiment:
     return example("random")
-
-
-def _wait(driver: Any, condition: Any, what: str) -> Any:
-    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message=what)
-
-
-def _shot(driver: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / name))
-
-
-def _progress(driver: Any) -> str:
-    text = driver.execute_script(
-        'const n = document.querySelector("#header .progress-text"); return n && n.textContent'
-    )
-    return str(text)
 
 
 def _fmt4(value: float) -> str:
@@ -170,7 +83,7 @@ def test_a_running_experiment_in_the_browser(
 
         # The experiments page: the run's line with its progress.
         browser.get(dashboard.url)
-        _wait(
+        wait(
             browser,
             lambda d: d.find_elements(By.CSS_SELECTOR, "#experiments tr[data-name]"),
             "the experiments table",
@@ -178,23 +91,23 @@ def test_a_running_experiment_in_the_browser(
         row = browser.find_element(By.CSS_SELECTOR, '#experiments tr[data-name="digits-random"]')
         assert "Running" in row.text
         assert "3 / 8" in row.text
-        _shot(browser, "cli-dashboard-experiments.png")
+        shot(browser, "cli-dashboard-experiments.png")
 
         # The experiment page follows the run without a reload.
         browser.get(dashboard.url + "experiments/digits-random")
-        _wait(
+        wait(
             browser,
             lambda d: d.execute_script("return document.body.dataset.drawn"),
             "the experiment page drawn",
         )
-        assert _progress(browser) == "3 / 8"
+        assert progress(browser) == "3 / 8"
         browser.execute_script("window.notReloaded = true")
         run.finish(3)
-        _wait(browser, lambda d: _progress(d) == "4 / 8", "progress 4 / 8 without reload")
+        wait(browser, lambda d: progress(d) == "4 / 8", "progress 4 / 8 without reload")
         run.run(4)
         run.start(5)
-        _wait(browser, lambda d: _progress(d) == "5 / 8", "progress 5 / 8 without reload")
-        _wait(
+        wait(browser, lambda d: progress(d) == "5 / 8", "progress 5 / 8 without reload")
+        wait(
             browser,
             lambda d: len(d.find_elements(By.CSS_SELECTOR, "#trials tr[data-name]")) == 6,
             "six trials in the table",
@@ -204,7 +117,7 @@ def test_a_running_experiment_in_the_browser(
 
         # The history plot: one point per finished trial, each where its objective puts it.
         # Read in one script: a later update redraws the plot and its elements.
-        drawn = _wait(browser, lambda d: d.execute_script(HISTORY), "the history plot drawn")
+        drawn = wait(browser, lambda d: d.execute_script(HISTORY), "the history plot drawn")
         assert drawn["error"] is None
         seen = {}
         for title, cy in drawn["marks"]:
@@ -224,7 +137,7 @@ def test_a_running_experiment_in_the_browser(
         )
         for name, loss in expected.items():
             assert float(str(cells[name])) == loss
-        _shot(browser, "cli-dashboard-experiment.png")
+        shot(browser, "cli-dashboard-experiment.png")
 
         # A filter narrows the table: a parameter value, then a phase.
         box = browser.find_element(By.ID, "filter-text")
@@ -232,35 +145,35 @@ def test_a_running_experiment_in_the_browser(
         wanted = [
             f"digits-random-{i}" for i in range(6) if parameters_of(i)["penalty"] == "elasticnet"
         ]
-        _wait(browser, lambda d: _visible_rows(d) == wanted, "rows of elasticnet trials")
+        wait(browser, lambda d: _visible_rows(d) == wanted, "rows of elasticnet trials")
         assert browser.find_element(By.ID, "shown").text == f"{len(wanted)} of 6 trials shown"
         box.clear()
         box.send_keys(" ")
         box.clear()
         Select(browser.find_element(By.ID, "filter-phase")).select_by_value("Running")
-        _wait(browser, lambda d: _visible_rows(d) == ["digits-random-5"], "the running trial only")
+        wait(browser, lambda d: _visible_rows(d) == ["digits-random-5"], "the running trial only")
         # A filter survives the next update.
         run.finish(5)
-        _wait(browser, lambda d: _progress(d) == "6 / 8", "progress 6 / 8")
-        _wait(browser, lambda d: _visible_rows(d) == [], "no running trial left")
-        _shot(browser, "cli-dashboard-filtered.png")
+        wait(browser, lambda d: progress(d) == "6 / 8", "progress 6 / 8")
+        wait(browser, lambda d: _visible_rows(d) == [], "no running trial left")
+        shot(browser, "cli-dashboard-filtered.png")
 
         # A click on a point of the history plot shows that trial alone.
         Select(browser.find_element(By.ID, "filter-phase")).select_by_value("")
-        _wait(browser, lambda d: len(_visible_rows(d)) == 6, "every trial shown again")
+        wait(browser, lambda d: len(_visible_rows(d)) == 6, "every trial shown again")
         point = browser.execute_script(
             'return [...document.querySelectorAll("#plot-history circle.mark")]'
             '.find((c) => c.querySelector("title").textContent.startsWith("digits-random-2 "))'
         )
         ActionChains(browser).move_to_element(point).click().perform()
-        _wait(browser, lambda d: _visible_rows(d) == ["digits-random-2"], "the clicked trial")
+        wait(browser, lambda d: _visible_rows(d) == ["digits-random-2"], "the clicked trial")
         assert (
             browser.find_element(By.ID, "filter-text").get_attribute("value") == "digits-random-2"
         )
 
         # A trial's page: parameters, metrics, the reason it ended, its curve.
         browser.get(dashboard.url + "experiments/digits-random/trials/digits-random-2")
-        _wait(
+        wait(
             browser,
             lambda d: d.execute_script("return document.body.dataset.drawn"),
             "the trial page drawn",
@@ -275,7 +188,7 @@ def test_a_running_experiment_in_the_browser(
         assert curve.get_attribute("data-rendered") == "true"
         assert int(str(curve.get_attribute("data-marks"))) >= 1
         assert "No log reachable" in text
-        _shot(browser, "cli-dashboard-trial.png")
+        shot(browser, "cli-dashboard-trial.png")
     finally:
         dashboard.stop()
         run.close()

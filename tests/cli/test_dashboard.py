@@ -254,8 +254,18 @@ def test_the_command_is_listed_and_documents_its_options() -> None:
     assert "dashboard" in result.output
     result = CliRunner().invoke(main, ["dashboard", "--help"])
     assert result.exit_code == 0, result.output
-    for option in ("--dir", "--host", "--port", "--prefix", "127.0.0.1"):
+    for option in ("--dir", "--host", "--port", "--prefix", "127.0.0.1", "--cluster", "-A"):
         assert option in result.output
+
+
+def test_a_cluster_dashboard_without_a_kubeconfig_says_so_and_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    result = CliRunner().invoke(main, ["dashboard", "--cluster"])
+    assert result.exit_code == 2
+    assert "no kubeconfig" in result.output
 
 
 def test_plot_data_is_the_report_data(run: LiveRun, experiment: Experiment) -> None:

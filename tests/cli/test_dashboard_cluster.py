@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from kubesweep.api import Experiment
+from kubesweep.cli.experiment_sources import NotFoundError
 from kubesweep.cli.kube import JSON, Kube, KubeConfig
 from tests.cli.conftest import example
 
@@ -35,21 +36,27 @@ NS = "team-a"
 WAIT = 10.0
 
 
-def experiment_body(name: str, done: int = 0) -> JSON:
+def experiment_body(name: str, done: int = 0, namespace: str = NS) -> JSON:
     body = example("random").to_wire()
-    body["metadata"] = {"name": name, "namespace": NS, "resourceVersion": "1"}
+    body["metadata"] = {"name": name, "namespace": namespace, "resourceVersion": "1"}
     body["status"] = {"phase": "Running", "trials": {"created": done, "completed": done}}
     return body
 
 
-def trial_body(experiment: str, index: int, loss: float | None = None, rv: str = "1") -> JSON:
+def trial_body(
+    experiment: str, index: int, loss: float | None = None, rv: str = "1", namespace: str = NS
+) -> JSON:
     status: JSON = {"phase": "Running"}
     if loss is not None:
         status = {"phase": "Succeeded", "reason": "Completed", "objective": loss}
     return {
         "apiVersion": "kubesweep.io/v1alpha1",
         "kind": "Trial",
-        "metadata": {"name": f"{experiment}-{index}", "namespace": NS, "resourceVersion": rv},
+        "metadata": {
+            "name": f"{experiment}-{index}",
+            "namespace": namespace,
+            "resourceVersion": rv,
+        },
         "spec": {"experiment": experiment, "index": index, "parameters": {"eta0": 0.1}},
         "status": status,
     }
@@ -86,26 +93,35 @@ def test_lines_are_whole_whatever_the_chunks() -> None:
 
 @dataclass
 class FakeApi:
-    """Lists of experiments and trials, and a queue of watch events per kind."""
+    """Lists of experiments and trials, and a queue of watch events per namespace and kind.
+
+    A namespace of ``""`` is the cluster-wide collection.
+    """
 
     objects: dict[str, list[JSON]] = field(default_factory=dict)
-    events: dict[str, asyncio.Queue[JSON | None]] = field(default_factory=dict)
-    lists: dict[str, int] = field(default_factory=dict)
+    events: dict[tuple[str, str], asyncio.Queue[JSON | None]] = field(default_factory=dict)
+    lists: dict[tuple[str, str], int] = field(default_factory=dict)
     methods: set[str] = field(default_factory=set)
 
     def app(self) -> web.Application:
         app = web.Application()
-        collection = "/apis/kubesweep.io/v1alpha1/namespaces/{ns}/{plural}"
-        app.router.add_route("*", collection, self.serve)
+        app.router.add_route(
+            "*", "/apis/kubesweep.io/v1alpha1/namespaces/{ns}/{plural}", self.serve
+        )
+        app.router.add_route("*", "/apis/kubesweep.io/v1alpha1/{plural}", self.serve)
         return app
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
         self.methods.add(request.method)
-        plural = request.match_info["plural"]
-        queue = self.events.setdefault(plural, asyncio.Queue())
+        where = (request.match_info.get("ns", ""), request.match_info["plural"])
+        queue = self.events.setdefault(where, asyncio.Queue())
         if request.query.get("watch") != "true":
-            self.lists[plural] = self.lists.get(plural, 0) + 1
-            items = self.objects.get(plural, [])
+            self.lists[where] = self.lists.get(where, 0) + 1
+            items = [
+                item
+                for item in self.objects.get(where[1], [])
+                if where[0] in ("", item["metadata"]["namespace"])
+            ]
             return web.json_response({"metadata": {"resourceVersion": "5"}, "items": items})
         response = web.StreamResponse()
         await response.prepare(request)
@@ -148,15 +164,15 @@ async def test_the_feed_lists_then_follows_watch_events(api: tuple[FakeApi, Kube
         demo: Experiment = feed.experiment("demo")
         assert [(r.name, r.objective) for r in feed.trials(demo)] == [("demo-0", None)]
         before = feed.version()
-        fake.events["trials"].put_nowait(
+        fake.events[(NS, "trials")].put_nowait(
             {"type": "MODIFIED", "object": trial_body("demo", 0, loss=0.25, rv="6")}
         )
         await _until(lambda: feed.version() != before, "the watched change counted")
         assert [(r.name, r.objective) for r in feed.trials(demo)] == [("demo-0", 0.25)]
         fake.objects["trials"].append(trial_body("demo", 1, loss=0.5))
-        fake.events["trials"].put_nowait({"type": "ERROR", "object": {"code": 410}})
+        fake.events[(NS, "trials")].put_nowait({"type": "ERROR", "object": {"code": 410}})
         await _until(lambda: len(feed.trials(demo)) == 2, "a list again after 410 Gone")
-        assert fake.lists["trials"] == 2
+        assert fake.lists[(NS, "trials")] == 2
         assert fake.methods == {"GET"}
     finally:
         await feed.close()
@@ -177,9 +193,39 @@ async def test_the_dashboard_serves_a_cluster_feed(api: tuple[FakeApi, Kube]) ->
         first = await events.content.readuntil(b"\n\n")
         assert json.loads(first.split(b"data: ", 1)[1])["done"] == 0
         body = experiment_body("demo", done=1)
-        fake.events["experiments"].put_nowait({"type": "MODIFIED", "object": body})
+        fake.events[(NS, "experiments")].put_nowait({"type": "MODIFIED", "object": body})
         pushed = await asyncio.wait_for(events.content.readuntil(b"\n\n"), WAIT)
         assert json.loads(pushed.split(b"data: ", 1)[1])["done"] == 1
         events.close()
     finally:
         await client.close()
+
+
+async def test_the_feed_follows_several_namespaces_or_all_of_them(
+    api: tuple[FakeApi, Kube],
+) -> None:
+    fake, kube = api
+    fake.objects["experiments"] += [
+        experiment_body("demo", namespace="b"),
+        experiment_body("x", namespace="c"),
+    ]
+    fake.objects["trials"].append(trial_body("demo", 0, loss=0.5, namespace="b"))
+    both = ClusterFeed(kube, [NS, "b"])
+    await both.start()
+    try:
+        names = [(e.metadata.namespace, e.metadata.name) for e in both.experiments()]
+        assert names == [("b", "demo"), (NS, "demo")]
+        with pytest.raises(NotFoundError, match=f"several namespaces \\(b, {NS}\\)"):
+            both.experiment("demo")
+    finally:
+        await both.close()
+    every = ClusterFeed(kube, all_namespaces=True)
+    await every.start()
+    try:
+        assert {e.metadata.name for e in every.experiments()} == {"demo", "x"}
+        (x,) = [e for e in every.experiments() if e.metadata.name == "x"]
+        assert every.trials(x) == []
+        assert every.experiment("x").metadata.namespace == "c"
+        assert ("", "experiments") in fake.lists
+    finally:
+        await every.close()

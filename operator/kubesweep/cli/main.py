@@ -588,7 +588,16 @@ def report(
 )
 @click.option("--kubeconfig", help="With --cluster: path of the kubeconfig (else $KUBECONFIG).")
 @click.option("--context", help="With --cluster: the kubeconfig context to use.")
-@click.option("-n", "--namespace", help="With --cluster: the namespace (else the context's).")
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="With --cluster: a namespace to follow, repeatable (else the context's).",
+)
+@click.option(
+    "-A", "--all-namespaces", is_flag=True, help="With --cluster: follow every namespace."
+)
 def dashboard(
     *,
     directory: Path,
@@ -598,7 +607,8 @@ def dashboard(
     cluster: bool,
     kubeconfig: str | None,
     context: str | None,
-    namespace: str | None,
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
 ) -> None:
     """Serve a read-only web UI that follows sweeps live, local or on a cluster."""
     try:
@@ -613,12 +623,12 @@ def dashboard(
         from kubesweep.cli.kube import Kube, KubeError
 
         try:
-            kube = Kube.connect(kubeconfig, context, namespace)
+            kube = Kube.connect(kubeconfig, context, namespaces[0] if namespaces else None)
         except KubeError as error:
             fail(str(error), 2)
             return
-        source = ClusterFeed(kube, namespace)
-        errors.print(f"following namespace {source.namespace} of {kube.config.server}")
+        source = ClusterFeed(kube, namespaces, all_namespaces=all_namespaces)
+        errors.print(f"following {source.describe()} of {kube.config.server}")
     errors.print(
         f"kubesweep dashboard on http://{host}:{port}{normal_prefix(prefix)} (Ctrl-C stops)"
     )

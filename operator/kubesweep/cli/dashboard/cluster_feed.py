@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -104,20 +104,39 @@ class LineBuffer:
 
 
 class ClusterFeed:
-    """Experiments and Trials of ``namespace``, listed then watched, for the dashboard."""
+    """Experiments and Trials of some namespaces (or all), listed then watched, for the dashboard.
+
+    ``namespaces`` empty: the kubeconfig context's namespace; ``all_namespaces``:
+    one list and watch of each kind across the cluster (what a ClusterRole allows).
+    """
 
     local = False
 
-    def __init__(self, kube: Kube, namespace: str | None = None) -> None:
+    def __init__(
+        self, kube: Kube, namespaces: Sequence[str] = (), *, all_namespaces: bool = False
+    ) -> None:
         self.kube = kube
-        self.namespace = namespace or kube.namespace
-        self.experiments_cache: ObjectCache[Experiment] = ObjectCache(parse_experiment)
-        self.trials_cache: ObjectCache[Trial] = ObjectCache(parse_trial)
+        #: Where each kind is listed and watched: namespaces, or ``None`` for every one.
+        self.scopes: list[str | None] = (
+            [None] if all_namespaces else list(dict.fromkeys(namespaces or [kube.namespace]))
+        )
+        self.experiment_caches: dict[str | None, ObjectCache[Experiment]] = {
+            scope: ObjectCache(parse_experiment) for scope in self.scopes
+        }
+        self.trial_caches: dict[str | None, ObjectCache[Trial]] = {
+            scope: ObjectCache(parse_trial) for scope in self.scopes
+        }
         #: The last failure to reach the API server, cleared when a watch runs again.
         self.problem: str | None = None
         self._changes = 0
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    def describe(self) -> str:
+        """Which namespaces it follows, in words."""
+        if self.scopes == [None]:
+            return "every namespace"
+        return "namespace " + ", ".join(str(s) for s in self.scopes)
 
     # -- following -----------------------------------------------------------------
 
@@ -125,12 +144,15 @@ class ClusterFeed:
         """List both kinds (raising :class:`KubeError` when that fails), then watch them."""
         self._session = aiohttp.ClientSession(headers=self.kube.headers())
         caches: list[tuple[str, ObjectCache[Any]]] = [
-            ("experiments", self.experiments_cache),
-            ("trials", self.trials_cache),
+            *(
+                (path_for(API_VERSION, "experiments", s), c)
+                for s, c in self.experiment_caches.items()
+            ),
+            *((path_for(API_VERSION, "trials", s), c) for s, c in self.trial_caches.items()),
         ]
         try:
-            for plural, cache in caches:
-                await self._list(plural, cache)
+            for path, cache in caches:
+                await self._list(path, cache)
         except BaseException:
             await self.close()
             raise
@@ -148,38 +170,34 @@ class ClusterFeed:
             await self._session.close()
             self._session = None
 
-    def _path(self, plural: str) -> str:
-        return path_for(API_VERSION, plural, self.namespace)
-
-    async def _list(self, plural: str, cache: ObjectCache[Any]) -> None:
+    async def _list(self, path: str, cache: ObjectCache[Any]) -> None:
         assert self._session is not None
-        url = self.kube.absolute_url(self._path(plural))
-        async with self._session.get(url, ssl=self._tls()) as response:
+        async with self._session.get(self.kube.absolute_url(path), ssl=self._tls()) as response:
             text = await response.text()
             if response.status >= 300:
-                raise KubeError(f"GET {self._path(plural)}: {response.status} {text[:300]}")
+                raise KubeError(f"GET {path}: {response.status} {text[:300]}", response.status)
         cache.replace(json.loads(text))
         self._changed()
 
     def _tls(self) -> Any:
         return self.kube.tls if self.kube.tls is not None else False
 
-    async def _follow(self, plural: str, cache: ObjectCache[Any]) -> None:
+    async def _follow(self, path: str, cache: ObjectCache[Any]) -> None:
         """Watch from the cache's version for ever; list again when it expired or failed."""
         pause = RETRY_FIRST
         while True:
             try:
-                if await self._watch(plural, cache) is Change.EXPIRED:
-                    await self._list(plural, cache)
+                if await self._watch(path, cache) is Change.EXPIRED:
+                    await self._list(path, cache)
                 pause = RETRY_FIRST
             except (aiohttp.ClientError, TimeoutError, KubeError, ValueError) as error:
-                self.problem = f"watching {plural}: {error}"
+                self.problem = f"watching {path}: {error}"
                 await asyncio.sleep(pause)
                 pause = min(RETRY_MOST, pause * 2)
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError, KubeError):
-                    await self._list(plural, cache)
+                    await self._list(path, cache)
 
-    async def _watch(self, plural: str, cache: ObjectCache[Any]) -> Change:
+    async def _watch(self, path: str, cache: ObjectCache[Any]) -> Change:
         """One watch until the server ends it (``QUIET``) or says the version expired."""
         assert self._session is not None
         params = {
@@ -188,14 +206,14 @@ class ClusterFeed:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": WATCH_SECONDS,
         }
-        url = self.kube.absolute_url(self._path(plural), params)
+        url = self.kube.absolute_url(path, params)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=WATCH_SECONDS + 30)
         async with self._session.get(url, ssl=self._tls(), timeout=timeout) as response:
             if response.status == 410:
                 return Change.EXPIRED
             if response.status >= 300:
                 text = await response.text()
-                raise KubeError(f"watch {plural}: {response.status} {text[:300]}")
+                raise KubeError(f"watch {path}: {response.status} {text[:300]}", response.status)
             self.problem = None
             lines = LineBuffer()
             async for chunk in response.content.iter_any():
@@ -216,21 +234,38 @@ class ClusterFeed:
         """How many changes the lists and watches brought so far."""
         return self._changes
 
+    def _experiments(self) -> list[Experiment]:
+        return [e for cache in self.experiment_caches.values() for e in cache.objects.values()]
+
+    def _trials(self) -> list[Trial]:
+        return [t for cache in self.trial_caches.values() for t in cache.objects.values()]
+
     def experiments(self) -> list[Experiment]:
-        """The namespace's Experiments, by name."""
-        return sorted(self.experiments_cache.objects.values(), key=lambda e: e.metadata.name)
+        """The Experiments followed, by namespace and name."""
+        return sorted(
+            self._experiments(), key=lambda e: (e.metadata.namespace or "", e.metadata.name)
+        )
 
     def experiment(self, name: str) -> Experiment:
-        """One Experiment of the namespace."""
-        found = self.experiments_cache.objects.get((self.namespace, name))
-        if found is None:
-            raise NotFoundError(f"experiment {name} not found in namespace {self.namespace}")
-        return found
+        """The Experiment called ``name``; one name in two namespaces is refused, naming both."""
+        found = [e for e in self._experiments() if e.metadata.name == name]
+        if not found:
+            raise NotFoundError(f"experiment {name} not found in {self.describe()}")
+        if len(found) > 1:
+            where = ", ".join(sorted(e.metadata.namespace or "" for e in found))
+            raise NotFoundError(
+                f"experiment {name} is in several namespaces ({where}); follow one with -n"
+            )
+        return found[0]
 
     def trials(self, experiment: Experiment) -> list[TrialRecord]:
         """The experiment's Trials as records, by index."""
-        name = experiment.metadata.name
-        owned = [t for t in self.trials_cache.objects.values() if t.spec.experiment == name]
+        name, namespace = experiment.metadata.name, experiment.metadata.namespace
+        owned = [
+            t
+            for t in self._trials()
+            if t.spec.experiment == name and t.metadata.namespace == namespace
+        ]
         return trial_records(owned, experiment)
 
     def log_lines(self, trial: str, lines: int) -> list[str] | None:
@@ -238,8 +273,11 @@ class ClusterFeed:
 
         ``None`` when there is no pod (yet, or any more) or the API refuses it.
         """
+        found = next((t for t in self._trials() if t.metadata.name == trial), None)
+        if found is None or not found.metadata.namespace:
+            return None
         try:
-            text = ClusterSource(self.kube, self.namespace).log(trial, lines)
+            text = ClusterSource(self.kube, found.metadata.namespace).log(trial, lines)
         except (NotFoundError, KubeError):
             return None
         return text.splitlines()

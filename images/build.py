@@ -50,8 +50,9 @@ IGNORE_FILE = IMAGES_DIR / "context.ignore"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 NAMESPACE = "kubesweep"
 LOCAL_REGISTRY = "localhost"
-# Built only when named: the CUDA wheels make it several GiB.
-OPTIONAL_IMAGES = frozenset({"trainer-torch"})
+# Built only when named: the CUDA wheels make trainer-torch several GiB, and the chart
+# runs the dashboard only with dashboard.enabled (off by default).
+OPTIONAL_IMAGES = frozenset({"trainer-torch", "dashboard"})
 # The Dockerfiles' base image argument and the Debian recipe that replaces it.
 BASE_ARG = "PYTHON_IMAGE"
 BASE_SUITE = "bookworm"

@@ -24,6 +24,7 @@ SERVICE_IMAGES = {
     "operator": "kubesweep-operator",
     "suggestion": "kubesweep-suggestion",
     "collector": "kubesweep-collector",
+    "dashboard": "kubesweep",
 }
 HEAVY = ("numpy", "scipy", "sklearn", "pandas", "torch", "pydantic", "kopf", "aiohttp")
 

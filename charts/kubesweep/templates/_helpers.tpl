@@ -59,6 +59,23 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-suggestion" (include "kubesweep.fullname" .)) .Values.suggestion.serviceAccount.name -}}
 {{- end -}}
 
+{{- define "kubesweep.dashboard.serviceAccount" -}}
+{{- default (printf "%s-dashboard" (include "kubesweep.fullname" .)) .Values.dashboard.serviceAccount.name -}}
+{{- end -}}
+
+{{/* What the dashboard may do: read Experiments, Trials, pods and their logs. */}}
+{{- define "kubesweep.dashboard.rules" -}}
+- apiGroups: [kubesweep.io]
+  resources: [experiments, trials]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+{{- end -}}
+
 {{/* The Secret holding the intake key: the user's, or the one the operator creates. */}}
 {{- define "kubesweep.intakeSecret" -}}
 {{- default (printf "%s-intake" (include "kubesweep.fullname" .)) .Values.intake.existingSecret -}}

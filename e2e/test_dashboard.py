@@ -30,7 +30,15 @@ from selenium.webdriver.common.by import By
 
 from kubesweep.cli.dashboard.cluster_feed import ClusterFeed
 from kubesweep.cli.kube import Kube
-from tests.cli.browser import Dashboard, chromium, drawn, progress, shot, wait
+from tests.cli.browser import (
+    Dashboard,
+    chromium,
+    drawn,
+    progress,
+    shot,
+    urls_outside,
+    wait,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CRDS = Path(os.environ.get("KUBESWEEP_E2E_CRDS", REPO / "crds"))
@@ -176,6 +184,8 @@ def test_a_running_experiment_advances_in_the_browser_without_reload(
         sweep.progress(completed=3, running=0)
         wait(browser, lambda d: progress(d) == "3 / 8", "progress 3 / 8 without reload")
         assert browser.execute_script("return window.notReloaded") is True
+        assert "/sweeps/" in dashboard.url
+        assert urls_outside(browser, dashboard.url) == []  # links, assets, fetches, events
 
         objectives = wait(
             browser,

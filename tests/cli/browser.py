@@ -125,3 +125,18 @@ def progress(driver: Any) -> str:
 def drawn(driver: Any) -> bool:
     """Whether the page has drawn what it shows."""
     return bool(driver.execute_script("return document.body.dataset.drawn"))
+
+
+#: Every URL the page loaded or links to: links, scripts, styles, fetches, event streams.
+PAGE_URLS = """
+const urls = [...document.querySelectorAll("a[href]")].map((a) => a.href);
+urls.push(...[...document.querySelectorAll("script[src]")].map((s) => s.src));
+urls.push(...[...document.querySelectorAll("link[href]")].map((l) => l.href));
+urls.push(...performance.getEntriesByType("resource").map((e) => e.name));
+return urls;
+"""
+
+
+def urls_outside(driver: Any, base: str) -> list[str]:
+    """The URLs of the page (see :data:`PAGE_URLS`) that are not under ``base``."""
+    return [str(u) for u in driver.execute_script(PAGE_URLS) if not str(u).startswith(base)]

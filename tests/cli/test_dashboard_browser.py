@@ -33,6 +33,7 @@ from tests.cli.browser import (  # noqa: E402
     chromium,
     progress,
     shot,
+    urls_outside,
     wait,
 )
 
@@ -114,6 +115,8 @@ def test_a_running_experiment_in_the_browser(
         )
         assert browser.execute_script("return window.notReloaded") is True
         assert int(browser.execute_script("return document.body.dataset.updates")) >= 3
+        assert "/sweeps/" in dashboard.url
+        assert urls_outside(browser, dashboard.url) == []  # links, assets, fetches, events
 
         # The history plot: one point per finished trial, each where its objective puts it.
         # Read in one script: a later update redraws the plot and its elements.

@@ -227,8 +227,8 @@ async def test_everything_is_served_under_a_prefix(tmp_path: Path, run: LiveRun)
 
 async def test_pages_and_assets_fetch_nothing_from_elsewhere(client: Any, run: LiveRun) -> None:
     run.run(0)
-    texts = [
-        await (await client.get(path)).text()
+    responses = [
+        await client.get(path)
         for path in (
             "/",
             "/experiments/digits-random",
@@ -236,9 +236,12 @@ async def test_pages_and_assets_fetch_nothing_from_elsewhere(client: Any, run: L
             "/static/dashboard.js",
             "/static/dashboard.css",
             "/static/report.js",
+            "/static/uPlot.iife.min.js",
+            "/static/uPlot.min.css",
         )
     ]
-    for text in texts:
+    assert [r.status for r in responses] == [200] * len(responses)
+    for text in [await r.text() for r in responses]:
         assert not re.search(r"(src|href)=\"(https?:)?//", text)
         assert "cdn" not in text.lower()
 

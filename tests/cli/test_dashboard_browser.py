@@ -8,7 +8,6 @@ trials' objectives put them; a filter narrowing the trial table. Screenshots go 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,13 +54,35 @@ def _fmt4(value: float) -> str:
     return text if "e" not in text else f"{value:.2e}"
 
 
-#: The history plot's state: its points' tooltips and heights, once it is drawn.
+#: The history plot as uPlot draws it: each phase's points (trial index, objective) with
+#: their pixel positions, the legend's labels, and the plot area's size.
 HISTORY = """
 const plot = document.getElementById("plot-history");
-if (!plot || plot.dataset.rendered !== "true") return null;
-return {error: plot.dataset.error || null, marks: [...plot.querySelectorAll("circle.mark")].map(
-  (c) => [c.querySelector("title").textContent, c.getAttribute("cy")])};
+if (!plot || plot.dataset.rendered !== "true" || !plot.uplot) return null;
+const u = plot.uplot;
+const points = [];
+u.series.forEach((s, i) => {
+  if (i === 0 || s.label === "best so far") return;
+  u.data[i].forEach((y, j) => {
+    if (y !== null) points.push([s.label, u.data[0][j], y,
+      u.valToPos(u.data[0][j], "x"), u.valToPos(y, "y")]);
+  });
+});
+const box = u.over.getBoundingClientRect();
+return {error: plot.dataset.error || null, points: points, legend: u.series.map((s) => s.label),
+  width: box.width, height: box.height, log: u.scales.y.distr === 3};
 """
+
+
+def _history(driver: Any) -> Any:
+    return wait(driver, lambda d: d.execute_script(HISTORY), "the history plot drawn")
+
+
+def _at(driver: Any, drawn: Any, x: float, y: float) -> ActionChains:
+    """Actions with the pointer at pixel (x, y) of the history plot's area."""
+    area = driver.find_element(By.CSS_SELECTOR, "#plot-history .u-over")
+    offset = (round(x - drawn["width"] / 2), round(y - drawn["height"] / 2))
+    return ActionChains(driver).move_to_element_with_offset(area, *offset)
 
 
 def _visible_rows(driver: Any) -> list[str]:
@@ -120,19 +141,13 @@ def test_a_running_experiment_in_the_browser(
 
         # The history plot: one point per finished trial, each where its objective puts it.
         # Read in one script: a later update redraws the plot and its elements.
-        drawn = wait(browser, lambda d: d.execute_script(HISTORY), "the history plot drawn")
+        drawn = _history(browser)
         assert drawn["error"] is None
-        seen = {}
-        for title, cy in drawn["marks"]:
-            match = re.fullmatch(r"(\S+) \((\w+)\): val_loss=(\S+)", title)
-            assert match, title
-            seen[match[1]] = (match[3], float(cy))
+        assert drawn["legend"] == ["trial", "Succeeded", "best so far"]
         expected = {f"digits-random-{i}": loss_of(i) for i in range(5)}
-        assert {name: text for name, (text, _) in seen.items()} == {
-            name: _fmt4(loss) for name, loss in expected.items()
-        }
-        by_height = sorted(seen, key=lambda name: -seen[name][1])  # lowest on screen first
-        assert by_height == sorted(expected, key=expected.__getitem__)
+        assert {(x, y) for _, x, y, _, _ in drawn["points"]} == {(i, loss_of(i)) for i in range(5)}
+        by_height = sorted(drawn["points"], key=lambda p: -p[4])  # lowest on screen first
+        assert [p[1] for p in by_height] == sorted(range(5), key=loss_of)
         # The table's values are exact.
         cells = browser.execute_script(
             'return Object.fromEntries([...document.querySelectorAll("#trials tr[data-name]")]'
@@ -161,18 +176,65 @@ def test_a_running_experiment_in_the_browser(
         wait(browser, lambda d: _visible_rows(d) == [], "no running trial left")
         shot(browser, "cli-dashboard-filtered.png")
 
-        # A click on a point of the history plot shows that trial alone.
+        # Hovering a point names its trial; a click on it shows that trial alone.
         Select(browser.find_element(By.ID, "filter-phase")).select_by_value("")
         wait(browser, lambda d: len(_visible_rows(d)) == 6, "every trial shown again")
-        point = browser.execute_script(
-            'return [...document.querySelectorAll("#plot-history circle.mark")]'
-            '.find((c) => c.querySelector("title").textContent.startsWith("digits-random-2 "))'
+        drawn = _history(browser)
+        (point,) = [p for p in drawn["points"] if p[1] == 2]
+        _at(browser, drawn, point[3], point[4]).perform()
+        wait(
+            browser,
+            lambda d: (
+                d.find_element(By.ID, "plot-history").get_attribute("data-hover")
+                == "digits-random-2"
+            ),
+            "the hovered point named",
         )
-        ActionChains(browser).move_to_element(point).click().perform()
+        tip = browser.find_element(By.CSS_SELECTOR, "#plot-history .plot-tip").text
+        assert tip == f"digits-random-2 (Succeeded): val_loss={_fmt4(loss_of(2))}"
+        _at(browser, drawn, point[3], point[4]).click().perform()
         wait(browser, lambda d: _visible_rows(d) == ["digits-random-2"], "the clicked trial")
         assert (
             browser.find_element(By.ID, "filter-text").get_attribute("value") == "digits-random-2"
         )
+        box = browser.find_element(By.ID, "filter-text")
+        box.clear()
+        box.send_keys(" ")
+        box.clear()
+        wait(browser, lambda d: len(_visible_rows(d)) == 6, "every trial shown after the click")
+
+        # A drag over trials 1 to 3 zooms there and keeps those trials alone in the table.
+        xs = {p[1]: p[3] for p in drawn["points"]}
+        middle = drawn["height"] / 2
+        (
+            _at(browser, drawn, xs[1] - 6, middle)
+            .click_and_hold()
+            .move_by_offset(round(xs[3] - xs[1] + 12), 5)
+            .release()
+            .perform()
+        )
+        wanted = ["digits-random-1", "digits-random-2", "digits-random-3"]
+        wait(browser, lambda d: _visible_rows(d) == wanted, "the trials selected by the drag")
+        assert "selected in the plot" in browser.find_element(By.ID, "shown").text
+        zoomed = browser.execute_script(
+            'const u = document.getElementById("plot-history").uplot;'
+            "return [u.scales.x.min, u.scales.x.max]"
+        )
+        assert 0 < zoomed[0] < 1
+        assert 3 < zoomed[1] < 4
+        shot(browser, "cli-dashboard-selected.png")
+        ActionChains(browser).double_click(
+            browser.find_element(By.CSS_SELECTOR, "#plot-history .u-over")
+        ).perform()
+        wait(browser, lambda d: len(_visible_rows(d)) == 6, "every trial after a double-click")
+
+        # A log scale: the same points, on a logarithmic axis.
+        browser.find_element(By.CSS_SELECTOR, "#plot-history .log-toggle").click()
+        logged = wait(
+            browser, lambda d: (h := d.execute_script(HISTORY)) and h["log"] and h, "a log scale"
+        )
+        assert {(x, y) for _, x, y, _, _ in logged["points"]} == {(i, loss_of(i)) for i in range(6)}
+        shot(browser, "cli-dashboard-log-scale.png")
 
         # A trial's page: parameters, metrics, the reason it ended, its curve.
         browser.get(dashboard.url + "experiments/digits-random/trials/digits-random-2")

@@ -35,7 +35,7 @@ from kubesweep.cli.dashboard.views import LOG_TAIL, experiment_row, experiment_v
 from kubesweep.cli.experiment_sources import NotFoundError
 from kubesweep.cli.kube import KubeError
 from kubesweep.cli.report.data import importances
-from kubesweep.cli.report.html import STYLE
+from kubesweep.cli.report.html import STYLE, VENDOR
 
 #: Seconds between two looks at the state files, and between keep-alive comments.
 INTERVAL = 0.5
@@ -205,12 +205,14 @@ PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
+<link rel="stylesheet" href="{base}static/uPlot.min.css">
 <style>{report_style}</style>
 <link rel="stylesheet" href="{base}static/dashboard.css"></head>
 <body data-base="{base}" data-page="{page}" data-experiment="{experiment}" data-trial="{trial}">
 <nav><a href="{base}">kubesweep dashboard</a>{crumbs}</nav>
 <main id="main"><p class="empty">Loading…</p></main>
 <script type="application/json" id="report-data">null</script>
+<script src="{base}static/uPlot.iife.min.js"></script>
 <script src="{base}static/dashboard.js"></script>
 </body></html>
 """
@@ -253,20 +255,22 @@ async def page_trial(request: web.Request) -> web.Response:
     return _page(request, "trial", f"kubesweep: {request.match_info['trial']}")
 
 
+#: The files under ``static/``: the package each comes from, its path there, its type.
 STATIC = {
-    "dashboard.js": ("kubesweep.cli.dashboard", "application/javascript"),
-    "dashboard.css": ("kubesweep.cli.dashboard", "text/css"),
-    "report.js": ("kubesweep.cli.report", "application/javascript"),
+    "dashboard.js": ("kubesweep.cli.dashboard", "static/dashboard.js", "application/javascript"),
+    "dashboard.css": ("kubesweep.cli.dashboard", "static/dashboard.css", "text/css"),
+    "report.js": ("kubesweep.cli.report", "report.js", "application/javascript"),
+    "uPlot.iife.min.js": ("kubesweep.cli.report", VENDOR[0], "application/javascript"),
+    "uPlot.min.css": ("kubesweep.cli.report", VENDOR[1], "text/css"),
 }
 
 
 async def static(request: web.Request) -> web.Response:
-    """The pages' script and style, and the report's drawing script, from the package."""
+    """The pages' script and style, the report's drawing script and uPlot, from the package."""
     name = request.match_info["file"]
     if name not in STATIC:
         raise web.HTTPNotFound()
-    package, content_type = STATIC[name]
-    path = name if package == "kubesweep.cli.report" else f"static/{name}"
+    package, path, content_type = STATIC[name]
     return web.Response(text=_asset(package, path), content_type=content_type)
 
 

@@ -1,4 +1,5 @@
-// kubesweep report: draws the plots of the embedded data as inline SVG. No network, no library.
+// kubesweep report: draws the plots of the embedded data: the optimisation history with uPlot
+// (vendored in the package, loaded before this script), the others as inline SVG. No network.
 // Each plot container gets data-rendered="true" and data-marks=<count> once drawn, or
 // data-error=<message> if drawing failed; the report's browser test checks those.
 (function () {
@@ -114,35 +115,163 @@
     done(container, 0);
   }
 
+  // Round ticks for a zoomed range (the data module's ticks serve the whole range):
+  // steps of 1, 2 or 5 times a power of ten, about five of them; powers of ten on a log scale.
+  function niceTicks(lo, hi, log) {
+    if (!(hi > lo)) return [lo];
+    if (log) {
+      const out = [];
+      for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
+        for (const m of [1, 2, 5]) { const v = m * 10 ** e; if (v >= lo && v <= hi) out.push(v); }
+      }
+      return out.length ? out : [lo, hi];
+    }
+    const raw = (hi - lo) / 5, power = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+    const out = [];
+    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
+    return out;
+  }
+  // What a person did to a plot (zoom, log scale) survives the redraws of a live page.
+  const STATE = (window.kubesweepPlots = window.kubesweepPlots || {});
+
+  // The optimisation history, drawn by uPlot (vendored in the package; loaded by the report
+  // and the dashboard alike): a point per trial coloured by phase, the best so far as a step
+  // line, a legend, the trial under the cursor named, zoom by dragging (a double-click goes
+  // back to the whole range), a log scale to switch on. A drag also selects the trials inside
+  // and tells the page ("plot-select", their names; null when the zoom is reset), and a click
+  // on a point names its trial ("plot-pick"): the dashboard filters its table with them.
   function drawHistory(container) {
     const h = DATA.history;
     if (!h.points.length) return empty(container, "No trial reported the objective yet.");
     const metric = DATA.objective.metric;
-    const xs = axisScale(h.x, [M.l, W - M.r]);
-    const ys = axisScale(h.y, [H - M.b, M.t]);
-    const svg = frame(container, xs, ys, "trial index", metric);
-    const items = h.phases.map((phase) => ({ kind: "dot", colour: PHASE_COLOURS[phase] || "#333", label: phase }));
-    if (h.best.length) items.push({ kind: "line", colour: "#16a34a", label: "best so far" });
-    legend(svg, W, items);
-    let marks = 0;
-    if (h.best.length) {
-      const pts = [];
-      h.best.forEach(([x, y], i) => {
-        if (i > 0) pts.push(`${xs(x)},${ys(h.best[i - 1][1])}`);
-        pts.push(`${xs(x)},${ys(y)}`);
+    const state = (STATE[container.id] = STATE[container.id] || { log: false, x: null, y: null });
+    const positive = h.points.every((p) => p.y > 0);
+    if (!positive) state.log = false;
+    const xs = [...new Set(h.points.map((p) => p.x))].sort((a, b) => a - b);
+    const at = new Map(h.points.map((p) => [p.x, p]));
+    const series = h.phases.map((phase) => xs.map((x) => (at.get(x).phase === phase ? at.get(x).y : null)));
+    let best = null, bi = 0;
+    const bestLine = xs.map((x) => {
+      while (bi < h.best.length && h.best[bi][0] <= x) best = h.best[bi++][1];
+      return best;
+    });
+    const ys = h.points.map((p) => p.y);
+    const full = {
+      x: [h.x.min, h.x.max],
+      y: state.log ? [Math.min(...ys) / 1.25, Math.max(...ys) * 1.25] : [h.y.min, h.y.max],
+    };
+    const isFull = (key, u) => {
+      const s = u.scales[key];
+      return s.min === full[key][0] && s.max === full[key][1];
+    };
+    function axis(key, dataAxis, label) {
+      return {
+        label: label, labelSize: 18, size: key === "y" ? 56 : 40, stroke: "#6b7280",
+        grid: { stroke: "#e5e7eb", width: 1 }, ticks: { stroke: "#e5e7eb", width: 1 },
+        splits: (u, i, lo, hi) => (isFull(key, u) && !(key === "y" && state.log)
+          ? dataAxis.ticks.map((t) => t[0]) : niceTicks(lo, hi, key === "y" && state.log)),
+        values: (u, splits) => {
+          const labels = isFull(key, u) && !(key === "y" && state.log)
+            ? dataAxis.ticks.map((t) => t[1]) : splits.map((v) => fmt(v));
+          container.dataset[key + "Ticks"] = JSON.stringify(labels);
+          return labels;
+        },
+      };
+    }
+    const dot = (colour) => ({ show: true, size: 8, width: 1, stroke: "#fff", fill: colour });
+    const opts = {
+      width: W, height: H,
+      scales: {
+        x: { time: false, auto: false, range: (u, lo, hi) => [lo, hi] },
+        y: { auto: false, distr: state.log ? 3 : 1, log: 10, range: (u, lo, hi) => [lo, hi] },
+      },
+      axes: [axis("x", h.x, "trial index"), axis("y", h.y, metric + (state.log ? " (log)" : ""))],
+      series: [
+        { label: "trial" },
+        ...h.phases.map((phase) => ({ label: phase, stroke: PHASE_COLOURS[phase] || "#333",
+          paths: () => null, points: dot(PHASE_COLOURS[phase] || "#333"), value: (u, v) => fmt(v) })),
+        { label: "best so far", stroke: "#16a34a", width: 2, points: { show: false },
+          paths: uPlot.paths.stepped({ align: 1 }), value: (u, v) => fmt(v) },
+      ],
+      cursor: { drag: { x: true, y: true, uni: 30 }, points: { show: false }, bind: { dblclick: () => null } },
+      legend: { show: true, live: true },
+    };
+    const tipBox = document.createElement("div");
+    tipBox.className = "plot-tip";
+    function nearest(u, left, top) {
+      let found = null, distance = 12;
+      for (const p of h.points) {
+        const d = Math.hypot(u.valToPos(p.x, "x") - left, u.valToPos(p.y, "y") - top);
+        if (d < distance) { distance = d; found = p; }
+      }
+      return found;
+    }
+    opts.hooks = {
+      setCursor: [(u) => {
+        const p = u.cursor.left >= 0 ? nearest(u, u.cursor.left, u.cursor.top) : null;
+        container.dataset.hover = p ? p.name : "";
+        tipBox.style.display = p ? "block" : "none";
+        if (p) {
+          tipBox.textContent = `${p.name} (${p.phase}): ${metric}=${fmt(p.y)}`;
+          tipBox.style.left = `${u.over.offsetLeft + u.valToPos(p.x, "x") + 10}px`;
+          tipBox.style.top = `${u.over.offsetTop + u.valToPos(p.y, "y") - 10}px`;
+        }
+      }],
+      setSelect: [(u) => {
+        const s = u.select;
+        if (s.width < 3 && s.height < 3) return;
+        const x0 = u.posToVal(s.left, "x"), x1 = u.posToVal(s.left + s.width, "x");
+        const y0 = u.posToVal(s.top + s.height, "y"), y1 = u.posToVal(s.top, "y");
+        const names = h.points.filter((p) => p.x >= x0 && p.x <= x1 && p.y >= y0 && p.y <= y1)
+          .map((p) => p.name);
+        container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: names } }));
+      }],
+      setScale: [(u, key) => {
+        if (key === "x" || key === "y") state[key] = isFull(key, u) ? null : [u.scales[key].min, u.scales[key].max];
+      }],
+    };
+    const toggle = document.createElement("label");
+    toggle.className = "plot-toggle";
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.className = "log-toggle";
+    box.checked = state.log;
+    box.disabled = !positive;
+    toggle.title = positive ? "a logarithmic objective axis" : "a log scale needs every value above 0";
+    toggle.append(box, " log scale");
+    box.addEventListener("change", () => {
+      state.log = box.checked; state.y = null;
+      container.replaceChildren();
+      drawHistory(container);
+    });
+    container.style.position = "relative";
+    container.append(toggle);
+    const u = new uPlot(opts, [xs, ...series, bestLine], container);
+    const start = { x: state.x || full.x, y: state.y || full.y };
+    u.batch(() => {
+      u.setScale("x", { min: start.x[0], max: start.x[1] });
+      u.setScale("y", { min: start.y[0], max: start.y[1] });
+    });
+    container.append(tipBox);
+    container.uplot = u;
+    let down = null;
+    u.over.addEventListener("mousedown", (e) => { down = [e.clientX, e.clientY]; });
+    u.over.addEventListener("click", (e) => {
+      if (down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) > 3) return;
+      const r = u.over.getBoundingClientRect();
+      const p = nearest(u, e.clientX - r.left, e.clientY - r.top);
+      if (p) container.dispatchEvent(new CustomEvent("plot-pick", { bubbles: true, detail: { name: p.name } }));
+    });
+    u.over.addEventListener("dblclick", () => {
+      state.x = null; state.y = null;
+      u.batch(() => {
+        u.setScale("x", { min: full.x[0], max: full.x[1] });
+        u.setScale("y", { min: full.y[0], max: full.y[1] });
       });
-      const last = h.best[h.best.length - 1];
-      const lastX = Math.max(...h.points.map((p) => p.x));
-      pts.push(`${xs(lastX)},${ys(last[1])}`);
-      tip(el("polyline", { points: pts.join(" "), class: "best-line" }, svg), "best so far");
-      marks++;
-    }
-    for (const p of h.points) {
-      tip(el("circle", { cx: xs(p.x), cy: ys(p.y), r: 4, fill: PHASE_COLOURS[p.phase] || "#333",
-        class: "mark" }, svg), `${p.name} (${p.phase}): ${metric}=${fmt(p.y)}`);
-      marks++;
-    }
-    done(container, marks);
+      container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: null } }));
+    });
+    done(container, h.points.length + (h.best.length ? 1 : 0));
   }
 
   function drawParallel(container) {

@@ -88,7 +88,7 @@
   }
 
   // -- one experiment ---------------------------------------------------------------------
-  const filters = { text: "", phase: "" };
+  const filters = { text: "", phase: "", names: null };
   let current = null;
 
   function plotBox(id, title) { return h("div", { class: "plot", id: id }, [h("h3", { text: title })]); }
@@ -135,7 +135,8 @@
   const ROWS = 500;
   function matches(t) {
     const text = filters.text.toLowerCase();
-    return (!filters.phase || t.phase === filters.phase) && (!text || t.search.includes(text));
+    return (!filters.phase || t.phase === filters.phase) && (!text || t.search.includes(text))
+      && (!filters.names || filters.names.has(t.name));
   }
   function applyFilters() {
     if (!current) return;
@@ -144,8 +145,9 @@
     const fresh = trialTable(current, kept.slice(0, ROWS));
     if (table) table.replaceWith(fresh); else main.append(fresh);
     const more = kept.length > ROWS ? ` (the first ${ROWS} listed; narrow the filter for the others)` : "";
+    const selected = filters.names ? ", selected in the plot (double-click it to clear)" : "";
     document.getElementById("shown").textContent =
-      `${kept.length} of ${current.trials.length} trials shown${more}`;
+      `${kept.length} of ${current.trials.length} trials shown${selected}${more}`;
   }
   function trialTable(view, trials) {
     const names = view.report.parallel.dimensions.map((d) => d.name);
@@ -247,14 +249,23 @@
     if (again) { again = false; update(); }
   }
   // Selection: a click on a plot's mark shows that trial alone in the table.
-  main.addEventListener("click", (event) => {
-    const mark = event.target.closest && event.target.closest("#plots .chart circle, #plots .chart polyline");
-    if (!mark || !mark.querySelector("title")) return;
-    const name = mark.querySelector("title").textContent.split(/[ :]/)[0];
+  function pick(name) {
     if (!current || !current.trials.some((t) => t.name === name)) return;
     filters.text = name;
     const box = document.getElementById("filter-text");
     if (box) box.value = name;
+    applyFilters();
+  }
+  main.addEventListener("click", (event) => {
+    const mark = event.target.closest && event.target.closest("#plots .chart circle, #plots .chart polyline");
+    if (!mark || !mark.querySelector("title")) return;
+    pick(mark.querySelector("title").textContent.split(/[ :]/)[0]);
+  });
+  // The history plot (uPlot) names the point clicked, and the trials a drag selected (null
+  // when its zoom is reset): the table then shows those trials only.
+  main.addEventListener("plot-pick", (event) => pick(event.detail.name));
+  main.addEventListener("plot-select", (event) => {
+    filters.names = event.detail.names ? new Set(event.detail.names) : null;
     applyFilters();
   });
   const query = PAGE === "experiments" ? "" : `?experiment=${encodeURIComponent(EXPERIMENT)}`;

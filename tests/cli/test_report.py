@@ -15,10 +15,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kubesweep.api import Direction, Experiment, ExperimentStatus, TrialPhase
 from kubesweep.cli.ranking import TrialRecord
 from kubesweep.cli.report.data import (
+    dominates,
     history,
     metric_direction,
     pareto,
@@ -88,6 +91,16 @@ def test_history_best_so_far_follows_succeeded_trials_only() -> None:
 def test_pareto_front_minimising_every_coordinate() -> None:
     points = [[1.0, 5.0], [2.0, 2.0], [3.0, 3.0], [5.0, 1.0], [2.0, 2.0]]
     assert pareto_front(points) == [True, True, False, True, True]
+
+
+@given(
+    st.lists(
+        st.lists(st.integers(0, 6).map(float), min_size=3, max_size=3), min_size=0, max_size=40
+    )
+)
+def test_pareto_front_is_the_set_no_other_point_dominates(points: list[list[float]]) -> None:
+    expected = [not any(dominates(q, p) for q in points if q is not p) for p in points]
+    assert pareto_front(points) == expected
 
 
 def test_pareto_uses_the_guessed_direction_of_additional_metrics(

@@ -31,7 +31,13 @@ from aiohttp import web
 
 from kubesweep.api import TrialPhase
 from kubesweep.cli.dashboard.feeds import Feed, LocalFeed
-from kubesweep.cli.dashboard.views import LOG_TAIL, experiment_row, experiment_view, trial_view
+from kubesweep.cli.dashboard.views import (
+    LOG_TAIL,
+    experiment_row,
+    experiment_view,
+    fitted_records,
+    trial_view,
+)
 from kubesweep.cli.experiment_sources import NotFoundError
 from kubesweep.cli.kube import KubeError
 from kubesweep.cli.report.data import importances
@@ -121,7 +127,7 @@ class Views:
             known.succeeded != succeeded
             and now - known.fitted_at >= min(self.importance_every, self.fit_share * known.took)
         ):
-            shares = importances(records, experiment)
+            shares = importances(fitted_records(records), experiment)
             known = _Importance(now, succeeded, shares, time.monotonic() - now)
             self.importance[name] = known
         view = experiment_view(experiment, records, importance=known.shares)

@@ -99,6 +99,9 @@
       h("div", { class: "grid2" }, [
         plotBox("plot-history", `${metric} per trial, and the best so far (green)`),
         plotBox("plot-importance", "Parameter importance (random-forest fANOVA, main effects)")]),
+      report.drawn && report.drawn.of > report.drawn.trials ? h("p", { id: "drawn", class: "meta",
+        text: `The plots below draw ${report.drawn.trials} of the ${report.drawn.of} trials: the best and an ` +
+          "even sample of the others (the history above and the table draw every trial)." }) : null,
       h("h2", { text: "Parallel coordinates" }),
       plotBox("plot-parallel", "Each line a trial; colour: better objective is bluer"),
       h("h2", { text: "Slices" }),

@@ -10,7 +10,13 @@ import pytest
 
 from kubesweep.api import ExperimentStatus, TrialPhase, TrialStatus
 from kubesweep.cli.local.runner import RunOptions, checkpoints_dir, open_state
-from kubesweep.cli.local.store import LocalTrial, StateError, Store, resumed_status
+from kubesweep.cli.local.store import (
+    LocalTrial,
+    ParsedTrials,
+    StateError,
+    Store,
+    resumed_status,
+)
 from tests.cli.conftest import example
 
 
@@ -26,6 +32,23 @@ def test_a_trial_index_is_recorded_once(store: Store) -> None:
     assert store.add_trial(trial)
     assert not store.add_trial(replace(trial, parameters={"lr": 0.2}))
     assert [t.parameters for t in store.trials()] == [{"lr": 0.1}]
+
+
+def test_a_reader_that_keeps_parsed_trials_parses_only_the_rows_that_changed(
+    store: Store,
+) -> None:
+    for index in range(3):
+        store.add_trial(LocalTrial(index=index, name=f"exp-{index}", parameters={"lr": index}))
+    parsed = ParsedTrials()
+    first = store.trials(parsed)
+    running = TrialStatus(phase=TrialPhase.RUNNING)
+    store.update_trial(replace(first[1], status=running))
+    second = store.trials(parsed)
+    assert second[0] is first[0]
+    assert second[2] is first[2]
+    assert second[1] is not first[1]
+    assert second[1].status == running
+    assert second == store.trials()  # what a reader without it reads
 
 
 def test_a_trial_must_be_named_after_its_experiment_and_index(store: Store) -> None:

@@ -15,7 +15,7 @@ from typing import Protocol
 from kubesweep.api import Experiment, Trial
 from kubesweep.cli.local.processes import log_tail
 from kubesweep.cli.local.runner import trials_dir
-from kubesweep.cli.local.store import Store
+from kubesweep.cli.local.store import ParsedTrials, Store
 from kubesweep.cli.ranking import TrialRecord, record_from_status, record_from_trial
 
 
@@ -55,11 +55,12 @@ class Source(Protocol):
 class LocalSource:
     """A local run's SQLite state file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, parsed: ParsedTrials | None = None) -> None:
         if not path.exists():
             raise NotFoundError(f"no state file {path}; run the experiment with kubesweep run")
         self.path = path
         self.store = Store(path)
+        self.parsed = parsed
 
     def experiments(self) -> list[Experiment]:
         """The one experiment of the file."""
@@ -95,7 +96,7 @@ class LocalSource:
                 parent=t.parent,
                 perturbation=t.perturbation,
             )
-            for t in self.store.trials()
+            for t in self.store.trials(self.parsed)
         ]
 
     def log_lines(self, trial: str, lines: int) -> list[str]:
@@ -118,8 +119,15 @@ class LocalRuns:
     ``kubesweep get --local`` lists them, as ``kubesweep get`` lists a namespace.
     """
 
-    def __init__(self, directory: Path = STATE_DIR) -> None:
+    def __init__(self, directory: Path = STATE_DIR, *, keep_parsed: bool = False) -> None:
         self.directory = directory
+        #: With ``keep_parsed``, the trials parsed so far per state file, for readers that
+        #: read again at every change (the dashboard).
+        self.parsed: dict[Path, ParsedTrials] | None = {} if keep_parsed else None
+
+    def _open(self, path: Path) -> LocalSource:
+        parsed = None if self.parsed is None else self.parsed.setdefault(path, ParsedTrials())
+        return LocalSource(path, parsed)
 
     def state_files(self) -> list[Path]:
         """The state files, by name."""
@@ -140,9 +148,9 @@ class LocalRuns:
     def _source(self, name: str) -> LocalSource:
         usual = self.directory / f"{name}.db"
         if usual.exists():
-            return LocalSource(usual)
+            return self._open(usual)
         for path in self.state_files():
-            source = LocalSource(path)
+            source = self._open(path)
             if source.store.experiment_name == name:
                 return source
         raise NotFoundError(f"no local run of {name} in {self.directory}")

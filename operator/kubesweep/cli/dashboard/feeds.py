@@ -61,7 +61,7 @@ class LocalFeed:
     local = True
 
     def __init__(self, directory: Path) -> None:
-        self.runs = LocalRuns(directory)
+        self.runs = LocalRuns(directory, keep_parsed=True)
 
     async def start(self) -> None:
         """Nothing to begin: every read opens the state files."""

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 import urllib.request
@@ -132,6 +133,25 @@ def _until(driver: Any, condition: Any, what: str) -> float:
     return time.perf_counter() - started
 
 
+def _commit() -> str:
+    """The commit measured, marked when the work tree differs from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def _showing(text: str) -> Any:
     return lambda driver: progress(driver) == text
 
@@ -146,6 +166,7 @@ def measure(trials: int, repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "write_seconds": time.perf_counter() - started,
         "cpus": os.cpu_count(),
+        "commit": _commit(),
         "load_start": os.getloadavg()[0],
     }
     dashboard = Dashboard(folder, prefix="/")
@@ -196,8 +217,9 @@ def render(r: dict[str, Any]) -> str:
         BEGIN,
         "",
         f"Measured with `python -m bench.dashboard --trials {r['trials']} --repeats {r['repeats']}`"
-        f" on {r['cpus']} CPU cores shared with other work (load average {r['load_start']:.1f} at"
-        f" the start, {r['load_end']:.1f} at the end), headless Chromium. One experiment of"
+        f" at {r.get('commit', 'an unrecorded commit')} on {r['cpus']} CPU cores shared with"
+        f" other work (load average {r['load_start']:.1f} at the start, {r['load_end']:.1f} at"
+        " the end), headless Chromium. One experiment of"
         f" {r['trials']:,} succeeded trials (three parameters, an additional metric, 10-point"
         " curves), served from its state file. Raw results:"
         " `artifacts/bench-dashboard/results.json`.",

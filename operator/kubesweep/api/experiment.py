@@ -12,12 +12,22 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from kubesweep.api.base import ApiModel, Rule, TransitionRule
 from kubesweep.api.checkpoints import Checkpoints
+from kubesweep.api.metric_kinds import Direction as Direction  # noqa: PLC0414 (re-exported)
+from kubesweep.api.metric_kinds import Strategy as Strategy  # noqa: PLC0414 (re-exported)
+from kubesweep.api.objectives import (
+    MAX_CONSTRAINTS,
+    MAX_OBJECTIVES,
+    MIN_OBJECTIVES,
+    Constraint,
+    ObjectiveMetric,
+)
 
 #: A parameter's value: what an algorithm suggests and a trial receives.
 ParameterValue = bool | int | float | str
@@ -34,21 +44,6 @@ ParameterName = Annotated[
 ]
 
 
-class Direction(StrEnum):
-    """Whether the objective metric is better when smaller or larger."""
-
-    MINIMIZE = "minimize"
-    MAXIMIZE = "maximize"
-
-
-class Strategy(StrEnum):
-    """How a metric's series of observations reduces to one value."""
-
-    MIN = "min"
-    MAX = "max"
-    LATEST = "latest"
-
-
 class AlgorithmName(StrEnum):
     """The search algorithms the suggestion service implements."""
 
@@ -63,6 +58,12 @@ class AlgorithmName(StrEnum):
     CMAES = "cmaes"
     PBT = "pbt"
 
+
+#: Algorithms that search several objectives (``spec.objectives``): those that compare
+#: trials by Pareto dominance, and those that never compare trials at all.
+MULTI_OBJECTIVE_ALGORITHMS = frozenset(
+    {AlgorithmName.RANDOM, AlgorithmName.SOBOL, AlgorithmName.GRID}
+)
 
 #: Algorithms that assign each trial a fidelity budget. Population Based Training is
 #: one: its steps train a lineage interval by interval up to ``fidelity.max``.
@@ -705,10 +706,37 @@ def _unique(names: list[str]) -> bool:
     return len(set(names)) == len(names)
 
 
+def _names(names: set[AlgorithmName] | frozenset[AlgorithmName], last: str = "and") -> str:
+    ordered = [n.value for n in sorted(names)]
+    return f"{', '.join(ordered[:-1])} {last} {ordered[-1]}" if len(ordered) > 1 else ordered[0]
+
+
+def _cel_list(names: frozenset[AlgorithmName]) -> str:
+    return "[" + ", ".join(f"'{n.value}'" for n in sorted(names)) + "]"
+
+
 class ExperimentSpec(ApiModel):
     """Everything a user states about a sweep."""
 
-    objective: Objective
+    # Stored as ``objective``; read it through :attr:`objective`, which also stands for
+    # ``objectives`` so that code about one objective metric needs no second path.
+    declared_objective: Objective | None = Field(
+        default=None,
+        alias="objective",
+        description="The metric the sweep optimises; use objectives for several.",
+    )
+    objectives: list[ObjectiveMetric] | None = Field(
+        default=None,
+        min_length=MIN_OBJECTIVES,
+        max_length=MAX_OBJECTIVES,
+        description="Two to four metrics optimised together; the result is their Pareto "
+        "front. Not with objective.",
+    )
+    constraints: list[Constraint] | None = Field(
+        default=None,
+        max_length=MAX_CONSTRAINTS,
+        description="Metrics a trial must keep within bounds to count (to be feasible).",
+    )
     algorithm: Algorithm = Field(default_factory=Algorithm)
     early_stopping: EarlyStopping | None = None
     parameters: list[Parameter] = Field(min_length=1, max_length=MAX_PARAMETERS)
@@ -717,6 +745,49 @@ class ExperimentSpec(ApiModel):
     trial_template: TrialTemplate
 
     cel_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!(has(self.objective) && has(self.objectives))",
+            message="objectives and objective cannot both be set; keep objectives for several "
+            "metrics, or objective for one",
+            check=lambda s: s.declared_objective is None or s.objectives is None,
+            field_path=".objectives",
+        ),
+        Rule(
+            cel="has(self.objective) || has(self.objectives)",
+            message="objective is required (or objectives, for two to four metrics)",
+            check=lambda s: s.declared_objective is not None or s.objectives is not None,
+            field_path=".objective",
+        ),
+        Rule(
+            cel="!has(self.objectives) || "
+            "self.objectives.all(o, self.objectives.exists_one(q, q.metric == o.metric))",
+            message="objectives[].metric must be unique; remove the repeated metric",
+            check=lambda s: s.objectives is None or _unique([o.metric for o in s.objectives]),
+            field_path=".objectives",
+        ),
+        Rule(
+            cel="!has(self.objectives) || self.algorithm.name in "
+            f"{_cel_list(MULTI_OBJECTIVE_ALGORITHMS)}",
+            message=f"objectives: {_names(set(AlgorithmName) - MULTI_OBJECTIVE_ALGORITHMS)} "
+            "search one objective only; with several objectives set algorithm.name to "
+            f"{_names(MULTI_OBJECTIVE_ALGORITHMS, 'or')}, or use objective",
+            check=lambda s: s.objectives is None or s.algorithm.name in MULTI_OBJECTIVE_ALGORITHMS,
+            field_path=".objectives",
+        ),
+        Rule(
+            cel="!has(self.objectives) || !has(self.earlyStopping)",
+            message="earlyStopping compares trials on one objective; remove it with objectives",
+            check=lambda s: s.objectives is None or s.early_stopping is None,
+            field_path=".earlyStopping",
+        ),
+        Rule(
+            cel="!has(self.constraints) || "
+            "self.constraints.all(c, self.constraints.exists_one(q, q.metric == c.metric))",
+            message="constraints[].metric must be unique; merge the bounds of one metric into "
+            "one constraint",
+            check=lambda s: s.constraints is None or _unique([c.metric for c in s.constraints]),
+            field_path=".constraints",
+        ),
         Rule(
             cel="self.parameters.all(p, self.parameters.exists_one(q, q.name == p.name))",
             message="parameters[].name must be unique; rename or remove the duplicate",
@@ -808,7 +879,68 @@ class ExperimentSpec(ApiModel):
     )
 
     #: Fields that may not change after creation (checked by the API server).
-    immutable_fields: ClassVar[tuple[str, ...]] = ("objective", "algorithm", "parameters")
+    immutable_fields: ClassVar[tuple[str, ...]] = (
+        "objective",
+        "algorithm",
+        "parameters",
+        "objectives",
+        "constraints",
+    )
+
+    @cached_property
+    def objective(self) -> Objective:
+        """The objective every single-metric path reads, recording every metric the spec names.
+
+        With ``objectives`` it is the first of them, and the others are its additional
+        metrics; constraint metrics are additional metrics too, so every trial
+        records each metric its feasibility and its place on the front depend on.
+        """
+        if self.declared_objective is not None:
+            base = self.declared_objective
+        else:
+            assert self.objectives is not None  # one of the two is set (a rule above)
+            first, *others = self.objectives
+            base = Objective.model_construct(
+                metric=first.metric,
+                direction=first.direction,
+                target=None,
+                strategy=first.reduction,
+                additional_metrics=[o.metric for o in others],
+                metric_strategies={o.metric: o.reduction for o in others},
+            )
+        additional = list(base.additional_metrics)
+        strategies = dict(base.metric_strategies)
+        for constraint in self.constraints or ():
+            if constraint.metric == base.metric or constraint.metric in additional:
+                continue
+            additional.append(constraint.metric)
+            if constraint.strategy is not None:
+                strategies[constraint.metric] = constraint.strategy
+        if additional == base.additional_metrics and strategies == base.metric_strategies:
+            return base
+        return base.model_copy(
+            update={"additional_metrics": additional, "metric_strategies": strategies}
+        )
+
+    @property
+    def is_multi_objective(self) -> bool:
+        """Whether the sweep optimises several objectives (its result is a Pareto front)."""
+        return self.objectives is not None
+
+    @property
+    def objective_metrics(self) -> list[ObjectiveMetric]:
+        """Every objective as an :class:`ObjectiveMetric`: one, or those of ``objectives``."""
+        if self.objectives is not None:
+            return list(self.objectives)
+        single = self.objective
+        return [
+            ObjectiveMetric(
+                metric=single.metric,
+                direction=single.direction,
+                strategy=single.objective_strategy,
+                target=single.target,
+            )
+        ]
 
     @property
     def is_multi_fidelity(self) -> bool:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from typing import Any
 
 import pytest
 
-from kubesweep.api import Direction, ExperimentSpec, MetricSummary, TrialPhase, TrialStatus
-from kubesweep.planning import TrialView
+from kubesweep.api import Direction, TrialPhase
 from kubesweep.planning.pareto import (
     FrontPoint,
     count_infeasible,
@@ -21,37 +19,9 @@ from kubesweep.planning.pareto import (
     pareto_front,
     spread_subset,
 )
+from tests.planning.builders import reported, several_spec
 
 MIN, MAX = Direction.MINIMIZE, Direction.MAXIMIZE
-
-
-def several_spec(
-    directions: tuple[str, ...] = ("minimize", "maximize"),
-    constraints: list[dict[str, Any]] | None = None,
-) -> ExperimentSpec:
-    """A spec optimising ``f0``, ``f1``… in the given directions."""
-    raw: dict[str, Any] = {
-        "objectives": [{"metric": f"f{i}", "direction": d} for i, d in enumerate(directions)],
-        "algorithm": {"name": "random", "seed": 1},
-        "parameters": [{"name": "x", "type": "float", "min": 0, "max": 1}],
-        "trialTemplate": {
-            "primaryContainer": "main",
-            "job": {"template": {"spec": {"containers": [{"name": "main", "image": "x"}]}}},
-        },
-    }
-    if constraints is not None:
-        raw["constraints"] = constraints
-    return ExperimentSpec.model_validate(raw)
-
-
-def reported(index: int, phase: TrialPhase = TrialPhase.SUCCEEDED, **metrics: float) -> TrialView:
-    """Trial ``index`` that reported each metric once (latest = min = max)."""
-    summaries = [MetricSummary(name=n, latest=v, min=v, max=v) for n, v in metrics.items()]
-    return TrialView(
-        name=f"exp-{index}",
-        index=index,
-        status=TrialStatus(phase=phase, objective=metrics.get("f0"), metrics=summaries),
-    )
 
 
 def point(index: int, *values: float) -> FrontPoint:

@@ -283,12 +283,24 @@ def experiment_crd() -> Schema:
             "jsonPath": ".status.bestTrial.objective",
             "description": "Best objective so far",
         },
+        {
+            "name": "Front",
+            "type": "integer",
+            "jsonPath": ".status.paretoFrontSize",
+            "description": "Trials on the Pareto front (with several objectives)",
+        },
         {"name": "Completed", "type": "integer", "jsonPath": ".status.trials.completed"},
         {"name": "Running", "type": "integer", "jsonPath": ".status.trials.running"},
         {"name": "Queued", "type": "integer", "jsonPath": ".status.trials.queued"},
         {"name": "Max", "type": "integer", "jsonPath": ".spec.budget.maxTrials"},
         {"name": "Algorithm", "type": "string", "jsonPath": ".spec.algorithm.name", "priority": 1},
         {"name": "GPU-Hours", "type": "number", "jsonPath": ".status.gpuHours", "priority": 1},
+        {
+            "name": "Infeasible",
+            "type": "integer",
+            "jsonPath": ".status.infeasibleTrials",
+            "priority": 1,
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     return _crd(

@@ -112,6 +112,19 @@ class BestTrial(ApiModel):
     fidelity: float | None = None
 
 
+#: Points of the Pareto front kept in an Experiment's status (a well-spread subset past it).
+MAX_FRONT_POINTS = 32
+
+
+class ParetoPoint(ApiModel):
+    """One trial of the Pareto front: its name, its value of each objective, its parameters."""
+
+    name: str
+    values: dict[str, float] = Field(description="Each objective metric's value.")
+    parameters: dict[str, ParameterValue]
+    fidelity: float | None = None
+
+
 class ExperimentStatus(ApiModel):
     """Observed state of an Experiment."""
 
@@ -128,6 +141,21 @@ class ExperimentStatus(ApiModel):
         alias="gpuHours",
         description="GPU-hours of every trial so far (gpuSeconds / 3600), what "
         "spec.budget.maxGPUHours is judged on.",
+    )
+    pareto_front: list[ParetoPoint] | None = Field(
+        default=None,
+        max_length=MAX_FRONT_POINTS,
+        description="With spec.objectives: the succeeded feasible trials no other beats on "
+        f"every objective; past {MAX_FRONT_POINTS} points, a well-spread subset of them.",
+    )
+    pareto_front_size: int | None = Field(
+        default=None, ge=0, description="How many trials the whole Pareto front has."
+    )
+    infeasible_trials: int | None = Field(
+        default=None,
+        ge=0,
+        description="With spec.constraints: finished trials that broke a constraint or did "
+        "not report a constrained metric; they are never the best trial nor on the front.",
     )
     message: str | None = Field(default=None, max_length=4096)
     seed: int | None = Field(

@@ -25,10 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from kubesweep.api import Direction, ExperimentSpec, MetricSummary, Strategy, TrialPhase
+from kubesweep.api.status import MAX_FRONT_POINTS
 from kubesweep.planning.views import TrialView
-
-#: Points of the front kept in status; past it, a well-spread subset (see above).
-MAX_FRONT_POINTS = 32
 
 
 @dataclass(frozen=True)

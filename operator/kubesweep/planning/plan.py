@@ -58,6 +58,8 @@ from kubesweep.api import (
     trial_name,
 )
 from kubesweep.planning.conditions import Desired, merge_conditions
+from kubesweep.planning.outcome import Outcome, front_outcome, targets_reached
+from kubesweep.planning.pareto import is_feasible
 from kubesweep.planning.views import SuggestionHealth, TrialView
 
 #: Ends that stay when the budget changes afterwards.
@@ -145,13 +147,14 @@ def plan_experiment(
     start_time = previous.start_time if previous and previous.start_time else now
     counts = count_trials(trials)
     best = best_trial(spec, trials)
+    outcome = front_outcome(spec, trials, best)
     unfinished = [t for t in trials if not t.finished]
 
     end = _decide_end(
         spec=spec,
         trials=trials,
         counts=counts,
-        best=best,
+        outcome=outcome,
         previous=previous,
         suggestion=suggestion,
         start_time=start_time,
@@ -178,7 +181,7 @@ def plan_experiment(
     status = _status(
         spec=spec,
         counts=counts,
-        best=best,
+        outcome=outcome,
         end=end,
         previous=previous,
         suggestion=suggestion,
@@ -257,12 +260,19 @@ def count_trials(trials: Iterable[TrialView]) -> TrialCounts:
 
 
 def best_trial(spec: ExperimentSpec, trials: Iterable[TrialView]) -> BestTrial | None:
-    """The succeeded trial with the best objective; ties go to the earliest index."""
+    """The succeeded feasible trial with the best objective; ties go to the earliest index.
+
+    With several objectives there is none: the result is the Pareto front.
+    """
+    if spec.is_multi_objective:
+        return None
     minimize = spec.objective.direction is Direction.MINIMIZE
     best: TrialView | None = None
     for trial in sorted(trials, key=lambda t: t.index):
         value = trial.status.objective
         if trial.phase is not TrialPhase.SUCCEEDED or value is None or math.isnan(value):
+            continue
+        if spec.constraints and not is_feasible(spec, trial):
             continue
         current = best.status.objective if best is not None else None
         if current is None or (value < current if minimize else value > current):
@@ -329,7 +339,7 @@ def _decide_end(
     spec: ExperimentSpec,
     trials: Sequence[TrialView],
     counts: TrialCounts,
-    best: BestTrial | None,
+    outcome: Outcome,
     previous: ExperimentStatus | None,
     suggestion: SuggestionHealth,
     start_time: datetime,
@@ -340,6 +350,10 @@ def _decide_end(
         return recorded
     budget = spec.budget
     running = counts.pending + counts.running
+    best = outcome.best
+    several_reached = targets_reached(spec, trials)
+    if several_reached is not None:
+        return End(EndReason.TARGET_REACHED, True, several_reached)
     if best is not None and _reached(spec, best.objective):
         return End(
             EndReason.TARGET_REACHED,
@@ -360,23 +374,23 @@ def _decide_end(
     duration = budget.duration
     if duration is not None and now >= start_time + duration:
         return _budget_end(
-            EndReason.DEADLINE_EXCEEDED, best, f"maxDuration {budget.max_duration} elapsed"
+            EndReason.DEADLINE_EXCEEDED, outcome, f"maxDuration {budget.max_duration} elapsed"
         )
     gpu_hours = gpu_hours_used(trials)
     if budget.max_gpu_hours is not None and gpu_hours >= budget.max_gpu_hours:
         return _budget_end(
             EndReason.MAX_GPU_HOURS_REACHED,
-            best,
+            outcome,
             f"{gpu_hours:.4g} GPU-hours used, maxGPUHours {budget.max_gpu_hours:g}",
         )
     if counts.created >= budget.max_trials and running == 0:
         return _budget_end(
-            EndReason.MAX_TRIALS_REACHED, best, f"all {counts.created} trials finished"
+            EndReason.MAX_TRIALS_REACHED, outcome, f"all {counts.created} trials finished"
         )
     if suggestion.exhausted and running == 0:
         return _budget_end(
             EndReason.SEARCH_SPACE_EXHAUSTED,
-            best,
+            outcome,
             f"the search space has no more configurations after {len(trials)} trials",
         )
     return None
@@ -387,10 +401,8 @@ def gpu_hours_used(trials: Iterable[TrialView]) -> float:
     return sum(t.status.gpu_seconds for t in trials) / 3600.0
 
 
-def _budget_end(reason: EndReason, best: BestTrial | None, message: str) -> End:
-    if best is None:
-        return End(reason, False, f"{message}; no trial reported the objective")
-    return End(reason, True, f"{message}; best trial {best.name}")
+def _budget_end(reason: EndReason, outcome: Outcome, message: str) -> End:
+    return End(reason, outcome.found, f"{message}; {outcome.summary()}")
 
 
 def _new_trials(
@@ -414,7 +426,7 @@ def _status(
     *,
     spec: ExperimentSpec,
     counts: TrialCounts,
-    best: BestTrial | None,
+    outcome: Outcome,
     end: End | None,
     previous: ExperimentStatus | None,
     suggestion: SuggestionHealth,
@@ -480,7 +492,10 @@ def _status(
         start_time=start_time,
         completion_time=completion,
         trials=counts,
-        best_trial=best,
+        best_trial=outcome.best,
+        pareto_front=None if outcome.front is None else list(outcome.front),
+        pareto_front_size=outcome.front_size,
+        infeasible_trials=outcome.infeasible,
         gpu_seconds=round(gpu_seconds, 3),
         gpu_hours=round(gpu_seconds / 3600.0, 4),
         message=message[:4096],

@@ -57,12 +57,13 @@ class AlgorithmName(StrEnum):
     BOHB = "bohb"
     CMAES = "cmaes"
     PBT = "pbt"
+    NSGA2 = "nsga2"
 
 
 #: Algorithms that search several objectives (``spec.objectives``): those that compare
 #: trials by Pareto dominance, and those that never compare trials at all.
 MULTI_OBJECTIVE_ALGORITHMS = frozenset(
-    {AlgorithmName.RANDOM, AlgorithmName.SOBOL, AlgorithmName.GRID}
+    {AlgorithmName.NSGA2, AlgorithmName.RANDOM, AlgorithmName.SOBOL, AlgorithmName.GRID}
 )
 
 #: Algorithms that assign each trial a fidelity budget. Population Based Training is

@@ -51,6 +51,24 @@ class ObservedTrial(ApiModel):
         default_factory=list, description="Objective by step (epoch, fidelity unit)."
     )
     tags: dict[str, str] = Field(default_factory=dict, max_length=16)
+    values: list[float] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=4,
+        description="With several objectives: the trial's final value of each, in the order "
+        "of the request's objectives (value is the first).",
+    )
+    feasible: bool | None = Field(
+        default=None,
+        description="With constraints: whether the trial reported every constrained metric "
+        "within its bounds; absent without constraints or without a result.",
+    )
+    violation: float | None = Field(
+        default=None,
+        ge=0,
+        description="With constraints: how far the constrained metrics lie outside their "
+        "bounds, summed (0 when feasible); absent when a constrained metric is missing.",
+    )
 
 
 class SearchSpace(ApiModel):
@@ -68,6 +86,13 @@ class SuggestRequest(ApiModel):
     )
     space: SearchSpace
     direction: Direction = Direction.MINIMIZE
+    objectives: list[Direction] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=4,
+        description="With several objectives: the direction of each, in the order of each "
+        "trial's values; only algorithms that search several objectives accept it.",
+    )
     algorithm: Algorithm = Field(default_factory=Algorithm)
     trials: list[ObservedTrial] = Field(default_factory=list)
     count: int = Field(default=1, ge=1, le=1000)

@@ -8,14 +8,18 @@ models need neither the algorithms nor their numeric dependencies.
 Only here is a trial's phase translated into what the algorithms know of it
 (:class:`~kubesweep.api.suggestion_wire.TrialState`), and only here is its
 objective offered as a value: a trial that has not finished, or that failed,
-has none to offer, whatever its status says.
+has none to offer, whatever its status says. With several objectives a valued
+trial also offers the value of each (``values``), and with constraints whether it
+was feasible and by how far it missed (``feasible``, ``violation``), read by the
+same rules as the Experiment's status (:mod:`kubesweep.planning.pareto`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
-from kubesweep.api import Algorithm, ExperimentSpec, TrialPhase
+from kubesweep.api import Algorithm, Direction, ExperimentSpec, TrialPhase
 from kubesweep.api.suggestion_wire import (
     ObservedTrial,
     SearchSpace,
@@ -23,6 +27,7 @@ from kubesweep.api.suggestion_wire import (
     SuggestRequest,
     TrialState,
 )
+from kubesweep.planning.pareto import is_feasible, metric_value, objective_values
 from kubesweep.planning.views import TrialView
 
 _STATES = {
@@ -38,17 +43,45 @@ _STATES = {
 _VALUED = frozenset({TrialPhase.SUCCEEDED, TrialPhase.EARLY_STOPPED})
 
 
-def observed_trial(trial: TrialView) -> ObservedTrial:
-    """One trial as the algorithms see it."""
-    return ObservedTrial(
+def observed_trial(trial: TrialView, spec: ExperimentSpec | None = None) -> ObservedTrial:
+    """One trial as the algorithms see it; with ``spec``, its objectives and constraints too."""
+    valued = trial.phase in _VALUED
+    observed = ObservedTrial(
         name=trial.name,
         parameters=dict(trial.parameters),
         fidelity=trial.fidelity,
         state=_STATES[trial.phase],
-        value=trial.status.objective if trial.phase in _VALUED else None,
+        value=trial.status.objective if valued else None,
         intermediate=list(trial.status.curve),
         tags=dict(trial.tags),
     )
+    if spec is None or not valued:
+        return observed
+    extra: dict[str, object] = {}
+    if spec.is_multi_objective:
+        values = objective_values(spec, trial)
+        extra["values"] = None if values is None else list(values)
+    if spec.constraints:
+        extra["feasible"] = is_feasible(spec, trial)
+        extra["violation"] = _violation(spec, trial)
+    return observed.model_copy(update=extra) if extra else observed
+
+
+def _violation(spec: ExperimentSpec, trial: TrialView) -> float | None:
+    total = 0.0
+    for constraint in spec.constraints or ():
+        missed = constraint.violation(metric_value(spec, trial, constraint.metric))
+        if missed is None:
+            return None
+        total += missed
+    return total if math.isfinite(total) else None
+
+
+def objective_directions(spec: ExperimentSpec) -> list[Direction] | None:
+    """The direction of each objective with several, for the request; None with one."""
+    if not spec.is_multi_objective:
+        return None
+    return [o.direction for o in spec.objective_metrics]
 
 
 def search_space(spec: ExperimentSpec) -> SearchSpace:
@@ -63,8 +96,8 @@ def seeded_algorithm(spec: ExperimentSpec, seed: int | None) -> Algorithm:
     return spec.algorithm.model_copy(update={"seed": seed})
 
 
-def _observed(trials: Iterable[TrialView]) -> list[ObservedTrial]:
-    return [observed_trial(t) for t in sorted(trials, key=lambda t: t.index)]
+def _observed(spec: ExperimentSpec, trials: Iterable[TrialView]) -> list[ObservedTrial]:
+    return [observed_trial(t, spec) for t in sorted(trials, key=lambda t: t.index)]
 
 
 def suggest_request(
@@ -79,8 +112,9 @@ def suggest_request(
         experiment_uid=uid,
         space=search_space(spec),
         direction=spec.objective.direction,
+        objectives=objective_directions(spec),
         algorithm=seeded_algorithm(spec, seed),
-        trials=_observed(trials),
+        trials=_observed(spec, trials),
         count=count,
     )
 
@@ -98,5 +132,5 @@ def stop_request(
         direction=spec.objective.direction,
         algorithm=seeded_algorithm(spec, seed),
         early_stopping=spec.early_stopping,
-        trials=_observed(trials),
+        trials=_observed(spec, trials),
     )

@@ -27,6 +27,7 @@ MODULES: dict[AlgorithmName, str] = {
     AlgorithmName.BOHB: "bohb",
     AlgorithmName.CMAES: "cma_es",
     AlgorithmName.PBT: "pbt",
+    AlgorithmName.NSGA2: "nsga2",
 }
 STOPPING_MODULES: dict[EarlyStoppingName, str] = {EarlyStoppingName.MEDIAN: "stopping.median"}
 

@@ -22,6 +22,15 @@ through :func:`usable`, so ``1e308`` cannot overflow a sum inside a model fit,
 and no request of any shape is refused for it: a diverged trial is an ordinary
 event, not a client error.
 
+Constraints reach the algorithms as each trial's ``feasible`` and ``violation``.
+An infeasible trial's loss is ranked after every feasible trial's, and among
+infeasible trials by how far they missed (see :func:`penalised_losses`), so
+every algorithm that compares losses prefers the feasible region without
+knowing of constraints: a rank-based model (tpe) splits good from bad as with a
+feasible-first ordering, and a regression model (bayesian) sees the infeasible
+region as worse than any feasible point. Several objectives reach them as each
+trial's ``values``, read as a loss vector by :meth:`History.losses`.
+
 Randomness comes from :func:`rng_for`, seeded by the experiment seed and the
 history length, which makes replies reproducible and still different call by call.
 """
@@ -66,13 +75,36 @@ class SettingsError(ValueError):
 class History:
     """The observed trials of one request, with losses precomputed (smaller is better)."""
 
-    def __init__(self, trials: Sequence[ObservedTrial], direction: Direction) -> None:
+    def __init__(
+        self,
+        trials: Sequence[ObservedTrial],
+        direction: Direction,
+        objectives: Sequence[Direction] | None = None,
+    ) -> None:
         self.trials = list(trials)
         self.direction = direction
+        #: The direction of each objective, with several; None with one.
+        self.objectives = list(objectives) if objectives else None
+        self._losses = penalised_losses(self.trials, direction)
 
     def loss(self, trial: ObservedTrial) -> float | None:
-        """The trial's loss, or None when it has no usable value."""
-        return loss_of(trial, self.direction)
+        """The trial's loss (ranked after the feasible ones if infeasible), None if unusable."""
+        key = id(trial)
+        return self._losses[key] if key in self._losses else loss_of(trial, self.direction)
+
+    def losses(self, trial: ObservedTrial) -> tuple[float, ...] | None:
+        """The trial's loss on each objective (one with one objective), None if unusable."""
+        if self.objectives is None:
+            loss = loss_of(trial, self.direction)
+            return None if loss is None else (loss,)
+        if trial.state not in (TrialState.COMPLETED, TrialState.STOPPED) or trial.values is None:
+            return None
+        if len(trial.values) != len(self.objectives) or not all(map(usable, trial.values)):
+            return None
+        return tuple(
+            float(v) if d is Direction.MINIMIZE else -float(v)
+            for v, d in zip(trial.values, self.objectives, strict=True)
+        )
 
     def finished(self) -> list[tuple[ObservedTrial, float]]:
         """Trials with a usable final loss (completed, or stopped with a last value)."""
@@ -99,6 +131,35 @@ def loss_of(trial: ObservedTrial, direction: Direction) -> float | None:
     if value is None or not usable(value):
         return None
     return float(value) if direction is Direction.MINIMIZE else -float(value)
+
+
+def penalised_losses(
+    trials: Sequence[ObservedTrial], direction: Direction
+) -> dict[int, float | None]:
+    """Each trial's loss by ``id``, infeasible ones ranked after every feasible one.
+
+    An infeasible trial's loss becomes ``worst + span * (1 + v / (1 + v))``, where
+    ``worst`` is the largest feasible loss (0 without any), ``span`` the range of
+    all usable losses (1 if none) and ``v`` its violation (infinite when not known):
+    worse than any feasible trial, better the less it missed, and bounded, so no
+    model sees a scale it did not observe. Without infeasible trials the losses
+    are the plain ones.
+    """
+    raw = {id(t): loss_of(t, direction) for t in trials}
+    infeasible = [t for t in trials if t.feasible is False and raw[id(t)] is not None]
+    if not infeasible:
+        return raw
+    usable_losses = [v for v in raw.values() if v is not None]
+    feasible = [raw[id(t)] for t in trials if t.feasible is not False]
+    known = [v for v in feasible if v is not None]
+    worst = max(known) if known else 0.0
+    span = (max(usable_losses) - min(usable_losses)) or 1.0
+    out = dict(raw)
+    for trial in infeasible:
+        v = trial.violation
+        share = 1.0 if v is None or not usable(v) else v / (1.0 + v)
+        out[id(trial)] = worst + span * (1.0 + share)
+    return out
 
 
 def _last(curve: Sequence[CurvePoint]) -> float | None:

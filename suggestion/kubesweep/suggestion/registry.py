@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 
 from kubesweep.api.experiment import (
     MULTI_FIDELITY_ALGORITHMS,
+    MULTI_OBJECTIVE_ALGORITHMS,
     Algorithm,
     AlgorithmName,
     EarlyStopping,
@@ -109,6 +110,7 @@ ALGORITHMS: dict[AlgorithmName, AlgorithmFactory] = {
     AlgorithmName.BOHB: LazyFactory(f"{_MODELS}.bohb:create"),
     AlgorithmName.CMAES: LazyFactory(f"{_MODELS}.cma_es:create"),
     AlgorithmName.PBT: pbt.create,
+    AlgorithmName.NSGA2: LazyFactory(f"{_MODELS}.nsga2:create"),
 }
 
 #: Every early-stopping rule, by name.
@@ -147,8 +149,15 @@ def build(space: SearchSpace, algorithm: Algorithm) -> SearchAlgorithm:
 
 def suggest(request: SuggestRequest) -> SuggestReply:
     """New assignments for ``request`` (see :class:`SearchAlgorithm`)."""
+    if request.objectives is not None and request.algorithm.name not in MULTI_OBJECTIVE_ALGORITHMS:
+        raise SpaceError(
+            [
+                f"objectives: algorithm {request.algorithm.name.value} searches one objective "
+                f"only; with several use {', '.join(sorted(MULTI_OBJECTIVE_ALGORITHMS))}"
+            ]
+        )
     algorithm = build(request.space, request.algorithm)
-    history = History(request.trials, request.direction)
+    history = History(request.trials, request.direction, request.objectives)
     reply = algorithm.suggest(history, request.count)
     if len(reply.assignments) > request.count:
         reply = SuggestReply(

@@ -23,6 +23,7 @@ from kubesweep.cli.failures import (
     headline,
     name_list,
 )
+from kubesweep.cli.front import front_table, objectives_text
 from kubesweep.cli.local.store import INTERRUPTED
 from kubesweep.cli.output import age, fmt_number, fmt_params, phase_text, trials_table
 from kubesweep.cli.ranking import TrialRecord, lineage, rank, with_fidelity
@@ -199,6 +200,8 @@ def describe(
         chain = lineage(records, status.best_trial.name)
         if len(chain) > 1:
             parts.append(lineage_text(chain))
+    if status.pareto_front:
+        parts.append(front_table(experiment, status))
     if status.conditions:
         parts.append(_conditions_table(status))
     if records:
@@ -225,11 +228,14 @@ def _summary(experiment: Experiment, status: ExperimentStatus) -> Table:
     if experiment.metadata.namespace:
         meta.add_row("Namespace", experiment.metadata.namespace)
     meta.add_row("Phase", phase_label(status))
-    meta.add_row(
-        "Objective",
-        f"{spec.objective.direction.value} {spec.objective.metric}"
-        + (f" (target {spec.objective.target:g})" if spec.objective.target is not None else ""),
-    )
+    if spec.is_multi_objective or spec.constraints:
+        meta.add_row("Objectives", objectives_text(experiment))
+    else:
+        meta.add_row(
+            "Objective",
+            f"{spec.objective.direction.value} {spec.objective.metric}"
+            + (f" (target {spec.objective.target:g})" if spec.objective.target is not None else ""),
+        )
     meta.add_row("Algorithm", spec.algorithm.name.value)
     if spec.early_stopping is not None:
         meta.add_row("Early stopping", spec.early_stopping.name.value)
@@ -244,7 +250,8 @@ def _summary(experiment: Experiment, status: ExperimentStatus) -> Table:
         "Trials",
         f"{counts.created} created, {counts.succeeded} succeeded, {counts.running} running, "
         f"{pending_text(counts)}, {counts.early_stopped} stopped, "
-        f"{counts.failed + counts.metrics_unavailable} failed",
+        f"{counts.failed + counts.metrics_unavailable} failed"
+        + (f", {status.infeasible_trials} infeasible" if status.infeasible_trials else ""),
     )
     meta.add_row("Started", age(status.start_time) + " ago" if status.start_time else "-")
     if status.message:

@@ -264,6 +264,10 @@ def run(
     records = rank(source.trials(done), done.spec.objective.direction)
     title = f"{done.metadata.name}: trials ranked by {done.spec.objective.metric}"
     console.print(display.experiment_trials_table(done, records, title=title, ranked=True))
+    if done.status is not None and done.status.pareto_front:
+        from kubesweep.cli.front import front_table
+
+        console.print(front_table(done, done.status))
     outputs = {
         r.name: source.log_lines(r.name, HINT_LINES)
         for r in records
@@ -505,6 +509,25 @@ def logs(
     console.file.write(source.log(trial, tail))
 
 
+def _best_of_several(experiment: Experiment, output: str, configmap: str | None) -> None:
+    """``kubesweep best`` with several objectives: the Pareto front, not one trial."""
+    from kubesweep.cli.front import front_result
+
+    name = experiment.metadata.name
+    if output == "env" or configmap:
+        fail(
+            f"experiment {name} has several objectives, so no one best trial: -o env and "
+            "--to-configmap need one; read the Pareto front with -o yaml or -o json",
+            2,
+        )
+        return
+    result = front_result(experiment)
+    if result is None:
+        fail(f"experiment {name} has no trial on its Pareto front yet")
+        return
+    emit(console, result, output)
+
+
 @main.command()
 @click.argument("name")
 @cluster_options
@@ -521,6 +544,9 @@ def best(
     """The winning parameters of experiment NAME, ready to paste or to mount."""
     source = open_source(where, experiment=name)
     experiment = source.experiment(name)
+    if experiment.spec.is_multi_objective:
+        _best_of_several(experiment, output, configmap)
+        return
     result = display.best_result(experiment)
     if result is None:
         fail(f"experiment {name} has no best trial yet")

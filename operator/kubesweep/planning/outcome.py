@@ -48,7 +48,8 @@ class Outcome:
         if self.best is not None:
             return f"best trial {self.best.name}"
         if self.front:
-            return f"Pareto front of {self.front_size} trials"
+            size = self.front_size
+            return f"Pareto front of {size} trial{'' if size == 1 else 's'}"
         if self.infeasible:
             return f"no feasible trial reported the objective ({self.infeasible} infeasible)"
         return "no trial reported the objective"

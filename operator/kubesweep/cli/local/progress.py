@@ -50,9 +50,13 @@ def summary_line(snapshot: Snapshot) -> str:
         parts.append(f"{counts.early_stopped} stopped")
     best = status.best_trial
     metric = snapshot.experiment.spec.objective.metric
-    parts.append(
-        f"best {metric}={fmt_number(best.objective)} ({best.name})" if best else "no best yet"
-    )
+    if snapshot.experiment.spec.is_multi_objective:
+        size = status.pareto_front_size or 0
+        parts.append(f"Pareto front {size} trial{'' if size == 1 else 's'}")
+    else:
+        parts.append(
+            f"best {metric}={fmt_number(best.objective)} ({best.name})" if best else "no best yet"
+        )
     parts.append(f"elapsed {fmt_duration(snapshot.elapsed)}")
     if status.phase not in _ENDED:  # an ended sweep has no budget left to speak of
         left = max(0, budget.max_trials - counts.created)

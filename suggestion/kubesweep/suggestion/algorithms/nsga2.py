@@ -124,13 +124,18 @@ class Nsga2:
         parents = self._elite(history)
         out: list[dict[str, ParameterValue]] = []
         if parents is not None:
+            # A child that only copies a parent differs from it by rounding alone, which the
+            # space's keys would tell apart: points are compared by rounded unit rows too.
+            near = {_near_key(self.space.to_unit(t.parameters)) for t in history.trials}
             tries = 0
             while len(out) < count and tries < count * _BREEDING_TRIES:
                 tries += 1
-                values = self.space.from_unit(self._child(parents, rng))
-                key = self.space.key(values)
-                if key not in avoid:
+                child = self._child(parents, rng)
+                values = self.space.from_unit(child)
+                key, close = self.space.key(values), _near_key(self.space.to_unit(values))
+                if key not in avoid and close not in near:
                     avoid.add(key)
+                    near.add(close)
                     out.append(values)
         out.extend(self.space.sample_unique(rng, count - len(out), avoid))
         return SuggestReply(
@@ -208,6 +213,11 @@ class Nsga2:
         redrawn = rng.random(len(x))
         moved = np.where(self.categorical, redrawn, stepped)
         return np.where(mutate, moved, x)
+
+
+def _near_key(row: FloatArray) -> bytes:
+    """A unit row rounded far below any step a search makes, as a hashable key."""
+    return np.round(np.nan_to_num(row, nan=-1.0), 9).tobytes()
 
 
 def _violation(trial: ObservedTrial) -> float:

@@ -144,3 +144,8 @@ def test_a_local_sweep_ends_with_exactly_the_non_dominated_feasible_trials(
     assert f"Pareto front: {len(expected)} trials" in out
     assert "error ↓" in out
     assert "speed ↑" in out
+
+    report = tmp_path / "pareto.html"
+    code, out = finish(kubesweep("report", "pareto", "--state", state, "-o", report))
+    assert code == 0, out
+    assert 'id="plot-pareto-1"' in report.read_text()

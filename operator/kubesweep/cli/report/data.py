@@ -4,15 +4,15 @@ Everything a plot shows is decided here (which trials, which values, the
 best-so-far line, the Pareto front, importances), so it is tested without a
 browser; the page's script only draws what it is given.
 
-Directions of additional metrics are not in the spec; for the Pareto front a
-metric whose name says it is a score (accuracy, auc, f1, precision, recall,
-score, r2, reward) is maximised and any other minimised.
+The Pareto plot is drawn for an experiment with several objectives only, with
+the directions its spec gives them, and marks the same front its status holds:
+the succeeded feasible trials that no other such trial dominates. With one
+objective there is no front to draw, and no metric's direction is guessed.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,15 +29,6 @@ from kubesweep.cli.output import fmt_value
 from kubesweep.cli.ranking import TrialRecord, best_so_far, lineage, rank, with_fidelity
 from kubesweep.cli.report.axes import linear_axis, log_axis
 from kubesweep.cli.report.importance import importance
-
-_MAXIMISED = re.compile(r"acc|auc|f1|precision|recall|score|r2|reward|map\b|iou", re.I)
-
-
-def metric_direction(metric: str, experiment: Experiment) -> Direction:
-    """The objective's direction, or a guess from an additional metric's name."""
-    if metric == experiment.spec.objective.metric:
-        return experiment.spec.objective.direction
-    return Direction.MAXIMIZE if _MAXIMISED.search(metric) else Direction.MINIMIZE
 
 
 def _finite(value: float | None) -> bool:
@@ -233,29 +224,50 @@ def pareto_front(points: Sequence[Sequence[float]]) -> list[bool]:
     return on
 
 
+def _feasible(record: TrialRecord, experiment: Experiment) -> bool:
+    for constraint in experiment.spec.constraints or ():
+        missed = constraint.violation(record.metrics.get(constraint.metric))
+        if missed is None or missed > 0:
+            return False
+    return True
+
+
 def pareto(records: Sequence[TrialRecord], experiment: Experiment) -> dict[str, Any] | None:
-    """The Pareto front over the objective and the additional metrics, or ``None``."""
-    metrics = experiment.spec.objective.metric_names
-    if len(metrics) < 2:
+    """The trials over the objectives, the front marked; ``None`` with one objective."""
+    spec = experiment.spec
+    if not spec.is_multi_objective:
         return None
-    directions = [metric_direction(m, experiment) for m in metrics]
-    signs = [1.0 if d is Direction.MINIMIZE else -1.0 for d in directions]
+    objectives = spec.objective_metrics
+    metrics = [o.metric for o in objectives]
+    signs = [1.0 if o.direction is Direction.MINIMIZE else -1.0 for o in objectives]
     candidates = []
     for record in records:
         if record.phase is not TrialPhase.SUCCEEDED:
             continue
-        values = [record.objective, *(record.metrics.get(m) for m in metrics[1:])]
+        values = [
+            record.metrics.get(m, record.objective if m == spec.objective.metric else None)
+            for m in metrics
+        ]
         if all(_finite(v) for v in values):
-            candidates.append((record, [float(v) for v in values if v is not None]))
-    signed = [[s * v for s, v in zip(signs, values, strict=True)] for _, values in candidates]
-    front = pareto_front(signed)
+            numbers = [float(v) for v in values if v is not None]
+            candidates.append((record, numbers, _feasible(record, experiment)))
+    feasible = [values for _, values, ok in candidates if ok]
+    signed = [[s * v for s, v in zip(signs, values, strict=True)] for values in feasible]
+    on_front = iter(pareto_front(signed))
     return {
         "metrics": metrics,
-        "axes": [linear_axis([values[k] for _, values in candidates]) for k in range(len(metrics))],
-        "directions": [d.value for d in directions],
+        "axes": [
+            linear_axis([values[k] for _, values, _ in candidates]) for k in range(len(metrics))
+        ],
+        "directions": [o.direction.value for o in objectives],
         "points": [
-            {"name": record.name, "values": values, "front": on}
-            for (record, values), on in zip(candidates, front, strict=True)
+            {
+                "name": record.name,
+                "values": values,
+                "front": ok and next(on_front),
+                "feasible": ok,
+            }
+            for record, values, ok in candidates
         ],
     }
 

@@ -414,7 +414,7 @@
     for (const p of pts) {
       tip(el("circle", { cx: xs(p.values[0]), cy: ys(p.values[k]), r: p.front ? 5 : 3.5,
         class: "mark " + (p.front ? "front" : "dominated") }, svg),
-        `${p.name}${p.front ? " (Pareto front)" : ""}: ${xName}=${fmt(p.values[0])}, ${yName}=${fmt(p.values[k])}`);
+        `${p.name}${p.front ? " (Pareto front)" : p.feasible === false ? " (infeasible)" : ""}: ${xName}=${fmt(p.values[0])}, ${yName}=${fmt(p.values[k])}`);
       marks++;
     }
     done(container, marks);

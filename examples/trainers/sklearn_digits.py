@@ -4,7 +4,10 @@ The trial program of most CPU examples. It trains with ``partial_fit`` so that
 metrics appear per epoch (what early stopping and multi-fidelity algorithms
 judge), and prints them as ``epoch=N val_loss=... accuracy=...`` for the stdout
 source. A run takes well under a second; ``--epoch-seconds`` slows it down so
-that a local cluster can show early stopping at work.
+that a local cluster can show early stopping at work. ``--report-weights`` adds
+``weights=``, the coefficients that are not zero: the model's size, which a
+sparsity penalty (l1, elasticnet) trades against its loss, the two objectives of
+the multi-objective example.
 
 Run: ``python -m examples.trainers.sklearn_digits --alpha=1e-4 --eta0=0.01 --epochs=5``
 """
@@ -39,6 +42,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epoch-seconds", type=float, default=0.0, help="sleep after each epoch")
+    parser.add_argument(
+        "--report-weights", action="store_true", help="also print the non-zero coefficients"
+    )
     return parser.parse_args(argv)
 
 
@@ -60,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("ignore", ConvergenceWarning)
         for epoch in range(1, args.epochs + 1):
             model.partial_fit(split.x_train, split.y_train, classes=CLASSES)
-            print(metrics_line(epoch, evaluate(model, split)), flush=True)
+            metrics = evaluate(model, split)
+            if args.report_weights:
+                metrics["weights"] = float((model.coef_ != 0).sum())
+            print(metrics_line(epoch, metrics), flush=True)
             if args.epoch_seconds:
                 time.sleep(args.epoch_seconds)
     return 0

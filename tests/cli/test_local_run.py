@@ -26,6 +26,7 @@ BUDGETS = {
     "sobol": (3, 2),
     "bayesian": (5, 3),
     "cmaes": (6, 3),
+    "nsga2": (8, 3),
     "tpe": (3, 2),
     "hyperband": (3, 3),
     "asha": (3, 3),

@@ -44,6 +44,31 @@ was promoted from and trains only the missing epochs; pbt needs checkpoints, sin
 every step after the first resumes from one (see `docs/trial-jobs.md`).
 """
 
+SEVERAL_OBJECTIVES = """
+# Several objectives and constraints
+
+With `spec.objectives` (two to four metrics) the result is a Pareto front rather
+than one best trial; `docs/api.md` says how the front, its cap, the target and
+the end reasons are defined. `nsga2` searches several objectives; `random`,
+`sobol` and `grid` take them because they never compare trials. The other
+algorithms compare trials on one value and refuse `spec.objectives` at admission,
+and the suggestion service answers 422 naming `objectives` if asked anyway.
+
+The suggestion request then carries `objectives` (each one's direction) and, for
+each finished trial, `values` (each objective's value). With `spec.constraints`
+each finished trial also carries `feasible` and `violation` (how far its
+constrained metrics lie outside their bounds, summed). Every algorithm sees
+constraints the same way: an infeasible trial's value is ranked after every
+feasible trial's, and among infeasible trials by how far they missed, bounded in
+scale. `tpe` then puts infeasible trials in its bad group before any feasible
+one, so its good density covers the feasible region, and `bayesian` models the
+infeasible region as worse than any feasible point; in the tests both move to
+the feasible region where, told nothing, they stay at the unconstrained optimum.
+`nsga2` uses constrained domination instead (feasible first, then by
+violation). Hypervolume, used by the tests and benchmarks of multi-objective
+search, comes from the `moocore` library.
+"""
+
 
 def _doc(module: str) -> str:
     text = importlib.import_module(f"kubesweep.suggestion.{module}").__doc__ or ""
@@ -66,6 +91,7 @@ def render() -> str:
     for name, module in MODULES.items():
         parts.append(f"\n## `{name}`\n\n{_doc(f'algorithms.{module}')}\n\n")
         parts.append(_settings_table(name))
+    parts.append(SEVERAL_OBJECTIVES)
     parts.append("\n# Early stopping (`spec.earlyStopping`)\n")
     for rule, module in STOPPING_MODULES.items():
         parts.append(f"\n## `{rule}`\n\n{_doc(module)}\n\n")

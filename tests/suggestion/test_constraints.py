@@ -80,7 +80,7 @@ def test_model_based_search_prefers_the_feasible_region(name: AlgorithmName) -> 
     assert constrained - blind >= 0.3
 
 
-@pytest.mark.parametrize("name", [AlgorithmName.TPE, AlgorithmName.BAYESIAN, AlgorithmName.CMAES])
+@pytest.mark.parametrize("name", [AlgorithmName.BAYESIAN, AlgorithmName.CMAES])
 def test_single_objective_algorithms_refuse_several_naming_objectives(
     name: AlgorithmName,
 ) -> None:

@@ -63,7 +63,13 @@ class AlgorithmName(StrEnum):
 #: Algorithms that search several objectives (``spec.objectives``): those that compare
 #: trials by Pareto dominance, and those that never compare trials at all.
 MULTI_OBJECTIVE_ALGORITHMS = frozenset(
-    {AlgorithmName.NSGA2, AlgorithmName.RANDOM, AlgorithmName.SOBOL, AlgorithmName.GRID}
+    {
+        AlgorithmName.NSGA2,
+        AlgorithmName.TPE,
+        AlgorithmName.RANDOM,
+        AlgorithmName.SOBOL,
+        AlgorithmName.GRID,
+    }
 )
 
 #: Algorithms that assign each trial a fidelity budget. Population Based Training is

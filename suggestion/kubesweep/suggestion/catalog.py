@@ -49,8 +49,10 @@ SEVERAL_OBJECTIVES = """
 
 With `spec.objectives` (two to four metrics) the result is a Pareto front rather
 than one best trial; `docs/api.md` says how the front, its cap, the target and
-the end reasons are defined. `nsga2` searches several objectives; `random`,
-`sobol` and `grid` take them because they never compare trials. The other
+the end reasons are defined. `nsga2` (evolutionary) and `tpe` (multi-objective
+TPE: trials split by non-dominated rank, then by their share of their rank's
+hypervolume) search several objectives; `random`, `sobol` and `grid` take them
+because they never compare trials. The other
 algorithms compare trials on one value and refuse `spec.objectives` at admission,
 and the suggestion service answers 422 naming `objectives` if asked anyway.
 

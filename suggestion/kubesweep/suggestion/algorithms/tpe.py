@@ -30,6 +30,10 @@ How it works, and why:
   ``gammaCap + maxObservations`` times the parameter count is bounded. One
   call makes at most 32 model-based picks; the rest of a larger batch is
   drawn uniformly.
+- Several objectives (``spec.objectives``): trials are ordered for the split by
+  non-dominated rank, then by their share of their rank's hypervolume
+  (multi-objective TPE, Ozaki et al. 2020; see :func:`._pareto.scalarised`),
+  and the rest is as with one objective.
 - The first ``nStartupTrials`` suggestions follow a scrambled Sobol sequence
   fixed by the seed.
 - History from elsewhere (a warm start, a sweep whose bounds changed) and
@@ -68,6 +72,7 @@ from kubesweep.api.experiment import ParameterValue
 from kubesweep.api.suggestion_wire import SearchSpace, SuggestReply
 from kubesweep.suggestion import cost
 from kubesweep.suggestion.algorithms._model_based import Batch, Observations, suggest_after_design
+from kubesweep.suggestion.algorithms._pareto import scalarised
 from kubesweep.suggestion.algorithms._parzen import (
     Parzen,
     ParzenOptions,
@@ -170,7 +175,7 @@ class TreeParzen:
         """``count`` distinct suggestions (fewer only when the space is exhausted)."""
         return suggest_after_design(
             self.cube,
-            history,
+            scalarised(history),
             count,
             seed=self.seed,
             salt=_SALT,

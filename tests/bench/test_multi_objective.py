@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from bench.suggest.multi_objective import PROBLEMS, dtlz2, front_hypervolume, run_ours, zdt1
+
 from kubesweep.api.experiment import AlgorithmName
 
 
 def test_points_on_the_known_fronts() -> None:
     f1, f2 = zdt1([0.25, 0.0, 0.0, 0.0, 0.0])
-    assert (f1, f2) == (0.25, pytest.approx(0.5))
+    assert f1 == 0.25
+    assert f2 == pytest.approx(0.5)
     on_sphere = dtlz2([0.3, 0.7, 0.5, 0.5, 0.5, 0.5])
     assert math.fsum(v * v for v in on_sphere) == pytest.approx(1.0)
 

@@ -153,3 +153,13 @@ def test_constraint_violation_is_the_distance_outside_the_bounds(
     bounds: dict[str, float], value: float | None, violation: float | None
 ) -> None:
     assert Constraint(metric="m", **bounds).violation(value) == violation
+
+
+def test_additional_metrics_and_constraints_fit_what_a_trial_records(
+    manifest: dict[str, Any],
+) -> None:
+    manifest["spec"]["objective"]["additionalMetrics"] = [f"m{i}" for i in range(30)]
+    manifest["spec"]["constraints"] = [{"metric": f"c{i}", "max": 1} for i in range(2)]
+    assert len(parse_experiment(manifest).spec.objective.metric_names) == 33
+    manifest["spec"]["constraints"].append({"metric": "c2", "max": 1})
+    assert "spec.constraints: objective.additionalMetrics and constraints" in _refusal(manifest)

@@ -775,7 +775,7 @@ class ExperimentSpec(ApiModel):
         Rule(
             cel="!has(self.objectives) || self.algorithm.name in "
             f"{_cel_list(MULTI_OBJECTIVE_ALGORITHMS)}",
-            message=f"objectives: {_names(set(AlgorithmName) - MULTI_OBJECTIVE_ALGORITHMS)} "
+            message=f"{_names(set(AlgorithmName) - MULTI_OBJECTIVE_ALGORITHMS)} "
             "search one objective only; with several objectives set algorithm.name to "
             f"{_names(MULTI_OBJECTIVE_ALGORITHMS, 'or')}, or use objective",
             check=lambda s: s.objectives is None or s.algorithm.name in MULTI_OBJECTIVE_ALGORITHMS,
@@ -786,6 +786,19 @@ class ExperimentSpec(ApiModel):
             message="earlyStopping compares trials on one objective; remove it with objectives",
             check=lambda s: s.objectives is None or s.early_stopping is None,
             field_path=".earlyStopping",
+        ),
+        Rule(
+            cel="!has(self.constraints) || !has(self.objective) || "
+            "(has(self.objective.additionalMetrics) ? size(self.objective.additionalMetrics) : 0)"
+            " + size(self.constraints) <= 32",
+            message="objective.additionalMetrics and constraints together name at "
+            "most 32 metrics (a trial records 33 with the objective); drop some additional metrics",
+            check=lambda s: (
+                s.constraints is None
+                or s.declared_objective is None
+                or len(s.declared_objective.additional_metrics) + len(s.constraints) <= 32
+            ),
+            field_path=".constraints",
         ),
         Rule(
             cel="!has(self.constraints) || "

@@ -209,6 +209,12 @@ def limit_memory(pid: int, limit_mib: int | None) -> None:
         resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
 
 
+def _reopen(bench: Bench, ns: str, names: list[str]) -> None:
+    """Clear the ended state an earlier run left, so the operator must decide again."""
+    for name in names:
+        bench.kube.patch(path_for(API, "experiments", ns, name) + "/status", {"status": None})
+
+
 def idle_rss(bench: Bench) -> float:
     """RSS of an operator watching an empty namespace, once settled."""
     ns = bench.namespace(IDLE_NAMESPACE)
@@ -231,15 +237,23 @@ def run(
     memory_limit_mib: int | None = 4096,
     goal_mib: float = 250,
     goal_ready_s: float | None = None,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     """Load the cluster with a finished sweep's state, then start the operator on it."""
     idle = idle_rss(bench)
-    ns = bench.namespace(NAMESPACE)
     names = [f"mem-{i:02d}" for i in range(experiments)]
-    log(f"memory: creating {experiments} experiments and {experiments * trials} trials")
     etcd_before = etcd_db_bytes(bench)
-    fill_s = _fill(bench, ns, experiments, trials, children)
-    log(f"memory: created in {fill_s:.0f} s")
+    fill_s: float | None = None
+    last = path_for(API, "trials", NAMESPACE, f"{names[-1]}-{trials - 1}")
+    if reuse and bench.kube.get_or_none(last) is not None:
+        ns = NAMESPACE  # kept by an earlier run (``cleanup=False``): the same state again
+        log(f"memory: reusing the {experiments * trials} trials of an earlier run")
+        _reopen(bench, ns, names)
+    else:
+        ns = bench.namespace(NAMESPACE)
+        log(f"memory: creating {experiments} experiments and {experiments * trials} trials")
+        fill_s = _fill(bench, ns, experiments, trials, children)
+        log(f"memory: created in {fill_s:.0f} s")
     largest_trial = stored_bytes(bench, path_for(API, "trials", ns, f"{names[-1]}-{trials - 1}"))
     samples: list[tuple[float, float]] = []
     try:

@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     results[name] = memory.run(
                         bench,
-                        cleanup=True,
+                        cleanup=not args.keep,
+                        reuse=args.reuse,
                         children=False,
                         goal_mib=500,
                         goal_ready_s=60,

@@ -157,13 +157,35 @@ def pod_body(experiment_name: str, trial: str) -> dict[str, Any]:
     }
 
 
+def _first_missing(bench: Bench, ns: str, name: str, trials: int) -> int:
+    """Where an earlier run's trials end (bisected; some before it may be missing, see below).
+
+    Trials are created by a pool, so the last few before the answer may be
+    missing too: filling starts ``WORKERS`` before it (creating is idempotent).
+    """
+    low, high = 0, trials
+    while low < high:
+        mid = (low + high) // 2
+        if bench.kube.get_or_none(path_for(API, "trials", ns, f"{name}-{mid}")) is None:
+            high = mid
+        else:
+            low = mid + 1
+    return max(0, low - 2 * WORKERS)
+
+
 def _fill(bench: Bench, ns: str, experiments: int, trials: int, children: bool) -> float:
     """Create the experiments, trials (with status) and their Jobs and pods; return seconds."""
     start = time.monotonic()
     exps = []
     for i in range(experiments):
         body = experiment(f"mem-{i:02d}", trials, 5)
-        exps.append(bench.kube.create(path_for(API, "experiments", ns), body))
+        path = path_for(API, "experiments", ns, body["metadata"]["name"])
+        if bench.kube.get_or_none(path) is not None:  # topping up an earlier run's
+            budget = {"spec": {"budget": {"maxTrials": trials}}}
+            exps.append(bench.kube.patch(path, budget))
+        else:
+            exps.append(bench.kube.create(path_for(API, "experiments", ns), body))
+    first = _first_missing(bench, ns, exps[0]["metadata"]["name"], trials)
     done = 0
     lock = threading.Lock()
 
@@ -186,7 +208,7 @@ def _fill(bench: Bench, ns: str, experiments: int, trials: int, children: bool) 
                 log(f"memory: {done} trials created")
 
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(one, [(e, i) for e in range(experiments) for i in range(trials)]))
+        list(pool.map(one, [(e, i) for e in range(experiments) for i in range(first, trials)]))
     return time.monotonic() - start
 
 
@@ -250,7 +272,8 @@ def run(
         log(f"memory: reusing the {experiments * trials} trials of an earlier run")
         _reopen(bench, ns, names)
     else:
-        ns = bench.namespace(NAMESPACE)
+        kept = reuse and bench.kube.get_or_none(f"/api/v1/namespaces/{NAMESPACE}") is not None
+        ns = NAMESPACE if kept else bench.namespace(NAMESPACE)
         log(f"memory: creating {experiments} experiments and {experiments * trials} trials")
         fill_s = _fill(bench, ns, experiments, trials, children)
         log(f"memory: created in {fill_s:.0f} s")

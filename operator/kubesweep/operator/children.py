@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kubesweep.api import Trial
+from kubesweep.operator.compact import lean_trial
 from kubesweep.planning import PodView, pod_spec_gpus
 from kubesweep.planning.workload import parse_time
 from kubesweep.rendering import COLLECTOR_NAME, LABEL_EXPERIMENT, LABEL_TRIAL
@@ -63,10 +64,10 @@ def plain(value: Any) -> Any:
 
 
 def slim_trial(body: Mapping[str, Any]) -> Trial | None:
-    """A Trial from its body, without the metadata kubesweep never reads."""
+    """A Trial from its body, without the metadata kubesweep never reads, lean (see compact)."""
     meta = body.get("metadata", {})
     try:
-        return Trial.model_validate(
+        trial = Trial.model_validate(
             {
                 "metadata": {
                     "name": meta.get("name"),
@@ -81,6 +82,7 @@ def slim_trial(body: Mapping[str, Any]) -> Trial | None:
     except ValidationError as error:
         logger.warning("ignoring malformed Trial %s: %s", meta.get("name"), error)
         return None
+    return lean_trial(trial)
 
 
 def _slim_job_spec(spec: Mapping[str, Any]) -> dict[str, Any]:

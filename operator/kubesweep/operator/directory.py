@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from kubesweep.api import CurvePoint, MetricSummary, Objective, Trial
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrialEntry:
-    """One trial as the intake needs it."""
+    """One trial as the intake needs it.
+
+    A finished trial's entry keeps no metrics: the intake refuses its batches and
+    never starts an accumulator from it, and there is one entry per trial.
+    """
 
     uid: str
     experiment: str
@@ -28,10 +32,11 @@ class TrialEntry:
 def trial_entry(trial: Trial, uid: str) -> TrialEntry:
     """What the intake keeps of an indexed Trial."""
     status = trial.status
+    if status is not None and status.phase.is_finished:
+        return TrialEntry(uid=uid, experiment=trial.spec.experiment, finished=True)
     return TrialEntry(
         uid=uid,
         experiment=trial.spec.experiment,
-        finished=bool(status and status.phase.is_finished),
         metrics=tuple(status.metrics) if status else (),
         curve=tuple(status.curve) if status else (),
     )

@@ -24,6 +24,7 @@ def body(index: int, phase: str = "Succeeded", **status: Any) -> dict[str, Any]:
             "uid": f"uid-{index}",
             "labels": {LABEL_EXPERIMENT: "exp"},
             "annotations": {"note": "kept"},
+            "generateName": "exp-",  # an extra field, kept
         },
         "spec": {
             "experiment": "exp",

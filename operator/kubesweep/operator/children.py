@@ -232,7 +232,7 @@ def _finish_time(status: Mapping[str, Any]) -> datetime | None:
     return max((end for end in ends if end is not None), default=None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     group: Key  # where a pass looks it up
     experiment: Key  # whom a change concerns

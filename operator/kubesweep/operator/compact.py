@@ -52,7 +52,13 @@ def _fields_set(model: BaseModel) -> set[str]:
 def _rebuilt(model: M, **values: Any) -> M:
     """``model`` again, with a shared fields-set and some values replaced by leaner equal ones."""
     fields = {name: getattr(model, name) for name in type(model).model_fields}
-    return type(model).model_construct(_fields_set(model), **(fields | values))
+    fields |= model.model_extra or {}
+    built = type(model).model_construct(_fields_set(model), **(fields | values))
+    if built.__pydantic_extra__ is not None:
+        # With extra="allow", the extras are what is left of the keyword arguments:
+        # a dict emptied of every field, still the size it was. Kept at its size.
+        object.__setattr__(built, "__pydantic_extra__", dict(built.__pydantic_extra__))
+    return built
 
 
 def _text(value: str) -> str:

@@ -82,7 +82,7 @@ class ServiceUnavailable(Exception):  # noqa: N818 - a condition, not a bug
     """The suggestion or early-stopping service could not answer now; the message says why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """One trial as an executor observed it.
 

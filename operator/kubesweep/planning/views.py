@@ -14,7 +14,7 @@ from datetime import datetime
 from kubesweep.api import CurvePoint, MetricSummary, ParameterValue, TrialPhase, TrialStatus
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrialView:
     """One Trial of an experiment as last observed, with whether its Job exists."""
 

@@ -157,7 +157,9 @@ bench-suggest: $(BENCH_STAMP) ## suggestion benchmark, full run (about 45 min on
 # started fresh and stopped at the end. Writes the "## Operator" section of docs/benchmarks.md;
 # raw results in artifacts/bench-operator/. BENCH_ARGS passes flags, e.g. "--profile smoke"
 # (a few minutes, docs untouched), "--only latency writes" (with "--merge" to keep the other
-# figures of the last run), "--keep" (leave the cluster up).
+# figures of the last run), "--keep" (leave the cluster up). "--only memory-one --trials 100000"
+# runs one experiment of 100,000 finished Trials (not run by default: filling takes 10-25 min);
+# with "--keep", a later "--reuse" run measures another build on the same Trials.
 .PHONY: bench-operator
 
 bench-operator: venv cluster-build ## operator benchmark: latency, throughput, writes per trial, memory (10-15 min on 2 cores)

@@ -277,6 +277,8 @@ def run(
         log(f"memory: creating {experiments} experiments and {experiments * trials} trials")
         fill_s = _fill(bench, ns, experiments, trials, children)
         log(f"memory: created in {fill_s:.0f} s")
+        if kept:
+            _reopen(bench, ns, names)  # topped up: ended by the earlier run
     largest_trial = stored_bytes(bench, path_for(API, "trials", ns, f"{names[-1]}-{trials - 1}"))
     samples: list[tuple[float, float]] = []
     try:

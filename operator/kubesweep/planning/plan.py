@@ -200,7 +200,7 @@ def plan_experiment(
         requeue_after = max(timedelta(0), start_time + deadline - now)
     remove, next_removal = _expired_workloads(trials, workload_retention, now)
     if next_removal is not None:
-        requeue_after = min(requeue_after or next_removal, next_removal)
+        requeue_after = next_removal if requeue_after is None else min(requeue_after, next_removal)
     return Plan(
         new_trials=new_trials,
         create_jobs=create_jobs,

@@ -24,6 +24,7 @@ from kubernetes_asyncio import config as kube_config
 
 from cluster.kube import ApiError, path_for
 from conftest import Cluster, wait_for
+from kubesweep.cli.main import main as cli_main
 from kubesweep.operator.config import config_from_args
 from kubesweep.operator.runtime import token_key_from_secret
 from kubesweep.suggestion.service import parse_settings
@@ -144,7 +145,10 @@ def test_a_dry_run_under_restricted_pod_security_passes(
     # A workload that would create refused pods is admitted with a warning only.
     assert "would violate PodSecurity" not in result.stderr, result.stderr
     deployments = _kinds(docs)["Deployment"]
-    assert len(deployments) == 2
+    enabled = (yaml.safe_load(values.read_text()) or {}).get("dashboard", {}).get("enabled")
+    expected = {"operator", "suggestion"} | ({"dashboard"} if enabled else set())
+    components = {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in deployments}
+    assert (components, len(deployments)) == (expected, len(expected))
     for deployment in deployments:
         pod = {
             "apiVersion": "v1",
@@ -181,6 +185,12 @@ def test_rendered_flags_are_understood_by_the_programs(
                     ["--pod-ip=10.0.0.7", f"--pod-namespace={namespace}", *args]
                 )
                 assert config.suggestion_url.endswith(":8080")
+            elif container["name"] == "dashboard":
+                command, *args = container["args"]
+                group = cli_main.make_context("kubesweep", [command])
+                dashboard = cli_main.get_command(group, command)
+                assert dashboard is not None
+                assert dashboard.make_context(command, args).params["cluster"] is True
             else:
                 parse_settings(container["args"])
 

@@ -288,6 +288,8 @@ def experiment_crd() -> Schema:
             "type": "integer",
             "jsonPath": ".status.paretoFrontSize",
             "description": "Trials on the Pareto front (with several objectives)",
+            # Empty for the common single objective: shown with -o wide.
+            "priority": 1,
         },
         {"name": "Completed", "type": "integer", "jsonPath": ".status.trials.completed"},
         {"name": "Running", "type": "integer", "jsonPath": ".status.trials.running"},

@@ -72,13 +72,17 @@ test-unit: venv browser cluster-build $(CHECKOV) ## fast tests, no cluster
 # `make test` first makes what its suites need side by side: the Go builds one after
 # another (node-build follows cluster-build; they share a build cache and fill both
 # cores), and beside them the images, the Python environments and lint, which spend
-# their time on downloads, unpacking and one core. Then the suites run one at a time:
-# they share this machine's cores and the local clusters' ports.
+# their time on downloads, unpacking and one core. Then the unit tests run beside the
+# real node's suite: the one fills the cores and starts no cluster, the other mostly
+# waits on its kubelet and pods, so together they take little longer than the unit
+# tests alone. The process node's suite follows on its own (two clusters starting at
+# once would pick their ports from the same range).
 TEST_SETUP := lint browser $(CHECKOV) cluster-build node-build images
 
-test: ## everything: lint, unit tests, e2e tests on the process node, then on the real node
+test: ## everything: lint, unit tests beside the real node's e2e tests, then the process node's
 	$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_SETUP)
-	$(MAKE) --no-print-directory test-unit test-e2e test-e2e-real
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-unit test-e2e-real
+	$(MAKE) --no-print-directory test-e2e
 
 test-e2e: venv $(if $(KUBESWEEP_E2E_KUBECONFIG),,cluster-build) ## e2e tests against the local cluster (built and started on demand)
 	$(BIN)/pytest e2e -q

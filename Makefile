@@ -76,16 +76,21 @@ test-unit: venv browser cluster-build $(CHECKOV) ## fast tests, no cluster
 # real node's suite: the one fills the cores and starts no cluster, the other mostly
 # waits on its kubelet and pods, so together they take little longer than the unit
 # tests alone. The process node's suite follows on its own (two clusters starting at
-# once would pick their ports from the same range).
+# once would pick their ports from the same range). Tests written for either node that
+# need not run on both (ON_REAL_NODE_INSTEAD) run on the real node alone when it runs
+# (as root), and on the process node otherwise.
 TEST_SETUP := lint browser $(CHECKOV) cluster-build node-build images
+ON_REAL_NODE_INSTEAD := e2e/test_checkpoints.py
 
 test: ## everything: lint, unit tests beside the real node's e2e tests, then the process node's
 	$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_SETUP)
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-unit test-e2e-real
-	$(MAKE) --no-print-directory test-e2e
+	$(MAKE) --no-print-directory test-e2e \
+	  E2E_ARGS="$(if $(filter 0,$(shell id -u)),$(ON_REAL_NODE_INSTEAD:%=--ignore=%))"
 
+E2E_ARGS ?=
 test-e2e: venv $(if $(KUBESWEEP_E2E_KUBECONFIG),,cluster-build) ## e2e tests against the local cluster (built and started on demand)
-	$(BIN)/pytest e2e -q
+	$(BIN)/pytest e2e -q $(E2E_ARGS)
 
 # As root the demo runs on the real node (the chart with the built images); the node's and
 # the image builder's Debian packages are installed when missing. Elsewhere it falls back
@@ -133,7 +138,8 @@ node-build: node-tools cluster-build ## build kubelet + kube-proxy, containerd a
 # the built images running a sweep per metrics source, the termination-message fallback,
 # GPU trials, and the fault suite against the chart's pods. Its cluster lives in ~/.cache/kubesweep/cluster-real (never the process
 # node's); one running there (make dev-cluster NODE=real) is reused.
-REAL_NODE_TESTS := e2e/test_realnode.py e2e/test_realnode_chart.py e2e/test_faults.py
+REAL_NODE_TESTS := e2e/test_realnode.py e2e/test_realnode_chart.py e2e/test_faults.py \
+	$(ON_REAL_NODE_INSTEAD)
 
 test-e2e-real: venv cluster-build node-build images ## e2e tests on the real node: the chart with the built images
 	KUBESWEEP_E2E_NODE=real $(BIN)/pytest $(REAL_NODE_TESTS) -q

@@ -37,6 +37,8 @@ IMAGE_CACHE = (
 #: The images a sweep on the real node runs: the chart's three and the example trainer.
 CHART_IMAGES = ("operator", "suggestion", "collector")
 TRAINER_IMAGE = "trainer-sklearn"
+#: The chart runs it only with ``dashboard.enabled``; ``make images`` builds it when named.
+DASHBOARD_IMAGE = "dashboard"
 #: How the example manifests name the trainer image (the published name, any tag).
 PUBLISHED_TRAINER = "kubesweep/trainer-sklearn"
 RELEASE = "kubesweep"
@@ -109,6 +111,16 @@ def chart_values(*, replicas: int = 1) -> list[str]:
         "suggestion.workers=1",
         "operator.resyncSeconds=5",
     ]
+    return [arg for flag in flags for arg in ("--set", flag)]
+
+
+def dashboard_values() -> list[str]:
+    """``--set`` flags that enable the chart's dashboard with the local image, never pulled."""
+    image = built_image(DASHBOARD_IMAGE)
+    if image is None:
+        raise RuntimeError(f"image {DASHBOARD_IMAGE} is not built: run `make images`")
+    flags = ["dashboard.enabled=true", f"dashboard.image.tag={image.tag}"]
+    flags.append("dashboard.image.pullPolicy=Never")
     return [arg for flag in flags for arg in ("--set", flag)]
 
 
@@ -187,20 +199,26 @@ def localize_experiment(document: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def installed_chart(cluster: Cluster, *extra: str) -> Iterator[InstalledChart]:
+def installed_chart(
+    cluster: Cluster, *extra: str, dashboard: bool = False
+) -> Iterator[InstalledChart]:
     """The chart installed into ``kubesweep-system`` with the built images; uninstalled after.
 
-    A test module's fixture holds it (``extra``: more ``helm`` flags). It skips the
-    module, naming them, when images are not built.
+    A test module's fixture holds it (``extra``: more ``helm`` flags; ``dashboard``:
+    its dashboard enabled too). It skips the module, naming them, when images are
+    not built.
     """
     import pytest
 
-    missing = missing_images()
+    names = (*CHART_IMAGES, TRAINER_IMAGE, *((DASHBOARD_IMAGE,) if dashboard else ()))
+    missing = missing_images(names)
     if missing:
         pytest.skip(f"images not built: {' '.join(missing)} (run `make images`)")
     assert cluster.local is not None
     assert cluster.helm_bin is not None
-    import_images(cluster.local)
+    import_images(cluster.local, names)
+    if dashboard:
+        extra = (*extra, *dashboard_values())
     kubeconfig = f"--kubeconfig={cluster.kubeconfig}"
     install_chart([cluster.helm_bin, kubeconfig], [cluster.kubectl_bin, kubeconfig], extra=extra)
     try:

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+import chartstack
 from cluster.kube import path_for
-from conftest import IMAGE, Cluster, wait_for
+from conftest import IMAGE, Cluster, e2e_node_kind, wait_for
 from stack import REPO, Stack
 
 API = "kubesweep.io/v1alpha1"
@@ -40,6 +41,40 @@ def running_stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
     log_dir = Path(tmp_path_factory.mktemp("operator-logs"))
     with Stack(cluster.kubeconfig, log_dir) as running:
         yield running
+
+
+#: The real node of the local cluster, where the chart runs the operator and the service.
+ON_REAL_NODE = e2e_node_kind() == "real" and not os.environ.get("KUBESWEEP_E2E_KUBECONFIG")
+
+
+def node_stack(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, *chart_flags: str
+) -> Iterator[Stack | chartstack.InstalledChart]:
+    """The operator and the service as the node runs them: the chart's pods on the real node.
+
+    On the process node they are processes beside the cluster (:func:`running_stack`);
+    on the real node a trial's collector must reach the operator's intake from a pod,
+    so the chart (with ``chart_flags``) runs them as users do.
+    """
+    if ON_REAL_NODE:
+        with chartstack.installed_chart(cluster, *chart_flags) as chart:
+            yield chart
+    else:
+        yield from running_stack(cluster, tmp_path_factory)
+
+
+def for_node(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with its trial containers in the built trainer image on the real node.
+
+    The process node runs a container's command with this machine's Python whatever
+    its image; the real node needs an image that holds Python, built here.
+    """
+    if not ON_REAL_NODE:
+        return manifest
+    pod = manifest["spec"]["trialTemplate"]["job"]["template"]["spec"]
+    for container in pod["containers"]:
+        container["image"] = chartstack.PUBLISHED_TRAINER
+    return chartstack.localize_experiment(manifest)
 
 
 def experiment(

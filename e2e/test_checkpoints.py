@@ -13,6 +13,7 @@ directory of this machine; on the real node it is a directory of the node.
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,16 @@ import pytest
 
 from cluster.kube import path_for
 from conftest import IMAGE, Apply, Cluster, wait_for
-from stack import Stack
-from sweeps import API, describe, end_condition, running_stack, trials, wait_end
+from sweeps import (
+    API,
+    ON_REAL_NODE,
+    describe,
+    end_condition,
+    for_node,
+    node_stack,
+    trials,
+    wait_end,
+)
 
 CLAIM = "checkpoints"
 
@@ -54,15 +63,21 @@ STARTED = re.compile(r"^(started at step 0|resumed at step (\d+))$", re.MULTILIN
 
 
 @pytest.fixture(scope="module")
-def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from running_stack(cluster, tmp_path_factory)
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    yield from node_stack(cluster, tmp_path_factory)
 
 
 @pytest.fixture
 def claim(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Path]:
-    """A hostPath PersistentVolume bound to the claim ``checkpoints``; its directory."""
-    local = cluster.local is not None and cluster.local.node_kind == "process"
-    directory = tmp_path / "volume" if local else Path("/tmp/kubesweep-e2e") / namespace
+    """A hostPath PersistentVolume bound to the claim ``checkpoints``; its directory.
+
+    On the real node the directory is made beforehand, writable by the images' user
+    (a hostPath volume has no ``fsGroup``), and removed afterwards.
+    """
+    directory = Path("/tmp/kubesweep-e2e") / namespace if ON_REAL_NODE else tmp_path / "volume"
+    if ON_REAL_NODE:
+        directory.mkdir(parents=True)
+        directory.chmod(0o777)
     volume = f"{namespace}-checkpoints"
     cluster.kube.create(
         "/api/v1/persistentvolumes",
@@ -106,43 +121,47 @@ def claim(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[Path]:
     )
     yield directory
     cluster.kube.delete(f"/api/v1/persistentvolumes/{volume}")
+    if ON_REAL_NODE:
+        shutil.rmtree(directory)
 
 
 def _experiment(
     name: str, algorithm: dict[str, Any], fidelity: dict[str, Any], budget: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "Experiment",
-        "metadata": {"name": name},
-        "spec": {
-            "objective": {"metric": "loss", "direction": "minimize"},
-            "algorithm": algorithm,
-            "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
-            "fidelity": fidelity,
-            "budget": budget,
-            "trialTemplate": {
-                "primaryContainer": "trainer",
-                "metrics": {"source": "stdout"},
-                "checkpoints": {"volumeClaim": CLAIM, "mountPath": "/checkpoints"},
-                "job": {
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [
-                                {
-                                    "name": "trainer",
-                                    "image": IMAGE,
-                                    "command": ["python", "-c", PROGRAM],
-                                    "args": ["${params.epochs}", "${params.x}"],
-                                }
-                            ],
+    return for_node(
+        {
+            "apiVersion": API,
+            "kind": "Experiment",
+            "metadata": {"name": name},
+            "spec": {
+                "objective": {"metric": "loss", "direction": "minimize"},
+                "algorithm": algorithm,
+                "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+                "fidelity": fidelity,
+                "budget": budget,
+                "trialTemplate": {
+                    "primaryContainer": "trainer",
+                    "metrics": {"source": "stdout"},
+                    "checkpoints": {"volumeClaim": CLAIM, "mountPath": "/checkpoints"},
+                    "job": {
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [
+                                    {
+                                        "name": "trainer",
+                                        "image": IMAGE,
+                                        "command": ["python", "-c", PROGRAM],
+                                        "args": ["${params.epochs}", "${params.x}"],
+                                    }
+                                ],
+                            }
                         }
-                    }
+                    },
                 },
             },
-        },
-    }
+        }
+    )
 
 
 def _start_step(cluster: Cluster, namespace: str, trial: str) -> int:
@@ -174,7 +193,7 @@ def _check_lineage(cluster: Cluster, namespace: str, found: list[dict[str, Any]]
 
 
 def test_asha_promotions_resume_from_their_parents_checkpoints(
-    cluster: Cluster, namespace: str, apply: Apply, stack: Stack, claim: Path
+    cluster: Cluster, namespace: str, apply: Apply, stack: object, claim: Path
 ) -> None:
     apply(
         _experiment(
@@ -192,7 +211,7 @@ def test_asha_promotions_resume_from_their_parents_checkpoints(
 
 
 def test_pbt_steps_load_their_parents_and_deleting_the_experiment_keeps_the_claim(
-    cluster: Cluster, namespace: str, apply: Apply, stack: Stack, claim: Path
+    cluster: Cluster, namespace: str, apply: Apply, stack: object, claim: Path
 ) -> None:
     apply(
         _experiment(
@@ -213,6 +232,6 @@ def test_pbt_steps_load_their_parents_and_deleting_the_experiment_keeps_the_clai
     )
     wait_for(lambda: not trials(cluster, namespace), 120, what="the trials to be deleted")
     assert cluster.kube.get_or_none(path_for("v1", "persistentvolumeclaims", namespace, CLAIM))
-    if cluster.local is not None and cluster.local.node_kind == "process":
+    if cluster.local is not None:
         saved = sorted(p.parent.name for p in claim.glob("pbt/*/state.json"))
         assert saved == sorted(t["metadata"]["name"] for t in found)

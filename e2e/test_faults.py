@@ -16,7 +16,6 @@ intake is covered in ``test_operator.py`` and ``test_realnode_chart.py``.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Iterator
@@ -24,20 +23,20 @@ from typing import Any, Protocol
 
 import pytest
 
-import chartstack
 from cluster import faults
 from cluster.kube import path_for
 from cluster.local import ClusterInfo
-from conftest import Apply, Cluster, e2e_node_kind, wait_for
+from conftest import Apply, Cluster, wait_for
 from sweeps import (
     STEPS_PROGRAM,
     describe,
     end_condition,
     experiment,
+    for_node,
     get,
     metrics_account,
+    node_stack,
     printed_last,
-    running_stack,
     stalled,
     trials,
     wait_end,
@@ -45,8 +44,6 @@ from sweeps import (
 
 #: How long etcd stays frozen: longer than the operator's and the node's request timeouts.
 ETCD_FROZEN_SECONDS = 12
-#: The real node of the local cluster, where the chart runs the operator and the service.
-ON_REAL_NODE = e2e_node_kind() == "real" and not os.environ.get("KUBESWEEP_E2E_KUBECONFIG")
 #: The chart's settings for these cases: a stall shows after 5 s, as the process stack's does.
 CHART_FLAGS = (
     "--set",
@@ -66,11 +63,7 @@ class Operated(Protocol):
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operated]:
-    if ON_REAL_NODE:
-        with chartstack.installed_chart(cluster, *CHART_FLAGS) as chart:
-            yield chart
-    else:
-        yield from running_stack(cluster, tmp_path_factory)
+    yield from node_stack(cluster, tmp_path_factory, *CHART_FLAGS)
 
 
 @pytest.fixture
@@ -87,10 +80,7 @@ def stepped(name: str, budget: dict[str, Any], **template: Any) -> dict[str, Any
     container = trial_template["job"]["template"]["spec"]["containers"][0]
     container["command"] = ["python", "-c", STEPS_PROGRAM]
     container["args"] = ["${params.x}"]
-    if ON_REAL_NODE:
-        container["image"] = chartstack.PUBLISHED_TRAINER
-        return chartstack.localize_experiment(manifest)
-    return manifest
+    return for_node(manifest)
 
 
 def running_trials(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:

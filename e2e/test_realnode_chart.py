@@ -15,8 +15,12 @@ Runs when the local cluster's node is the real one (``KUBESWEEP_E2E_NODE=real``,
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
@@ -49,7 +53,7 @@ SWEEP_TIMEOUT = 240
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster) -> Iterator[Cluster]:
     """The chart installed into ``kubesweep-system`` with the built images; uninstalled after."""
-    with chartstack.installed_chart(cluster):
+    with chartstack.installed_chart(cluster, dashboard=True):
         yield cluster
 
 
@@ -169,7 +173,7 @@ def test_the_charts_pods_run_restricted_under_their_service_accounts(
     pods = {
         p["metadata"]["labels"]["app.kubernetes.io/component"]: p for p in _pods(cluster, SYSTEM)
     }
-    for component in ("operator", "suggestion"):
+    for component in ("operator", "suggestion", "dashboard"):
         pod = pods[component]
         assert pod["status"]["phase"] == "Running", pod["status"]
         assert pod["spec"]["serviceAccountName"] == f"{RELEASE}-{component}"
@@ -393,3 +397,79 @@ def test_ha_from_the_charts_values_a_deleted_active_pod_hands_over(
     names = sorted(t["metadata"]["name"] for t in _trials(cluster, namespace, "digits-ha"))
     assert names == sorted(f"digits-ha-{i}" for i in range(6))
     assert experiment["status"]["trials"]["created"] == 6
+
+
+@contextlib.contextmanager
+def _port_forward(cluster: Cluster, namespace: str, target: str, port: int) -> Iterator[str]:
+    """``kubectl port-forward`` to ``target`` on a free loopback port; its base URL."""
+    forward = subprocess.Popen(
+        [
+            *(cluster.kubectl_bin, f"--kubeconfig={cluster.kubeconfig}", "port-forward"),
+            *("-n", namespace, "--address=127.0.0.1", target, f":{port}"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert forward.stdout is not None
+        line = forward.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 8686"
+        found = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert found, f"kubectl port-forward {target} said: {line!r}"
+        yield f"http://127.0.0.1:{found.group(1)}/"
+    finally:
+        forward.terminate()
+        forward.wait(timeout=30)
+
+
+def _get(url: str, method: str = "GET") -> tuple[int, bytes]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
+
+
+def test_the_charts_dashboard_follows_a_sweep_and_has_no_write_path(
+    installed: Cluster, namespace: str
+) -> None:
+    """The dashboard image, as the chart runs it, shows a sweep it saw start, exactly.
+
+    Reached the way its docs say, ``kubectl port-forward`` to its Service; opened
+    before the Experiment exists, so what it shows came through its watches.
+    """
+    cluster = installed
+    name = "followed-by-the-dashboard"
+    document = _example("random.yaml", maxTrials=2, parallelTrials=2)
+    document["metadata"]["name"] = name
+    with _port_forward(cluster, SYSTEM, f"svc/{RELEASE}-dashboard", 8686) as base:
+        status, page = _get(base)
+        assert status == 200, page[:200]
+        assert b"<html" in page.lower(), page[:200]
+        finished = _run(cluster, namespace, [document])[name]
+        expected = {
+            t["metadata"]["name"]: t["status"]["objective"]
+            for t in _trials(cluster, namespace, name)
+        }
+        assert len(expected) == 2, expected
+
+        def shown() -> dict[str, float] | None:
+            status, body = _get(base + f"api/experiments/{name}")
+            if status != 200:
+                return None
+            rows = json.loads(body)["trials"]
+            seen = {row["name"]: row.get("objective") for row in rows}
+            return seen if seen == expected else None
+
+        wait_for(shown, 60, 1.0, what=f"the dashboard to show {name}'s trials {expected}")
+        status, body = _get(base + "api/experiments")
+        lines = {row["name"]: row for row in json.loads(body)}
+        assert lines[name]["namespace"] == namespace
+        assert lines[name]["phase"] == finished["status"]["phase"]
+        best = finished["status"]["bestTrial"]
+        assert lines[name]["best"] == {"name": best["name"], "objective": best["objective"]}
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            status, _ = _get(base + f"api/experiments/{name}", method)
+            assert status == 405, (method, status)
+    assert cluster.kube.get_or_none(path_for(API, "experiments", namespace, name))

@@ -77,6 +77,29 @@ def for_node(manifest: dict[str, Any]) -> dict[str, Any]:
     return chartstack.localize_experiment(manifest)
 
 
+def trial_template(
+    command: list[str],
+    args: list[str],
+    *,
+    metrics: dict[str, Any] | None = None,
+    image: str = IMAGE,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A ``trialTemplate`` whose Job runs ``command`` with ``args`` in one container, ``trainer``.
+
+    ``metrics`` defaults to the ``stdout`` source; ``fields`` adds trialTemplate fields
+    (``checkpoints``, ...). Tests change the pod or the Job in the returned dict.
+    """
+    container = {"name": "trainer", "image": image, "command": command, "args": args}
+    pod = {"restartPolicy": "Never", "containers": [container]}
+    return {
+        "primaryContainer": "trainer",
+        "metrics": metrics or {"source": "stdout"},
+        **fields,
+        "job": {"template": {"spec": pod}},
+    }
+
+
 def experiment(
     name: str,
     budget: dict[str, Any],
@@ -97,25 +120,9 @@ def experiment(
             "algorithm": {"name": "random", "seed": 3},
             "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
             "budget": budget,
-            "trialTemplate": {
-                "primaryContainer": "trainer",
-                "metrics": {"source": "stdout"},
-                "job": {
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [
-                                {
-                                    "name": "trainer",
-                                    "image": IMAGE,
-                                    "command": ["python", "-c", PROGRAM],
-                                    "args": ["${params.x}", str(sleep), str(exit_code)],
-                                }
-                            ],
-                        }
-                    }
-                },
-            },
+            "trialTemplate": trial_template(
+                ["python", "-c", PROGRAM], ["${params.x}", str(sleep), str(exit_code)]
+            ),
         },
     }
 

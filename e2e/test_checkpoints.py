@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from cluster.kube import path_for
-from conftest import IMAGE, Apply, Cluster, wait_for
+from conftest import Apply, Cluster, wait_for
 from sweeps import (
     API,
     ON_REAL_NODE,
@@ -29,6 +29,7 @@ from sweeps import (
     end_condition,
     for_node,
     node_stack,
+    trial_template,
     trials,
     wait_end,
 )
@@ -139,26 +140,11 @@ def _experiment(
                 "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
                 "fidelity": fidelity,
                 "budget": budget,
-                "trialTemplate": {
-                    "primaryContainer": "trainer",
-                    "metrics": {"source": "stdout"},
-                    "checkpoints": {"volumeClaim": CLAIM, "mountPath": "/checkpoints"},
-                    "job": {
-                        "template": {
-                            "spec": {
-                                "restartPolicy": "Never",
-                                "containers": [
-                                    {
-                                        "name": "trainer",
-                                        "image": IMAGE,
-                                        "command": ["python", "-c", PROGRAM],
-                                        "args": ["${params.epochs}", "${params.x}"],
-                                    }
-                                ],
-                            }
-                        }
-                    },
-                },
+                "trialTemplate": trial_template(
+                    ["python", "-c", PROGRAM],
+                    ["${params.epochs}", "${params.x}"],
+                    checkpoints={"volumeClaim": CLAIM, "mountPath": "/checkpoints"},
+                ),
             },
         }
     )

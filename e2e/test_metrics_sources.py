@@ -31,8 +31,9 @@ from typing import Any
 import pytest
 
 from cluster.kube import JSON, ApiError, path_for
-from conftest import IMAGE, Cluster, wait_for
+from conftest import Cluster, wait_for
 from stack import REPO, Stack, free_port
+from sweeps import trial_template
 from trainers_for_sources import Point, series
 
 API = "kubesweep.io/v1alpha1"
@@ -88,7 +89,8 @@ def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def experiment(case: Case) -> dict[str, Any]:
-    return {
+    """The sweep of ``case``: two trials whose trainer writes its metrics as the case says."""
+    manifest: dict[str, Any] = {
         "apiVersion": API,
         "kind": "Experiment",
         "metadata": {"name": NAME},
@@ -101,28 +103,15 @@ def experiment(case: Case) -> dict[str, Any]:
             "algorithm": {"name": "random", "seed": 7},
             "parameters": [{"name": "k", "type": "int", "min": 1, "max": 1000}],
             "budget": {"maxTrials": 2, "parallelTrials": case.parallel, "maxFailedTrials": 0},
-            "trialTemplate": {
-                "primaryContainer": "trainer",
-                "metrics": case.metrics,
-                "job": {
-                    "activeDeadlineSeconds": 180,
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [
-                                {
-                                    "name": "trainer",
-                                    "image": IMAGE,
-                                    "command": ["python", "e2e/trainers_for_sources.py"],
-                                    "args": [case.writer, "${params.k}", *case.writer_args],
-                                }
-                            ],
-                        }
-                    },
-                },
-            },
+            "trialTemplate": trial_template(
+                ["python", "e2e/trainers_for_sources.py"],
+                [case.writer, "${params.k}", *case.writer_args],
+                metrics=case.metrics,
+            ),
         },
     }
+    manifest["spec"]["trialTemplate"]["job"]["activeDeadlineSeconds"] = 180
+    return manifest
 
 
 def expected_status(points: list[Point]) -> dict[str, Any]:

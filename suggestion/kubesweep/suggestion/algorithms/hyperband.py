@@ -16,7 +16,10 @@ a bracket waiting for its rung to finish never blocks, the next bracket simply
 starts. A promotion is a new trial with the parent's parameters at the next
 rung's budget; its ``parent`` field names the trial it continues, so that with
 ``trialTemplate.checkpoints`` it resumes from that trial's checkpoint and trains
-only the epochs between the two budgets. Trials without tags (a warm start)
+only the epochs between the two budgets. That saves less than it seems: on rungs
+1, 3, 9, 27 a full cycle of brackets trains 423 epochs retrained and 357 resumed
+(16 % fewer), since the most aggressive bracket saves 25 % and the least
+aggressive one promotes nothing. Trials without tags (a warm start)
 inform deduplication but not the brackets. Failed trials and missing values drop out of the ranking.
 
 A finite space is ``exhausted`` once every configuration has finished at the

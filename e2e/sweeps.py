@@ -194,3 +194,51 @@ def stalled(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | Non
         ),
         None,
     )
+
+
+def ranked_program(rank: str, after: str = "") -> str:
+    """The program of one pod of a multi-pod trial: its rank prints a loss only it gives.
+
+    ``rank`` is a Python expression for the pod's rank (from the environment its
+    controller sets); the pod prints ``loss = (x - 0.3)^2 + 100 rank`` three times, a
+    second apart (``x`` is ``argv[1]``), so which rank's loss the trial took shows
+    exactly; ``after`` is more lines (a pause, an exit status from ``argv``).
+    """
+    return (
+        "import os, sys, time\n"
+        f"x, rank = float(sys.argv[1]), {rank}\n"
+        "for step in range(3):\n"
+        "    time.sleep(1.0)\n"
+        "    print(f'step={step} loss={(x - 0.3) ** 2 + 100 * rank:.6f}', flush=True)\n"
+        f"{after}"
+    )
+
+
+def assert_deadline_stops_every_pod(
+    cluster: Cluster, namespace: str, name: str, workload: str, pods_running: int
+) -> None:
+    """The one trial of Experiment ``name`` (a ``maxDuration`` budget) is stopped whole.
+
+    Waits for its ``pods_running`` pods to run; then the deadline ends the experiment,
+    the trial is ``EarlyStopped`` and its workload (the collection at path ``workload``)
+    and every pod go.
+    """
+    pods = path_for("v1", "pods", namespace)
+    wait_for(
+        lambda: (
+            len([p for p in cluster.kube.list(pods) if p["status"].get("phase") == "Running"])
+            == pods_running
+        ),
+        120,
+        what=f"the trial's {pods_running} pods running",
+    )
+    status = wait_end(cluster, namespace, name, timeout=120)
+    assert end_condition(status)["reason"] == "DeadlineExceeded"
+    (trial,) = trials(cluster, namespace)
+    assert trial["status"]["phase"] == "EarlyStopped"
+    wait_for(
+        lambda: not cluster.kube.list(workload) and not cluster.kube.list(pods),
+        120,
+        1.0,
+        what=f"the workload ({workload}) and every pod of it to go",
+    )

@@ -32,21 +32,14 @@ from cluster.kube import path_for
 from conftest import Apply, Cluster, wait_for
 from kueue_quota import GPU, KUEUE, admitted_intervals, gpu_quota, most_at_once, timestamp
 from stack import REPO, Stack
-from sweeps import API, CRDS, describe, end_condition, experiment, trials
+from sweeps import API, CRDS, describe, end_condition, experiment, ranked_program, trials
 
 JOBSET_WORKLOAD = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "plural": "jobsets"}
 #: Removed before the queues: the Experiments, and the Trials that own the workloads.
 OWNERS = ((API, "experiments"), (API, "trials"))
 #: Rank r (the JobSet's Job index) prints loss = (x - 0.3)^2 + 100 r three times, then
 #: waits long enough that a third trial is seen queued behind the first two.
-RANKED_PROGRAM = (
-    "import os, sys, time\n"
-    "x, rank = float(sys.argv[1]), int(os.environ['JOB_INDEX'])\n"
-    "for step in range(3):\n"
-    "    time.sleep(1.0)\n"
-    "    print(f'step={step} loss={(x - 0.3) ** 2 + 100 * rank:.6f}', flush=True)\n"
-    "time.sleep(4.0)\n"
-)
+RANKED_PROGRAM = ranked_program("int(os.environ['JOB_INDEX'])", "time.sleep(4.0)\n")
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,16 @@ from cluster.kube import path_for
 from conftest import Apply, Cluster, wait_for
 from crd import established
 from stack import Stack
-from sweeps import CRDS, describe, end_condition, experiment, trials, wait_end
+from sweeps import (
+    CRDS,
+    assert_deadline_stops_every_pod,
+    describe,
+    end_condition,
+    experiment,
+    ranked_program,
+    trials,
+    wait_end,
+)
 
 PYTORCH_API = "kubeflow.org/v1"
 PYTORCH_WORKLOAD = {"apiVersion": PYTORCH_API, "kind": "PyTorchJob", "plural": "pytorchjobs"}
@@ -43,14 +52,9 @@ WORKERS = 2
 #: Rank r (the controller's RANK: Master 0, Worker i is i + 1) prints
 #: loss = (x - 0.3)^2 + 100 r, three times; then sleeps the given seconds, and rank 0
 #: exits with the given status.
-RANKED_PROGRAM = (
-    "import os, sys, time\n"
-    "x, pause, rank = float(sys.argv[1]), float(sys.argv[2]), int(os.environ['RANK'])\n"
-    "for step in range(3):\n"
-    "    time.sleep(1.0)\n"
-    "    print(f'step={step} loss={(x - 0.3) ** 2 + 100 * rank:.6f}', flush=True)\n"
-    "time.sleep(pause)\n"
-    "sys.exit(int(sys.argv[3]) if rank == 0 else 0)\n"
+RANKED_PROGRAM = ranked_program(
+    "int(os.environ['RANK'])",
+    "time.sleep(float(sys.argv[2]))\nsys.exit(int(sys.argv[3]) if rank == 0 else 0)\n",
 )
 
 
@@ -243,27 +247,8 @@ def test_ending_the_experiment_stops_every_pod_of_a_pytorchjob_trial(
 ) -> None:
     budget = {"maxTrials": 1, "parallelTrials": 1, "maxDuration": "25s"}
     apply(pytorchjob_experiment("ptstop", budget, pause=600))
-    pods = path_for("v1", "pods", namespace)
-    wait_for(
-        lambda: (
-            len([p for p in cluster.kube.list(pods) if p["status"].get("phase") == "Running"])
-            == 1 + WORKERS
-        ),
-        120,
-        what="the trial's Master and Workers running",
-    )
-    status = wait_end(cluster, namespace, "ptstop", timeout=120)
-    assert end_condition(status)["reason"] == "DeadlineExceeded"
-    (trial,) = trials(cluster, namespace)
-    assert trial["status"]["phase"] == "EarlyStopped"
-    wait_for(
-        lambda: (
-            not cluster.kube.list(path_for(PYTORCH_API, "pytorchjobs", namespace))
-            and not cluster.kube.list(pods)
-        ),
-        120,
-        1.0,
-        what="the PyTorchJob and every pod of it to go",
+    assert_deadline_stops_every_pod(
+        cluster, namespace, "ptstop", path_for(PYTORCH_API, "pytorchjobs", namespace), 1 + WORKERS
     )
 
 

@@ -27,7 +27,18 @@ from cluster.kube import ApiError, path_for
 from conftest import Apply, Cluster, wait_for
 from crd import definition, established
 from stack import Stack
-from sweeps import API, CRDS, describe, end_condition, ended, experiment, trials, wait_end
+from sweeps import (
+    API,
+    CRDS,
+    assert_deadline_stops_every_pod,
+    describe,
+    end_condition,
+    ended,
+    experiment,
+    ranked_program,
+    trials,
+    wait_end,
+)
 from tests.api.test_workload_shapes import SHAPE_MISTAKES, Bend, bent
 
 #: The JobSet release whose CRD is installed: the one the local cluster's controller runs.
@@ -40,13 +51,7 @@ RUNS_WORKLOAD = {"apiVersion": RUNS_API, "kind": "TrainingRun", "plural": "train
 RUNS_CRD = definition("TrainingRun", "trainingruns")
 
 #: Rank r (the Job's completion index) prints loss = (x - 0.3)^2 + 100 r, three times.
-RANKED_PROGRAM = (
-    "import os, sys, time\n"
-    "x, rank = float(sys.argv[1]), int(os.environ['JOB_COMPLETION_INDEX'])\n"
-    "for step in range(3):\n"
-    "    time.sleep(1.0)\n"
-    "    print(f'step={step} loss={(x - 0.3) ** 2 + 100 * rank:.6f}', flush=True)\n"
-)
+RANKED_PROGRAM = ranked_program("int(os.environ['JOB_COMPLETION_INDEX'])")
 
 
 def jobset_crd_file() -> Path:
@@ -250,14 +255,9 @@ def test_a_custom_resource_trial_is_owned_judged_by_its_status_and_collected(
 
 #: A JobSet rank (its Job's index, times 2, plus the pod's completion index) prints
 #: loss = (x - 0.3)^2 + 100 rank, three times; then sleeps the given seconds.
-JOBSET_PROGRAM = (
-    "import os, sys, time\n"
-    "x, pause = float(sys.argv[1]), float(sys.argv[2])\n"
-    "rank = 2 * int(os.environ['JOB_INDEX']) + int(os.environ['JOB_COMPLETION_INDEX'])\n"
-    "for step in range(3):\n"
-    "    time.sleep(1.0)\n"
-    "    print(f'step={step} loss={(x - 0.3) ** 2 + 100 * rank:.6f}', flush=True)\n"
-    "time.sleep(pause)\n"
+JOBSET_PROGRAM = ranked_program(
+    "2 * int(os.environ['JOB_INDEX']) + int(os.environ['JOB_COMPLETION_INDEX'])",
+    "time.sleep(float(sys.argv[2]))\n",
 )
 
 
@@ -308,26 +308,8 @@ def test_stopping_a_jobset_trial_stops_every_pod(
 ) -> None:
     budget = {"maxTrials": 1, "parallelTrials": 1, "maxDuration": "25s"}
     apply(ranked_jobset_experiment("jsstop", budget, pause=600))
-    pods = path_for("v1", "pods", namespace)
-    wait_for(
-        lambda: (
-            len([p for p in cluster.kube.list(pods) if p["status"].get("phase") == "Running"]) == 4
-        ),
-        90,
-        what="the trial's four pods running",
-    )
-    status = wait_end(cluster, namespace, "jsstop", timeout=120)
-    assert end_condition(status)["reason"] == "DeadlineExceeded"
-    (trial,) = trials(cluster, namespace)
-    assert trial["status"]["phase"] == "EarlyStopped"
-    wait_for(
-        lambda: (
-            not cluster.kube.list(path_for(JOBSET_API, "jobsets", namespace))
-            and not cluster.kube.list(pods)
-        ),
-        120,
-        1.0,
-        what="the JobSet and every pod of it to go",
+    assert_deadline_stops_every_pod(
+        cluster, namespace, "jsstop", path_for(JOBSET_API, "jobsets", namespace), 4
     )
 
 

@@ -76,15 +76,13 @@ def test_schema_refuses_a_typo(cluster: Cluster, tmp_path: Path) -> None:
     assert "replica" in result.stderr
 
 
-@pytest.mark.parametrize("values", SCENARIOS, ids=lambda p: p.name)
-def test_rendered_manifests_pass_server_side_dry_run(
-    cluster: Cluster, namespace: str, values: Path
-) -> None:
-    docs = _render(cluster, namespace, values)
-    kinds = _kinds(docs)
-    assert "Deployment" in kinds
-    # CRDs and cluster-scoped RBAC are applied for real by other tests; here every
-    # namespaced object goes through admission without being stored.
+def _dry_run_namespaced(
+    cluster: Cluster, namespace: str, docs: list[dict[str, Any]]
+) -> subprocess.CompletedProcess[str]:
+    """Every namespaced object of ``docs`` through admission (server-side dry run), unstored.
+
+    CRDs and cluster-scoped RBAC are applied for real by other tests.
+    """
     namespaced = [
         d
         for d in docs
@@ -92,17 +90,21 @@ def test_rendered_manifests_pass_server_side_dry_run(
         not in {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ServiceMonitor"}
         and d["metadata"].get("namespace") in (None, namespace)
     ]
-    result = cluster.kubectl(
-        "apply",
-        "--dry-run=server",
-        "--server-side",
-        "-n",
-        namespace,
-        "-f",
-        "-",
+    return cluster.kubectl(
+        *("apply", "--dry-run=server", "--server-side", "-n", namespace, "-f", "-"),
         input=yaml.safe_dump_all(namespaced),
         check=False,
     )
+
+
+@pytest.mark.parametrize("values", SCENARIOS, ids=lambda p: p.name)
+def test_rendered_manifests_pass_server_side_dry_run(
+    cluster: Cluster, namespace: str, values: Path
+) -> None:
+    docs = _render(cluster, namespace, values)
+    kinds = _kinds(docs)
+    assert "Deployment" in kinds
+    result = _dry_run_namespaced(cluster, namespace, docs)
     assert result.returncode == 0, result.stderr
 
 
@@ -123,24 +125,7 @@ def test_a_dry_run_under_restricted_pod_security_passes(
         },
     )
     docs = _render(cluster, namespace, values)
-    namespaced = [
-        d
-        for d in docs
-        if d["kind"]
-        not in {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ServiceMonitor"}
-        and d["metadata"].get("namespace") in (None, namespace)
-    ]
-    result = cluster.kubectl(
-        "apply",
-        "--dry-run=server",
-        "--server-side",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        input=yaml.safe_dump_all(namespaced),
-        check=False,
-    )
+    result = _dry_run_namespaced(cluster, namespace, docs)
     assert result.returncode == 0, result.stderr
     # A workload that would create refused pods is admitted with a warning only.
     assert "would violate PodSecurity" not in result.stderr, result.stderr

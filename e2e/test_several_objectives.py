@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from cluster.kube import ApiError, path_for
-from conftest import IMAGE, Apply, Cluster
+from conftest import Apply, Cluster
 from kubesweep.api import ManifestError, parse_experiment
 from stack import Stack
-from sweeps import API, describe, end_condition, running_stack, trials, wait_end
+from sweeps import API, describe, end_condition, running_stack, trial_template, trials, wait_end
 
 #: error (minimised) falls with x, speed (maximised) falls with x and rises with y; memory
 #: rises with y, and only y <= 0.4 keeps it within 220.
@@ -57,25 +57,9 @@ def manifest(name: str, max_trials: int) -> dict[str, Any]:
             # One at a time: every suggestion sees the same history on every run, so the
             # sweep's trials (and the front the test checks) do not depend on timing.
             "budget": {"maxTrials": max_trials, "parallelTrials": 1},
-            "trialTemplate": {
-                "primaryContainer": "trainer",
-                "metrics": {"source": "stdout"},
-                "job": {
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [
-                                {
-                                    "name": "trainer",
-                                    "image": IMAGE,
-                                    "command": ["python", "-c", PROGRAM],
-                                    "args": ["${params.x}", "${params.z}"],
-                                }
-                            ],
-                        }
-                    }
-                },
-            },
+            "trialTemplate": trial_template(
+                ["python", "-c", PROGRAM], ["${params.x}", "${params.z}"]
+            ),
         },
     }
 

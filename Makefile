@@ -66,8 +66,9 @@ $(CHECKOV):
 # The chart tests render with the helm that cluster-build makes (cached after the first time).
 # The unit tests run on every core (pytest-xdist): each is a process of its own, and the
 # slow ones (whole local sweeps, wheels installed into fresh environments) wait on children.
+# Each suite prints its slowest tests (--durations): what to look at when CI's time grows.
 test-unit: venv browser cluster-build $(CHECKOV) ## fast tests, no cluster
-	KUBESWEEP_CHECKOV=$(CHECKOV) $(BIN)/pytest tests -q -n auto
+	KUBESWEEP_CHECKOV=$(CHECKOV) $(BIN)/pytest tests -q -n auto --durations=10
 
 # `make test` first makes what its suites need side by side: the Go builds one after
 # another (node-build follows cluster-build; they share a build cache and fill both
@@ -90,7 +91,7 @@ test: ## everything: lint, unit tests beside the real node's e2e tests, then the
 
 E2E_ARGS ?=
 test-e2e: venv $(if $(KUBESWEEP_E2E_KUBECONFIG),,cluster-build) ## e2e tests against the local cluster (built and started on demand)
-	$(BIN)/pytest e2e -q $(E2E_ARGS)
+	$(BIN)/pytest e2e -q --durations=15 $(E2E_ARGS)
 
 # As root the demo runs on the real node (the chart with the built images); the node's and
 # the image builder's Debian packages are installed when missing. Elsewhere it falls back
@@ -142,7 +143,7 @@ REAL_NODE_TESTS := e2e/test_realnode.py e2e/test_realnode_chart.py e2e/test_faul
 	$(ON_REAL_NODE_INSTEAD)
 
 test-e2e-real: venv cluster-build node-build images ## e2e tests on the real node: the chart with the built images
-	KUBESWEEP_E2E_NODE=real $(BIN)/pytest $(REAL_NODE_TESTS) -q
+	KUBESWEEP_E2E_NODE=real $(BIN)/pytest $(REAL_NODE_TESTS) -q --durations=10
 
 kubectl: ## kubectl on the local cluster, e.g. make kubectl ARGS="get pods -A" (or e2e/cluster/kubectl ...)
 	@e2e/cluster/kubectl $(ARGS)

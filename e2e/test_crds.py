@@ -111,6 +111,7 @@ def test_status_is_a_subresource_and_printer_columns_show_it(
                 "phase": "Running",
                 "trials": {"completed": 4, "running": 2},
                 "bestTrial": {"name": f"{name}-3", "objective": 0.125, "parameters": {}},
+                "bestSummary": "0.125",
             }
         },
     )

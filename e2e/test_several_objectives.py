@@ -109,6 +109,13 @@ def test_a_sweep_of_two_objectives_and_a_constraint_ends_with_the_exact_front(
     assert set(front) == expected, context
     for name, values in front.items():
         assert (values["error"], values["speed"]) == feasible[name]
+    # The Best column: each objective's best on the front (error down, speed up), and its size.
+    best_error = min(feasible[name][0] for name in expected)
+    best_speed = max(feasible[name][1] for name in expected)
+    summary = f"error {best_error:.4g}, speed {best_speed:.4g} (front of {len(expected)})"
+    assert status["bestSummary"] == summary, context
+    listing = cluster.kubectl("get", "experiments", "front", "-n", namespace).stdout
+    assert summary in listing.splitlines()[1], listing
 
 
 @pytest.mark.parametrize(

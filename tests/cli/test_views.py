@@ -111,3 +111,24 @@ def test_queued_trials_show_as_pending_and_queued_in_describe_and_watch() -> Non
     assert "4 running, 2 pending (2 queued)" in views.progress_line(experiment)
     no_queue = with_status(example("random"), {"phase": "Running", "trials": {"pending": 1}})
     assert "1 pending," in views.progress_line(no_queue)
+
+
+def test_get_with_several_objectives_shows_every_objective_and_its_best_on_the_front() -> None:
+    experiment = with_status(
+        example("nsga2"),
+        {
+            "phase": "Running",
+            "trials": {"completed": 3},
+            "paretoFrontSize": 2,
+            "paretoFront": [
+                {"name": "a", "values": {"val_loss": 0.2, "weights": 910}, "parameters": {}},
+                {"name": "b", "values": {"val_loss": 0.3, "weights": 95}, "parameters": {}},
+            ],
+        },
+    )
+    console = Console(width=200, record=True)
+    console.print(views.experiments_table([experiment]))
+    text = console.export_text()
+    assert "val_loss (minimize), weights (minimize)" in text
+    assert "val_loss 0.2, weights 95 (front of 2)" in text
+    assert "best val_loss 0.2, weights 95 (front of 2)" in views.progress_line(experiment)

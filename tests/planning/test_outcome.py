@@ -107,3 +107,23 @@ def test_the_front_in_status_is_capped_and_stays_small() -> None:
     assert len(status.pareto_front) == MAX_FRONT_POINTS
     assert status.pareto_front_size == 400
     assert len(json.dumps(status.to_wire())) < 8_000
+
+
+def test_the_best_column_summarises_each_objectives_best_on_the_front() -> None:
+    spec = several_spec(constraints=[{"metric": "mem", "max": 100}])
+    trials = [
+        reported(0, f0=1.0, f1=1.0, mem=50),
+        reported(1, f0=0.5, f1=9.0, mem=150),  # best on both, but infeasible
+        reported(2, f0=2.0, f1=3.0, mem=10),
+        reported(3, f0=3.0, f1=2.0, mem=10),  # dominated by exp-2
+    ]
+    status = plan_experiment("exp", spec, trials, NOW).status
+    # f0 is minimised, f1 maximised: the best of each comes from a different trial.
+    assert status.best_summary == "f0 1, f1 3 (front of 2)"
+    assert status.to_wire()["bestSummary"] == status.best_summary
+
+
+def test_the_best_column_with_one_objective_is_the_best_trials_objective() -> None:
+    status = plan_experiment("exp", make_spec(), [trial(0, S, 0.3), trial(1, S, 0.125)], NOW).status
+    assert status.best_summary == "0.125"
+    assert plan_experiment("exp", make_spec(), [trial(0, R)], NOW).status.best_summary is None

@@ -278,10 +278,13 @@ def experiment_crd() -> Schema:
     columns: list[Schema] = [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {
+            # A string the operator writes, so that it has a value with several
+            # objectives too (each one's best on the front), where no trial is best.
             "name": "Best",
-            "type": "number",
-            "jsonPath": ".status.bestTrial.objective",
-            "description": "Best objective so far",
+            "type": "string",
+            "jsonPath": ".status.bestSummary",
+            "description": "Best objective so far; with several objectives, each one's best "
+            "value on the Pareto front and the front's size",
         },
         {
             "name": "Front",

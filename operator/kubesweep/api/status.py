@@ -151,6 +151,13 @@ class ExperimentStatus(ApiModel):
     pareto_front_size: int | None = Field(
         default=None, ge=0, description="How many trials the whole Pareto front has."
     )
+    best_summary: str | None = Field(
+        default=None,
+        max_length=512,
+        description="The result in a few words, for listings (the Best printer column): "
+        "the best trial's objective; with spec.objectives, each objective's best value on "
+        "the Pareto front and the front's size.",
+    )
     infeasible_trials: int | None = Field(
         default=None,
         ge=0,

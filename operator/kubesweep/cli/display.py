@@ -27,6 +27,7 @@ from kubesweep.cli.front import front_table, objectives_text
 from kubesweep.cli.local.store import INTERRUPTED
 from kubesweep.cli.output import age, fmt_number, fmt_params, phase_text, trials_table
 from kubesweep.cli.ranking import TrialRecord, lineage, rank, with_fidelity
+from kubesweep.planning.outcome import front_summary
 from kubesweep.rendering import format_value, param_env_name
 
 
@@ -78,7 +79,12 @@ def progress_line(experiment: Experiment) -> str:
     """One line of ``watch`` output when not on a terminal."""
     status = experiment.status or ExperimentStatus()
     best = status.best_trial
-    best_text = f"best {fmt_number(best.objective)} ({best.name})" if best else "no best yet"
+    if best is not None:
+        best_text = f"best {fmt_number(best.objective)} ({best.name})"
+    elif status.pareto_front:
+        best_text = f"best {best_text_of(experiment, status)}"
+    else:
+        best_text = "no best yet"
     counts = status.trials
     return (
         f"{experiment.metadata.name} {status.phase.value} {progress_text(experiment)} done, "
@@ -101,14 +107,14 @@ def experiments_table(experiments: Sequence[Experiment], show_namespace: bool = 
         table.add_column(column)
     for experiment in experiments:
         status = experiment.status or ExperimentStatus()
-        best = status.best_trial
-        objective = experiment.spec.objective
         row = [experiment.metadata.namespace or ""] if show_namespace else []
         row += [
             experiment.metadata.name,
             phase_label(status),
-            f"{objective.metric} ({objective.direction.value})",
-            fmt_number(best.objective) if best else "-",
+            ", ".join(
+                f"{o.metric} ({o.direction.value})" for o in experiment.spec.objective_metrics
+            ),
+            best_text_of(experiment, status),
             progress_text(experiment),
             str(status.trials.running),
             experiment.spec.algorithm.name.value,
@@ -116,6 +122,16 @@ def experiments_table(experiments: Sequence[Experiment], show_namespace: bool = 
         ]
         table.add_row(*row)
     return table
+
+
+def best_text_of(experiment: Experiment, status: ExperimentStatus) -> str:
+    """The best objective, or with several objectives each one's best on the front and its size."""
+    if status.best_trial is not None:
+        return fmt_number(status.best_trial.objective)
+    if status.pareto_front:
+        size = status.pareto_front_size or len(status.pareto_front)
+        return front_summary(experiment.spec, status.pareto_front, size) or "-"
+    return "-"
 
 
 def phase_label(status: ExperimentStatus) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kubesweep.api import BestTrial, ExperimentSpec, ParetoPoint, TrialPhase
+from kubesweep.api import BestTrial, Direction, ExperimentSpec, ParetoPoint, TrialPhase
 from kubesweep.planning.pareto import (
     count_infeasible,
     is_feasible,
@@ -37,6 +37,7 @@ class Outcome:
     front: tuple[ParetoPoint, ...] | None = None
     front_size: int | None = None
     infeasible: int | None = None
+    best_summary: str | None = None
 
     @property
     def found(self) -> bool:
@@ -61,7 +62,8 @@ def front_outcome(
     """The outcome of the trials: ``best`` with one objective, the named front with several."""
     infeasible = count_infeasible(spec, trials) if spec.constraints else None
     if not spec.is_multi_objective:
-        return Outcome(best=best, infeasible=infeasible)
+        summary = None if best is None else f"{best.objective:.6g}"
+        return Outcome(best=best, infeasible=infeasible, best_summary=summary)
     front = pareto_front(spec, trials)
     by_name = {t.name: t for t in trials}
     metrics = [o.metric for o in spec.objective_metrics]
@@ -74,7 +76,31 @@ def front_outcome(
         )
         for p in front.points
     )
-    return Outcome(front=points, front_size=front.size, infeasible=infeasible)
+    return Outcome(
+        front=points,
+        front_size=front.size,
+        infeasible=infeasible,
+        best_summary=front_summary(spec, points, front.size),
+    )
+
+
+def front_summary(spec: ExperimentSpec, points: Sequence[ParetoPoint], size: int) -> str | None:
+    """Each objective's best value on the front, and the front's size, in a few words.
+
+    A listing (the ``Best`` printer column, ``kubesweep get``) has one cell for the
+    result; with several objectives no trial is best, but the best value reached on
+    each objective, with how many trials trade them off, says how far the sweep got.
+    Each objective's best is on the front (a trial beaten on it by a feasible one
+    would be dominated or tied), so the kept points give it.
+    """
+    if not points:
+        return None
+    parts = []
+    for objective in spec.objective_metrics:
+        values = [p.values[objective.metric] for p in points]
+        best = min(values) if objective.direction is Direction.MINIMIZE else max(values)
+        parts.append(f"{objective.metric} {best:.4g}")
+    return f"{', '.join(parts)} (front of {size})"
 
 
 def targets_reached(spec: ExperimentSpec, trials: Sequence[TrialView]) -> str | None:

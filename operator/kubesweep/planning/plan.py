@@ -495,6 +495,7 @@ def _status(
         best_trial=outcome.best,
         pareto_front=None if outcome.front is None else list(outcome.front),
         pareto_front_size=outcome.front_size,
+        best_summary=outcome.best_summary,
         infeasible_trials=outcome.infeasible,
         gpu_seconds=round(gpu_seconds, 3),
         gpu_hours=round(gpu_seconds / 3600.0, 4),

@@ -214,6 +214,62 @@ def test_every_algorithm_sweeps_to_the_end(
     )
 
 
+def test_cmaes_tells_each_generation_its_results_through_the_operator(
+    cluster: Cluster, namespace: str, apply: Apply, stack: Stack
+) -> None:
+    """One trial at a time, so the second generation is drawn from the first one's results:
+    the operator must carry the algorithm's tags and the objectives back unchanged, and
+    then its trials are exactly those that the algorithm proposes from the same history.
+    """
+    from kubesweep.api import Algorithm
+    from kubesweep.api.suggestion_wire import (
+        ObservedTrial,
+        SearchSpace,
+        SuggestRequest,
+        TrialState,
+    )
+    from kubesweep.suggestion import registry
+
+    manifest = experiment("cma", {"maxTrials": 6, "parallelTrials": 1}, sleep=1.0)
+    spec = manifest["spec"]
+    algorithm = {"name": "cmaes", "seed": 5, "settings": {"populationSize": 3}}
+    spec["algorithm"] = algorithm
+    spec["parameters"].append({"name": "z", "type": "float", "min": -1.0, "max": 1.0})
+    apply(manifest)
+    status = wait_end(cluster, namespace, "cma")
+    context = describe(cluster, namespace)
+    assert end_condition(status)["type"] == "Succeeded", context
+    assert end_condition(status)["reason"] == "MaxTrialsReached", context
+    found = sorted(trials(cluster, namespace), key=lambda t: int(t["spec"]["index"]))
+    assert [t["metadata"]["name"] for t in found] == [f"cma-{i}" for i in range(6)], context
+    assert all(t["status"]["phase"] == "Succeeded" for t in found), context
+    generations = [(t["spec"]["tags"]["generation"], t["spec"]["tags"]["member"]) for t in found]
+    assert generations == [("0", "0"), ("0", "1"), ("0", "2"), ("1", "0"), ("1", "1"), ("1", "2")]
+    best = min(found, key=lambda t: t["status"]["objective"])
+    assert status["bestTrial"]["name"] == best["metadata"]["name"], context
+    assert status["bestTrial"]["objective"] == best["status"]["objective"], context
+
+    space = SearchSpace.model_validate({"parameters": spec["parameters"]})
+    history = [
+        ObservedTrial(
+            name=t["metadata"]["name"],
+            parameters=t["spec"]["parameters"],
+            state=TrialState.COMPLETED,
+            value=t["status"]["objective"],
+            tags=t["spec"]["tags"],
+        )
+        for t in found[:3]
+    ]
+    reply = registry.suggest(
+        SuggestRequest(
+            space=space,
+            algorithm=Algorithm.model_validate(algorithm),
+            trials=history,
+        )
+    )
+    assert reply.assignments[0].parameters == found[3]["spec"]["parameters"], context
+
+
 def test_raising_max_trials_extends_a_finished_experiment(
     cluster: Cluster, namespace: str, apply: Apply, stack: Stack
 ) -> None:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
-from bench.suggest.multi_objective import PROBLEMS, dtlz2, front_hypervolume, run_ours, zdt1
+from bench.suggest import problems
+from bench.suggest.mo_problems import (
+    GBM_SIZE_TREES,
+    PROBLEMS,
+    dtlz2,
+    mlp_training_gflops,
+    mlp_weights,
+    zdt1,
+)
+from bench.suggest.multi_objective import front_hypervolume, run_optuna, run_ours
+from bench.suggest.problems import GBM_AXES, Table
 
 from kubesweep.api.experiment import AlgorithmName
 
@@ -25,6 +36,34 @@ def test_the_figure_is_the_hypervolume_of_the_non_dominated_points() -> None:
 
 
 def test_our_runs_give_one_point_per_trial() -> None:
-    points = run_ours(AlgorithmName.NSGA2, PROBLEMS["dtlz2-6d"], seed=0, trials=6)
+    points = run_ours(AlgorithmName.NSGA2, PROBLEMS["dtlz2-6d"](), seed=0, trials=6)
     assert len(points) == 6
     assert all(len(p) == 3 for p in points)
+
+
+def test_the_mlp_cost_counts_its_weights_and_passes() -> None:
+    assert mlp_weights(16) == 65 * 16 + 17 * 10
+    # the largest run of the table (128 units, 27 epochs) stays inside the reference point
+    largest = mlp_training_gflops(128, 27)
+    assert largest == pytest.approx(6 * 1198 * mlp_weights(128) * 27 / 1e9)
+    assert largest < PROBLEMS["mlp-digits-flops"]().reference[1]
+
+
+def test_gbm_size_reads_the_loss_and_the_node_count_after_the_same_tree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shape = (*(len(a.grid) for a in GBM_AXES), 2 * GBM_SIZE_TREES)
+    trees = np.arange(1, GBM_SIZE_TREES + 1, dtype=float)
+    curve = np.concatenate([1.0 / trees, 7.0 * trees])  # loss after k trees, then k trees' nodes
+    table = Table(axes=GBM_AXES, data=np.broadcast_to(curve, shape).copy())
+    monkeypatch.setitem(problems._TABLES, "gbm-breast-cancer-size", table)
+    problem = PROBLEMS["gbm-breast-cancer-size"]()
+    values = {"learning_rate": 0.1, "n_estimators": 40, "max_depth": 3, "subsample": 0.8}
+    assert problem.evaluate({**values, "max_features": "sqrt"}) == pytest.approx([1 / 40, 0.28])
+
+
+def test_optuna_runs_the_same_space_and_gives_one_point_per_trial() -> None:
+    pytest.importorskip("optuna")
+    points = run_optuna("tpe", PROBLEMS["zdt1-5d"](), seed=0, trials=5)
+    assert len(points) == 5
+    assert all(len(p) == 2 for p in points)

@@ -51,6 +51,26 @@ def test_valid_experiment_is_accepted_with_defaults(
     parse_experiment(stored)  # what the server stores is what Python accepts
 
 
+#: Every Experiment the examples hold (CMA-ES and several objectives among them).
+EXAMPLE_EXPERIMENTS = [
+    (path.name, doc)
+    for path in sorted((CRDS.parent / "examples").glob("*.yaml"))
+    for doc in yaml.safe_load_all(path.read_text())
+    if doc and doc.get("kind") == "Experiment"
+]
+
+
+@pytest.mark.parametrize(
+    "example", [doc for _, doc in EXAMPLE_EXPERIMENTS], ids=[n for n, _ in EXAMPLE_EXPERIMENTS]
+)
+def test_every_example_is_accepted_by_the_api_server_as_python_accepts_it(
+    cluster: Cluster, crds: None, namespace: str, example: dict[str, Any]
+) -> None:
+    stored = _create(cluster, namespace, example)
+    assert stored["spec"]["algorithm"]["name"] == example["spec"]["algorithm"]["name"]
+    parse_experiment(stored)
+
+
 @pytest.mark.parametrize(("path", "value", "expected"), MISTAKES)
 def test_server_and_python_refuse_the_same_mistakes(
     cluster: Cluster, crds: None, namespace: str, path: tuple[Any, ...], value: Any, expected: str

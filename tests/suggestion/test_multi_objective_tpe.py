@@ -60,3 +60,13 @@ def test_multi_objective_tpe_finds_a_better_zdt1_front_than_random_search() -> N
         front_hypervolume(sweep(AlgorithmName.RANDOM, zdt1, [MIN, MIN], 60, s)) for s in range(5)
     ]
     assert median(ours) > median(baseline)
+
+
+def test_with_several_objectives_the_estimators_are_per_parameter_unless_set() -> None:
+    def points(settings: dict[str, bool] | None) -> list[object]:
+        history = sweep(AlgorithmName.TPE, zdt1, [MIN, MIN], 16, 3, settings=settings)
+        return [t.parameters for t in history[10:]]  # past the Sobol design
+
+    default = points(None)
+    assert default == points({"multivariate": False})
+    assert default != points({"multivariate": True})

@@ -232,7 +232,7 @@ def test_cmaes_tells_each_generation_its_results_through_the_operator(
 
     manifest = experiment("cma", {"maxTrials": 6, "parallelTrials": 1}, sleep=1.0)
     spec = manifest["spec"]
-    algorithm = {"name": "cmaes", "seed": 5, "settings": {"populationSize": 3}}
+    algorithm = {"name": "cmaes", "seed": 5, "settings": {"populationSize": 4}}
     spec["algorithm"] = algorithm
     spec["parameters"].append({"name": "z", "type": "float", "min": -1.0, "max": 1.0})
     apply(manifest)
@@ -244,7 +244,7 @@ def test_cmaes_tells_each_generation_its_results_through_the_operator(
     assert [t["metadata"]["name"] for t in found] == [f"cma-{i}" for i in range(6)], context
     assert all(t["status"]["phase"] == "Succeeded" for t in found), context
     generations = [(t["spec"]["tags"]["generation"], t["spec"]["tags"]["member"]) for t in found]
-    assert generations == [("0", "0"), ("0", "1"), ("0", "2"), ("1", "0"), ("1", "1"), ("1", "2")]
+    assert generations == [("0", "0"), ("0", "1"), ("0", "2"), ("0", "3"), ("1", "0"), ("1", "1")]
     best = min(found, key=lambda t: t["status"]["objective"])
     assert status["bestTrial"]["name"] == best["metadata"]["name"], context
     assert status["bestTrial"]["objective"] == best["status"]["objective"], context
@@ -258,7 +258,7 @@ def test_cmaes_tells_each_generation_its_results_through_the_operator(
             value=t["status"]["objective"],
             tags=t["spec"]["tags"],
         )
-        for t in found[:3]
+        for t in found[:4]
     ]
     reply = registry.suggest(
         SuggestRequest(
@@ -267,7 +267,7 @@ def test_cmaes_tells_each_generation_its_results_through_the_operator(
             trials=history,
         )
     )
-    assert reply.assignments[0].parameters == found[3]["spec"]["parameters"], context
+    assert reply.assignments[0].parameters == found[4]["spec"]["parameters"], context
 
 
 def test_raising_max_trials_extends_a_finished_experiment(

@@ -89,3 +89,23 @@ def test_the_pareto_plot_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert 'data-rendered="true"' in match.group(1), match.group(1)
     assert 'data-marks="4"' in match.group(1)
     assert "latency_ms (maximize)" in dom.stdout
+
+
+def test_the_headline_gives_the_objectives_and_each_ones_best_on_the_status_front(
+    tmp_path: Path,
+) -> None:
+    from kubesweep.api import ExperimentStatus
+
+    front = [
+        {"name": "tradeoff-0", "values": {"latency_ms": 10.0, "accuracy": 0.5}, "parameters": {}},
+        {"name": "tradeoff-1", "values": {"latency_ms": 5.0, "accuracy": 0.1}, "parameters": {}},
+    ]
+    status = ExperimentStatus.model_validate({"paretoFront": front, "paretoFrontSize": 2})
+    done = experiment().model_copy(update={"status": status})
+    path = tmp_path / "report.html"
+    data = write_report(done, RECORDS, path, now=T0)
+    assert data["summary"]["front"] == "latency_ms 10, accuracy 0.1 (front of 2)"
+    page = path.read_text()
+    assert "<b>Pareto front</b> latency_ms 10, accuracy 0.1 (front of 2)" in page
+    assert "maximize latency_ms, minimize accuracy subject to memory &lt;= 10" in page
+    assert "No best trial yet" not in page

@@ -25,10 +25,12 @@ from kubesweep.api import (
     ParameterValue,
     TrialPhase,
 )
+from kubesweep.cli.front import objectives_text
 from kubesweep.cli.output import fmt_value
 from kubesweep.cli.ranking import TrialRecord, best_so_far, lineage, rank, with_fidelity
 from kubesweep.cli.report.axes import linear_axis, log_axis
 from kubesweep.cli.report.importance import importance
+from kubesweep.planning.outcome import front_summary
 
 
 def _finite(value: float | None) -> bool:
@@ -288,13 +290,15 @@ def importances(records: Sequence[TrialRecord], experiment: Experiment) -> list[
 
 
 def summary(experiment: Experiment, records: Sequence[TrialRecord]) -> dict[str, Any]:
-    """Headline figures: phase, counts, best trial."""
+    """Headline figures: phase, counts, best trial (with several objectives: the front's)."""
     status = experiment.status or ExperimentStatus()
     spec = experiment.spec
     best = status.best_trial
     ranked = rank(records, spec.objective.direction)
+    front = status.pareto_front or []
     return {
         "phase": status.phase.value,
+        "front": front_summary(spec, front, status.pareto_front_size or len(front)),
         "message": status.message or "",
         "trials": len(records),
         "counts": {phase.value: sum(r.phase is phase for r in records) for phase in TrialPhase},
@@ -340,6 +344,7 @@ def report_data(
         "namespace": experiment.metadata.namespace,
         "generated": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
         "objective": {"metric": objective.metric, "direction": objective.direction.value},
+        "objectives": objectives_text(experiment),
         "algorithm": experiment.spec.algorithm.name.value,
         "summary": summary(experiment, records),
         "history": history(records, objective.direction),

@@ -106,7 +106,11 @@ def render_html(data: dict[str, Any]) -> str:
         + esc(", ".join(f"{k}={v}" for k, v in best["parameters"].items()))
         + "</p>"
         if best
-        else "<p>No best trial yet.</p>"
+        else (
+            f"<p><b>Pareto front</b> {esc(summary['front'])}</p>"
+            if summary.get("front")
+            else "<p>No best trial yet.</p>"
+        )
     )
     steps = best.get("lineage", []) if best else []
     if len(steps) > 1:
@@ -133,7 +137,7 @@ def render_html(data: dict[str, Any]) -> str:
         names = data["pareto"]["metrics"]
         pareto = (
             "<h2>Pareto front</h2><p class='meta'>Red: trials no other trial beats on every "
-            "metric. Directions of additional metrics are guessed from their names.</p>"
+            "objective, in the directions the spec gives them.</p>"
             '<div class="grid2">'
             + "".join(
                 _plot(f"plot-pareto-{k}", f"{names[0]} vs {names[k]}") for k in range(1, len(names))
@@ -148,7 +152,7 @@ def render_html(data: dict[str, Any]) -> str:
 <title>{esc(title)}</title><style>{asset(VENDOR[1])}</style><style>{STYLE}</style></head>
 <body>
 <h1>{esc(title)}</h1>
-<p class="meta">{esc(data["objective"]["direction"])} {esc(metric)}
+<p class="meta">{esc(data["objectives"])}
  with {esc(data["algorithm"])} · {esc(summary["phase"])} · {summary["trials"]} trials
  ({esc(counts)}) · generated {esc(data["generated"])}</p>
 <p class="meta">{esc(summary["message"])}</p>

@@ -335,70 +335,6 @@ def test_a_two_pod_trial_reports_rank_0_and_counts_both_pods_gpus(
         assert status["gpuSeconds"] >= 0.8 * sum(seconds), (status["gpuSeconds"], seconds)
 
 
-def _active_operator(cluster: Cluster) -> str | None:
-    """The pod the intake Service's EndpointSlice names: the active replica writes it."""
-    found = cluster.kube.get_or_none(
-        path_for("discovery.k8s.io/v1", "endpointslices", SYSTEM, f"{RELEASE}-intake")
-    )
-    refs = [e.get("targetRef", {}).get("name") for e in (found or {}).get("endpoints") or []]
-    return refs[0] if len(refs) == 1 else None
-
-
-def test_ha_from_the_charts_values_a_deleted_active_pod_hands_over(
-    installed: Cluster, namespace: str
-) -> None:
-    """``operator.replicas=2``: one replica acts; deleting its pod mid-sweep hands over.
-
-    Last in this module: it upgrades the release to two replicas. The sweep ends with
-    exactly ``maxTrials`` trials, none lost or duplicated, each with its metrics.
-    """
-    cluster = installed
-    kubeconfig = f"--kubeconfig={cluster.kubeconfig}"
-    assert cluster.helm_bin is not None
-    chartstack.install_chart(
-        [cluster.helm_bin, kubeconfig],
-        [cluster.kubectl_bin, kubeconfig],
-        extra=("--set", "operator.replicas=2"),
-    )
-    first = wait_for(
-        lambda: _active_operator(cluster),
-        120,
-        what=f"one operator replica to route the intake Service {RELEASE}-intake to itself",
-    )
-    document = _example("random.yaml", maxTrials=6, parallelTrials=2)
-    document["metadata"]["name"] = "digits-ha"
-    trainer = document["spec"]["trialTemplate"]["job"]["template"]["spec"]["containers"][0]
-    trainer["args"] = [a for a in trainer["args"] if not a.startswith("--epochs")]
-    trainer["args"] += [f"--epochs={EPOCHS}", "--epoch-seconds=0.5"]
-    cluster.kube.create(path_for(API, "experiments", namespace), document)
-    wait_for(
-        lambda: any(
-            t.get("status", {}).get("phase") == "Succeeded"
-            for t in _trials(cluster, namespace, "digits-ha")
-        ),
-        SWEEP_TIMEOUT,
-        interval=0.5,
-        what="the first trial of digits-ha to succeed",
-    )
-    cluster.kube.delete(path_for("v1", "pods", SYSTEM, first))
-    second = wait_for(
-        lambda: (active := _active_operator(cluster)) != first and active,
-        120,
-        what=f"the intake Service {RELEASE}-intake to route to another replica than {first}",
-    )
-    experiment = wait_for(
-        lambda: _ended(cluster, namespace, "digits-ha"),
-        SWEEP_TIMEOUT,
-        interval=1,
-        what="Experiment digits-ha to end after the takeover",
-    )
-    assert second != first
-    _assert_complete_trials(cluster, namespace, experiment)
-    names = sorted(t["metadata"]["name"] for t in _trials(cluster, namespace, "digits-ha"))
-    assert names == sorted(f"digits-ha-{i}" for i in range(6))
-    assert experiment["status"]["trials"]["created"] == 6
-
-
 @contextlib.contextmanager
 def _port_forward(cluster: Cluster, namespace: str, target: str, port: int) -> Iterator[str]:
     """``kubectl port-forward`` to ``target`` on a free loopback port; its base URL."""
@@ -473,3 +409,67 @@ def test_the_charts_dashboard_follows_a_sweep_and_has_no_write_path(
             status, _ = _get(base + f"api/experiments/{name}", method)
             assert status == 405, (method, status)
     assert cluster.kube.get_or_none(path_for(API, "experiments", namespace, name))
+
+
+def _active_operator(cluster: Cluster) -> str | None:
+    """The pod the intake Service's EndpointSlice names: the active replica writes it."""
+    found = cluster.kube.get_or_none(
+        path_for("discovery.k8s.io/v1", "endpointslices", SYSTEM, f"{RELEASE}-intake")
+    )
+    refs = [e.get("targetRef", {}).get("name") for e in (found or {}).get("endpoints") or []]
+    return refs[0] if len(refs) == 1 else None
+
+
+def test_ha_from_the_charts_values_a_deleted_active_pod_hands_over(
+    installed: Cluster, namespace: str
+) -> None:
+    """``operator.replicas=2``: one replica acts; deleting its pod mid-sweep hands over.
+
+    Last in this module: it upgrades the release to two replicas. The sweep ends with
+    exactly ``maxTrials`` trials, none lost or duplicated, each with its metrics.
+    """
+    cluster = installed
+    kubeconfig = f"--kubeconfig={cluster.kubeconfig}"
+    assert cluster.helm_bin is not None
+    chartstack.install_chart(
+        [cluster.helm_bin, kubeconfig],
+        [cluster.kubectl_bin, kubeconfig],
+        extra=("--set", "operator.replicas=2"),
+    )
+    first = wait_for(
+        lambda: _active_operator(cluster),
+        120,
+        what=f"one operator replica to route the intake Service {RELEASE}-intake to itself",
+    )
+    document = _example("random.yaml", maxTrials=6, parallelTrials=2)
+    document["metadata"]["name"] = "digits-ha"
+    trainer = document["spec"]["trialTemplate"]["job"]["template"]["spec"]["containers"][0]
+    trainer["args"] = [a for a in trainer["args"] if not a.startswith("--epochs")]
+    trainer["args"] += [f"--epochs={EPOCHS}", "--epoch-seconds=0.5"]
+    cluster.kube.create(path_for(API, "experiments", namespace), document)
+    wait_for(
+        lambda: any(
+            t.get("status", {}).get("phase") == "Succeeded"
+            for t in _trials(cluster, namespace, "digits-ha")
+        ),
+        SWEEP_TIMEOUT,
+        interval=0.5,
+        what="the first trial of digits-ha to succeed",
+    )
+    cluster.kube.delete(path_for("v1", "pods", SYSTEM, first))
+    second = wait_for(
+        lambda: (active := _active_operator(cluster)) != first and active,
+        120,
+        what=f"the intake Service {RELEASE}-intake to route to another replica than {first}",
+    )
+    experiment = wait_for(
+        lambda: _ended(cluster, namespace, "digits-ha"),
+        SWEEP_TIMEOUT,
+        interval=1,
+        what="Experiment digits-ha to end after the takeover",
+    )
+    assert second != first
+    _assert_complete_trials(cluster, namespace, experiment)
+    names = sorted(t["metadata"]["name"] for t in _trials(cluster, namespace, "digits-ha"))
+    assert names == sorted(f"digits-ha-{i}" for i in range(6))
+    assert experiment["status"]["trials"]["created"] == 6

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,6 +104,9 @@ class FakeApi:
     events: dict[tuple[str, str], asyncio.Queue[JSON | None]] = field(default_factory=dict)
     lists: dict[tuple[str, str], int] = field(default_factory=dict)
     methods: set[str] = field(default_factory=set)
+    #: The one bearer token accepted, when set (others are answered 401), and those refused.
+    token: str | None = None
+    refused: list[str] = field(default_factory=list)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -113,6 +118,11 @@ class FakeApi:
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
         self.methods.add(request.method)
+        if self.token is not None:
+            sent = request.headers.get("Authorization", "")
+            if sent != f"Bearer {self.token}":
+                self.refused.append(sent)
+                return web.json_response({"kind": "Status", "code": 401}, status=401)
         where = (request.match_info.get("ns", ""), request.match_info["plural"])
         queue = self.events.setdefault(where, asyncio.Queue())
         if request.query.get("watch") != "true":
@@ -176,6 +186,57 @@ async def test_the_feed_lists_then_follows_watch_events(api: tuple[FakeApi, Kube
         assert fake.methods == {"GET"}
     finally:
         await feed.close()
+
+
+async def test_a_rotated_token_file_is_read_again(
+    api: tuple[FakeApi, Kube], tmp_path: Path
+) -> None:
+    """A projected service-account token is replaced in its file while the dashboard runs:
+    the next list or watch carries the new token, and a change after it is followed."""
+    fake, kube = api
+    token_file = tmp_path / "token"
+    token_file.write_text("first\n")
+    fake.token = "first"
+    rotating = Kube(KubeConfig(server=kube.config.server, namespace=NS, token_file=str(token_file)))
+    feed = ClusterFeed(rotating)
+    await feed.start()
+    try:
+        demo = feed.experiment("demo")
+        token_file.write_text("second\n")
+        fake.token = "second"
+        # The server ends the watch; the next one must present the rotated token.
+        fake.events[(NS, "trials")].put_nowait(None)
+        fake.objects["trials"] = [trial_body("demo", 0, loss=0.125)]
+        fake.events[(NS, "trials")].put_nowait(
+            {"type": "MODIFIED", "object": trial_body("demo", 0, loss=0.125, rv="6")}
+        )
+        await _until(
+            lambda: [r.objective for r in feed.trials(demo)] == [0.125],
+            "the change watched with the rotated token",
+        )
+        assert "Bearer first" not in fake.refused
+        assert rotating.headers()["Authorization"] == "Bearer second"
+    finally:
+        await feed.close()
+
+
+def test_a_refused_plugin_token_is_asked_for_again(tmp_path: Path) -> None:
+    """A 401 drops a credential plugin's token: the plugin runs again at the next request."""
+    plugin = tmp_path / "plugin.py"
+    count = tmp_path / "count"
+    plugin.write_text(
+        "import json, pathlib\n"
+        f"p = pathlib.Path({str(count)!r})\n"
+        "n = int(p.read_text()) + 1 if p.exists() else 1\n"
+        "p.write_text(str(n))\n"
+        "print(json.dumps({'status': {'token': f'token-{n}'}}))\n"
+    )
+    spec = {"command": sys.executable, "args": [str(plugin)]}
+    kube = Kube(KubeConfig(server="http://127.0.0.1:1", exec_spec=spec))
+    assert kube.headers()["Authorization"] == "Bearer token-1"
+    assert kube.headers()["Authorization"] == "Bearer token-1"
+    kube.credentials_refused()
+    assert kube.headers()["Authorization"] == "Bearer token-2"
 
 
 async def test_the_dashboard_serves_a_cluster_feed(api: tuple[FakeApi, Kube]) -> None:

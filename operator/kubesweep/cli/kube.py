@@ -61,6 +61,9 @@ class KubeConfig:
     cert_file: str | None = None
     key_file: str | None = None
     token: str | None = None
+    #: Where the token is read from at every request (a kubeconfig's ``tokenFile``, or the
+    #: service account's projected token, which the kubelet rotates): never cached.
+    token_file: str | None = None
     insecure: bool = False
     exec_spec: Mapping[str, Any] | None = None
     _temp: list[str] = field(default_factory=list, repr=False)
@@ -150,7 +153,8 @@ def load_config(
     config.key_file = _file_or_data(user, "client-key", base, config)
     config.token = user.get("token")
     if user.get("tokenFile"):
-        config.token = Path(str(user["tokenFile"])).read_text().strip()
+        config.token_file = str(Path(str(user["tokenFile"])).expanduser())
+        config.token = read_token(config.token_file)
     config.exec_spec = user.get("exec")
     return config
 
@@ -163,8 +167,17 @@ def _in_cluster(namespace: str | None) -> KubeConfig:
         server=f"https://{host}:{port}",
         namespace=namespace or own,
         ca_file=str(_SERVICE_ACCOUNT / "ca.crt"),
-        token=(_SERVICE_ACCOUNT / "token").read_text().strip(),
+        token=read_token(str(_SERVICE_ACCOUNT / "token")),
+        token_file=str(_SERVICE_ACCOUNT / "token"),
     )
+
+
+def read_token(path: str) -> str:
+    """The bearer token in a file, without its trailing newline."""
+    try:
+        return Path(path).read_text().strip()
+    except OSError as error:
+        raise ConfigError(f"cannot read the token file {path}: {error}") from None
 
 
 def exec_token(spec: Mapping[str, Any]) -> str:
@@ -255,11 +268,22 @@ class Kube:
         headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         if content_type:
             headers["Content-Type"] = content_type
-        if self._token is None and self.config.exec_spec is not None:
+        if self.config.token_file is not None:
+            # A projected service-account token is replaced by the kubelet before it
+            # expires (hourly by default): the file is read again for every request, as
+            # the kubelet may have rotated it since the last one.
+            self._token = read_token(self.config.token_file)
+        elif self._token is None and self.config.exec_spec is not None:
             self._token = exec_token(self.config.exec_spec)
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         return headers
+
+    def credentials_refused(self) -> None:
+        """The API server answered 401: a credential plugin's token is asked for again at the
+        next request (a token file is read at every request anyway)."""
+        if self.config.exec_spec is not None:
+            self._token = None
 
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         """The request target of ``path`` with ``params`` (``None`` values left out)."""

@@ -142,7 +142,7 @@ class ClusterFeed:
 
     async def start(self) -> None:
         """List both kinds (raising :class:`KubeError` when that fails), then watch them."""
-        self._session = aiohttp.ClientSession(headers=self.kube.headers())
+        self._session = aiohttp.ClientSession()
         caches: list[tuple[str, ObjectCache[Any]]] = [
             *(
                 (path_for(API_VERSION, "experiments", s), c)
@@ -172,12 +172,25 @@ class ClusterFeed:
 
     async def _list(self, path: str, cache: ObjectCache[Any]) -> None:
         assert self._session is not None
-        async with self._session.get(self.kube.absolute_url(path), ssl=self._tls()) as response:
+        async with self._session.get(
+            self.kube.absolute_url(path), ssl=self._tls(), headers=self._headers()
+        ) as response:
             text = await response.text()
+            self._refused(response.status)
             if response.status >= 300:
                 raise KubeError(f"GET {path}: {response.status} {text[:300]}", response.status)
         cache.replace(json.loads(text))
         self._changed()
+
+    def _headers(self) -> dict[str, str]:
+        # Asked for at every request, never kept in the session: a service account's
+        # projected token rotates while the dashboard runs, and the kubelet writes the new
+        # one to the same file (see Kube.headers).
+        return self.kube.headers()
+
+    def _refused(self, status: int) -> None:
+        if status == 401:
+            self.kube.credentials_refused()
 
     def _tls(self) -> Any:
         return self.kube.tls if self.kube.tls is not None else False
@@ -208,7 +221,10 @@ class ClusterFeed:
         }
         url = self.kube.absolute_url(path, params)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=WATCH_SECONDS + 30)
-        async with self._session.get(url, ssl=self._tls(), timeout=timeout) as response:
+        async with self._session.get(
+            url, ssl=self._tls(), timeout=timeout, headers=self._headers()
+        ) as response:
+            self._refused(response.status)
             if response.status == 410:
                 return Change.EXPIRED
             if response.status >= 300:

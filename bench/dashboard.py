@@ -4,8 +4,10 @@ One local run's state file is written with ``--trials`` succeeded trials (three
 parameters, an additional metric, a 10-point curve each), the dashboard serves it
 from a thread of this process, and headless Chromium opens the experiment page.
 Measured, each ``--repeats`` times: the page's JSON (first request, then
-unchanged, then after a write), the page from navigation until it has drawn
-everything, and a write to the state file until the open page shows it.
+unchanged, then after a write), the bytes a write costs an open page (the delta
+its event stream sends, against the whole JSON it fetched before deltas), the
+page from navigation until it has drawn everything, and a write to the state
+file until the open page shows it.
 Bounded: every wait has a timeout that names what it waited for, the run writes
 ``--trials`` + ``--repeats`` trials and no more. The results go to
 ``artifacts/bench-dashboard/results.json`` and, with ``--write-docs``, into the
@@ -123,6 +125,40 @@ def _timed_get(url: str) -> tuple[float, int]:
     return time.perf_counter() - started, size
 
 
+def _event(stream: Any) -> tuple[str, bytes]:
+    """The next server-sent event of ``stream``: its name and its data, keep-alives skipped."""
+    name, data = "", b""
+    while True:
+        line = stream.readline()
+        if not line:
+            raise EOFError("the event stream ended")
+        if line.startswith(b"event: "):
+            name = line[7:].strip().decode()
+        elif line.startswith(b"data: "):
+            data = line[6:].rstrip(b"\n")
+        elif line == b"\n" and name:
+            return name, data
+
+
+def _delta_bytes(url: str, run: Run, repeats: int) -> tuple[list[int], list[int]]:
+    """For each of ``repeats`` writes: the bytes of the delta the experiment page's stream
+    sends, and of the whole JSON the page would fetch instead."""
+    deltas, wholes = [], []
+    with urllib.request.urlopen(
+        f"{url}api/events?experiment={run.name}&deltas=1", timeout=WAIT
+    ) as stream:
+        if _event(stream)[0] != "sync":
+            raise RuntimeError("the stream did not begin with sync")
+        for _ in range(repeats):
+            run.add()
+            name, data = _event(stream)
+            if name != "delta":
+                raise RuntimeError(f"expected a delta, got {name}")
+            deltas.append(len(data))
+            wholes.append(_timed_get(f"{url}api/experiments/{run.name}")[1])
+    return deltas, wholes
+
+
 def _until(driver: Any, condition: Any, what: str) -> float:
     """Seconds until ``condition(driver)`` holds; fails naming ``what`` after WAIT."""
     started = time.perf_counter()
@@ -180,6 +216,7 @@ def measure(trials: int, repeats: int) -> dict[str, Any]:
             run.add()
             after.append(_timed_get(api)[0])
         results["api_after_write_s"] = after
+        results["delta_bytes"], results["whole_bytes"] = _delta_bytes(dashboard.url, run, repeats)
         page, update = [], []
         with chromium() as browser:
             for _ in range(repeats):
@@ -203,6 +240,16 @@ def _span(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f} s (median {statistics.median(values):.2f})"
 
 
+def _bytes(values: list[int]) -> str:
+    """A span of sizes, in MB when the largest is a megabyte or more, else in kB."""
+    low, high = min(values), max(values)
+
+    def unit(value: int) -> str:
+        return f"{value / 1e6:.2f} MB" if high >= 1e6 else f"{value / 1e3:.1f} kB"
+
+    return unit(low) if unit(low) == unit(high) else f"{unit(low)}-{unit(high)}"
+
+
 def render(r: dict[str, Any]) -> str:
     """The section's text from the results."""
     rows = [
@@ -210,6 +257,8 @@ def render(r: dict[str, Any]) -> str:
          f"{r['api_first_s']:.2f} s, {r['api_bytes'] / 1e6:.1f} MB"),
         ("the same, no change since", f"{r['api_cached_s']:.3f} s"),
         ("the same after a write", _span(r["api_after_write_s"])),
+        ("bytes a write sends to an open page: the delta (was: the whole JSON again)",
+         f"{_bytes(r['delta_bytes'])} (was {_bytes(r['whole_bytes'])})"),
         ("the experiment page, from navigation to drawn", _span(r["page_open_s"])),
         ("a write shown in the open page", _span(r["update_s"])),
     ]  # fmt: skip
@@ -224,7 +273,7 @@ def render(r: dict[str, Any]) -> str:
         " curves), served from its state file. Raw results:"
         " `artifacts/bench-dashboard/results.json`.",
         "",
-        "| what | time |",
+        "| what | figure |",
         "|---|---|",
         *(f"| {what} | {value} |" for what, value in rows),
         "",

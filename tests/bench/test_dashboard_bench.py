@@ -23,6 +23,8 @@ RESULTS = {
     "api_bytes": 5_800_000,
     "api_cached_s": 0.005,
     "api_after_write_s": [0.8, 0.9],
+    "delta_bytes": [2100, 2500],
+    "whole_bytes": [5_812_000, 5_812_400],
     "page_open_s": [0.7, 1.3],
     "update_s": [1.6, 2.4],
 }
@@ -36,6 +38,7 @@ def test_the_section_says_the_command_the_commit_and_each_figure() -> None:
     assert "| the page's JSON, first request (importance fitted) | 5.80 s, 5.8 MB |" in text
     assert "| the experiment page, from navigation to drawn | 0.70-1.30 s (median 1.00) |" in text
     assert "| a write shown in the open page | 1.60-2.40 s (median 2.00) |" in text
+    assert "the delta (was: the whole JSON again) | 2.1 kB-2.5 kB (was 5.81 MB) |" in text
 
 
 def test_the_section_is_replaced_and_the_rest_kept(

@@ -24,6 +24,7 @@ web = pytest.importorskip("aiohttp.web", reason="the dashboard needs aiohttp (ku
 test_utils = pytest.importorskip("aiohttp.test_utils")
 
 from kubesweep.cli.dashboard import server as server_module  # noqa: E402
+from kubesweep.cli.dashboard.deltas import apply  # noqa: E402
 from kubesweep.cli.dashboard.feeds import LocalFeed  # noqa: E402
 from kubesweep.cli.dashboard.server import Views, make_app, normal_prefix  # noqa: E402
 from kubesweep.cli.dashboard.views import (  # noqa: E402
@@ -337,3 +338,61 @@ async def test_a_body_is_computed_once_per_change_and_importance_less_often(
     run.run(2)
     await views.body("digits-random")
     assert fitted == [1, 3]
+
+
+async def test_a_change_is_streamed_as_a_delta_that_rebuilds_the_page(
+    client: Any, run: LiveRun
+) -> None:
+    """The experiment page's stream: ``sync`` with the page's seq, then for a write a delta
+    from that seq, much smaller than the page, that turns the page into the next one."""
+    for index in range(30):
+        run.run(index)
+    before = json.loads(await (await client.get("/api/experiments/digits-random")).read())
+    events = await client.get("/api/events?experiment=digits-random&deltas=1")
+    kind, data = await _event(events)
+    assert (kind, data) == ("sync", {"seq": before["seq"]})
+    loss = run.run(30)
+    kind, raw = await _event(events, raw=True)
+    delta = json.loads(raw)
+    assert (kind, delta["from"], delta["to"]) == ("delta", before["seq"], before["seq"] + 1)
+    after = json.loads(await (await client.get("/api/experiments/digits-random")).read())
+    assert after["seq"] == delta["to"]
+    rebuilt = apply({k: v for k, v in before.items() if k != "seq"}, delta["patch"])
+    assert rebuilt == {k: v for k, v in after.items() if k != "seq"}
+    assert {t["name"]: t["objective"] for t in rebuilt["trials"]}["digits-random-30"] == loss
+    assert len(raw) * 5 < len(json.dumps(after))
+    events.close()
+
+
+async def test_a_stream_behind_the_kept_patches_is_told_to_reset(
+    tmp_path: Path, run: LiveRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "PATCHES_KEPT", 1)
+    views = Views(LocalFeed(tmp_path))
+    run.run(0)
+    assert (await views.state("digits-random")).seq == 0
+    for index in (1, 2):
+        run.run(index)
+        await views.state("digits-random")
+    state = await views.state("digits-random")
+    assert (state.seq, sorted(state.patches)) == (2, [2])
+
+    written: list[bytes] = []
+
+    class Sink:
+        async def write(self, data: bytes) -> None:
+            written.append(data)
+
+    sink: Any = Sink()
+    assert await server_module._send_deltas(views, "digits-random", 0, sink) == 2
+    assert written == [b'event: reset\ndata: {"seq":2}\n\n']
+
+
+async def _event(response: Any, raw: bool = False) -> tuple[str, Any]:
+    """The next server-sent event: its name and its data (parsed unless ``raw``)."""
+    while True:
+        block = (await asyncio.wait_for(response.content.readuntil(b"\n\n"), 10)).decode()
+        if block.startswith(":"):
+            continue
+        head, _, data = block.strip().partition("\ndata: ")
+        return head.removeprefix("event: "), data if raw else json.loads(data)

@@ -136,6 +136,14 @@ def test_a_running_experiment_in_the_browser(
         )
         assert browser.execute_script("return window.notReloaded") is True
         assert int(browser.execute_script("return document.body.dataset.updates")) >= 3
+        # Each change came as a delta applied to the JSON loaded once, not the whole JSON again.
+        sizes = browser.execute_script(
+            "const d = document.body.dataset;"
+            "return [+d.snapshots, +d.deltaBytes, +d.snapshotBytes, +d.seq]"
+        )
+        assert sizes[0] == 1
+        assert 0 < sizes[1] < sizes[2]
+        assert sizes[3] >= 2  # 4 / 8 and 5 / 8 were seen: two versions at least
         assert "/sweeps/" in dashboard.url
         assert urls_outside(browser, dashboard.url) == []  # links, assets, fetches, events
 

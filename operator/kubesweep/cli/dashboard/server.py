@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from kubesweep.api import TrialPhase
+from kubesweep.cli.dashboard.deltas import diff
 from kubesweep.cli.dashboard.feeds import Feed, LocalFeed
 from kubesweep.cli.dashboard.views import (
     LOG_TAIL,
@@ -87,12 +88,34 @@ class _Importance:
     took: float
 
 
+#: Patches an experiment's page keeps: a stream that fell further behind sends ``reset``
+#: and its page loads the whole JSON again.
+PATCHES_KEPT = 64
+
+
+@dataclass
+class PageState:
+    """One experiment page's JSON at sequence number ``seq``, and the patches that led to it.
+
+    ``patches[n]`` turns version ``n - 1`` into version ``n``.
+    """
+
+    version: object
+    seq: int
+    view: dict[str, Any]
+    body: bytes
+    patches: dict[int, bytes] = field(default_factory=dict)
+
+
 @dataclass
 class Views:
-    """The experiment pages' JSON, computed once per change of the feed.
+    """The experiment pages' JSON, computed once per change of the feed, and its deltas.
 
     Every open page asks for the same body after an update: it is computed once
     (under a lock per experiment) and served as bytes until the files change.
+    Each new version that differs from the last gets the next sequence number and
+    the patch from the last (:mod:`~kubesweep.cli.dashboard.deltas`), which the
+    event stream sends instead of the whole body.
     Importance is fitted again when more trials succeeded, at most every
     :data:`IMPORTANCE_EVERY` seconds, or every :data:`FIT_SHARE` times as long as
     its last fit took when that is shorter.
@@ -101,23 +124,39 @@ class Views:
     feed: Feed
     importance_every: float = IMPORTANCE_EVERY
     fit_share: float = FIT_SHARE
-    bodies: dict[str, tuple[object, bytes]] = field(default_factory=dict)
+    states: dict[str, PageState] = field(default_factory=dict)
     importance: dict[str, _Importance] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
-    async def body(self, name: str) -> bytes:
-        """The JSON of experiment ``name``'s page."""
+    async def state(self, name: str) -> PageState:
+        """Experiment ``name``'s page as of the feed's current version."""
         lock = self.locks.setdefault(name, asyncio.Lock())
         async with lock:
             version = await asyncio.to_thread(self.feed.version)
-            cached = self.bodies.get(name)
-            if cached is not None and cached[0] == version:
-                return cached[1]
-            body: bytes = await _read(self._compute, name)
-            self.bodies[name] = (version, body)
-            return body
+            known = self.states.get(name)
+            if known is not None and known.version == version:
+                return known
+            state: PageState = await _read(self._advance, name, known, version)
+            self.states[name] = state
+            return state
 
-    def _compute(self, name: str) -> bytes:
+    async def body(self, name: str) -> bytes:
+        """The JSON of experiment ``name``'s page, with its ``seq``."""
+        return (await self.state(name)).body
+
+    def _advance(self, name: str, known: PageState | None, version: object) -> PageState:
+        view = self._compute(name)
+        if known is None:
+            return PageState(version, 0, view, _encode({**view, "seq": 0}))
+        patch = diff(known.view, view)
+        if patch is None:
+            return PageState(version, known.seq, known.view, known.body, known.patches)
+        seq = known.seq + 1
+        patches = {n: p for n, p in known.patches.items() if n > seq - PATCHES_KEPT}
+        patches[seq] = _encode({"from": known.seq, "to": seq, "patch": patch})
+        return PageState(version, seq, view, _encode({**view, "seq": seq}), patches)
+
+    def _compute(self, name: str) -> dict[str, Any]:
         experiment = self.feed.experiment(name)
         records = self.feed.trials(experiment)
         succeeded = sum(r.phase is TrialPhase.SUCCEEDED for r in records)
@@ -130,8 +169,11 @@ class Views:
             shares = importances(fitted_records(records), experiment)
             known = _Importance(now, succeeded, shares, time.monotonic() - now)
             self.importance[name] = known
-        view = experiment_view(experiment, records, importance=known.shares)
-        return json.dumps(view, allow_nan=False).encode()
+        return experiment_view(experiment, records, importance=known.shares)
+
+
+def _encode(data: Any) -> bytes:
+    return json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
 
 
 def _trial(feed: Feed, name: str, trial: str) -> dict[str, Any]:
@@ -176,10 +218,18 @@ def _summary(feed: Feed, name: str | None) -> Any:
 
 
 async def api_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: an ``update`` with the current lines whenever the feed changed."""
+    """Server-sent events: an ``update`` with the current lines whenever the feed changed.
+
+    With ``?experiment=NAME&deltas=1`` (the experiment page), the page's changes
+    instead: first ``sync`` with the current ``seq``, then a ``delta`` per new
+    version (``from``, ``to``, ``patch``), or ``reset`` when the patches a slow
+    stream missed are no longer kept; the page loads the whole JSON again when its
+    ``seq`` does not meet a delta's ``from``.
+    """
     feed = request.app[FEED]
     interval = float(request.app[SETTINGS]["interval"])
     name = request.query.get("experiment") or None
+    deltas = name is not None and request.query.get("deltas") == "1"
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -189,22 +239,48 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     seen: object = None
+    sent: int | None = None
     quiet = 0.0
     while True:
         version = await asyncio.to_thread(feed.version)
         if version != seen:
             seen = version
-            try:
-                data = await asyncio.to_thread(_summary, feed, name)
-            except (NotFoundError, KubeError, sqlite3.DatabaseError) as error:
-                data = {"error": str(error)}
-            await response.write(f"event: update\ndata: {json.dumps(data)}\n\n".encode())
+            if deltas and name is not None:
+                sent = await _send_deltas(request.app[VIEWS], name, sent, response)
+            else:
+                try:
+                    data = await asyncio.to_thread(_summary, feed, name)
+                except (NotFoundError, KubeError, sqlite3.DatabaseError) as error:
+                    data = {"error": str(error)}
+                await response.write(f"event: update\ndata: {json.dumps(data)}\n\n".encode())
             quiet = 0.0
         elif quiet >= KEEPALIVE:
             await response.write(b": keep-alive\n\n")
             quiet = 0.0
         await asyncio.sleep(interval)
         quiet += interval
+
+
+async def _send_deltas(
+    views: Views, name: str, sent: int | None, response: web.StreamResponse
+) -> int | None:
+    """The patches after ``sent`` (``sync`` the first time); the last ``seq`` sent."""
+    try:
+        state = await views.state(name)
+    except (web.HTTPNotFound, KubeError, sqlite3.DatabaseError) as error:
+        data = json.dumps({"error": getattr(error, "text", None) or str(error)})
+        await response.write(f"event: failed\ndata: {data}\n\n".encode())
+        return sent
+    if sent is None:
+        await response.write(f'event: sync\ndata: {{"seq":{state.seq}}}\n\n'.encode())
+        return state.seq
+    for seq in range(sent + 1, state.seq + 1):
+        patch = state.patches.get(seq)
+        if patch is None:
+            await response.write(f'event: reset\ndata: {{"seq":{state.seq}}}\n\n'.encode())
+            break
+        await response.write(b"event: delta\ndata: " + patch + b"\n\n")
+    return state.seq
 
 
 PAGE = """<!DOCTYPE html>

@@ -232,9 +232,58 @@
     body.dataset.drawn = String(Number(body.dataset.drawn || 0) + 1);
   }
 
+  // -- the experiment page's deltas ---------------------------------------------------------
+  // The page keeps the JSON it drew (`page`, with its `seq`) and applies each delta the stream
+  // sends (the rules of kubesweep/cli/dashboard/deltas.py); a delta that does not follow its
+  // seq, a "reset", or a "sync" ahead of it makes it load the whole JSON again.
+  function applyPatch(old, p) {
+    if (p === null || p === undefined) return old;
+    if ("=" in p) return p["="];
+    if ("{}" in p) {
+      const out = Object.assign({}, old);
+      for (const key in p["{}"]) out[key] = applyPatch(old ? old[key] : undefined, p["{}"][key]);
+      for (const key of p["-"] || []) delete out[key];
+      return out;
+    }
+    const gone = new Set(p["-"] || []);
+    const changed = p["~"] || {};
+    const rows = [];
+    for (const row of old) {
+      if (gone.has(row.name)) continue;
+      rows.push(row.name in changed ? applyPatch(row, changed[row.name]) : row);
+    }
+    for (const row of p["[]"]) rows.push(row);
+    return rows;
+  }
+  let page = null, latest = -1;
+  const pending = [];
+  function note(name, value) { body.dataset[name] = String(value); }
+  async function snapshot() {
+    const response = await fetch(`${BASE}api/experiments/${encodeURIComponent(EXPERIMENT)}`, { cache: "no-store" });
+    if (!response.ok) throw new Error(`api/experiments/${EXPERIMENT}: HTTP ${response.status}`);
+    const text = await response.text();
+    note("snapshotBytes", text.length);
+    note("snapshots", Number(body.dataset.snapshots || 0) + 1);
+    page = JSON.parse(text);
+  }
+  async function followDeltas() {
+    if (page === null) await snapshot();
+    for (;;) {
+      const next = pending.shift();
+      if (next === undefined) break;
+      if (next.to <= page.seq) continue;
+      if (next.from !== page.seq) { pending.length = 0; await snapshot(); break; }
+      page = applyPatch(page, next.patch);
+      page.seq = next.to;
+    }
+    if (latest > page.seq) await snapshot();
+    note("seq", page.seq);
+    await drawExperiment(page);
+  }
+
   async function refresh() {
     if (PAGE === "experiments") drawExperiments(await getJson("api/experiments"));
-    else if (PAGE === "experiment") await drawExperiment(await getJson(`api/experiments/${encodeURIComponent(EXPERIMENT)}`));
+    else if (PAGE === "experiment") await followDeltas();
     else await drawTrial(await getJson(`api/experiments/${encodeURIComponent(EXPERIMENT)}/trials/${encodeURIComponent(TRIAL)}`));
   }
   // An update that arrives while the page is drawing is kept and drawn after it, after a
@@ -271,6 +320,22 @@
     filters.names = event.detail.names ? new Set(event.detail.names) : null;
     applyFilters();
   });
-  const query = PAGE === "experiments" ? "" : `?experiment=${encodeURIComponent(EXPERIMENT)}`;
-  follow(query, update);
+  if (PAGE === "experiment") {
+    const source = new EventSource(`${BASE}api/events?experiment=${encodeURIComponent(EXPERIMENT)}&deltas=1`);
+    const live = () => { setLive(["live", "live"]); note("updates", Number(body.dataset.updates || 0) + 1); };
+    source.addEventListener("sync", (event) => { live(); latest = Math.max(latest, JSON.parse(event.data).seq); update(); });
+    source.addEventListener("reset", (event) => { live(); latest = Math.max(latest, JSON.parse(event.data).seq); update(); });
+    source.addEventListener("delta", (event) => {
+      live();
+      note("deltaBytes", event.data.length);
+      const delta = JSON.parse(event.data);
+      latest = Math.max(latest, delta.to);
+      pending.push(delta);
+      update();
+    });
+    source.addEventListener("failed", (event) => fail(JSON.parse(event.data).error));
+    source.onerror = () => setLive(["live off", "reconnecting"]);
+  } else {
+    follow(PAGE === "experiments" ? "" : `?experiment=${encodeURIComponent(EXPERIMENT)}`, update);
+  }
 })();

@@ -68,3 +68,13 @@ def test_a_reordered_list_is_sent_whole() -> None:
     patch = diff(OLD, CASES["trials reordered"])
     assert patch is not None
     assert patch["{}"]["trials"] == {"=": CASES["trials reordered"]["trials"]}
+
+
+def test_a_list_that_grew_at_its_end_sends_the_new_end() -> None:
+    old = {"best": [[0, 0.5], [1, 0.25]]}
+    new = {"best": [[0, 0.5], [1, 0.25], [4, 0.125]]}
+    patch = diff(old, new)
+    assert patch == {"{}": {"best": {"+": [[4, 0.125]]}}}
+    assert apply(old, patch) == new
+    shrunk = {"best": [[0, 0.5]]}
+    assert apply(old, diff(old, shrunk)) == shrunk

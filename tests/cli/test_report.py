@@ -286,19 +286,26 @@ def test_the_report_draws_round_ticks_legends_single_values_and_unset_parameters
     assert dom.returncode == 0, dom.stderr[-2000:]
     page = dom.stdout
     assert 'data-error="' not in page
-    for plot in ("plot-slice-0", "plot-slice-1", "plot-slice-3", "plot-curves"):
-        labels = _labels(page, plot)
-        assert labels, plot
-        assert all(_round(label) for label in labels), (plot, labels)
-    # The history is uPlot's canvas: its tick labels are recorded on the plot, its legend is HTML.
+    labels = _labels(page, "plot-curves")
+    assert labels
+    assert all(_round(label) for label in labels), labels
+    # The history and the slices are uPlot's canvases: their tick labels are recorded on the
+    # plot, their legends are HTML. A categorical slice's labels are its values.
+    for plot in ("plot-history", "plot-slice-0", "plot-slice-1", "plot-slice-3"):
+        section = page.split(f'id="{plot}"')[1].split('<div class="plot"')[0]
+        for axis in ("x", "y"):
+            found = re.search(rf'data-{axis}-ticks="([^"]*)"', section)
+            assert found, (plot, axis)
+            labels = json.loads(html.unescape(found[1]))
+            assert labels, (plot, axis)
+            assert all(_round(label) for label in labels), (plot, axis, labels)
+            if plot == "plot-history":
+                assert not any(label.startswith("-") for label in labels)
+    solver = page.split('id="plot-slice-2"')[1].split('<div class="plot"')[0]
+    found = re.search(r'data-x-ticks="([^"]*)"', solver)
+    assert found
+    assert json.loads(html.unescape(found[1])) == ["adam", "sgd"]
     history = page.split('id="plot-history"')[1].split('<div class="plot"')[0]
-    for axis in ("x", "y"):
-        found = re.search(rf'data-{axis}-ticks="([^"]*)"', history)
-        assert found, axis
-        labels = json.loads(html.unescape(found[1]))
-        assert labels, axis
-        assert all(_round(label) for label in labels), (axis, labels)
-        assert not any(label.startswith("-") for label in labels)
     legend = re.findall(r'class="u-label"[^>]*>([^<]*)<', history)
     assert legend == ["trial", "Succeeded", "EarlyStopped", "best so far"]
     curves = page.split('id="plot-curves"')[1].split('<div class="plot"')[0]

@@ -11,6 +11,7 @@ A patch is one of:
 - ``{"=": value}``: the value is replaced whole;
 - ``{"{}": {key: patch, ...}, "-": [key, ...]}``: an object whose listed keys
   changed (each by its own patch) and whose ``-`` keys are gone;
+- ``{"+": [value, ...]}``: a list that grew at its end (the best so far);
 - ``{"[]": [row, ...], "~": {name: patch, ...}, "-": [name, ...]}``: a list of
   rows named by ``name`` (trials, plot points, a slice per parameter): the ``[]``
   rows are new and appended in the order given, the ``~`` rows changed where they
@@ -53,7 +54,7 @@ def _rows(old: Sequence[Any], new: Sequence[Any]) -> Patch | bool | None:
     fresh = [row for name, row in zip(new_names, new, strict=True) if name not in known]
     changed = {}
     for name, row in zip(new_names, new, strict=True):
-        if name in known and (inner := diff(before[name], row)) is not None:
+        if name in known and before[name] != row and (inner := diff(before[name], row)):
             changed[name] = inner
     gone = [n for n in old_names if n not in present]
     if not fresh and not changed and not gone:
@@ -86,6 +87,8 @@ def diff(old: Any, new: Any) -> Patch | None:
         rows = _rows(old, new)
         if rows is not False:
             return rows if isinstance(rows, dict) else None
+        if len(new) > len(old) and new[: len(old)] == old:
+            return {"+": new[len(old) :]}
     if type(old) is type(new) and old == new:
         return None
     return {"=": new}
@@ -97,6 +100,8 @@ def apply(old: Any, patch: Patch | None) -> Any:
         return old
     if "=" in patch:
         return patch["="]
+    if "+" in patch:
+        return [*old, *patch["+"]]
     if "{}" in patch:
         out = dict(old)
         for key, inner in patch["{}"].items():

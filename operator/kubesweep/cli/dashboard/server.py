@@ -17,6 +17,7 @@ what it draws. A page never reloads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import sqlite3
@@ -103,8 +104,15 @@ class PageState:
     version: object
     seq: int
     view: dict[str, Any]
-    body: bytes
     patches: dict[int, bytes] = field(default_factory=dict)
+    _body: bytes | None = None
+
+    def body(self) -> bytes:
+        """The whole JSON with its ``seq``, encoded when first asked for: most versions are
+        only ever sent as deltas, and encoding 10,000 trials takes a fair part of a second."""
+        if self._body is None:
+            self._body = _encode({**self.view, "seq": self.seq})
+        return self._body
 
 
 @dataclass
@@ -142,19 +150,20 @@ class Views:
 
     async def body(self, name: str) -> bytes:
         """The JSON of experiment ``name``'s page, with its ``seq``."""
-        return (await self.state(name)).body
+        state = await self.state(name)
+        return await asyncio.to_thread(state.body)
 
     def _advance(self, name: str, known: PageState | None, version: object) -> PageState:
         view = self._compute(name)
         if known is None:
-            return PageState(version, 0, view, _encode({**view, "seq": 0}))
+            return PageState(version, 0, view)
         patch = diff(known.view, view)
         if patch is None:
-            return PageState(version, known.seq, known.view, known.body, known.patches)
+            return PageState(version, known.seq, known.view, known.patches, known._body)
         seq = known.seq + 1
         patches = {n: p for n, p in known.patches.items() if n > seq - PATCHES_KEPT}
         patches[seq] = _encode({"from": known.seq, "to": seq, "patch": patch})
-        return PageState(version, seq, view, _encode({**view, "seq": seq}), patches)
+        return PageState(version, seq, view, patches)
 
     def _compute(self, name: str) -> dict[str, Any]:
         experiment = self.feed.experiment(name)
@@ -178,10 +187,11 @@ def _encode(data: Any) -> bytes:
 
 def _trial(feed: Feed, name: str, trial: str) -> dict[str, Any]:
     experiment = feed.experiment(name)
-    for record in feed.trials(experiment):
+    records = feed.trials(experiment)
+    for record in records:
         if record.name == trial:
             log = feed.log_lines(trial, LOG_TAIL)
-            return trial_view(experiment, record, log, local=feed.local)
+            return trial_view(experiment, record, log, local=feed.local, records=records)
     raise NotFoundError(f"experiment {name} has no trial {trial}")
 
 
@@ -226,8 +236,6 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     stream missed are no longer kept; the page loads the whole JSON again when its
     ``seq`` does not meet a delta's ``from``.
     """
-    feed = request.app[FEED]
-    interval = float(request.app[SETTINGS]["interval"])
     name = request.query.get("experiment") or None
     deltas = name is not None and request.query.get("deltas") == "1"
     response = web.StreamResponse(
@@ -238,6 +246,17 @@ async def api_events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
+    # A page that closes (a navigation, a reload) ends its stream: nothing is left to send.
+    with contextlib.suppress(ConnectionResetError):
+        await _stream(request, response, name, deltas)
+    return response
+
+
+async def _stream(
+    request: web.Request, response: web.StreamResponse, name: str | None, deltas: bool
+) -> None:
+    feed = request.app[FEED]
+    interval = float(request.app[SETTINGS]["interval"])
     seen: object = None
     sent: int | None = None
     quiet = 0.0

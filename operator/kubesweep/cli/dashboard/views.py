@@ -17,7 +17,7 @@ from typing import Any
 
 from kubesweep.api import Direction, Experiment, ExperimentSpec, ExperimentStatus, TrialPhase
 from kubesweep.cli.failures import explain
-from kubesweep.cli.ranking import TrialRecord, rank, with_fidelity
+from kubesweep.cli.ranking import TrialRecord, lineage, rank, with_fidelity
 from kubesweep.cli.report import data
 from kubesweep.cli.report.data import curves, shown_parameters
 
@@ -100,6 +100,8 @@ def trial_row(record: TrialRecord, spec: ExperimentSpec | None = None) -> dict[s
             "parameters": dict(record.parameters),
             "fidelity": record.fidelity,
             "reason": record.reason,
+            "parent": record.parent,
+            "perturbation": record.perturbation,
             "started": _iso(record.start_time),
             "duration": record.duration,
         }
@@ -117,18 +119,24 @@ def drawn_records(
     records: Sequence[TrialRecord], direction: Direction, limit: int = DRAWN
 ) -> list[TrialRecord]:
     """The trials the per-trial plots draw: all of them up to ``limit``, else a fifth of
-    ``limit`` best ones and an even sample of the others down to the worst, by index.
+    ``limit`` best ones, the worst, and an even sample of the others, by index.
 
     Ten thousand SVG lines take seconds to draw and say no more than a thousand:
     the best trials are the ones looked at, the sample keeps the shape of the rest.
+    The sample is every ``stride``-th trial by index, ``stride`` a power of two, so
+    a new trial leaves it as it was until the count doubles: the page's deltas
+    then carry the one new trial, not a sample shifted by one.
     """
     if len(records) <= limit:
         return list(records)
     ranked = rank(records, direction)
-    best, rest = ranked[: limit // 5], ranked[limit // 5 :]
-    room = limit - len(best)
-    picked = [rest[i * (len(rest) - 1) // (room - 1)] for i in range(room)]
-    return sorted({r.name: r for r in [*best, *picked]}.values(), key=lambda r: r.index)
+    best = ranked[: limit // 5]
+    room = limit - len(best) - 1
+    stride = 1
+    while len(records) > stride * room:
+        stride *= 2
+    picked = [r for r in ranked[limit // 5 :] if r.index % stride == 0]
+    return sorted({r.name: r for r in [*best, *picked, ranked[-1]]}.values(), key=lambda r: r.index)
 
 
 def fitted_records(records: Sequence[TrialRecord], limit: int = FITTED) -> list[TrialRecord]:
@@ -200,13 +208,20 @@ def experiment_view(
 
 
 def trial_view(
-    experiment: Experiment, record: TrialRecord, log: list[str] | None, *, local: bool = True
+    experiment: Experiment,
+    record: TrialRecord,
+    log: list[str] | None,
+    *,
+    local: bool = True,
+    records: Sequence[TrialRecord] = (),
 ) -> dict[str, Any]:
-    """The trial page: parameters, metrics, its curve, why it ended, its log tail.
+    """The trial page: parameters, metrics, its curve, why it ended, its log tail, and its
+    lineage among ``records`` (the trials it continues, oldest first, and those continuing it).
 
     A trial that ended without its objective is told, as in the terminal, what
     its output should have held (from the log tail it printed).
     """
+    ancestors = lineage(records, record.name)[:-1]
     return clean_row(
         {
             "experiment": experiment.metadata.name,
@@ -219,6 +234,11 @@ def trial_view(
             "attempts": record.attempts,
             "curves": curves([record]),
             "log": log,
+            "lineage": [
+                {"name": r.name, "perturbation": r.perturbation, "objective": r.objective}
+                for r in ancestors
+            ],
+            "children": [r.name for r in records if r.parent == record.name],
         }
     )
 

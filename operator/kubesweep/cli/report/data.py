@@ -42,7 +42,14 @@ def history(records: Sequence[TrialRecord], direction: Direction) -> dict[str, A
     and the phases the points are coloured by (for the legend), in the order phases go."""
     ordered = sorted(records, key=lambda r: r.index)
     points = [
-        {"x": r.index, "y": r.objective, "name": r.name, "phase": r.phase.value}
+        {
+            "x": r.index,
+            "y": r.objective,
+            "name": r.name,
+            "phase": r.phase.value,
+            # Promotions and pbt continue a parent's training: the lineage plot links them.
+            **({"parent": r.parent} if r.parent is not None else {}),
+        }
         for r in ordered
         if _finite(r.objective)
     ]

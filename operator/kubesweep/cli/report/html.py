@@ -87,7 +87,17 @@ def plot_ids(data: dict[str, Any]) -> list[str]:
     ids += [f"plot-slice-{i}" for i in range(len(data["slices"]))]
     if data["pareto"]:
         ids += [f"plot-pareto-{k}" for k in range(1, len(data["pareto"]["metrics"]))]
+    if has_lineage(data):
+        ids.append("plot-lineage")
     return ids
+
+
+def has_lineage(data: dict[str, Any]) -> bool:
+    """Whether a trial continues another's training (promotions, pbt): a lineage plot then."""
+    return any("parent" in point for point in data["history"]["points"])
+
+
+LINEAGE_TITLE = "Lineage: each trial linked to the trial whose training it continues"
 
 
 def _plot(id_: str, title: str) -> str:
@@ -144,6 +154,9 @@ def render_html(data: dict[str, Any]) -> str:
             )
             + "</div>"
         )
+    lineage_html = ""
+    if has_lineage(data):
+        lineage_html = f"<h2>Lineage</h2>{_plot('plot-lineage', LINEAGE_TITLE)}"
     counts = ", ".join(f"{n} {p}" for p, n in summary["counts"].items() if n)
     title = f"kubesweep report: {data['experiment']}"
     return f"""<!DOCTYPE html>
@@ -166,6 +179,7 @@ def render_html(data: dict[str, Any]) -> str:
 <h2>Intermediate values</h2>
 {_plot("plot-curves", f"{metric} per step; dashed with a red cross: stopped early")}
 {pareto}
+{lineage_html}
 <h2>Top trials</h2><table><tr><th>#</th><th>trial</th><th>phase</th><th>{esc(metric)}</th>
 <th>parameters</th></tr>{rows}</table>
 <script type="application/json" id="report-data">{embed_json(data)}</script>

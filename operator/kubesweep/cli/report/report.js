@@ -1,5 +1,7 @@
-// kubesweep report: draws the plots of the embedded data: the optimisation history with uPlot
-// (vendored in the package, loaded before this script), the others as inline SVG. No network.
+// kubesweep report: draws the plots of the embedded data with uPlot (vendored in the package,
+// loaded before this script): the optimisation history, the slices, the Pareto fronts and the
+// lineage; parameter importance, parallel coordinates and intermediate values as inline SVG.
+// No network.
 // Each plot container gets data-rendered="true" and data-marks=<count> once drawn, or
 // data-error=<message> if drawing failed; the report's browser test checks those.
 (function () {
@@ -340,21 +342,206 @@
     done(container, marks);
   }
 
+  // A scatter plot drawn by uPlot, shared by the slices, the Pareto fronts and the lineage:
+  // points in groups (a series each, so the legend names them and the cursor's values follow),
+  // an optional line through some points (the front), optional links from each point to its
+  // parent's (the lineage, drawn on uPlot's canvas after its own drawing), a tooltip naming
+  // the trial under the pointer, zoom by dragging that also selects the trials inside
+  // ("plot-select"; a double-click goes back and clears it), a click naming a trial
+  // ("plot-pick"), and a log scale to switch on per axis where every value is above 0.
+  // cfg: {points: [{x, y, name, group, parent, tip}], groups: [{key, label, colour, size}],
+  //       x, y: {label, axis (the data module's), log (drawn log), categories (x only)},
+  //       line: {label, colour, names}, links: bool}
+  function drawScatter(container, cfg) {
+    const state = (STATE[container.id] = STATE[container.id] || { logX: null, logY: null, x: null, y: null });
+    const pts = cfg.points.slice().sort((a, b) => a.x - b.x);
+    const positive = (k) => pts.every((p) => p[k] > 0) && !(k === "x" && cfg.x.categories);
+    const logOf = (k) => {
+      const key = k === "x" ? "logX" : "logY";
+      if (state[key] === null) state[key] = !!cfg[k].log;
+      if (!positive(k)) state[key] = false;
+      return state[key];
+    };
+    const log = { x: logOf("x"), y: logOf("y") };
+    const span = (k) => {
+      const values = pts.map((p) => p[k]);
+      const a = cfg[k].axis;
+      if (cfg[k].categories) return [-0.5, cfg[k].categories.length - 0.5];
+      if (log[k] && !cfg[k].log) return [Math.min(...values) / 1.25, Math.max(...values) * 1.25];
+      return a.max > a.min ? [a.min, a.max] : [a.min - 1, a.max + 1];
+    };
+    const full = { x: span("x"), y: span("y") };
+    const isFull = (key, u) => u.scales[key].min === full[key][0] && u.scales[key].max === full[key][1];
+    function axis(key) {
+      const c = cfg[key];
+      const dataTicks = c.categories ? c.categories.map((name, i) => [i, name]) : c.axis.ticks;
+      return {
+        label: c.label + (log[key] && !c.log ? " (log)" : ""), labelSize: 18, size: key === "y" ? 56 : 40,
+        stroke: "#6b7280", grid: { stroke: "#e5e7eb", width: 1 }, ticks: { stroke: "#e5e7eb", width: 1 },
+        splits: (u, i, lo, hi) => (c.categories || (isFull(key, u) && log[key] === !!c.log)
+          ? dataTicks.map((t) => t[0]).filter((v) => v >= lo && v <= hi) : niceTicks(lo, hi, log[key])),
+        values: (u, splits) => {
+          const labels = c.categories || (isFull(key, u) && log[key] === !!c.log)
+            ? splits.map((v) => (dataTicks.find((t) => t[0] === v) || [v, fmt(v)])[1]) : splits.map((v) => fmt(v));
+          container.dataset[key + "Ticks"] = JSON.stringify(labels);
+          return labels;
+        },
+      };
+    }
+    const xs = pts.map((p) => p.x);
+    const groups = cfg.groups.filter((g) => pts.some((p) => p.group === g.key));
+    const series = groups.map((g) => pts.map((p) => (p.group === g.key ? p.y : null)));
+    const lineNames = cfg.line ? new Set(cfg.line.names) : null;
+    const data = [xs, ...series];
+    const opts = {
+      width: cfg.width || W, height: H,
+      scales: {
+        x: { time: false, auto: false, distr: log.x ? 3 : 1, log: 10, range: (u, lo, hi) => [lo, hi] },
+        y: { auto: false, distr: log.y ? 3 : 1, log: 10, range: (u, lo, hi) => [lo, hi] },
+      },
+      axes: [axis("x"), axis("y")],
+      series: [{ label: cfg.x.label, value: (u, v) => fmt(v) },
+        ...groups.map((g) => ({ label: g.label, stroke: g.colour, paths: () => null,
+          points: { show: true, size: g.size || 7, width: 1, stroke: "#fff", fill: g.colour },
+          value: (u, v) => fmt(v) }))],
+      cursor: { drag: { x: true, y: true, uni: 30 }, points: { show: false }, bind: { dblclick: () => null } },
+      legend: { show: true, live: true },
+    };
+    if (lineNames && lineNames.size > 1) {
+      data.push(pts.map((p) => (lineNames.has(p.name) ? p.y : null)));
+      opts.series.push({ label: cfg.line.label, stroke: cfg.line.colour, width: 1.5, dash: [4, 3],
+        spanGaps: true, points: { show: false }, value: (u, v) => fmt(v) });
+    }
+    const byName = new Map(pts.map((p) => [p.name, p]));
+    const links = cfg.links ? pts.filter((p) => p.parent && byName.has(p.parent)) : [];
+    const tipBox = document.createElement("div");
+    tipBox.className = "plot-tip";
+    function nearest(u, left, top) {
+      let found = null, distance = 12;
+      for (const p of pts) {
+        const d = Math.hypot(u.valToPos(p.x, "x") - left, u.valToPos(p.y, "y") - top);
+        if (d < distance) { distance = d; found = p; }
+      }
+      return found;
+    }
+    opts.hooks = {
+      draw: [(u) => {
+        if (!links.length) return;
+        const ctx = u.ctx;
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
+        ctx.clip();
+        ctx.strokeStyle = "rgba(107,114,128,0.6)";
+        ctx.lineWidth = 1 * (window.devicePixelRatio || 1);
+        ctx.beginPath();
+        for (const p of links) {
+          const parent = byName.get(p.parent);
+          ctx.moveTo(u.valToPos(parent.x, "x", true), u.valToPos(parent.y, "y", true));
+          ctx.lineTo(u.valToPos(p.x, "x", true), u.valToPos(p.y, "y", true));
+        }
+        ctx.stroke();
+        ctx.restore();
+      }],
+      setCursor: [(u) => {
+        const p = u.cursor.left >= 0 ? nearest(u, u.cursor.left, u.cursor.top) : null;
+        container.dataset.hover = p ? p.name : "";
+        tipBox.style.display = p ? "block" : "none";
+        if (p) {
+          tipBox.textContent = p.tip;
+          tipBox.style.left = `${u.over.offsetLeft + u.valToPos(p.x, "x") + 10}px`;
+          tipBox.style.top = `${u.over.offsetTop + u.valToPos(p.y, "y") - 10}px`;
+        }
+      }],
+      setSelect: [(u) => {
+        const s = u.select;
+        if (s.width < 3 && s.height < 3) return;
+        const x0 = u.posToVal(s.left, "x"), x1 = u.posToVal(s.left + s.width, "x");
+        const y0 = u.posToVal(s.top + s.height, "y"), y1 = u.posToVal(s.top, "y");
+        const names = pts.filter((p) => p.x >= x0 && p.x <= x1 && p.y >= y0 && p.y <= y1).map((p) => p.name);
+        container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: names } }));
+      }],
+      setScale: [(u, key) => {
+        if (key === "x" || key === "y") state[key] = isFull(key, u) ? null : [u.scales[key].min, u.scales[key].max];
+      }],
+    };
+    container.style.position = "relative";
+    const toggles = document.createElement("div");
+    toggles.className = "plot-toggle";
+    for (const k of ["x", "y"]) {
+      if (cfg[k].categories) continue;
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.className = `log-toggle log-${k}`;
+      box.checked = log[k];
+      box.disabled = !positive(k);
+      label.title = positive(k) ? `a logarithmic ${k} axis` : "a log scale needs every value above 0";
+      label.append(box, ` log ${k} `);
+      box.addEventListener("change", () => {
+        state[k === "x" ? "logX" : "logY"] = box.checked; state.x = null; state.y = null;
+        container.replaceChildren(container.firstChild && container.firstChild.tagName === "H3" ? container.firstChild : "");
+        drawScatter(container, cfg);
+      });
+      toggles.append(label);
+    }
+    container.append(toggles);
+    const u = new uPlot(opts, data, container);
+    const start = { x: state.x || full.x, y: state.y || full.y };
+    u.batch(() => {
+      u.setScale("x", { min: start.x[0], max: start.x[1] });
+      u.setScale("y", { min: start.y[0], max: start.y[1] });
+    });
+    container.append(tipBox);
+    container.uplot = u;
+    container.points = pts;
+    let down = null;
+    u.over.addEventListener("mousedown", (e) => { down = [e.clientX, e.clientY]; });
+    u.over.addEventListener("click", (e) => {
+      if (down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) > 3) return;
+      const r = u.over.getBoundingClientRect();
+      const p = nearest(u, e.clientX - r.left, e.clientY - r.top);
+      if (p) container.dispatchEvent(new CustomEvent("plot-pick", { bubbles: true, detail: { name: p.name } }));
+    });
+    u.over.addEventListener("dblclick", () => {
+      state.x = null; state.y = null;
+      u.batch(() => {
+        u.setScale("x", { min: full.x[0], max: full.x[1] });
+        u.setScale("y", { min: full.y[0], max: full.y[1] });
+      });
+      container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: null } }));
+    });
+    done(container, pts.length + links.length);
+  }
+
   function drawSlice(container, slice) {
     if (!slice.points.length) return empty(container, `No objective values for ${slice.name} yet.`);
-    const xs = slice.kind === "categorical"
-      ? categories(slice.values, [M.l, W - M.r])
-      : axisScale(slice.x, [M.l, W - M.r]);
-    const ys = axisScale(slice.y, [H - M.b, M.t]);
-    const svg = frame(container, xs, ys, slice.name, DATA.objective.metric);
-    let marks = 0;
-    slice.points.forEach((p, i) => {
-      const jitter = slice.kind === "categorical" ? ((i * 37) % 11 - 5) : 0;
-      tip(el("circle", { cx: xs(p.x) + jitter, cy: ys(p.y), r: 4, class: "mark slice-mark" }, svg),
-        `${p.name}: ${slice.name}=${fmt(p.x)}, ${DATA.objective.metric}=${fmt(p.y)}`);
-      marks++;
+    const metric = DATA.objective.metric;
+    const categorical = slice.kind === "categorical";
+    // Trials on one category spread a little sideways, by their order, to be told apart.
+    const points = slice.points.map((p, i) => ({
+      x: categorical ? slice.values.indexOf(String(p.x)) + ((i * 37) % 11 - 5) / 40 : p.x,
+      y: p.y, name: p.name, group: "trial",
+      tip: `${p.name}: ${slice.name}=${fmt(p.x)}, ${metric}=${fmt(p.y)}`,
+    }));
+    drawScatter(container, {
+      points: points, groups: [{ key: "trial", label: "trial", colour: "#2563eb" }],
+      x: { label: slice.name, axis: slice.x, log: !!slice.log, categories: categorical ? slice.values : null },
+      y: { label: metric, axis: slice.y, log: false },
     });
-    done(container, marks);
+  }
+
+  function drawLineage(container) {
+    const h = DATA.history;
+    const metric = DATA.objective.metric;
+    const points = h.points.map((p) => ({ x: p.x, y: p.y, name: p.name, group: p.phase, parent: p.parent,
+      tip: `${p.name} (${p.phase}): ${metric}=${fmt(p.y)}${p.parent ? `, continues ${p.parent}` : ""}` }));
+    drawScatter(container, {
+      points: points, links: true,
+      groups: h.phases.map((phase) => ({ key: phase, label: phase, colour: PHASE_COLOURS[phase] || "#333" })),
+      x: { label: "trial index", axis: h.x, log: false }, y: { label: metric, axis: h.y, log: false },
+      width: WIDE,
+    });
   }
 
   function drawCurves(container) {
@@ -400,24 +587,22 @@
 
   function drawPareto(container, par, k) {
     const xName = par.metrics[0], yName = par.metrics[k];
-    const pts = par.points;
-    if (!pts.length) return empty(container, "No succeeded trial reported every metric.");
-    const xs = axisScale(par.axes[0], [M.l, W - M.r]);
-    const ys = axisScale(par.axes[k], [H - M.b, M.t]);
-    const svg = frame(container, xs, ys, `${xName} (${par.directions[0]})`, `${yName} (${par.directions[k]})`);
-    let marks = 0;
-    const front = pts.filter((p) => p.front).sort((a, b) => a.values[0] - b.values[0]);
-    if (front.length > 1) {
-      el("polyline", { points: front.map((p) => `${xs(p.values[0])},${ys(p.values[k])}`).join(" "),
-        class: "front-line" }, svg);
-    }
-    for (const p of pts) {
-      tip(el("circle", { cx: xs(p.values[0]), cy: ys(p.values[k]), r: p.front ? 5 : 3.5,
-        class: "mark " + (p.front ? "front" : "dominated") }, svg),
-        `${p.name}${p.front ? " (Pareto front)" : p.feasible === false ? " (infeasible)" : ""}: ${xName}=${fmt(p.values[0])}, ${yName}=${fmt(p.values[k])}`);
-      marks++;
-    }
-    done(container, marks);
+    if (!par.points.length) return empty(container, "No succeeded trial reported every metric.");
+    const group = (p) => (p.front ? "front" : p.feasible === false ? "infeasible" : "dominated");
+    const points = par.points.map((p) => ({
+      x: p.values[0], y: p.values[k], name: p.name, group: group(p),
+      tip: `${p.name}${p.front ? " (Pareto front)" : p.feasible === false ? " (infeasible)" : ""}: ` +
+        `${xName}=${fmt(p.values[0])}, ${yName}=${fmt(p.values[k])}`,
+    }));
+    drawScatter(container, {
+      points: points,
+      groups: [{ key: "front", label: "Pareto front", colour: "#dc2626", size: 10 },
+        { key: "dominated", label: "dominated", colour: "#9ca3af" },
+        { key: "infeasible", label: "infeasible", colour: "#f59e0b" }],
+      line: { label: "front", colour: "#dc2626", names: par.points.filter((p) => p.front).map((p) => p.name) },
+      x: { label: `${xName} (${par.directions[0]})`, axis: par.axes[0], log: false },
+      y: { label: `${yName} (${par.directions[k]})`, axis: par.axes[k], log: false },
+    });
   }
 
   function plot(id, draw) {
@@ -431,6 +616,7 @@
   plot("plot-importance", drawImportance);
   plot("plot-curves", drawCurves);
   DATA.slices.forEach((slice, i) => plot(`plot-slice-${i}`, (c) => drawSlice(c, slice)));
+  if (DATA.history.points.some((p) => p.parent)) plot("plot-lineage", drawLineage);
   if (DATA.pareto) {
     for (let k = 1; k < DATA.pareto.metrics.length; k++) {
       plot(`plot-pareto-${k}`, (c) => drawPareto(c, DATA.pareto, k));

@@ -112,8 +112,14 @@
     ];
     if (report.pareto) {
       const names = report.pareto.metrics;
-      nodes.push(h("h2", { text: "Pareto front" }), h("div", { class: "grid2" },
+      nodes.push(h("h2", { text: "Pareto front" }), h("p", { class: "meta", text: "Red: the feasible " +
+        "trials no other trial beats on every objective, in the directions the spec gives." }),
+      h("div", { class: "grid2" },
         names.slice(1).map((n, k) => plotBox(`plot-pareto-${k + 1}`, `${names[0]} vs ${n}`))));
+    }
+    if (report.history.points.some((p) => p.parent)) {
+      nodes.push(h("h2", { text: "Lineage" }), plotBox("plot-lineage",
+        "Each trial linked to the trial whose training it continues (promotions, pbt)"));
     }
     return h("div", { id: "plots" }, nodes);
   }
@@ -155,9 +161,13 @@
   function trialTable(view, trials) {
     const names = view.report.parallel.dimensions.map((d) => d.name);
     const metric = view.experiment.metric;
+    // A parent column where a trial continues another's training (promotions, pbt).
+    const lineage = view.trials.some((t) => t.parent);
     const table = h("table", { id: "trials" }, [h("tr", {}, ["#", "trial", "phase", metric, ...names,
-      "reason"].map((t) => h("th", { text: t })))]);
+      lineage ? "parent" : null, "reason"].filter((t) => t !== null).map((t) => h("th", { text: t })))]);
     for (const t of trials) {
+      const parent = !lineage ? null : h("td", { class: "parent" }, t.parent
+        ? [h("a", { href: trialUrl(view.experiment.name, t.parent), text: t.parent })] : []);
       const cells = names.map((n) => h("td", { class: "num", text: fmt(n in t.values ? t.values[n] : null) }));
       table.appendChild(h("tr", { "data-name": t.name, "data-phase": t.phase,
         "data-objective": t.objective === null ? "" : String(t.objective) }, [
@@ -166,6 +176,7 @@
         h("td", { text: t.phase }),
         h("td", { class: "num objective", text: fmt(t.objective) }),
         ...cells,
+        parent,
         h("td", { text: t.reason || "" }),
       ]));
     }
@@ -194,7 +205,7 @@
   }
   async function drawExperiment(view) {
     for (const t of view.trials) {
-      t.search = `${t.name} ${t.phase} ${params(t.values)} ${t.reason || ""}`.toLowerCase();
+      t.search = `${t.name} ${t.phase} ${params(t.values)} ${t.reason || ""} ${t.parent || ""}`.toLowerCase();
     }
     current = view;
     const oldHeader = document.getElementById("header");
@@ -216,17 +227,29 @@
     const rows = (obj) => h("table", {}, Object.keys(obj).map((k) =>
       h("tr", {}, [h("th", { text: k }), h("td", { class: "num", text: fmt(obj[k]) })])));
     const ended = t.reason ? `${t.reason}${t.message ? ": " + t.message : ""}` : (t.message || "-");
-    main.replaceChildren(
+    const link = (name) => h("a", { href: trialUrl(t.experiment, name), text: name });
+    // Its lineage: the trials whose training it continues, oldest first, and those continuing it.
+    const lineage = t.parent ? h("p", { id: "lineage" }, [h("b", { text: "Continues: " }),
+      ...t.lineage.flatMap((a, i) => [i ? h("span", { text: " → " }) : null, link(a.name),
+        a.perturbation ? h("span", { class: "meta", text: ` (${a.perturbation})` }) : null]),
+      h("span", { text: ` → ${t.name}` }),
+      t.perturbation ? h("span", { class: "meta", text: ` (${t.perturbation})` }) : null]) : null;
+    const children = t.children.length ? h("p", { id: "children" }, [h("b", { text: "Continued by: " }),
+      ...t.children.flatMap((c, i) => [i ? h("span", { text: ", " }) : null, link(c)])]) : null;
+    main.replaceChildren(...[
       h("h1", { text: `${t.name} ` }, [liveBadge()]),
       h("p", { class: "meta" }, [h("span", { id: "phase", text: t.phase }),
-        h("span", { text: ` · ${t.metric} ${fmt(t.objective)} · attempts ${fmt(t.attempts)}` })]),
+        h("span", { text: ` · ${t.metric} ${fmt(t.objective)} · attempts ${fmt(t.attempts)}` }),
+        t.parent ? h("span", { text: " · parent " }) : null, t.parent ? h("a", { id: "parent",
+          href: trialUrl(t.experiment, t.parent), text: t.parent }) : null]),
+      lineage, children,
       h("p", { id: "ended" }, [h("b", { text: "How it ended: " }), h("span", { text: ended })]),
       h("h2", { text: "Parameters" }), rows(t.values),
       h("h2", { text: "Metrics" }), rows(t.metrics),
       h("h2", { text: "Curve" }), plotBox("plot-curves", `${t.metric} per step`),
       h("h2", { text: "Log" }), t.log === null ? h("p", { class: "empty", text: "No log reachable for this trial." })
         : h("pre", { class: "log", id: "log", text: t.log.join("\n") }),
-    );
+    ].filter((node) => node !== null));
     await drawPlots({ objective: { metric: t.metric }, curves: t.curves, slices: [], pareto: null,
       history: { points: [] }, parallel: { rows: [] }, importance: [] }, true).catch(fail);
     body.dataset.drawn = String(Number(body.dataset.drawn || 0) + 1);
@@ -239,6 +262,7 @@
   function applyPatch(old, p) {
     if (p === null || p === undefined) return old;
     if ("=" in p) return p["="];
+    if ("+" in p) return old.concat(p["+"]);
     if ("{}" in p) {
       const out = Object.assign({}, old);
       for (const key in p["{}"]) out[key] = applyPatch(old ? old[key] : undefined, p["{}"][key]);

@@ -495,6 +495,9 @@
     container.append(tipBox);
     container.uplot = u;
     container.points = pts;
+    // The axes' names are drawn on the canvas: recorded here for whoever reads the page.
+    container.dataset.xLabel = cfg.x.label;
+    container.dataset.yLabel = cfg.y.label;
     let down = null;
     u.over.addEventListener("mousedown", (e) => { down = [e.clientX, e.clientY]; });
     u.over.addEventListener("click", (e) => {

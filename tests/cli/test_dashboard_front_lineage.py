@@ -25,10 +25,10 @@ from tests.cli.test_report_front import experiment
 pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
 pytest.importorskip("aiohttp", reason="the dashboard needs aiohttp (kubesweep[cli])")
 
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 
-from tests.cli.browser import Dashboard, chromium, drawn, shot, wait  # noqa: E402
+from tests.cli.browser import Dashboard, chromium, drawn, shot, wait
 
 #: (latency_ms maximised, accuracy minimised, memory at most 10, parent)
 TRIALS = {

@@ -81,6 +81,9 @@ def _history(driver: Any) -> Any:
 def _at(driver: Any, drawn: Any, x: float, y: float) -> ActionChains:
     """Actions with the pointer at pixel (x, y) of the history plot's area."""
     area = driver.find_element(By.CSS_SELECTOR, "#plot-history .u-over")
+    # The pointer acts where the plot is on screen: it is brought there first (the table's
+    # filters lie far below it).
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", area)
     offset = (round(x - drawn["width"] / 2), round(y - drawn["height"] / 2))
     return ActionChains(driver).move_to_element_with_offset(area, *offset)
 

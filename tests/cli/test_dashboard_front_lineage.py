@@ -154,6 +154,7 @@ def test_the_front_and_the_lineage_in_the_browser(dashboard: Dashboard) -> None:
         # Hover names the trial with its values; a click keeps it alone in the table.
         point = by_name["tradeoff-4"]
         area = browser.find_element(By.CSS_SELECTOR, "#plot-pareto-1 .u-over")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", area)
         offset = (
             round(point["left"] - front["width"] / 2),
             round(point["top"] - front["height"] / 2),

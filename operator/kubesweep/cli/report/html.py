@@ -45,6 +45,11 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
 font-size:12px;padding:2px 6px;border-radius:4px;white-space:nowrap;z-index:10}
 .plot-toggle{font-size:12px;color:#374151;display:block;margin:0 0 4px}
 .u-legend{font-size:12px}
+.curve-legend{font-size:12px;color:#374151;margin:0 0 4px}.curve-key{margin-right:14px}
+.curve-key::before{content:"";display:inline-block;width:22px;height:0;margin-right:4px;
+vertical-align:middle;border-top:2px solid #374151}
+.curve-key-dot::before{width:8px;height:8px;border:0;border-radius:50%;background:#374151}
+.curve-key-stopped::before{border-top-style:dashed}
 table{border-collapse:collapse;font-size:13px}td,th{padding:3px 10px;border-bottom:1px solid #eee;
 text-align:left}.empty{color:#6b7280;font-style:italic}
 """

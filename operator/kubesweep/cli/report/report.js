@@ -1,6 +1,6 @@
 // kubesweep report: draws the plots of the embedded data with uPlot (vendored in the package,
-// loaded before this script): the optimisation history, the slices, the Pareto fronts and the
-// lineage; parameter importance, parallel coordinates and intermediate values as inline SVG.
+// loaded before this script): the optimisation history, the slices, the intermediate values,
+// the Pareto fronts and the lineage; parameter importance and parallel coordinates as SVG.
 // No network.
 // Each plot container gets data-rendered="true" and data-marks=<count> once drawn, or
 // data-error=<message> if drawing failed; the report's browser test checks those.
@@ -349,9 +349,10 @@
   // the trial under the pointer, zoom by dragging that also selects the trials inside
   // ("plot-select"; a double-click goes back and clears it), a click naming a trial
   // ("plot-pick"), and a log scale to switch on per axis where every value is above 0.
-  // cfg: {points: [{x, y, name, group, parent, tip}], groups: [{key, label, colour, size}],
+  // cfg: {points: [{x, y, name, group, parent, tip}], groups: [{key, label, colour, size,
+  //         line: joined by a line (a curve; at most one point per x), dash, dots}],
   //       x, y: {label, axis (the data module's), log (drawn log), categories (x only)},
-  //       line: {label, colour, names}, links: bool}
+  //       line: {label, colour, names}, links: bool, crosses: [[x, y]], legend: false for none}
   function drawScatter(container, cfg) {
     const state = (STATE[container.id] = STATE[container.id] || { logX: null, logY: null, x: null, y: null });
     const pts = cfg.points.slice().sort((a, b) => a.x - b.x);
@@ -388,9 +389,18 @@
         },
       };
     }
-    const xs = pts.map((p) => p.x);
-    const groups = cfg.groups.filter((g) => pts.some((p) => p.group === g.key));
-    const series = groups.map((g) => pts.map((p) => (p.group === g.key ? p.y : null)));
+    const present = new Set(pts.map((p) => p.group));
+    const groups = cfg.groups.filter((g) => present.has(g.key));
+    // Curves share their x values (steps): one column per step, each curve's value there.
+    // Scattered points get a column each, so two points of a group may share an x.
+    const curves = groups.some((g) => g.line);
+    const xs = curves ? [...new Set(pts.map((p) => p.x))] : pts.map((p) => p.x);
+    const column = new Map(xs.map((x, i) => [x, i]));
+    const series = groups.map((g) => {
+      const ys = xs.map(() => null);
+      pts.forEach((p, i) => { if (p.group === g.key) ys[curves ? column.get(p.x) : i] = p.y; });
+      return ys;
+    });
     const lineNames = cfg.line ? new Set(cfg.line.names) : null;
     const data = [xs, ...series];
     const opts = {
@@ -401,11 +411,15 @@
       },
       axes: [axis("x"), axis("y")],
       series: [{ label: cfg.x.label, value: (u, v) => fmt(v) },
-        ...groups.map((g) => ({ label: g.label, stroke: g.colour, paths: () => null,
-          points: { show: true, size: g.size || 7, width: 1, stroke: "#fff", fill: g.colour },
-          value: (u, v) => fmt(v) }))],
+        ...groups.map((g) => (g.line
+          ? { label: g.label, stroke: g.colour, width: 1.5, dash: g.dash, spanGaps: true,
+            points: { show: !!g.dots, size: 7, width: 1, stroke: "#fff", fill: g.colour },
+            value: (u, v) => fmt(v) }
+          : { label: g.label, stroke: g.colour, paths: () => null,
+            points: { show: true, size: g.size || 7, width: 1, stroke: "#fff", fill: g.colour },
+            value: (u, v) => fmt(v) }))],
       cursor: { drag: { x: true, y: true, uni: 30 }, points: { show: false }, bind: { dblclick: () => null } },
-      legend: { show: true, live: true },
+      legend: { show: cfg.legend !== false, live: true },
     };
     if (lineNames && lineNames.size > 1) {
       data.push(pts.map((p) => (lineNames.has(p.name) ? p.y : null)));
@@ -426,6 +440,20 @@
     }
     opts.hooks = {
       draw: [(u) => {
+        if (cfg.crosses && cfg.crosses.length) {
+          const ctx = u.ctx, r = 5 * (window.devicePixelRatio || 1);
+          ctx.save();
+          ctx.strokeStyle = "#dc2626";
+          ctx.lineWidth = 2 * (window.devicePixelRatio || 1);
+          ctx.beginPath();
+          for (const [x, y] of cfg.crosses) {
+            const cx = u.valToPos(x, "x", true), cy = u.valToPos(y, "y", true);
+            ctx.moveTo(cx - r, cy - r); ctx.lineTo(cx + r, cy + r);
+            ctx.moveTo(cx - r, cy + r); ctx.lineTo(cx + r, cy - r);
+          }
+          ctx.stroke();
+          ctx.restore();
+        }
         if (!links.length) return;
         const ctx = u.ctx;
         ctx.save();
@@ -514,7 +542,7 @@
       });
       container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: null } }));
     });
-    done(container, pts.length + links.length);
+    done(container, (curves ? groups.length : pts.length) + links.length + (cfg.crosses || []).length);
   }
 
   function drawSlice(container, slice) {
@@ -547,45 +575,36 @@
     });
   }
 
+  // Intermediate values: a line per trial (a dot for a trial that reported one value),
+  // dashed and ending in a red cross when it was stopped early; uPlot's legend would list
+  // every trial, so a legend of the three kinds of mark is drawn above the plot instead.
   function drawCurves(container) {
     const data = DATA.curves;
     const curves = data.series;
     if (!curves.length) return empty(container, "No intermediate values were reported.");
-    const xs = axisScale(data.x, [M.l, WIDE - M.r]);
-    const ys = axisScale(data.y, [H - M.b, M.t]);
-    const svg = frame(container, xs, ys, "step", DATA.objective.metric, WIDE);
-    const items = [{ kind: "line", colour: "#374151", label: "ran to its end (one colour per trial)" }];
-    if (curves.some((c) => c.points.length === 1)) {
-      items.push({ kind: "dot", colour: "#374151", label: "one value reported" });
+    const metric = DATA.objective.metric;
+    const items = [["line", "ran to its end (one colour per trial)"]];
+    if (curves.some((c) => c.points.length === 1)) items.push(["dot", "one value reported"]);
+    if (curves.some((c) => c.stopped)) items.push(["stopped", "stopped early"]);
+    const key = document.createElement("div");
+    key.className = "curve-legend";
+    for (const [kind, label] of items) {
+      const item = document.createElement("span");
+      item.className = `curve-key curve-key-${kind}`;
+      item.textContent = label;
+      key.append(item);
     }
-    if (curves.some((c) => c.stopped)) {
-      items.push({ kind: "dashed", colour: "#374151", label: "stopped early" });
-    }
-    legend(svg, WIDE, items);
-    let marks = 0;
-    curves.forEach((c, i) => {
-      const colour = PALETTE[i % PALETTE.length];
-      const title = `${c.name} (${c.phase})`;
-      if (c.points.length === 1) {
-        // A line of one point is invisible: a trial that reported one value is a dot.
-        const [s, v] = c.points[0];
-        tip(el("circle", { cx: xs(s), cy: ys(v), r: 4, fill: colour, class: "mark curve-point" }, svg),
-          `${title}: ${DATA.objective.metric}=${fmt(v)} at step ${s}`);
-      } else {
-        const pts = c.points.map(([s, v]) => `${xs(s)},${ys(v)}`).join(" ");
-        tip(el("polyline", { points: pts, class: "curve" + (c.stopped ? " stopped" : ""), stroke: colour }, svg),
-          title);
-      }
-      marks++;
-      if (c.stopped && c.points.length) {
-        const [s, v] = c.points[c.points.length - 1];
-        const x = xs(s), y = ys(v);
-        tip(el("path", { d: `M${x - 5},${y - 5}L${x + 5},${y + 5}M${x - 5},${y + 5}L${x + 5},${y - 5}`,
-          class: "stop-mark" }, svg), `${c.name} stopped early at step ${s}`);
-        marks++;
-      }
+    container.append(key);
+    const points = [];
+    curves.forEach((c) => c.points.forEach(([step, value]) => points.push({ x: step, y: value,
+      name: c.name, group: c.name, tip: `${c.name} (${c.phase}): ${metric}=${fmt(value)} at step ${step}` })));
+    drawScatter(container, {
+      points: points, legend: false, width: WIDE,
+      groups: curves.map((c, i) => ({ key: c.name, label: c.name, colour: PALETTE[i % PALETTE.length],
+        line: true, dash: c.stopped ? [4, 3] : undefined, dots: c.points.length === 1 })),
+      crosses: curves.filter((c) => c.stopped && c.points.length).map((c) => c.points[c.points.length - 1]),
+      x: { label: "step", axis: data.x, log: false }, y: { label: metric, axis: data.y, log: false },
     });
-    done(container, marks);
   }
 
   function drawPareto(container, par, k) {

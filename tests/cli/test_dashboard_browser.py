@@ -74,6 +74,19 @@ return {error: plot.dataset.error || null, points: points, legend: u.series.map(
 """
 
 
+#: The offset from the parallel coordinates' centre, in screen pixels, of a value on an axis.
+BRUSH = """
+const plot = document.getElementById("plot-parallel");
+const svg = plot.querySelector("svg");
+const [x, y] = plot.axisPosition(arguments[0], arguments[1]);
+const pt = svg.createSVGPoint();
+pt.x = x; pt.y = y;
+const at = pt.matrixTransform(svg.getScreenCTM());
+const box = svg.getBoundingClientRect();
+return [Math.round(at.x - box.left - box.width / 2), Math.round(at.y - box.top - box.height / 2)];
+"""
+
+
 def _history(driver: Any) -> Any:
     return wait(driver, lambda d: d.execute_script(HISTORY), "the history plot drawn")
 
@@ -238,6 +251,31 @@ def test_a_running_experiment_in_the_browser(
             browser.find_element(By.CSS_SELECTOR, "#plot-history .u-over")
         ).perform()
         wait(browser, lambda d: len(_visible_rows(d)) == 6, "every trial after a double-click")
+
+        # A brush on the parallel coordinates' penalty axis around "elasticnet" keeps those
+        # trials alone in the table and dims the other lines; a double-click clears it.
+        svg = browser.find_element(By.CSS_SELECTOR, "#plot-parallel svg")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", svg)
+        offsets = browser.execute_script(BRUSH, "penalty", "elasticnet")
+        (
+            ActionChains(browser)
+            .move_to_element_with_offset(svg, offsets[0], offsets[1] - 12)
+            .click_and_hold()
+            .move_by_offset(0, 24)
+            .release()
+            .perform()
+        )
+        wanted = [
+            f"digits-random-{i}" for i in range(6) if parameters_of(i)["penalty"] == "elasticnet"
+        ]
+        wait(browser, lambda d: _visible_rows(d) == wanted, "the elasticnet trials brushed")
+        dimmed = browser.execute_script(
+            'return document.querySelectorAll("#plot-parallel .pc-line.dimmed").length'
+        )
+        assert dimmed == 6 - len(wanted)
+        shot(browser, "cli-dashboard-parallel-brush.png")
+        ActionChains(browser).double_click(svg).perform()
+        wait(browser, lambda d: len(_visible_rows(d)) == 6, "every trial after the brush cleared")
 
         # A log scale: the same points, on a logarithmic axis.
         browser.find_element(By.CSS_SELECTOR, "#plot-history .log-toggle").click()

@@ -34,7 +34,9 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
 .chart .tick{font-size:10px;fill:#6b7280}.chart .label{font-size:11px;fill:#374151}
 .chart .mark{stroke:#fff;stroke-width:1}.chart .slice-mark{fill:#2563eb;opacity:.75}
 .chart .best-line{fill:none;stroke:#16a34a;stroke-width:2}
-.chart .pc-line{fill:none;stroke-width:1.5;opacity:.7}
+.chart .pc-line{fill:none;stroke-width:1.5;opacity:.7}.chart .pc-line.dimmed{opacity:.08}
+.chart .pc-line:hover{stroke-width:3;opacity:1}
+.chart .brush{fill:#2563eb;fill-opacity:.15;stroke:#2563eb;cursor:ns-resize}
 .chart .bar{fill:#2563eb}.chart .curve{fill:none;stroke-width:1.5;opacity:.85}
 .chart .curve.stopped{stroke-dasharray:4 3}.chart .stop-mark{stroke:#dc2626;stroke-width:2}
 .chart .front{fill:#dc2626}.chart .dominated{fill:#9ca3af}

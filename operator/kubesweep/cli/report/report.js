@@ -300,26 +300,95 @@
         el("text", { x: x + 6, y: H - M.b + 3, class: "tick not-set-label" }, svg).textContent = NOT_SET;
       }
       el("text", { x: x, y: H - 12, class: "label", "text-anchor": "middle" }, svg).textContent = d.name;
-      return { x: x, s: s, unset: d.optional ? H - M.b : null };
+      return { name: d.name, x: x, s: s, unset: d.optional ? H - M.b : null, top: M.t, bottom: H - M.b };
     });
     const objs = par.rows.map((r) => r.objective);
     const lo = Math.min(...objs), hi = Math.max(...objs);
     const better = DATA.objective.direction === "minimize" ? (v) => (hi - v) : (v) => (v - lo);
     let marks = 0;
+    const lines = [];
     for (const row of par.rows) {
       const values = row.values.concat([row.objective]);
       const pts = [];
-      values.forEach((v, i) => {
-        if (v !== null && v !== undefined) pts.push(`${axes[i].x},${axes[i].s(v)}`);
-        else if (axes[i].unset !== null) pts.push(`${axes[i].x},${axes[i].unset}`);
-      });
+      // Where the line crosses each axis (null: it does not), for the brushes.
+      const ys = values.map((v, i) => (v !== null && v !== undefined ? axes[i].s(v) : axes[i].unset));
+      ys.forEach((y, i) => { if (y !== null) pts.push(`${axes[i].x},${y}`); });
       const q = hi > lo ? better(row.objective) / (hi - lo) : 1;
       const colour = `hsl(${Math.round(10 + 210 * q)}, 70%, 45%)`;
-      tip(el("polyline", { points: pts.join(" "), class: "pc-line", stroke: colour }, svg),
+      const node = tip(el("polyline", { points: pts.join(" "), class: "pc-line", stroke: colour }, svg),
         `${row.name}: ${DATA.objective.metric}=${fmt(row.objective)}`);
+      lines.push({ name: row.name, ys: ys, node: node });
       marks++;
     }
+    brushing(container, svg, axes, lines);
     done(container, marks);
+  }
+
+  // Brushes on parallel coordinates (uPlot has no such plot, so the SVG gets them): a drag
+  // along an axis keeps the lines crossing it inside the range, the others dimmed, and tells
+  // the page which trials pass every brush ("plot-select"); a click on an axis removes its
+  // brush, a double-click every brush. The brushes stay while a live page redraws.
+  function brushing(container, svg, axes, lines) {
+    const state = (STATE[container.id] = STATE[container.id] || { brushes: {} });
+    const layer = el("g", { class: "brushes" }, svg);
+    const toView = (e) => {
+      const pt = svg.createSVGPoint();
+      pt.x = e.clientX; pt.y = e.clientY;
+      return pt.matrixTransform(svg.getScreenCTM().inverse());
+    };
+    function kept() {
+      const active = axes.map((a, i) => [i, state.brushes[a.name]]).filter(([, b]) => b);
+      return lines.filter((l) => active.every(([i, [y0, y1]]) => l.ys[i] !== null && l.ys[i] >= y0 && l.ys[i] <= y1));
+    }
+    function paint() {
+      layer.replaceChildren();
+      axes.forEach((a) => {
+        const b = state.brushes[a.name];
+        if (b) el("rect", { x: a.x - 8, y: b[0], width: 16, height: b[1] - b[0], class: "brush" }, layer);
+      });
+      const inside = new Set(kept().map((l) => l.name));
+      const any = Object.keys(state.brushes).length > 0;
+      for (const l of lines) l.node.classList.toggle("dimmed", any && !inside.has(l.name));
+      container.dataset.brushed = any ? String(inside.size) : "";
+      return any ? [...inside] : null;
+    }
+    function tell() {
+      container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: paint() } }));
+    }
+    let drag = null, brushed = false;
+    // Pointer capture keeps the drag's events on the plot wherever the pointer goes, with no
+    // listener on the window (a live page redraws the plot at every change).
+    svg.addEventListener("pointerdown", (e) => {
+      const p = toView(e);
+      const axis = axes.find((a) => Math.abs(a.x - p.x) <= 12 && p.y >= a.top - 6 && p.y <= a.bottom + 6);
+      if (!axis) return;
+      e.preventDefault();
+      svg.setPointerCapture(e.pointerId);
+      drag = { axis: axis, from: p.y };
+    });
+    svg.addEventListener("pointermove", (e) => {
+      if (!drag) return;
+      const y = toView(e).y;
+      state.brushes[drag.axis.name] = [Math.min(drag.from, y), Math.max(drag.from, y)];
+      paint();
+    });
+    svg.addEventListener("pointerup", (e) => {
+      if (!drag) return;
+      const y = toView(e).y;
+      if (Math.abs(y - drag.from) < 3) delete state.brushes[drag.axis.name];
+      else state.brushes[drag.axis.name] = [Math.min(drag.from, y), Math.max(drag.from, y)];
+      drag = null;
+      brushed = true;
+      tell();
+    });
+    // The click that ends a brush selects no single line.
+    svg.addEventListener("click", (e) => { if (brushed) { brushed = false; e.stopPropagation(); } }, true);
+    svg.addEventListener("dblclick", () => { state.brushes = {}; tell(); });
+    paint();
+    container.axisPosition = (name, value) => {
+      const a = axes.find((x) => x.name === name);
+      return [a.x, a.s(value)];
+    };
   }
 
   function drawImportance(container) {

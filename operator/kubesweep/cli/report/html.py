@@ -30,19 +30,13 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}
 .meta{color:#6b7280}.grid2{display:flex;flex-wrap:wrap;gap:16px}
 .plot{border:1px solid #e5e7eb;border-radius:6px;padding:8px;overflow-x:auto;background:#fff}
 .plot h3{font-size:13px;margin:0 0 4px;color:#374151}
-.chart .plot-bg{fill:#fafafa}.chart .grid{stroke:#e5e7eb}.chart .axis{stroke:#9ca3af}
+.chart .axis{stroke:#9ca3af}
 .chart .tick{font-size:10px;fill:#6b7280}.chart .label{font-size:11px;fill:#374151}
-.chart .mark{stroke:#fff;stroke-width:1}.chart .slice-mark{fill:#2563eb;opacity:.75}
-.chart .best-line{fill:none;stroke:#16a34a;stroke-width:2}
 .chart .pc-line{fill:none;stroke-width:1.5;opacity:.7}.chart .pc-line.dimmed{opacity:.08}
 .chart .pc-line:hover{stroke-width:3;opacity:1}
 .chart .brush{fill:#2563eb;fill-opacity:.15;stroke:#2563eb;cursor:ns-resize}
-.chart .bar{fill:#2563eb}.chart .curve{fill:none;stroke-width:1.5;opacity:.85}
-.chart .curve.stopped{stroke-dasharray:4 3}.chart .stop-mark{stroke:#dc2626;stroke-width:2}
-.chart .front{fill:#dc2626}.chart .dominated{fill:#9ca3af}
-.chart .front-line{fill:none;stroke:#dc2626;stroke-dasharray:3 2}
+.chart .bar{fill:#2563eb}
 .chart .not-set{fill:#9ca3af}.chart .not-set-label{font-style:italic}
-.chart .curve-point{stroke:#fff;stroke-width:1}
 .plot-tip{position:absolute;display:none;pointer-events:none;background:#111827;color:#fff;
 font-size:12px;padding:2px 6px;border-radius:4px;white-space:nowrap;z-index:10}
 .plot-toggle{font-size:12px;color:#374151;display:block;margin:0 0 4px}

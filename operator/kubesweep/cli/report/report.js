@@ -62,49 +62,6 @@
     return svg;
   }
 
-  function frame(container, xs, ys, xLabel, yLabel, width) {
-    const w = width || W;
-    const svg = svgFor(container, w, H, w > W);
-    el("rect", { x: M.l, y: M.t, width: w - M.l - M.r, height: H - M.t - M.b, class: "plot-bg" }, svg);
-    for (const [label, x] of xs.ticks()) {
-      el("line", { x1: x, x2: x, y1: M.t, y2: H - M.b, class: "grid" }, svg);
-      el("text", { x: x, y: H - M.b + 16, class: "tick", "text-anchor": "middle" }, svg).textContent = label;
-    }
-    for (const [label, y] of ys.ticks()) {
-      el("line", { x1: M.l, x2: w - M.r, y1: y, y2: y, class: "grid" }, svg);
-      el("text", { x: M.l - 6, y: y + 4, class: "tick", "text-anchor": "end" }, svg).textContent = label;
-    }
-    el("text", { x: (M.l + w - M.r) / 2, y: H - 6, class: "label", "text-anchor": "middle" }, svg).textContent = xLabel;
-    el("text", { x: 14, y: (M.t + H - M.b) / 2, class: "label", "text-anchor": "middle",
-      transform: `rotate(-90 14 ${(M.t + H - M.b) / 2})` }, svg).textContent = yLabel;
-    return svg;
-  }
-
-  // A legend in the top margin, right-aligned: each item a swatch (dot, line or dashed
-  // line ending in a cross) and its label.
-  function legend(svg, width, items) {
-    const g = el("g", { class: "legend" }, svg);
-    let x = width - M.r;
-    for (const item of items.slice().reverse()) {
-      const text = el("text", { x: x, y: 14, class: "tick legend-label", "text-anchor": "end" }, g);
-      text.textContent = item.label;
-      const measured = text.getComputedTextLength ? text.getComputedTextLength() : 0;
-      x -= (measured || item.label.length * 6) + 6;
-      if (item.kind === "dot") {
-        el("circle", { cx: x - 4, cy: 10, r: 4, fill: item.colour, class: "legend-swatch" }, g);
-        x -= 8;
-      } else {
-        el("line", { x1: x - 22, x2: x, y1: 10, y2: 10, stroke: item.colour, "stroke-width": 2,
-          "stroke-dasharray": item.kind === "dashed" ? "4 3" : "none", class: "legend-swatch" }, g);
-        if (item.kind === "dashed") {
-          el("path", { d: `M${x - 3},7L${x + 3},13M${x - 3},13L${x + 3},7`, class: "stop-mark" }, g);
-        }
-        x -= 22;
-      }
-      x -= 14;
-    }
-  }
-
   function done(container, marks) {
     container.dataset.rendered = "true";
     container.dataset.marks = String(marks);

@@ -306,3 +306,31 @@ def test_a_running_experiment_in_the_browser(
     finally:
         dashboard.stop()
         run.close()
+
+
+def test_the_page_applies_a_patch_as_the_server_means_it(
+    browser: Any, tmp_path: Path, experiment: Experiment
+) -> None:
+    """The page's ``applyPatch`` rebuilds what the server's ``diff`` was given, in every case
+    the Python ``apply`` is tested on."""
+    from kubesweep.cli.dashboard.deltas import diff
+    from tests.cli.test_dashboard_deltas import CASES, OLD
+
+    run = LiveRun(tmp_path / "digits-random.db", experiment)
+    dashboard = Dashboard(tmp_path)
+    try:
+        run.run(0)
+        browser.get(dashboard.url + "experiments/digits-random")
+        wait(browser, lambda d: d.execute_script("return document.body.dataset.drawn"), "drawn")
+        cases = {**CASES, "a list grew": {**OLD, "grew": [1, 2]}}
+        olds = {**{name: OLD for name in CASES}, "a list grew": {**OLD, "grew": [1]}}
+        for name, new in cases.items():
+            rebuilt = browser.execute_script(
+                "return window.kubesweepApplyPatch(arguments[0], arguments[1])",
+                olds[name],
+                diff(olds[name], new),
+            )
+            assert rebuilt == new, name
+    finally:
+        dashboard.stop()
+        run.close()

@@ -279,6 +279,8 @@
     for (const row of p["[]"]) rows.push(row);
     return rows;
   }
+  // The same rules as deltas.apply, for the tests that hold the two to each other.
+  window.kubesweepApplyPatch = applyPatch;
   let page = null, latest = -1;
   const pending = [];
   function note(name, value) { body.dataset[name] = String(value); }

@@ -323,7 +323,7 @@ def test_the_page_applies_a_patch_as_the_server_means_it(
         browser.get(dashboard.url + "experiments/digits-random")
         wait(browser, lambda d: d.execute_script("return document.body.dataset.drawn"), "drawn")
         cases = {**CASES, "a list grew": {**OLD, "grew": [1, 2]}}
-        olds = {**{name: OLD for name in CASES}, "a list grew": {**OLD, "grew": [1]}}
+        olds = {**dict.fromkeys(CASES, OLD), "a list grew": {**OLD, "grew": [1]}}
         for name, new in cases.items():
             rebuilt = browser.execute_script(
                 "return window.kubesweepApplyPatch(arguments[0], arguments[1])",

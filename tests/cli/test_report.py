@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import json
@@ -328,3 +329,27 @@ def test_the_vendored_plotting_library_is_as_published_with_its_licence() -> Non
     for name, digest in recorded.items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
     assert "MIT License" in (folder / "uPlot.LICENSE").read_text()
+
+
+def test_the_report_draws_the_lineage_of_promoted_trials(
+    random_experiment: Experiment, tmp_path: Path
+) -> None:
+    """Trials that continue others' training get a lineage plot: a point per trial and a
+    link per parent; without parents there is none."""
+    binary = chromium()
+    if binary is None:
+        pytest.skip("chromium not found (apt-get install -y chromium)")
+    plain = synthetic(random_experiment)
+    assert "plot-lineage" not in plot_ids(report_data(random_experiment, plain, T0))
+    parents = {3: "digits-random-0", 5: "digits-random-3", 6: "digits-random-3"}
+    records = [dataclasses.replace(r, parent=parents.get(r.index)) for r in plain]
+    path = tmp_path / "report.html"
+    data = write_report(random_experiment, records, path, now=T0)
+    assert "plot-lineage" in plot_ids(data)
+    dom = run_chromium(binary, path.as_uri(), "--dump-dom", "--virtual-time-budget=5000")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    match = re.search(r'<div class="plot" id="plot-lineage"([^>]*)>', dom.stdout)
+    assert match, "the lineage plot is missing"
+    assert "data-error" not in match.group(1), match.group(1)
+    drawn = len(data["history"]["points"])  # the failed trial has no objective: not drawn
+    assert f'data-marks="{drawn + len(parents)}"' in match.group(1), match.group(1)

@@ -87,6 +87,18 @@ return [Math.round(at.x - box.left - box.width / 2), Math.round(at.y - box.top -
 """
 
 
+#: Whether the curve's canvas is inked halfway between its first two points (3 by 3 pixels).
+CURVE_INKED = """
+const plot = document.getElementById("plot-curves");
+const u = plot.uplot, [p, q] = plot.points;
+const x = (u.valToPos(p.x, "x", true) + u.valToPos(q.x, "x", true)) / 2;
+const y = (u.valToPos(p.y, "y", true) + u.valToPos(q.y, "y", true)) / 2;
+const d = u.ctx.getImageData(Math.round(x) - 1, Math.round(y) - 1, 3, 3).data;
+for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i] < 200) return true;
+return false;
+"""
+
+
 def _history(driver: Any) -> Any:
     return wait(driver, lambda d: d.execute_script(HISTORY), "the history plot drawn")
 
@@ -301,6 +313,7 @@ def test_a_running_experiment_in_the_browser(
         curve = browser.find_element(By.ID, "plot-curves")
         assert curve.get_attribute("data-rendered") == "true"
         assert int(str(curve.get_attribute("data-marks"))) >= 1
+        assert browser.execute_script(CURVE_INKED) is True
         assert "No log reachable" in text
         shot(browser, "cli-dashboard-trial.png")
     finally:

@@ -417,16 +417,14 @@
     }
     const present = new Set(pts.map((p) => p.group));
     const groups = cfg.groups.filter((g) => present.has(g.key));
-    // Curves share their x values (steps): one column per step, each curve's value there.
-    // Scattered points get a column each, so two points of a group may share an x.
+    // Curves (a thousand of them, at 10,000 trials) are drawn on the canvas by the draw hook
+    // below: as uPlot series they would each cost a series' bookkeeping at every redraw. uPlot
+    // keeps the axes, scales, zoom and cursor, over one empty series. Scattered points are a
+    // series per group, a column per point (two points of a group may share an x).
     const curves = groups.some((g) => g.line);
     const xs = curves ? [...new Set(pts.map((p) => p.x))] : pts.map((p) => p.x);
-    const column = new Map(xs.map((x, i) => [x, i]));
-    const series = groups.map((g) => {
-      const ys = xs.map(() => null);
-      pts.forEach((p, i) => { if (p.group === g.key) ys[curves ? column.get(p.x) : i] = p.y; });
-      return ys;
-    });
+    const series = curves ? [xs.map(() => null)] : groups.map((g) => pts.map((p) => (p.group === g.key ? p.y : null)));
+    const paths = curves ? groups.map((g) => ({ group: g, points: pts.filter((p) => p.group === g.key) })) : [];
     const lineNames = cfg.line ? new Set(cfg.line.names) : null;
     const data = [xs, ...series];
     const opts = {
@@ -437,13 +435,10 @@
       },
       axes: [axis("x"), axis("y")],
       series: [{ label: cfg.x.label, value: (u, v) => fmt(v) },
-        ...groups.map((g) => (g.line
-          ? { label: g.label, stroke: g.colour, width: 1.5, dash: g.dash, spanGaps: true,
-            points: { show: !!g.dots, size: 7, width: 1, stroke: "#fff", fill: g.colour },
-            value: (u, v) => fmt(v) }
-          : { label: g.label, stroke: g.colour, paths: () => null,
+        ...(curves ? [{ label: cfg.y.label, paths: () => null, points: { show: false } }]
+          : groups.map((g) => ({ label: g.label, stroke: g.colour, paths: () => null,
             points: { show: true, size: g.size || 7, width: 1, stroke: "#fff", fill: g.colour },
-            value: (u, v) => fmt(v) }))],
+            value: (u, v) => fmt(v) })))],
       cursor: { drag: { x: true, y: true, uni: 30 }, points: { show: false }, bind: { dblclick: () => null } },
       legend: { show: cfg.legend !== false, live: true },
     };
@@ -466,8 +461,36 @@
     }
     opts.hooks = {
       draw: [(u) => {
+        const ratio = window.devicePixelRatio || 1;
+        if (paths.length) {
+          const ctx = u.ctx;
+          ctx.save();
+          ctx.beginPath();
+          ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
+          ctx.clip();
+          ctx.lineWidth = 1.5 * ratio;
+          for (const { group, points } of paths) {
+            ctx.strokeStyle = group.colour;
+            ctx.fillStyle = group.colour;
+            ctx.setLineDash((group.dash || []).map((d) => d * ratio));
+            ctx.beginPath();
+            points.forEach((p, i) => {
+              const x = u.valToPos(p.x, "x", true), y = u.valToPos(p.y, "y", true);
+              if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+            });
+            ctx.stroke();
+            if (group.dots) {
+              for (const p of points) {
+                ctx.beginPath();
+                ctx.arc(u.valToPos(p.x, "x", true), u.valToPos(p.y, "y", true), 3.5 * ratio, 0, 2 * Math.PI);
+                ctx.fill();
+              }
+            }
+          }
+          ctx.restore();
+        }
         if (cfg.crosses && cfg.crosses.length) {
-          const ctx = u.ctx, r = 5 * (window.devicePixelRatio || 1);
+          const ctx = u.ctx, r = 5 * ratio;
           ctx.save();
           ctx.strokeStyle = "#dc2626";
           ctx.lineWidth = 2 * (window.devicePixelRatio || 1);

@@ -171,6 +171,8 @@ bench-suggest: $(BENCH_STAMP) ## suggestion benchmark, full run (about 45 min on
 # figures of the last run), "--keep" (leave the cluster up). "--only memory-one --trials 100000"
 # runs one experiment of 100,000 finished Trials (not run by default: filling takes 10-25 min);
 # with "--keep", a later "--reuse" run measures another build on the same Trials.
+# "--only scale --trials 10000" runs one experiment of 10,000 trials through real pods and
+# samples it over time (not run by default: about an hour here); "--parallel", "--timeout".
 .PHONY: bench-operator
 
 bench-operator: venv cluster-build ## operator benchmark: latency, throughput, writes per trial, memory (10-15 min on 2 cores)

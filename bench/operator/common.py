@@ -412,12 +412,19 @@ class Bench:
         raise TimeoutError(f"waited {timeout:.0f}s for {what}")
 
     @contextmanager
-    def stack(self, namespace: str, name: str, kubeconfig: str | None = None) -> Iterator[Stack]:
+    def stack(
+        self,
+        namespace: str,
+        name: str,
+        kubeconfig: str | None = None,
+        operator_args: tuple[str, ...] = (),
+    ) -> Iterator[Stack]:
         """The suggestion service and the operator, watching ``namespace``."""
         stack = Stack(
             kubeconfig or self.info.kubeconfig,
             self.log_dir / name,
             namespaces=(namespace,),
+            extra_operator_args=operator_args,
             # Token issue and review go straight to the cluster, outside what is counted.
             admin_kubeconfig=self.info.kubeconfig,
         )

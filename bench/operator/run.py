@@ -10,6 +10,8 @@ computed from the measured numbers, never written by hand.
 
 ``memory`` loads Trials only; ``memory-full`` also gives every Trial a Job and
 a pod, as a finished sweep leaves them.
+``scale`` (only when named) runs one Experiment of 10,000 trials through real
+pods and samples it over time.
 ``--profile smoke`` runs every benchmark at a tiny scale (a few minutes) to
 check the machinery; its figures go to ``results-smoke.json``, not to the docs.
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import cpu_model
-from bench.operator import latency, memory, throughput, writes
+from bench.operator import latency, memory, scale, throughput, writes
 from bench.operator.common import DEFAULT_STATE_DIR, REPO, Bench, load_average, log
 from cluster import local
 
@@ -39,6 +41,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "memory": {"experiments": 50, "trials": 100, "timeout": 300},
         "memory-full": {"experiments": 50, "trials": 100, "timeout": 600},
         "memory-one": {"experiments": 1, "trials": 100_000, "timeout": 600},
+        "scale": {"trials": 10_000, "parallel": 30, "timeout": 4 * 3600},
     },
     "smoke": {
         "latency": {"count": 2},
@@ -47,11 +50,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "memory": {"experiments": 2, "trials": 10},
         "memory-full": {"experiments": 2, "trials": 10, "timeout": 120},
         "memory-one": {"experiments": 1, "trials": 200, "timeout": 120},
+        "scale": {"trials": 30, "parallel": 10, "timeout": 900, "every": 5.0},
     },
 }
 BENCHMARKS = ("latency", "writes", "throughput", "memory", "memory-full")
-#: Run only when named (``--only memory-one``): filling 100,000 Trials takes most of an hour.
-EXTRA = ("memory-one",)
+#: Run only when named (``--only memory-one``): filling 100,000 Trials takes most of an
+#: hour; ``scale`` runs 10,000 trials through real pods, hours on this machine.
+EXTRA = ("memory-one", "scale")
 DOCS = REPO / "docs" / "benchmarks.md"
 RESULTS_DIR = REPO / "artifacts" / "bench-operator"
 
@@ -119,6 +124,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         goal_ready_s=60,
                         **options,
                     )
+                elif name == "scale":
+                    # Issue 14: one experiment of 10,000 trials through real pods.
+                    options = profile["scale"] | {
+                        k: v
+                        for k, v in (
+                            ("trials", args.trials),
+                            ("parallel", args.parallel),
+                            ("timeout", args.timeout),
+                        )
+                        if v
+                    }
+                    results[name] = scale.run(bench, **options)
                 else:
                     results[name] = modules[name].run(bench, **profile[name])
             except Exception as error:  # one benchmark failing keeps the others' figures
@@ -145,7 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS + EXTRA, help="run only these")
-    parser.add_argument("--trials", type=int, help="trials of memory-one (default 100,000)")
+    parser.add_argument(
+        "--trials", type=int, help="trials of memory-one (default 100,000) or scale (10,000)"
+    )
+    parser.add_argument("--parallel", type=int, help="parallelTrials of scale (default 30)")
+    parser.add_argument(
+        "--timeout", type=float, help="seconds scale waits for its sweep to end (default 4 h)"
+    )
     parser.add_argument(
         "--merge", action="store_true", help="add to results.json instead of starting anew"
     )
@@ -167,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     if results["profile"] == "full" and complete:
         report.write(results, DOCS)
         log(f"wrote the Operator section of {DOCS.relative_to(REPO)}")
-    return 0
+    if results["profile"] == "full" and "error" not in results.get("scale", {"error": 1}):
+        report.write_scale(results, DOCS)
+        log(f"wrote the scale run into the Operator section of {DOCS.relative_to(REPO)}")
+    return 0 if results.get("scale", {}).get("passed", True) else 1
 
 
 if __name__ == "__main__":

@@ -419,7 +419,13 @@ class Bench:
         kubeconfig: str | None = None,
         operator_args: tuple[str, ...] = (),
     ) -> Iterator[Stack]:
-        """The suggestion service and the operator, watching ``namespace``."""
+        """The suggestion service and the operator, watching ``namespace``.
+
+        A token an earlier run left in the same log folder names a ServiceAccount
+        of an etcd since wiped: the suggestion service would refuse it (403), so
+        the stack issues a new one.
+        """
+        (self.log_dir / name / "suggestion-token").unlink(missing_ok=True)
         stack = Stack(
             kubeconfig or self.info.kubeconfig,
             self.log_dir / name,

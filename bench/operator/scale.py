@@ -27,7 +27,9 @@ than raised, so a long run never loses its time series.
 
 Bounded, since the machine is shared: the operator and the suggestion service
 run under an address-space limit, and the run stops if the cluster's and the
-stack's processes together exceed ``rss_guard_mib`` of resident memory.
+stack's processes together exceed ``rss_guard_mib`` of resident memory; it
+also stops when no trial completed for ``stall_s`` (a stalled sweep would
+otherwise hold the machine until the timeout).
 """
 
 from __future__ import annotations
@@ -197,6 +199,7 @@ def run(
     timeout: float = 4 * 3600,
     memory_limit_mib: int = 4096,
     rss_guard_mib: float = 8192,
+    stall_s: float = 300.0,
 ) -> dict[str, Any]:
     """Run one Experiment of ``trials`` trials to its end; sample it every ``every`` seconds."""
     ns = bench.namespace(NAMESPACE)
@@ -225,8 +228,11 @@ def run(
             sample = Sampler(bench, ns, proxy, pid, samples_file)
             deadline = sample.start + timeout
             outcome = "ended"
+            progress = (0, sample.start)  # (completed, when it last grew)
             while True:
                 row = sample()
+                if row["completed"] > progress[0]:
+                    progress = (row["completed"], time.monotonic())
                 rate = row["completed"] / max(row["t_s"], 1e-9) * 60
                 log(
                     f"scale: {row['completed']}/{trials} completed ({rate:.0f}/min), "
@@ -239,6 +245,9 @@ def run(
                     break
                 if time.monotonic() > deadline:
                     outcome = f"timed out after {timeout:.0f} s"
+                    break
+                if time.monotonic() - progress[1] > stall_s:
+                    outcome = f"stopped: no trial completed for {stall_s:.0f} s"
                     break
                 if (rss := _rss_mib(guarded)) > rss_guard_mib:
                     outcome = f"stopped: the processes held {rss:.0f} MiB (> {rss_guard_mib})"

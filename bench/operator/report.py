@@ -412,7 +412,12 @@ def render_scale(results: dict[str, Any]) -> str:
         + f" The operator's requests go through the counting proxy. Sampled every "
         f"{_f(sc['sample_every_s'], 0)} s; raw series in `artifacts/bench-operator/results.json`.",
         "",
-        f"Outcome: {sc['outcome']}, reason `{sc['end_reason']}`; trial phases: "
+        (
+            f"The sweep ended after {_f(minutes, 1)} min"
+            if sc["outcome"] == "ended"
+            else f"The sweep did not end: {sc['outcome']}"
+        )
+        + f", reason `{sc['end_reason']}`; trial phases: "
         + ", ".join(f"{k} {v:,}" for k, v in sorted(sc["trial_phases"].items()))
         + ". Checks at the end ("
         + ("all passed" if sc["passed"] else "**some failed**")
@@ -462,6 +467,13 @@ def render_scale(results: dict[str, Any]) -> str:
         ["Jobs and pods left at the end", f"{last['jobs']} Jobs, {last['pods']} pods"],
     ]
     lines += _table(rows, ["what", "measured"])
+    if n < SCALE_GOAL_TRIALS and not math.isnan(tp["steady_per_min"]):
+        lines += [
+            "",
+            f"At the steady rate measured here, {SCALE_GOAL_TRIALS:,} trials would take about "
+            f"{_f(SCALE_GOAL_TRIALS / tp['steady_per_min'], 0)} min (if the rate held; the "
+            "series below shows whether it changed as the sweep grew).",
+        ]
     lines += ["", "Operator writes by kind:", ""]
     lines += _table(
         [[k, f"{v:,}", _f(v / n)] for k, v in sc["operator_writes"].items()],

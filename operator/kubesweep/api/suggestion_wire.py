@@ -71,6 +71,26 @@ class ObservedTrial(ApiModel):
     )
 
 
+#: Field descriptions of the incremental history (docs/suggestion-service.md#incremental-history).
+HISTORY_BASE = (
+    "The `history` of an earlier reply for this experimentUid: `trials` then holds only the "
+    "trials that are new, or that changed, since that history (a trial with a known name "
+    "replaces it; new names follow in order). A replica that does not hold that history "
+    "answers 409 (HistoryNeeded), and the client sends the whole history once. Absent: "
+    "`trials` is the whole history."
+)
+HOLD_HISTORY = (
+    "Ask the replica to hold this history (with an experimentUid) and answer its token as "
+    "`history`, for the next request to build on; without it no `history` is answered, as "
+    "for clients that predate it."
+)
+HISTORY = (
+    "The token of the history this reply was computed from, held by the replica that "
+    "answered (with an experimentUid only): send it as the next request's `historyBase` "
+    "with only the trials new or changed since."
+)
+
+
 class SearchSpace(ApiModel):
     """The parameters to search, and the fidelity of multi-fidelity algorithms."""
 
@@ -96,6 +116,8 @@ class SuggestRequest(ApiModel):
     algorithm: Algorithm = Field(default_factory=Algorithm)
     trials: list[ObservedTrial] = Field(default_factory=list)
     count: int = Field(default=1, ge=1, le=1000)
+    history_base: str | None = Field(default=None, max_length=128, description=HISTORY_BASE)
+    hold_history: bool = Field(default=False, description=HOLD_HISTORY)
 
 
 class Assignment(ApiModel):
@@ -123,6 +145,7 @@ class SuggestReply(ApiModel):
 
     assignments: list[Assignment]
     exhausted: bool = False
+    history: str | None = Field(default=None, max_length=128, description=HISTORY)
 
 
 class StopRequest(ApiModel):
@@ -134,6 +157,8 @@ class StopRequest(ApiModel):
     algorithm: Algorithm = Field(default_factory=Algorithm)
     early_stopping: EarlyStopping | None = None
     trials: list[ObservedTrial] = Field(default_factory=list)
+    history_base: str | None = Field(default=None, max_length=128, description=HISTORY_BASE)
+    hold_history: bool = Field(default=False, description=HOLD_HISTORY)
 
 
 class StopDecision(ApiModel):
@@ -147,6 +172,7 @@ class StopReply(ApiModel):
     """The running trials to stop."""
 
     stop: list[StopDecision] = Field(default_factory=list)
+    history: str | None = Field(default=None, max_length=128, description=HISTORY)
 
 
 class ValidateRequest(ApiModel):
@@ -173,6 +199,15 @@ class ErrorReply(ApiModel):
     problems: list[str] = Field(
         default_factory=list,
         description="One 'field.path: message' line per problem, naming the field at fault.",
+    )
+
+
+class HistoryNeededReply(ApiModel):
+    """The body of a 409: the replica does not hold the history a request builds on."""
+
+    error: str = Field(description="What is missing, in one sentence.")
+    history_needed: Literal[True] = Field(
+        default=True, description="Always true: send the request again with the whole history."
     )
 
 

@@ -10,13 +10,23 @@ condition of the cluster, never a property of the experiment: calls raise
 :class:`SuggestionUnavailable` with a message fit for a status condition, and
 :class:`Backoff` spaces the retries of each experiment (1 s, 2 s, 4 s ... up to
 a minute) so an outage costs the service nothing and the operator little.
+
+Asks cost what is new: the HTTP backend remembers, per experiment, the token of
+the history the service last answered from and which trials it sent, and sends
+only the trials new or changed since (``historyBase``). A trial sent in a final
+state (completed, failed, stopped) is never sent again: finished phases are final
+(:mod:`kubesweep.planning.trial_status`); a pending one is sent on every ask,
+since its curve grows. When the service does not hold that history (a restart,
+another replica, an eviction) it answers 409 and the whole history is sent once,
+so an operator restart or a service rollout costs one full ask per experiment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -25,19 +35,103 @@ import aiohttp
 from pydantic import ValidationError
 
 from kubesweep.api.base import ApiModel
-from kubesweep.api.suggestion_wire import StopReply, StopRequest, SuggestReply, SuggestRequest
+from kubesweep.api.suggestion_wire import (
+    ObservedTrial,
+    StopReply,
+    StopRequest,
+    SuggestReply,
+    SuggestRequest,
+    TrialState,
+)
 from kubesweep.operator.monitoring import OperatorMetrics
 from kubesweep.planning.executor import ServiceUnavailable
 
 ReplyT = TypeVar("ReplyT", SuggestReply, StopReply)
 RequestT = TypeVar("RequestT", SuggestRequest, StopRequest)
 
+#: The service's status for a ``historyBase`` it does not hold.
+HISTORY_NEEDED = 409
 #: Validation problems of a malformed reply named in the error message; the rest are counted.
 _SHOWN_PROBLEMS = 3
 
 
 class SuggestionUnavailable(ServiceUnavailable):
     """The service could not answer now; the message says why, for status."""
+
+
+class HistoryNeeded(SuggestionUnavailable):
+    """The service does not hold the history a request built on (409): send it whole."""
+
+
+#: Experiments whose sent history the HTTP backend remembers; beyond it, the least
+#: recently asked experiment sends its whole history on its next ask.
+SENT_HISTORIES = 1024
+
+
+@dataclass
+class SentHistory:
+    """What the service holds of one experiment's history, as far as this client knows."""
+
+    token: str
+    #: Every trial name sent, and whether it was sent in a final state.
+    final: dict[str, bool]
+
+
+class SentHistories:
+    """Per experiment, the history the service answered from: what to send next."""
+
+    def __init__(self, max_experiments: int = SENT_HISTORIES) -> None:
+        self.max_experiments = max_experiments
+        self._held: OrderedDict[str, SentHistory] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def changes(
+        self, uid: str, trials: Sequence[ObservedTrial]
+    ) -> tuple[str, list[ObservedTrial]] | None:
+        """The base token and the trials to send on it; None: send the whole history.
+
+        The whole history goes when nothing was held, or when a trial sent before
+        is missing now (the service's history would keep it).
+        """
+        held = self._held.get(uid)
+        if held is None:
+            return None
+        self._held.move_to_end(uid)
+        changed = []
+        present = 0
+        for trial in trials:
+            final = held.final.get(trial.name)
+            if final is None:
+                changed.append(trial)
+                continue
+            present += 1
+            if not final:
+                changed.append(trial)
+        if present != len(held.final):
+            return None
+        return held.token, changed
+
+    def record(
+        self, uid: str, sent: Sequence[ObservedTrial], token: str | None, *, whole: bool
+    ) -> None:
+        """The service answered ``token`` to ``sent`` (the whole history, or changes)."""
+        held = self._held.get(uid)
+        if token is None or (held is None and not whole):
+            self.forget(uid)
+            return
+        final = {} if whole or held is None else held.final
+        for trial in sent:
+            final[trial.name] = trial.state is not TrialState.PENDING
+        self._held[uid] = SentHistory(token, final)
+        self._held.move_to_end(uid)
+        while len(self._held) > self.max_experiments:
+            self._held.popitem(last=False)
+
+    def forget(self, uid: str) -> None:
+        """Send the whole history on the next ask."""
+        self._held.pop(uid, None)
 
 
 class SuggestionBackend(Protocol):
@@ -81,19 +175,61 @@ class BearerTokenFile:
 class HttpSuggestionBackend:
     """The suggestion service over HTTP/JSON, as an allowed caller when given a token."""
 
-    def __init__(self, url: str, timeout: float, token: BearerTokenFile | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        token: BearerTokenFile | None = None,
+        *,
+        incremental: bool = True,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.token = token
+        #: None: every ask carries the whole history.
+        self.sent: SentHistories | None = SentHistories() if incremental else None
         self._session: aiohttp.ClientSession | None = None
 
     async def suggest(self, request: SuggestRequest) -> SuggestReply:
         """New assignments from the service."""
-        return await self._post("suggest", request, SuggestReply)
+        return await self._ask("suggest", request, SuggestReply)
 
     async def stop(self, request: StopRequest) -> StopReply:
         """Stop decisions from the service."""
-        return await self._post("stop", request, StopReply)
+        return await self._ask("stop", request, StopReply)
+
+    async def _ask(self, endpoint: str, request: RequestT, reply_type: type[ReplyT]) -> ReplyT:
+        """Send the changes since the history the service holds, or else the whole history.
+
+        The operator asks for one experiment at a time (one pass, stop then
+        suggest), so the history remembered for it is never raced.
+        """
+        uid = request.experiment_uid
+        sent = self.sent
+        if uid is None or sent is None or request.history_base is not None:
+            return await self._post(endpoint, request, reply_type)
+        request = request.model_copy(update={"hold_history": True})
+        changes = sent.changes(uid, request.trials)
+        if changes is not None:
+            base, changed = changes
+            update = {"trials": changed, "history_base": base}
+            try:
+                reply = await self._post(endpoint, request.model_copy(update=update), reply_type)
+            except HistoryNeeded:
+                sent.forget(uid)
+            except SuggestionUnavailable:
+                sent.forget(uid)  # whether the service moved on is unknown
+                raise
+            else:
+                sent.record(uid, changed, reply.history, whole=False)
+                return reply
+        try:
+            reply = await self._post(endpoint, request, reply_type)
+        except SuggestionUnavailable:
+            sent.forget(uid)
+            raise
+        sent.record(uid, request.trials, reply.history, whole=True)
+        return reply
 
     async def _post(self, endpoint: str, request: ApiModel, reply_type: type[ReplyT]) -> ReplyT:
         """POST the request and parse the reply; every failure is :class:`SuggestionUnavailable`."""
@@ -113,6 +249,11 @@ class HttpSuggestionBackend:
         body = request.to_wire()
         try:
             async with self._session.post(target, json=body, headers=headers) as response:
+                if response.status == HISTORY_NEEDED:
+                    text = (await response.text())[:500]
+                    raise HistoryNeeded(
+                        f"the suggestion service at {self.url} needs the whole history: {text}"
+                    )
                 if response.status >= 400:
                     text = (await response.text())[:500]
                     raise SuggestionUnavailable(

@@ -29,6 +29,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from kubesweep.api.suggestion_wire import (
     ErrorReply,
     HealthReply,
+    HistoryNeededReply,
     StopReply,
     StopRequest,
     SuggestReply,
@@ -51,6 +52,7 @@ _MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (ValidateReply, "serialization"),
     (ErrorReply, "serialization"),
     (HealthReply, "serialization"),
+    (HistoryNeededReply, "serialization"),
 )
 
 
@@ -140,10 +142,30 @@ def _error(description: str, refs: dict[str, str]) -> dict[str, Any]:
     return {"description": description, "content": _json(refs["ErrorReply"])}
 
 
+#: The answer to a request whose ``historyBase`` the replica does not hold.
+_HISTORY_NEEDED = (
+    "The request names a `historyBase` this replica does not hold (it restarted, evicted "
+    "it, or another replica answered before): send the request again with the whole history "
+    "and no `historyBase`."
+)
+
+
 def _post(
-    operation: str, summary: str, description: str, bodies: tuple[str, str], refs: dict[str, str]
+    operation: str,
+    summary: str,
+    description: str,
+    bodies: tuple[str, str],
+    refs: dict[str, str],
+    *,
+    incremental: bool = False,
 ) -> dict[str, Any]:
     request, reply = bodies
+    history: dict[str, Any] = {}
+    if incremental:
+        history["409"] = {
+            "description": _HISTORY_NEEDED,
+            "content": _json(refs["HistoryNeededReply"]),
+        }
     return {
         "post": {
             "summary": summary,
@@ -173,6 +195,7 @@ def _post(
                     refs,
                 ),
                 "408": _error("The body did not arrive within the body timeout.", refs),
+                **history,
                 "413": _error("The body is larger than the service accepts.", refs),
                 "415": _error(
                     "The body is declared as something other than JSON (`Content-Type`).", refs
@@ -235,6 +258,7 @@ def build_document() -> dict[str, Any]:
             "given request.",
             ("SuggestRequest", "SuggestReply"),
             refs,
+            incremental=True,
         ),
         "/v1/stop": _post(
             "stop",
@@ -243,6 +267,7 @@ def build_document() -> dict[str, Any]:
             "should stop now, each with a reason.",
             ("StopRequest", "StopReply"),
             refs,
+            incremental=True,
         ),
         "/v1/validate": _post(
             "validate",

@@ -34,8 +34,13 @@ bodies cannot grow memory without bound, and a burst is refused early rather
 than answered after the client has given up. The body must arrive within the
 body timeout, and the answer within the deadline.
 
-The service keeps no state a client could observe. The optional reply cache
-(:mod:`kubesweep.suggestion.cache`) only makes identical repeat requests cheap.
+The service keeps no state a client depends on. The optional reply cache
+(:mod:`kubesweep.suggestion.cache`) only makes identical repeat requests cheap;
+the held histories (:mod:`kubesweep.suggestion.history`) let a request carry
+only the trials changed since an earlier reply, and a worker that does not hold
+the history named answers 409, after which the client sends it whole. Each
+worker process holds its own histories, so the requests of one experiment go
+to one worker (read from the first bytes of the body, :func:`experiment_of`).
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ import functools
 import logging
 import math
 import os
+import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -55,12 +62,13 @@ from typing import Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, from_json
 
 from kubesweep.api.experiment import MULTI_FIDELITY_ALGORITHMS, Algorithm, EarlyStopping
 from kubesweep.api.suggestion_wire import (
     ErrorReply,
     HealthReply,
+    HistoryNeededReply,
     SearchSpace,
     StopReply,
     StopRequest,
@@ -79,9 +87,21 @@ from kubesweep.suggestion.auth import (
 )
 from kubesweep.suggestion.cache import CachedReply, ReplyCache
 from kubesweep.suggestion.contract import SettingsError
+from kubesweep.suggestion.history import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_EXPERIMENTS,
+    HistoryNeededError,
+    HistoryStore,
+)
 from kubesweep.suggestion.openapi import build_document, render
 from kubesweep.suggestion.space import SpaceError
-from kubesweep.suggestion.telemetry import CONTENT_TYPE, CacheResult, ErrorKind, Telemetry
+from kubesweep.suggestion.telemetry import (
+    CONTENT_TYPE,
+    CacheResult,
+    ErrorKind,
+    HistoryResult,
+    Telemetry,
+)
 from kubesweep.suggestion.workers import DeadlineExceededError, ProcessWorkers, WorkerLostError
 
 logger = logging.getLogger(__name__)
@@ -115,6 +135,10 @@ class Settings:
     executor: ExecutorKind = "process"
     cache_entries: int = 1024
     cache_bytes: int = 256 * 1024 * 1024
+    #: Experiments whose history each worker holds for incremental requests (0: none).
+    history_experiments: int = DEFAULT_MAX_EXPERIMENTS
+    #: JSON bytes of the bodies those histories were built from, per worker.
+    history_bytes: int = DEFAULT_MAX_BYTES
     max_body_bytes: int = 64 * 1024 * 1024
     #: Bytes of request bodies held at once; four bodies of the largest size.
     max_bytes_in_flight: int = 256 * 1024 * 1024
@@ -220,6 +244,8 @@ class Outcome:
     error: str = ""
     problems: list[str] = field(default_factory=list)
     labels: Labels = Labels()
+    #: How the request carried its history (suggest and stop only).
+    history: HistoryResult | None = None
 
     @classmethod
     def refused(cls, error: ClientError, labels: Labels | None = None) -> Outcome:
@@ -303,24 +329,98 @@ def _settings_refused(problems: Sequence[str], labels: Labels) -> Outcome:
     return Outcome.refused(error, labels)
 
 
-def handle_suggest(engine: Engine, body: bytes) -> Outcome:
-    """Parse, validate the space and settings, then suggest."""
+@dataclass(frozen=True)
+class HistoryLimits:
+    """Which store of held histories a job uses, and its bounds (plain values: picklable).
+
+    Each process keeps its stores in :data:`_HISTORIES`, by ``key`` (one per
+    service): a worker process holds its own, threads of one process share one.
+    """
+
+    key: str
+    max_experiments: int = DEFAULT_MAX_EXPERIMENTS
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+#: This process's held histories, by :attr:`HistoryLimits.key`.
+_HISTORIES: dict[str, HistoryStore] = {}
+_HISTORIES_LOCK = threading.Lock()
+
+
+def history_store(limits: HistoryLimits) -> HistoryStore:
+    """This process's store for ``limits.key``, created on first use."""
+    with _HISTORIES_LOCK:
+        store = _HISTORIES.get(limits.key)
+        if store is None:
+            store = HistoryStore(limits.max_experiments, limits.max_bytes)
+            _HISTORIES[limits.key] = store
+        return store
+
+
+HistoryRequestT = TypeVar("HistoryRequestT", SuggestRequest, StopRequest)
+
+
+def _whole(
+    request: HistoryRequestT, body: bytes, limits: HistoryLimits | None
+) -> tuple[HistoryRequestT, str | None]:
+    """The request with its whole history, and the token of that history if held.
+
+    Raises :class:`HistoryNeededError` for a ``historyBase`` this process does not hold.
+    """
+    if limits is None or not (request.hold_history or request.history_base is not None):
+        if request.history_base is not None:
+            raise HistoryNeededError("this service holds no histories; send the whole history")
+        return request, None
+    resolved = history_store(limits).resolve(
+        request.experiment_uid, request.history_base, request.trials, body
+    )
+    if request.history_base is None:
+        return request, resolved.token
+    whole = request.model_copy(update={"trials": resolved.trials, "history_base": None})
+    return whole, resolved.token
+
+
+def _history_needed(error: HistoryNeededError, labels: Labels) -> Outcome:
+    return Outcome(
+        status=409,
+        kind=ErrorKind.HISTORY_NEEDED,
+        error=str(error),
+        labels=labels,
+        history=HistoryResult.NEEDED,
+    )
+
+
+def _carried(base: str | None) -> HistoryResult:
+    return HistoryResult.WHOLE if base is None else HistoryResult.CHANGES
+
+
+def handle_suggest(engine: Engine, body: bytes, histories: HistoryLimits | None = None) -> Outcome:
+    """Parse, make the whole history, validate the space and settings, then suggest."""
     try:
         request = parse(SuggestRequest, body)
     except ClientError as error:
         return Outcome.refused(error)
     labels = Labels(request.experiment_uid, request.algorithm.name.value, len(request.trials))
-    reply = _reply_or_problems(engine, request, None, lambda: engine.suggest(request))
+    carried = _carried(request.history_base)
+    try:
+        request, token = _whole(request, body, histories)
+    except HistoryNeededError as error:
+        return _history_needed(error, labels)
+    labels = Labels(request.experiment_uid, request.algorithm.name.value, len(request.trials))
+    whole = request
+    reply = _reply_or_problems(engine, whole, None, lambda: engine.suggest(whole))
     if isinstance(reply, list):
         return _settings_refused(reply, labels)
     _check_assignments(
         reply, request.count, may_wait=request.algorithm.name in MULTI_FIDELITY_ALGORITHMS
     )
-    return Outcome(body=_dump(reply), labels=labels)
+    if token is not None:
+        reply = reply.model_copy(update={"history": token})
+    return Outcome(body=_dump(reply), labels=labels, history=carried)
 
 
-def handle_stop(engine: Engine, body: bytes) -> Outcome:
-    """Parse, validate the space and the stopping rule, then decide."""
+def handle_stop(engine: Engine, body: bytes, histories: HistoryLimits | None = None) -> Outcome:
+    """Parse, make the whole history, validate the space and the stopping rule, then decide."""
     try:
         request = parse(StopRequest, body)
     except ClientError as error:
@@ -329,13 +429,24 @@ def handle_stop(engine: Engine, body: bytes) -> Outcome:
     stopping = request.early_stopping
     rule = stopping.name.value if stopping else request.algorithm.name.value
     labels = Labels(request.experiment_uid, rule, len(request.trials))
-    reply = _reply_or_problems(engine, request, stopping, lambda: engine.stop(request))
+    carried = _carried(request.history_base)
+    try:
+        request, token = _whole(request, body, histories)
+    except HistoryNeededError as error:
+        return _history_needed(error, labels)
+    labels = Labels(request.experiment_uid, rule, len(request.trials))
+    whole = request
+    reply = _reply_or_problems(engine, whole, stopping, lambda: engine.stop(whole))
     if isinstance(reply, list):
         return _settings_refused(reply, labels)
-    return Outcome(body=_dump(reply), labels=labels)
+    if token is not None:
+        reply = reply.model_copy(update={"history": token})
+    return Outcome(body=_dump(reply), labels=labels, history=carried)
 
 
-def handle_validate(engine: Engine, body: bytes) -> Outcome:
+def handle_validate(
+    engine: Engine, body: bytes, _histories: HistoryLimits | None = None
+) -> Outcome:
     """Parse and check; problems with values are the answer (200), not a refusal."""
     try:
         request = parse(ValidateRequest, body)
@@ -357,6 +468,28 @@ def warm_up(engine: Engine) -> None:
 
 def _dump(model: BaseModel) -> bytes:
     return model.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+#: How a job is called: the engine, the body, and the held histories it may use.
+Job = Callable[[Engine, bytes, HistoryLimits | None], Outcome]
+#: Bytes of a body searched for its experiment UID (clients send it first; see below).
+_ROUTING_PREFIX = 4096
+
+
+def experiment_of(body: bytes) -> str | None:
+    """The ``experimentUid`` of a body, read from its first bytes only, or None.
+
+    Only routing uses it (to the worker holding the experiment's history), so it
+    must not parse a body of 57 MB on the event loop: the models put the UID
+    first, and a partial parse of the first few KiB finds it. A body that puts it
+    later is answered all the same, from any worker.
+    """
+    try:
+        head = from_json(body[:_ROUTING_PREFIX], allow_partial=True)
+    except ValueError:
+        return None
+    uid = head.get("experimentUid") if isinstance(head, dict) else None
+    return uid if isinstance(uid, str) else None
 
 
 # --- request parsing -------------------------------------------------------------------
@@ -475,6 +608,9 @@ class Service:
         self.authenticator = authenticator
         self.telemetry = telemetry if telemetry is not None else Telemetry()
         self.cache = ReplyCache(settings.cache_entries, settings.cache_bytes)
+        self.histories = HistoryLimits(
+            f"service-{uuid.uuid4().hex}", settings.history_experiments, settings.history_bytes
+        )
         self._executor = executor
         self._owns_executor = executor is None
         self._workers: ProcessWorkers | None = None
@@ -536,6 +672,8 @@ class Service:
             self._workers.close()
         if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        with _HISTORIES_LOCK:
+            _HISTORIES.pop(self.histories.key, None)  # held here with the thread executor
 
     # admission: what a request may hold before its body is read
 
@@ -604,17 +742,29 @@ class Service:
 
     # the work queue
 
-    async def _run(self, job: Callable[[Engine, bytes], Outcome], body: bytes) -> Outcome:
-        """``job`` on a worker, answered by the deadline or refused with 504."""
+    async def _run(self, job: Job, body: bytes) -> Outcome:
+        """``job`` on a worker, answered by the deadline or refused with 504.
+
+        Every request of one experiment goes to the same worker process, the one
+        that holds its history (:mod:`kubesweep.suggestion.history`).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.deadline
+        histories = self.histories
         try:
             if self._workers is not None:
-                return await self._workers.run(job, self.engine, body, deadline=deadline)
+                return await self._workers.run(
+                    job,
+                    self.engine,
+                    body,
+                    histories,
+                    deadline=deadline,
+                    affinity=experiment_of(body),
+                )
             # A thread cannot be stopped: past the deadline the client is answered
             # and the thread runs on (one reason processes are the default).
             async with asyncio.timeout_at(deadline):
-                return await loop.run_in_executor(self._executor, job, self.engine, body)
+                return await loop.run_in_executor(self._executor, job, self.engine, body, histories)
         except (DeadlineExceededError, TimeoutError):
             raise ClientError(
                 504,
@@ -630,9 +780,7 @@ class Service:
                 503, ErrorKind.WORKER_LOST, "the worker computing this request died; retry"
             ) from None
 
-    async def _serve(
-        self, endpoint: str, request: web.Request, job: Callable[[Engine, bytes], Outcome]
-    ) -> web.Response:
+    async def _serve(self, endpoint: str, request: web.Request, job: Job) -> web.Response:
         """Answer a POST: from the cache, by joining an identical computation, or by a worker."""
         started = time.perf_counter()
         algorithm = "unknown"
@@ -647,15 +795,18 @@ class Service:
             algorithm = outcome.labels.algorithm
             if outcome.labels.trials is not None:
                 self.telemetry.observe_trials(endpoint, outcome.labels.trials)
+            if outcome.history is not None:
+                self.telemetry.history.labels(endpoint=endpoint, result=outcome.history).inc()
+            if outcome.history is HistoryResult.NEEDED:
+                self.telemetry.error(endpoint, ErrorKind.HISTORY_NEEDED)
+                return _json_response(_dump(HistoryNeededReply(error=outcome.error)), status=409)
             if outcome.kind is not None:
                 raise ClientError(outcome.status, outcome.kind, outcome.error, outcome.problems)
             return _json_response(outcome.body)
         finally:
             self.telemetry.observe(endpoint, algorithm, time.perf_counter() - started)
 
-    async def _compute(
-        self, endpoint: str, body: bytes, job: Callable[[Engine, bytes], Outcome]
-    ) -> Outcome:
+    async def _compute(self, endpoint: str, body: bytes, job: Job) -> Outcome:
         """Run ``job`` on a worker, once for identical concurrent bodies; store what may be."""
         if not self.cache.enabled:
             self.telemetry.cache_result(endpoint, CacheResult.BYPASS)
@@ -876,6 +1027,20 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     )
     parser.add_argument("--cache-bytes", type=int, default=_env_int("CACHE_BYTES", d.cache_bytes))
     parser.add_argument(
+        "--history-experiments",
+        type=int,
+        default=_env_int("HISTORY_EXPERIMENTS", d.history_experiments),
+        help="experiments whose history each worker holds, so that a request may carry only "
+        "the trials changed since (historyBase); 0 holds none",
+    )
+    parser.add_argument(
+        "--history-bytes",
+        type=int,
+        default=_env_int("HISTORY_BYTES", d.history_bytes),
+        help="JSON bytes of the bodies the held histories of each worker were built from; "
+        "the least recently used experiment's is dropped beyond it",
+    )
+    parser.add_argument(
         "--max-body-bytes",
         type=int,
         default=_env_int("MAX_BODY_BYTES", d.max_body_bytes),
@@ -931,8 +1096,9 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         default=_env("LOG_LEVEL", d.log_level).upper(),
     )
     args = parser.parse_args(argv)
-    if args.workers < 1 or args.max_queue < 0 or args.cache_entries < 0 or args.cache_bytes < 0:
-        parser.error("--workers must be at least 1; queue and cache sizes non-negative")
+    sizes = (args.max_queue, args.cache_entries, args.cache_bytes)
+    if args.workers < 1 or min(sizes) < 0 or min(args.history_experiments, args.history_bytes) < 0:
+        parser.error("--workers must be at least 1; queue, cache and history sizes non-negative")
     if args.max_bytes_in_flight < args.max_body_bytes:
         parser.error("--max-bytes-in-flight must hold at least one body of --max-body-bytes")
     if not (args.deadline > 0 and args.body_timeout > 0):
@@ -950,6 +1116,8 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         executor=args.executor,
         cache_entries=args.cache_entries,
         cache_bytes=args.cache_bytes,
+        history_experiments=args.history_experiments,
+        history_bytes=args.history_bytes,
         max_body_bytes=args.max_body_bytes,
         max_bytes_in_flight=args.max_bytes_in_flight,
         max_queue=args.max_queue,

@@ -70,6 +70,7 @@ class ErrorKind(StrEnum):
     DEADLINE_EXCEEDED = "deadline_exceeded"  # no answer by the deadline; worker replaced
     WORKER_LOST = "worker_lost"  # a worker process died computing the request
     INTERNAL = "internal"  # a bug: logged with its traceback
+    HISTORY_NEEDED = "history_needed"  # a historyBase this worker does not hold (409)
 
 
 class CacheResult(StrEnum):
@@ -79,6 +80,14 @@ class CacheResult(StrEnum):
     SHARED = "shared"  # joined an identical request already being computed
     MISS = "miss"  # computed
     BYPASS = "bypass"  # not cacheable (no experiment UID) or cache disabled
+
+
+class HistoryResult(StrEnum):
+    """How a suggest or stop request's history reached the algorithm."""
+
+    WHOLE = "whole"  # the request carried the whole history
+    CHANGES = "changes"  # the changes since a held history (historyBase)
+    NEEDED = "needed"  # a historyBase the worker did not hold: answered 409
 
 
 class Telemetry:
@@ -109,6 +118,13 @@ class Telemetry:
         self.cache = Counter(
             "kubesweep_suggestion_cache_requests",
             "How the reply cache served suggest and stop requests.",
+            ["endpoint", "result"],
+            registry=self.registry,
+        )
+        self.history = Counter(
+            "kubesweep_suggestion_history_requests",
+            "How suggest and stop requests carried their history: whole, as changes since "
+            "a held history, or naming a history the worker did not hold (409).",
             ["endpoint", "result"],
             registry=self.registry,
         )

@@ -13,6 +13,14 @@ replaced the same way and reported as :class:`WorkerLostError`.
 
 The pipe is read and written in threads (one per worker), so the event loop
 never blocks on a large body or reply.
+
+Affinity: a job may name a key (the service passes the experiment UID), and
+every job of one key then goes to the same worker, its *home*, waiting for it
+when it is busy, because each process holds its own histories
+(:mod:`kubesweep.suggestion.history`) and a request built on one must reach the
+process that holds it. A key's first job picks the free worker with the fewest
+homes; a replaced worker's keys pick again (their histories are gone with it,
+and their next request is told so).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import contextlib
 import logging
 import pickle
 import threading
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import get_context
@@ -35,6 +44,8 @@ ResultT = TypeVar("ResultT")
 
 #: Seconds a killed worker is given to exit before it is left to the OS.
 _REAP_SECONDS = 5.0
+#: Keys whose home is remembered; the least recently used are forgotten beyond it.
+_MAX_HOMES = 4096
 
 
 class WorkerLostError(Exception):
@@ -124,7 +135,11 @@ class ProcessWorkers:
         # One thread per worker exchanges with it, and as many again for killed
         # workers being reaped, and for fresh ones preparing.
         self._io = ThreadPoolExecutor(3 * self.count, thread_name_prefix="worker-pipe")
-        self._idle: asyncio.Queue[_Worker] | None = None
+        self._free: list[_Worker] = []
+        # Jobs waiting for a worker; each is woken when one is released (event loop only).
+        self._waiting: list[asyncio.Future[None]] = []
+        self._started = False
+        self._homes: OrderedDict[str, _Worker] = OrderedDict()
         self._all: set[_Worker] = set()
         self._recruiting: set[asyncio.Task[None]] = set()
 
@@ -141,23 +156,71 @@ class ProcessWorkers:
 
     def start(self) -> None:
         """Start the processes (each runs the initializer before its first job)."""
-        self._idle = asyncio.Queue()
-        for _ in range(self.count):
-            self._idle.put_nowait(self._spawn())
+        self._free = [self._spawn() for _ in range(self.count)]
+        self._started = True
 
-    async def run(self, function: Callable[..., ResultT], *args: Any, deadline: float) -> ResultT:
+    def _take(self, affinity: str | None) -> _Worker | None:
+        """A free worker for a job of ``affinity`` now, if there is one; None: wait."""
+        home = self._homes.get(affinity) if affinity is not None else None
+        if home is not None and home not in self._all:
+            del self._homes[affinity]  # type: ignore[arg-type]  # home implies affinity
+            home = None
+        if home is not None:
+            self._homes.move_to_end(affinity)  # type: ignore[arg-type]
+            if home not in self._free:
+                return None
+            self._free.remove(home)
+            return home
+        if not self._free:
+            return None
+        homes = Counter(self._homes.values())
+        worker = min(self._free, key=lambda free: homes[free])
+        self._free.remove(worker)
+        if affinity is not None:
+            self._homes[affinity] = worker
+            while len(self._homes) > _MAX_HOMES:
+                self._homes.popitem(last=False)
+        return worker
+
+    async def _acquire(self, affinity: str | None) -> _Worker:
+        if not self._started:
+            raise RuntimeError("the workers are not started")
+        while (worker := self._take(affinity)) is None:
+            woken = asyncio.get_running_loop().create_future()
+            self._waiting.append(woken)
+            try:
+                await woken
+            finally:
+                if woken in self._waiting:
+                    self._waiting.remove(woken)
+        return worker
+
+    def _release(self, worker: _Worker) -> None:
+        """Hand a worker back and wake every waiting job (each checks for its own home)."""
+        self._free.append(worker)
+        waiting, self._waiting = self._waiting, []
+        for woken in waiting:
+            if not woken.done():
+                woken.set_result(None)
+
+    async def run(
+        self,
+        function: Callable[..., ResultT],
+        *args: Any,
+        deadline: float,
+        affinity: str | None = None,
+    ) -> ResultT:
         """``function(*args)`` in a worker, waiting at most until the loop time ``deadline``.
 
+        With ``affinity``, in that key's home worker (see the module's docstring).
         Raises :class:`DeadlineExceededError` past the deadline (waiting for a
         worker, or computing: then the worker is replaced), :class:`WorkerLostError` if the
         process died, and whatever ``function`` raised.
         """
-        if self._idle is None:
-            raise RuntimeError("the workers are not started")
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout_at(deadline):
-                worker = await self._idle.get()
+                worker = await self._acquire(affinity)
         except TimeoutError:
             raise DeadlineExceededError("no worker was free before the deadline") from None
         healthy = False
@@ -171,7 +234,7 @@ class ProcessWorkers:
             # Only a worker that answered goes back; any other is mid-job or dead,
             # and its replacement joins once it has prepared itself.
             if healthy:
-                self._idle.put_nowait(worker)
+                self._release(worker)
             else:
                 self._replace(worker)
         if not ok:
@@ -200,8 +263,7 @@ class ProcessWorkers:
             logger.exception("a fresh worker process ended before it was ready")
             self._replace(worker)
             return
-        if self._idle is not None:
-            self._idle.put_nowait(worker)
+        self._release(worker)
 
     def close(self) -> None:
         """Stop every worker now (jobs in progress are abandoned)."""

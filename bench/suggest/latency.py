@@ -77,12 +77,33 @@ def kubesweep_latency(
     """Build the history of ``n`` trials, then time parse and suggest ``repeats`` times."""
     from kubesweep.suggestion import registry
 
+    start = time.perf_counter()
+    space, spec, history = build_history(algorithm, n, fidelity_problem)
+    body = SuggestRequest(space=space, algorithm=spec, trials=history, count=1).model_dump_json(
+        by_alias=True
+    )
+    report("setup", time.perf_counter() - start)
+    report("bytes", float(len(body)))
+    for _ in range(repeats):
+        start = time.perf_counter()
+        request = SuggestRequest.model_validate_json(body)
+        report("parse", time.perf_counter() - start)
+        start = time.perf_counter()
+        registry.suggest(request)
+        report("call", time.perf_counter() - start)
+
+
+def build_history(
+    algorithm: str, n: int, fidelity_problem: str
+) -> tuple[SearchSpace, Algorithm, list[ObservedTrial]]:
+    """The space, the seeded algorithm and a history of ``n`` finished trials it accepts."""
+    from kubesweep.suggestion import registry
+
     name = AlgorithmName(algorithm)
     multi = name in MULTI_FIDELITY_ALGORITHMS
     problem = problem_by_name(fidelity_problem if multi else "mixed")
     space = space_of(problem, with_fidelity=multi)
     spec = Algorithm(name=name, seed=0)
-    start = time.perf_counter()
     history: list[ObservedTrial] = []
     if multi:
         # BOHB keeps hyperband's brackets, rungs and tags and only samples new
@@ -121,18 +142,7 @@ def kubesweep_latency(
     else:
         configs, _ = random_history(problem, n)
         history = [_completed(problem, i, c, None, {}) for i, c in enumerate(configs)]
-    body = SuggestRequest(space=space, algorithm=spec, trials=history, count=1).model_dump_json(
-        by_alias=True
-    )
-    report("setup", time.perf_counter() - start)
-    report("bytes", float(len(body)))
-    for _ in range(repeats):
-        start = time.perf_counter()
-        request = SuggestRequest.model_validate_json(body)
-        report("parse", time.perf_counter() - start)
-        start = time.perf_counter()
-        registry.suggest(request)
-        report("call", time.perf_counter() - start)
+    return space, spec, history
 
 
 def _child(

@@ -322,7 +322,9 @@ def build_document() -> dict[str, Any]:
             "title": "kubesweep suggestion service",
             "version": API_VERSION,
             "description": "Stateless hyperparameter suggestion and early stopping. Every "
-            "request is answered from its own content; see docs/suggestion-service.md.",
+            "request is answered from its own content, or, with `historyBase`, from the "
+            "changes it carries on a history the replica holds (409 when it holds none); "
+            "see docs/suggestion-service.md.",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",

@@ -46,7 +46,7 @@ from kubesweep.api.suggestion_wire import ObservedTrial
 
 #: Histories held per process by default, and the JSON bytes they may be built from.
 DEFAULT_MAX_EXPERIMENTS = 64
-DEFAULT_MAX_BYTES = 128 * 1024 * 1024
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
 class HistoryNeededError(Exception):

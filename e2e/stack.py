@@ -122,6 +122,7 @@ class Stack:
     log_dir: Path
     namespaces: tuple[str, ...] = ()
     suggestion_port: int = field(default_factory=free_port)
+    suggestion_metrics_port: int = field(default_factory=free_port)
     intake_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
@@ -181,7 +182,7 @@ class Stack:
                 str(BIN / "kubesweep-suggestion"),
                 "--host=127.0.0.1",
                 f"--port={self.suggestion_port}",
-                f"--metrics-port={free_port()}",
+                f"--metrics-port={self.suggestion_metrics_port}",
                 f"--allowed-callers={OPERATOR_ACCOUNT}",
                 "--workers=1",
                 "--executor=thread",

@@ -12,6 +12,7 @@ metrics they report are known exactly.
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -58,6 +59,21 @@ def test_sweep_succeeds_with_max_trials_and_the_best_trial(
     best = min(found, key=lambda t: t["status"]["objective"])
     assert status["bestTrial"]["name"] == best["metadata"]["name"]
     assert status["bestTrial"]["objective"] == best["status"]["objective"]
+    # After the first ask, the operator sent only the trials changed since.
+    assert suggest_asks(stack, "changes") >= 1, suggest_asks(stack, "whole")
+
+
+def suggest_asks(stack: Stack, carried: str) -> float:
+    """Suggest requests the service answered, by how they carried their history."""
+    url = f"http://127.0.0.1:{stack.suggestion_metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    labels = f'endpoint="/v1/suggest",result="{carried}"'
+    series = f"kubesweep_suggestion_history_requests_total{{{labels}}}"
+    for line in text.splitlines():
+        if line.startswith(series):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def test_crashing_trials_count_against_max_failed_trials(

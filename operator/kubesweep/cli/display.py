@@ -354,6 +354,18 @@ def best_result(experiment: Experiment) -> dict[str, Any] | None:
     }
 
 
+def ranked_result(experiment: Experiment, record: TrialRecord) -> dict[str, Any]:
+    """One of the best trials as plain data, shaped as :func:`best_result`."""
+    spec = experiment.spec
+    return {
+        "experiment": experiment.metadata.name,
+        "trial": record.name,
+        "objective": {"metric": spec.objective.metric, "value": record.objective},
+        "parameters": with_fidelity(spec, record.parameters, record.fidelity),
+        "metrics": dict(record.metrics),
+    }
+
+
 def best_env(experiment: Experiment, result: Mapping[str, Any]) -> str:
     """``KUBESWEEP_PARAM_LR=0.01`` lines, the variables a trial of the experiment sees."""
     del experiment

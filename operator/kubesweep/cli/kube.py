@@ -79,6 +79,10 @@ class KubeConfig:
         return context
 
 
+#: Objects asked for per page of a list.
+LIST_PAGE = 500
+
+
 def kubeconfig_path(explicit: str | None = None) -> Path | None:
     """The kubeconfig file kubectl would read."""
     if explicit:
@@ -361,8 +365,20 @@ class Kube:
         return self.request("GET", path, params=params or None)
 
     def list_items(self, path: str, **params: Any) -> list[JSON]:
-        """GET a list's items."""
-        return list(self.get(path, **params).get("items") or [])
+        """GET a list's items, a page at a time (``limit`` and ``continue``).
+
+        One answer holding 100,000 Trials is hundreds of MB that the API server
+        builds at once and may give up on; pages keep each answer small.
+        """
+        items: list[JSON] = []
+        token: str | None = None
+        while True:
+            paging = {"limit": LIST_PAGE, "continue": token}
+            page = self.get(path, **params, **paging)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return items
 
     # -- kubesweep resources ---------------------------------------------------
 

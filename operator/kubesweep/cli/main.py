@@ -35,7 +35,13 @@ from kubesweep.cli.experiment_sources import (
 )
 from kubesweep.cli.failures import HINT_LINES
 from kubesweep.cli.output import FORMATS, emit
-from kubesweep.cli.ranking import SORT_KEYS, is_known_sort_key, rank, sort_records
+from kubesweep.cli.ranking import (
+    SORT_KEYS,
+    best_records,
+    is_known_sort_key,
+    rank,
+    sort_records,
+)
 from kubesweep.cli.sections import SectionedGroup
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -432,6 +438,12 @@ def describe(
     help=f"One of {', '.join(SORT_KEYS)}, or a metric or parameter name.",
 )
 @click.option("--desc", is_flag=True, help="Reverse the order.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Only the first N in that order (an experiment of 100,000 trials is no table).",
+)
 @output_option
 @guarded
 def trials(
@@ -440,6 +452,7 @@ def trials(
     where: Where,
     sort_by: str,
     desc: bool,
+    limit: int | None,
     output: str,
 ) -> None:
     """The trials of experiment NAME with their metrics, sorted."""
@@ -449,11 +462,14 @@ def trials(
     if records and not is_known_sort_key(sort_by, records):
         fail(f"--sort-by {sort_by}: not one of {', '.join(SORT_KEYS)}, a metric or a parameter", 2)
     ordered = sort_records(records, sort_by, experiment.spec.objective.direction, descending=desc)
+    shown = ordered[:limit] if limit is not None else ordered
     if output != "table":
-        emit(console, [r.to_dict() for r in ordered], output)
+        emit(console, [r.to_dict() for r in shown], output)
         return
     ranked = sort_by == "objective" and not desc
-    console.print(display.experiment_trials_table(experiment, ordered, ranked=ranked))
+    console.print(display.experiment_trials_table(experiment, shown, ranked=ranked))
+    if len(shown) < len(ordered):
+        errors.print(f"{len(shown)} of {len(ordered)} trials shown (--limit)")
 
 
 @main.command()
@@ -528,11 +544,40 @@ def _best_of_several(experiment: Experiment, output: str, configmap: str | None)
     emit(console, result, output)
 
 
+def _best_few(
+    source: Any, experiment: Experiment, top: int, output: str, configmap: str | None
+) -> None:
+    """``kubesweep best --top N``: the N best succeeded trials, ranked like ``trials``."""
+    name = experiment.metadata.name
+    if output == "env" or configmap:
+        fail("--top above 1 gives a list: read it with -o yaml or -o json", 2)
+        return
+    if experiment.spec.is_multi_objective:
+        fail(
+            f"experiment {name} has several objectives, so no ranking by one: "
+            "`kubesweep best` without --top gives the Pareto front",
+            2,
+        )
+        return
+    ranked = best_records(source.trials(experiment), experiment.spec, top)
+    if not ranked:
+        fail(f"experiment {name} has no succeeded trial with its objective yet")
+        return
+    emit(console, [display.ranked_result(experiment, r) for r in ranked], output)
+
+
 @main.command()
 @click.argument("name")
 @cluster_options
 @click.option("-o", "--output", type=click.Choice(["yaml", "json", "env"]), default="yaml")
 @click.option("--to-configmap", "configmap", help="Also store the parameters in this ConfigMap.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="The N best trials, best first, as a list (reads every trial; yaml or json).",
+)
 @guarded
 def best(
     *,
@@ -540,10 +585,14 @@ def best(
     where: Where,
     output: str,
     configmap: str | None,
+    top: int,
 ) -> None:
     """The winning parameters of experiment NAME, ready to paste or to mount."""
     source = open_source(where, experiment=name)
     experiment = source.experiment(name)
+    if top > 1:
+        _best_few(source, experiment, top, output, configmap)
+        return
     if experiment.spec.is_multi_objective:
         _best_of_several(experiment, output, configmap)
         return

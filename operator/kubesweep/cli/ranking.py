@@ -210,6 +210,34 @@ def rank(records: Iterable[TrialRecord], direction: Direction) -> list[TrialReco
     return sorted(records, key=key)
 
 
+def feasible(spec: ExperimentSpec, record: TrialRecord) -> bool:
+    """Whether the trial reported every constrained metric within its bounds."""
+    for constraint in spec.constraints or ():
+        value = record.metrics.get(constraint.metric)
+        if value is None and constraint.metric == spec.objective.metric:
+            value = record.objective
+        violation = constraint.violation(value)
+        if violation is None or violation > 0:
+            return False
+    return True
+
+
+def best_records(
+    records: Iterable[TrialRecord], spec: ExperimentSpec, count: int
+) -> list[TrialRecord]:
+    """The ``count`` best succeeded, feasible trials with an objective, best first.
+
+    The trials the experiment's ``bestTrial`` is chosen among, so the first is it
+    (ties aside): what ``kubesweep best --top`` lists instead of ``kubectl get trials``.
+    """
+    candidates = [
+        r
+        for r in records
+        if r.phase is TrialPhase.SUCCEEDED and _usable(r.objective) and feasible(spec, r)
+    ]
+    return rank(candidates, spec.objective.direction)[:count]
+
+
 def sort_records(
     records: Iterable[TrialRecord], by: str, direction: Direction, *, descending: bool = False
 ) -> list[TrialRecord]:

@@ -122,6 +122,23 @@ def test_importance_finds_the_parameter_that_matters(random_experiment: Experime
     assert importance(random_experiment.spec.parameters, [{}] * 2, [1.0, 2.0]) == {}
 
 
+def test_importance_of_many_trials_fits_a_seeded_sample(
+    random_experiment: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubesweep.cli.report import importance as module
+
+    records = [r for r in synthetic(random_experiment, 120) if r.objective is not None]
+    rows = [r.parameters for r in records]
+    objectives = [float(r.objective) for r in records if r.objective is not None]
+    parameters = random_experiment.spec.parameters
+    monkeypatch.setattr(module, "MAX_ROWS", 40)
+    sampled = importance(parameters, rows, objectives)
+    assert sampled == importance(parameters, rows, objectives)  # the same sample every time
+    assert max(sampled, key=lambda k: sampled[k]) == "eta0"
+    monkeypatch.setattr(module, "MAX_ROWS", len(rows))
+    assert importance(parameters, rows, objectives) != sampled  # a sample, not every row
+
+
 def test_report_data_has_every_section(random_experiment: Experiment) -> None:
     data = report_data(random_experiment, synthetic(random_experiment), now=T0)
     assert [s["name"] for s in data["slices"]] == ["alpha", "eta0", "penalty"]

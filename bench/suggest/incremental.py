@@ -40,7 +40,7 @@ from bench.machine import cpu_model
 from bench.service.run import ROOT, free_port, tree_rss, wait_ready
 from bench.suggest.latency import build_history
 from kubesweep.api.suggestion_wire import ObservedTrial, SuggestRequest, TrialState
-from kubesweep.operator.suggestions import HttpSuggestionBackend
+from kubesweep.operator.suggestions import HttpSuggestionBackend, SuggestionUnavailable
 
 ALGORITHMS = ("grid", "random", "sobol", "bayesian", "tpe", "hyperband", "asha", "bohb")
 #: Address space of each service process (server and each worker).
@@ -101,6 +101,7 @@ async def measure(url: str, algorithm: str, n: int, asks: int, running: int) -> 
     await changes.suggest(asked)
     first = time.perf_counter() - started
     timings: dict[str, list[float]] = {"whole": [], "changes": []}
+    failures: dict[str, list[str]] = {"whole": [], "changes": []}
     for ask in range(asks):
         oldest = next(i for i, t in enumerate(history) if t.state is TrialState.PENDING)
         history[oldest] = finished[oldest]
@@ -108,7 +109,11 @@ async def measure(url: str, algorithm: str, n: int, asks: int, running: int) -> 
         asked = request()  # the planner's work, not timed
         for name, backend in (("whole", whole), ("changes", changes)):
             started = time.perf_counter()
-            await backend.suggest(asked)
+            try:
+                await backend.suggest(asked)
+            except SuggestionUnavailable as error:
+                failures[name].append(str(error)[:160])  # e.g. 504 past the deadline
+                continue
             timings[name].append(time.perf_counter() - started)
     await whole.close()
     await changes.close()
@@ -120,9 +125,22 @@ async def measure(url: str, algorithm: str, n: int, asks: int, running: int) -> 
         "whole_ms": [round(1000 * t, 1) for t in timings["whole"]],
         "changes_ms": [round(1000 * t, 1) for t in timings["changes"]],
         "first_changes_ask_ms": round(1000 * first, 1),
-        "whole_median_ms": round(1000 * statistics.median(timings["whole"]), 1),
-        "changes_median_ms": round(1000 * statistics.median(timings["changes"]), 1),
+        "whole_median_ms": _median_ms(timings["whole"]),
+        "changes_median_ms": _median_ms(timings["changes"]),
+        "whole_failed": failures["whole"],
+        "changes_failed": failures["changes"],
     }
+
+
+def _median_ms(seconds: list[float]) -> float | None:
+    return round(1000 * statistics.median(seconds), 1) if seconds else None
+
+
+def _cell(row: dict[str, Any], protocol: str) -> str:
+    median = row[f"{protocol}_median_ms"]
+    failed = len(row[f"{protocol}_failed"])
+    text = "-" if median is None else f"{median:,.0f}"
+    return f"{text} ({failed} of {failed + len(row[f'{protocol}_ms'])} failed)" if failed else text
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -158,11 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     print("\n| algorithm | whole history, median ms | changes only, median ms | ratio |")
     print("|---|---:|---:|---:|")
     for row in rows:
-        ratio = row["whole_median_ms"] / max(row["changes_median_ms"], 1e-3)
-        print(
-            f"| {row['algorithm']} | {row['whole_median_ms']:,.0f} | "
-            f"{row['changes_median_ms']:,.0f} | {ratio:.0f}x |"
-        )
+        whole, changes = row["whole_median_ms"], row["changes_median_ms"]
+        ratio = f"{whole / max(changes, 1e-3):.0f}x" if whole and changes else "-"
+        print(f"| {row['algorithm']} | {_cell(row, 'whole')} | {_cell(row, 'changes')} | {ratio} |")
 
 
 if __name__ == "__main__":

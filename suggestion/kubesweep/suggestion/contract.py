@@ -116,12 +116,14 @@ class History:
 
     def finished(self) -> list[tuple[ObservedTrial, float]]:
         """Trials with a usable final loss (completed, or stopped with a last value)."""
-        out = []
-        for trial in self.trials:
-            value = self.loss(trial)
-            if value is not None:
-                out.append((trial, value))
-        return out
+        # Once per trial of the whole history on every ask: kept to the plain loss
+        # when no trial is infeasible.
+        if self._losses:
+            scored = [(trial, self.loss(trial)) for trial in self.trials]
+        else:
+            direction = self.direction
+            scored = [(trial, _loss(trial, direction)) for trial in self.trials]
+        return [(trial, value) for trial, value in scored if value is not None]
 
     def pending(self) -> list[ObservedTrial]:
         """Trials that hold a point but have no result yet."""
@@ -130,15 +132,27 @@ class History:
 
 def loss_of(trial: ObservedTrial, direction: Direction) -> float | None:
     """A trial's final value as a loss (negated when maximising), or None if unusable."""
-    if trial.state is TrialState.COMPLETED:
+    return _loss(trial, direction)
+
+
+_COMPLETED = TrialState.COMPLETED
+_STOPPED = TrialState.STOPPED
+_MINIMIZE = Direction.MINIMIZE
+
+
+def _loss(trial: ObservedTrial, direction: Direction) -> float | None:
+    # :func:`loss_of`, with the lookups a history of 100,000 trials repeats hoisted.
+    state = trial.state
+    if state is _COMPLETED:
         value = trial.value
-    elif trial.state is TrialState.STOPPED:
+    elif state is _STOPPED:
         value = trial.value if trial.value is not None else _last(trial.intermediate)
     else:
         return None
-    if value is None or not usable(value):
+    # usable(): NaN fails both comparisons, as it fails abs(value) <= bound.
+    if value is None or not -MAX_OBSERVED_MAGNITUDE <= value <= MAX_OBSERVED_MAGNITUDE:
         return None
-    return float(value) if direction is Direction.MINIMIZE else -float(value)
+    return float(value) if direction is _MINIMIZE else -float(value)
 
 
 def penalised_losses(

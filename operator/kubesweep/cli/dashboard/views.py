@@ -176,6 +176,7 @@ def plot_data(
         "namespace": experiment.metadata.namespace,
         "generated": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
         "objective": {"metric": objective.metric, "direction": objective.direction.value},
+        "objectives": data.objectives_text(experiment),
         "algorithm": experiment.spec.algorithm.name.value,
         "summary": data.summary(experiment, records),
         "history": data.history(records, objective.direction),

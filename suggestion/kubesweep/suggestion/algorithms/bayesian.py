@@ -23,6 +23,11 @@ How it works, and why:
   uniform candidates plus Gaussian perturbations around the best observed points
   and the best candidates, refined once at a smaller scale. All candidates are
   snapped to valid values first, so the model scores what would actually run.
+  The best few are then climbed by L-BFGS-B on log EI's exact gradient in their
+  continuous coordinates (integers, steps and categories stay as snapped):
+  random perturbations stop improving at a scale of about 1e-3 in the unit
+  cube, while an optimum is often narrower than that once the model has found
+  its basin, and gradient steps cost little more than scoring a hundred points.
 - Parallel slots: pending trials and the earlier picks of the same batch are
   added to the model with a *lie* for their value (by default the model's own
   prediction, the "kriging believer"), which removes their improvement, so a
@@ -73,6 +78,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from kubesweep.api.experiment import ParameterValue
@@ -140,6 +146,8 @@ _ANCHORS = 5  # best observed points and best candidates searched around
 _LOCAL_PER_ANCHOR = 24
 _LOCAL_SCALES = np.array([0.005, 0.02, 0.06, 0.15])
 _CATEGORY_RESAMPLE = 0.25
+_REFINE_STARTS = 5  # best candidates climbed by gradient
+_REFINE_ITERATIONS = 40
 #: Points scored besides the uniform candidates: perturbations of both anchor sets,
 #: then of the best of those.
 _LOCAL_POINTS = (2 * _ANCHORS + _ANCHORS) * _LOCAL_PER_ANCHOR
@@ -185,6 +193,13 @@ class BayesianOptimization:
         self.cube = UnitCube(self.space)
         self.settings = settings
         self.seed = seed
+        # Continuous coordinates (no grid, not categorical) and their feature columns,
+        # where a feature equals the unit coordinate: the ones a gradient step moves.
+        continuous = [d for d in self.space.dimensions if not d.is_categorical and d.size is None]
+        self.continuous_unit = np.array([d.index for d in continuous], dtype=int)
+        self.continuous_features = np.array(
+            [self.space.feature_slice(d.name).start for d in continuous], dtype=int
+        )
 
     def suggest(self, history: History, count: int) -> SuggestReply:
         """``count`` distinct suggestions (fewer only when the space is exhausted)."""
@@ -262,7 +277,49 @@ class BayesianOptimization:
         fine_score = self._score(model, fine, best)
         rows = np.vstack([pool, local, fine])
         scores = np.concatenate([pool_score, local_score, fine_score])
+        rows = rows[np.argsort(-scores, kind="stable")]
+        climbed = self._climb(model, rows[:_REFINE_STARTS], best)
+        climbed_score = self._score(model, climbed, best)
+        rows = np.vstack([climbed, rows])
+        scores = np.concatenate([climbed_score, np.sort(scores)[::-1]])
         return rows[np.argsort(-scores, kind="stable")]
+
+    def _climb(self, model: _Model, starts: Array, best: float) -> Array:
+        """``starts`` after L-BFGS-B ascent of log EI in their continuous coordinates.
+
+        The starts are climbed together, as one problem whose objective is the sum
+        of theirs (their coordinates do not interact), so one optimiser run serves
+        all of them. Inactive coordinates (NaN) stay where they are.
+        """
+        unit_columns, feature_columns = self.continuous_unit, self.continuous_features
+        if not len(unit_columns) or not len(starts):
+            return starts
+        features = self.cube.features(starts)
+        x0 = starts[:, unit_columns]
+        free = ~np.isnan(x0)
+        x0 = np.where(free, x0, 0.0)
+
+        def objective(flat: Array) -> tuple[float, Array]:
+            x = flat.reshape(x0.shape)
+            features[:, feature_columns] = np.where(free, x, features[:, feature_columns])
+            value, gradient = model.posterior.log_ei_with_gradient(features, best)
+            return -float(value.sum()), -np.where(free, gradient[:, feature_columns], 0.0).ravel()
+
+        bounds = [(0.0, 1.0) if f else (0.0, 0.0) for f in free.ravel()]
+        result = minimize(
+            objective,
+            x0.ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": _REFINE_ITERATIONS},
+        )
+        moved = starts.copy()
+        x = np.clip(np.asarray(result.x, dtype=float).reshape(x0.shape), 0.0, 1.0)
+        moved[:, unit_columns] = np.where(free, x, starts[:, unit_columns])
+        if not np.all(np.isfinite(moved[:, unit_columns][free])):
+            return starts
+        return self.cube.snap(moved)
 
     def _score(self, model: _Model, rows: Array, best: float) -> Array:
         mean, sd = model.predict(self.cube.features(rows))

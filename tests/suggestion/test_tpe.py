@@ -268,3 +268,14 @@ def test_a_batch_larger_than_the_model_pick_cap_is_filled() -> None:
     trials = bowl_trials(compiled, 12, seed=6)
     reply = tpe.create(space, {}, 1).suggest(History(trials, Direction.MINIMIZE), 40)
     assert len({compiled.key(a.parameters) for a in reply.assignments}) == 40
+
+
+def test_candidates_grow_with_the_history_up_to_a_cap() -> None:
+    from kubesweep.suggestion.algorithms.tpe import candidate_count
+
+    assert candidate_count(24, 0) == 24
+    assert candidate_count(24, 40) == 24
+    assert candidate_count(24, 60) == 36
+    assert candidate_count(24, 100) == 60
+    assert candidate_count(24, 100_000) == 60
+    assert candidate_count(1, 100_000) == 2

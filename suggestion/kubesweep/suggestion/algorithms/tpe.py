@@ -58,7 +58,14 @@ Settings:
 
 - ``nStartupTrials`` (default ``10``): Sobol trials before the model is used
   (pending and failed trials count).
-- ``nCandidates`` (default ``24``): points drawn from ``l(x)`` per pick.
+- ``nCandidates`` (default ``24``): points drawn from ``l(x)`` per pick while
+  fewer than 40 trials have finished; from there the number grows with the
+  history, to 2.5 times at 100 finished trials. Early, few candidates keep the
+  search broad (the best of many draws from a loose ``l`` is an outlier of
+  ``g``, not a better point); once ``l`` has narrowed onto a basin, more draws
+  from it find its bottom: measured on the benchmark problems, 64 candidates
+  from the start lowered the regret at 100 trials on Branin, Hartmann-6 and
+  Rosenbrock-4 but raised it at 50 on Hartmann-6 and the mixed problem.
 - ``gamma`` (default ``0.1``): fraction of the finished trials in the good group.
 - ``gammaCap`` (default ``25``): most trials in the good group.
 - ``priorWeight`` (default ``1.0``): weight of the uniform prior component.
@@ -231,7 +238,7 @@ class TreeParzen:
         bad_rows = observations.unit[bad_idx]
         if liar:
             bad_rows = np.vstack([bad_rows, observations.pending[-cost.MAX_PENDING_IN_MODEL :]])
-        candidates = s.integer("nCandidates")
+        candidates = candidate_count(s.integer("nCandidates"), len(observations.losses))
         for _ in batch.model_turns(rng):
             rows = np.vstack([bad_rows, batch.batch_rows()]) if liar else bad_rows
             weights = np.ones(len(rows))
@@ -241,10 +248,23 @@ class TreeParzen:
                 batch.take_random(rng)
 
 
+#: Finished trials from which the candidate count grows, and its largest factor.
+_GROWTH_FROM = 40
+_MAX_GROWTH = 2.5
+
+
+def candidate_count(setting: int, finished: int) -> int:
+    """Candidates per pick: ``nCandidates`` up to 40 finished trials, then growing
+    in proportion to the history, up to 2.5 times (see the module docstring)."""
+    growth = min(_MAX_GROWTH, max(1.0, finished / _GROWTH_FROM))
+    return max(1, round(setting * growth))
+
+
 def cost_terms(settings: Settings, dims: int) -> list[cost.Term]:
     """One call's worst case (see :mod:`kubesweep.suggestion.cost`): each model pick
-    scores its candidates against every kernel of both densities, per parameter."""
-    candidates = settings.integer("nCandidates")
+    scores its candidates (at their grown count) against every kernel of both
+    densities, per parameter."""
+    candidates = candidate_count(settings.integer("nCandidates"), 10**9)
     good = settings.integer("gammaCap")
     bad = settings.integer("maxObservations") + cost.MAX_PENDING_IN_MODEL + cost.MODEL_PICKS
     work = cost.MODEL_PICKS * candidates * dims * cost.KERNEL_OPERATIONS

@@ -29,8 +29,15 @@ NUMBERS_ONLY = frozenset({AlgorithmName.CMAES})
 
 def searchable(method: str, problem: Problem) -> bool:
     """Whether ``method`` (ours or a peer) takes the problem's space."""
+    from bench.suggest.peers import NUMBERS_ONLY_PEERS
+
     name = method.removeprefix(PREFIX)
-    if not method.startswith(PREFIX) or name not in {a.value for a in NUMBERS_ONLY}:
+    numbers_only = (
+        name in {a.value for a in NUMBERS_ONLY}
+        if method.startswith(PREFIX)
+        else method in NUMBERS_ONLY_PEERS
+    )
+    if not numbers_only:
         return True
     return all(p.type is not ParameterType.CATEGORICAL for p in problem.parameters)
 

@@ -10,6 +10,11 @@ for it and the report says so, rather than changing its settings.
 - scikit-optimize: ``gp_minimize`` as documented (its defaults: 10 random
   initial points, ``gp_hedge``, L-BFGS acquisition optimisation).
 - hyperopt: ``fmin`` with ``tpe.suggest``.
+- SMAC3: ``HyperparameterOptimizationFacade`` (its random forest, log EI and
+  interleaved random configurations) through ask/tell, deterministic objective,
+  its default initial design; the run's files go to a temporary directory.
+- Optuna's ``CmaEsSampler`` on the problems without categorical parameters (the
+  peer of kubesweep's ``cmaes``, which refuses them).
 
 Spaces are translated one-to-one: log scales stay log scales, integers stay
 integers, categoricals stay categorical.
@@ -21,6 +26,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +35,14 @@ from bench.suggest.problems import Problem
 from kubesweep.api.experiment import Parameter, ParameterType, ParameterValue
 
 #: The quality peers, by the name the report uses.
-QUALITY_PEERS = ("optuna-tpe", "optuna-gp", "skopt-gp", "hyperopt-tpe")
+QUALITY_PEERS = ("optuna-tpe", "optuna-gp", "skopt-gp", "hyperopt-tpe", "smac", "optuna-cmaes")
+
+#: The peers whose one-suggestion latency :func:`peer_latency` measures.
+LATENCY_PEERS = ("optuna-tpe", "optuna-gp", "skopt-gp", "hyperopt-tpe")
+
+#: Peers that search numbers only, as kubesweep's ``cmaes`` does: run on problems
+#: without categorical parameters.
+NUMBERS_ONLY_PEERS = frozenset({"optuna-cmaes"})
 
 
 def quiet_libraries() -> None:
@@ -94,6 +107,26 @@ def skopt_dimensions(parameters: Sequence[Parameter]) -> list[Any]:
         else:
             out.append(Real(p.min, p.max, prior=prior, name=p.name))
     return out
+
+
+def smac_space(parameters: Sequence[Parameter], seed: int) -> Any:
+    """A ConfigSpace equal to the kubesweep parameters (steps not expressible)."""
+    from ConfigSpace import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        Categorical,
+        ConfigurationSpace,
+        Float,
+        Integer,
+    )
+
+    space = ConfigurationSpace(seed=seed)
+    for p in parameters:
+        if p.type is ParameterType.CATEGORICAL:
+            space.add(Categorical(p.name, list(p.values or [])))
+        elif p.type is ParameterType.INT:
+            space.add(Integer(p.name, (round(p.min or 0), round(p.max or 0)), log=p.log))
+        else:
+            space.add(Float(p.name, (p.min or 0.0, p.max or 0.0), log=p.log))
+    return space
 
 
 def hyperopt_space(parameters: Sequence[Parameter]) -> dict[str, Any]:
@@ -167,6 +200,8 @@ def run_optuna(sampler_name: str, problem: Problem, seed: int, trials: int, time
     sampler: optuna.samplers.BaseSampler
     if sampler_name == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed)
+    elif sampler_name == "cmaes":
+        sampler = optuna.samplers.CmaEsSampler(seed=seed)
     else:
         sampler = optuna.samplers.GPSampler(seed=seed)
     study = optuna.create_study(sampler=sampler, direction="minimize")
@@ -204,11 +239,46 @@ def run_hyperopt(problem: Problem, seed: int, trials: int, timed: Timed) -> None
     )
 
 
+def run_smac(problem: Problem, seed: int, trials: int, timed: Timed) -> None:
+    """SMAC3's hyperparameter-optimisation facade through ask/tell."""
+    import tempfile
+
+    from smac import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        HyperparameterOptimizationFacade,
+        Scenario,
+    )
+    from smac.runhistory.dataclasses import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        TrialValue,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-smac-") as output:
+        scenario = Scenario(
+            smac_space(problem.parameters, seed),
+            deterministic=True,
+            n_trials=trials,
+            seed=seed,
+            output_directory=Path(output),
+        )
+        facade = HyperparameterOptimizationFacade(
+            scenario, _unused_target, overwrite=True, logging_level=40
+        )
+        for _ in range(trials):
+            info = facade.ask()
+            facade.tell(info, TrialValue(cost=timed(dict(info.config))))
+
+
+def _unused_target(config: Any, seed: int = 0) -> float:  # noqa: ARG001
+    """SMAC's facade wants a target function; ask/tell never calls it."""
+    raise AssertionError("the benchmark evaluates through ask/tell")
+
+
 PEER_RUNNERS: dict[str, Callable[[Problem, int, int, Timed], None]] = {
     "optuna-tpe": lambda p, s, n, t: run_optuna("tpe", p, s, n, t),
     "optuna-gp": lambda p, s, n, t: run_optuna("gp", p, s, n, t),
     "skopt-gp": run_skopt,
     "hyperopt-tpe": run_hyperopt,
+    "smac": run_smac,
+    "optuna-cmaes": lambda p, s, n, t: run_optuna("cmaes", p, s, n, t),
 }
 
 
@@ -220,6 +290,8 @@ def peer_available(name: str) -> str | None:
         "optuna-hyperband": ["optuna"],
         "skopt-gp": ["skopt"],
         "hyperopt-tpe": ["hyperopt"],
+        "smac": ["smac", "ConfigSpace"],
+        "optuna-cmaes": ["optuna", "cmaes"],
     }[name]
     import importlib
 

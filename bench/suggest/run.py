@@ -43,7 +43,13 @@ from bench.machine import cpu_model  # noqa: E402
 from bench.suggest import fidelity, latency, ours, peers, problems, report  # noqa: E402
 
 #: Relative cost of one run per method, to start the long ones first.
-COST = {"skopt-gp": 20.0, "optuna-gp": 6.0, "kubesweep-bayesian": 4.0, "kubesweep-bohb": 2.0}
+COST = {
+    "skopt-gp": 20.0,
+    "optuna-gp": 6.0,
+    "smac": 6.0,
+    "kubesweep-bayesian": 4.0,
+    "kubesweep-bohb": 2.0,
+}
 
 #: Methods scheduled after everything else. One 100-trial ``gp_minimize`` run costs
 #: about 2-3 CPU-minutes here (measured: 161 s on Hartmann-6 with the machine
@@ -194,10 +200,10 @@ def fidelity_methods(settings: Settings) -> list[str]:
 
 
 def latency_methods(settings: Settings) -> list[str]:
-    """Every kubesweep algorithm that imports, and the four peers."""
+    """Every kubesweep algorithm that imports, and the peers whose latency is measured."""
     names = [ours.PREFIX + a for a, why in ours.registry_status().items() if why is None]
     wanted = settings.latency_methods or settings.methods
-    names += [p for p in _only(list(peers.QUALITY_PEERS), wanted) if _peer_ok(p)]
+    names += [p for p in _only(list(peers.LATENCY_PEERS), wanted) if _peer_ok(p)]
     return _only(names, wanted)
 
 
@@ -380,6 +386,9 @@ def versions() -> dict[str, str]:
         "numpy",
         "scipy",
         "torch",
+        "smac",
+        "ConfigSpace",
+        "cmaes",
     ):
         try:
             out[name] = metadata.version(name)

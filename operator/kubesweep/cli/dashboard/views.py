@@ -17,6 +17,7 @@ from typing import Any
 
 from kubesweep.api import Direction, Experiment, ExperimentSpec, ExperimentStatus, TrialPhase
 from kubesweep.cli.failures import explain
+from kubesweep.cli.front import objectives_text
 from kubesweep.cli.ranking import TrialRecord, lineage, rank, with_fidelity
 from kubesweep.cli.report import data
 from kubesweep.cli.report.data import curves, shown_parameters
@@ -176,7 +177,7 @@ def plot_data(
         "namespace": experiment.metadata.namespace,
         "generated": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
         "objective": {"metric": objective.metric, "direction": objective.direction.value},
-        "objectives": data.objectives_text(experiment),
+        "objectives": objectives_text(experiment),
         "algorithm": experiment.spec.algorithm.name.value,
         "summary": data.summary(experiment, records),
         "history": data.history(records, objective.direction),

@@ -120,8 +120,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def service(workers: int, max_queue: int) -> Iterator[tuple[str, int]]:
-    """The service in a capped child process; its base URL and process id."""
+def service(workers: int, *options: str, cap_bytes: int = CAP_BYTES) -> Iterator[tuple[str, int]]:
+    """The service in a child process capped at ``cap_bytes``; its base URL and process id.
+
+    Deployed as the chart does (process workers) but with the reply cache off, on a free
+    loopback port; ``options`` are more of its flags.
+    """
     port = free_port()
     argv = [
         "--host=127.0.0.1",
@@ -129,11 +133,11 @@ def service(workers: int, max_queue: int) -> Iterator[tuple[str, int]]:
         f"--workers={workers}",
         "--executor=process",
         "--cache-entries=0",
-        f"--max-queue={max_queue}",
         "--log-level=WARNING",
+        *options,
     ]
     code = (
-        f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({CAP_BYTES}, {CAP_BYTES}))\n"
+        f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({cap_bytes}, {cap_bytes}))\n"
         f"from kubesweep.suggestion.service import main; main({argv!r})"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -288,7 +292,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=120)
     connector = aiohttp.TCPConnector(limit=0)
     results: dict[str, Any] = {}
-    with service(args.workers, args.max_queue) as (url, pid):
+    with service(args.workers, f"--max-queue={args.max_queue}") as (url, pid):
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             await wait_ready(session, url)
             results["load"] = [

@@ -27,17 +27,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
 
 from bench.machine import cpu_model
-from bench.service.run import ROOT, free_port, tree_rss, wait_ready
+from bench.service.run import service, tree_rss, wait_ready
 from bench.suggest.latency import build_history
 from kubesweep.api.suggestion_wire import ObservedTrial, SuggestRequest, TrialState
 from kubesweep.operator.suggestions import HttpSuggestionBackend, SuggestionUnavailable
@@ -45,36 +41,6 @@ from kubesweep.operator.suggestions import HttpSuggestionBackend, SuggestionUnav
 ALGORITHMS = ("grid", "random", "sobol", "bayesian", "tpe", "hyperband", "asha", "bohb")
 #: Address space of each service process (server and each worker).
 CAP_BYTES = 4 << 30
-
-
-@contextmanager
-def service(workers: int) -> Iterator[tuple[str, int]]:
-    """The service in a capped child process, as deployed but with the reply cache off."""
-    port = free_port()
-    argv = [
-        "--host=127.0.0.1",
-        f"--port={port}",
-        f"--workers={workers}",
-        "--executor=process",
-        "--cache-entries=0",
-        "--metrics-port=0",
-        "--log-level=WARNING",
-    ]
-    code = (
-        f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({CAP_BYTES}, {CAP_BYTES}))\n"
-        f"from kubesweep.suggestion.service import main; main({argv!r})"
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
-    try:
-        yield f"http://127.0.0.1:{port}", child.pid
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(timeout=30)
 
 
 def pending(trial: ObservedTrial) -> ObservedTrial:
@@ -145,7 +111,8 @@ def _cell(row: dict[str, Any], protocol: str) -> str:
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
-    with service(args.workers) as (url, pid):
+    # As deployed but with the reply cache off (service's default), so every ask is answered.
+    with service(args.workers, "--metrics-port=0", cap_bytes=CAP_BYTES) as (url, pid):
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, url)
         for algorithm in args.algorithms.split(","):

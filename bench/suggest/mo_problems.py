@@ -42,6 +42,7 @@ from bench.suggest.problems import (
     Values,
     build_table,
     floats,
+    gbm_fit,
     mlp_table,
 )
 from kubesweep.api.experiment import Parameter, ParameterType, ParameterValue
@@ -152,28 +153,7 @@ def _mlp_flops_problem() -> MoProblem:
 
 def _gbm_size_vertex(vertex: tuple[ParameterValue, ...]) -> list[float]:
     """Validation log loss after each tree, then the nodes in the first k trees, k = 1..200."""
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.ensemble import GradientBoostingClassifier
-    from sklearn.model_selection import train_test_split
-
-    lr, depth, subsample, features = vertex
-    x, y = load_breast_cancer(return_X_y=True)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, y, test_size=1 / 3, random_state=0, stratify=y
-    )
-    model = GradientBoostingClassifier(
-        n_estimators=GBM_SIZE_TREES,
-        learning_rate=float(lr),
-        max_depth=int(depth),
-        subsample=float(subsample),
-        max_features=None if features == "all" else features,
-        random_state=0,
-    )
-    model.fit(x_train, y_train)
-    losses = []
-    for proba in model.staged_predict_proba(x_val):
-        p = np.clip(proba[np.arange(len(y_val)), y_val], 1e-15, 1.0)
-        losses.append(float(-np.mean(np.log(p))))
+    model, losses = gbm_fit(vertex, GBM_SIZE_TREES)
     nodes = np.cumsum([tree[0].tree_.node_count for tree in model.estimators_])
     return losses + [float(n) for n in nodes]
 

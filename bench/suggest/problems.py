@@ -37,6 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -345,8 +346,12 @@ GBM_AXES = (
 GBM_TREES_PARAMETER = Parameter(name="n_estimators", type=ParameterType.INT, min=10, max=GBM_TREES)
 
 
-def _gbm_vertex(vertex: tuple[ParameterValue, ...]) -> list[float]:
-    """Validation log loss after each tree of one gradient-boosting fit."""
+def gbm_fit(vertex: tuple[ParameterValue, ...], trees: int) -> tuple[Any, list[float]]:
+    """One gradient-boosting fit of ``trees`` trees at ``vertex``; its validation log loss per tree.
+
+    Fixed split and seed, so a vertex always gives the same numbers; the fitted model
+    is returned too, for tables that also read its size.
+    """
     from sklearn.datasets import load_breast_cancer
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.model_selection import train_test_split
@@ -357,7 +362,7 @@ def _gbm_vertex(vertex: tuple[ParameterValue, ...]) -> list[float]:
         x, y, test_size=1 / 3, random_state=0, stratify=y
     )
     model = GradientBoostingClassifier(
-        n_estimators=GBM_TREES,
+        n_estimators=trees,
         learning_rate=float(lr),
         max_depth=int(depth),
         subsample=float(subsample),
@@ -369,7 +374,12 @@ def _gbm_vertex(vertex: tuple[ParameterValue, ...]) -> list[float]:
     for proba in model.staged_predict_proba(x_val):
         p = np.clip(proba[np.arange(len(y_val)), y_val], 1e-15, 1.0)
         losses.append(float(-np.mean(np.log(p))))
-    return losses
+    return model, losses
+
+
+def _gbm_vertex(vertex: tuple[ParameterValue, ...]) -> list[float]:
+    """Validation log loss after each tree of one gradient-boosting fit."""
+    return gbm_fit(vertex, GBM_TREES)[1]
 
 
 MLP_EPOCHS = 27

@@ -100,6 +100,28 @@
   // back to the whole range), a log scale to switch on. A drag also selects the trials inside
   // and tells the page ("plot-select", their names; null when the zoom is reset), and a click
   // on a point names its trial ("plot-pick"): the dashboard filters its table with them.
+  // On a uPlot plot of trials: a click (not the end of a drag) picks the trial
+  // nearest(u, left, top) finds; a double click shows the whole plot again (the
+  // zoom kept in state is forgotten) and clears the selection.
+  function pickAndReset(u, container, state, full, nearest) {
+    let down = null;
+    u.over.addEventListener("mousedown", (e) => { down = [e.clientX, e.clientY]; });
+    u.over.addEventListener("click", (e) => {
+      if (down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) > 3) return;
+      const r = u.over.getBoundingClientRect();
+      const p = nearest(u, e.clientX - r.left, e.clientY - r.top);
+      if (p) container.dispatchEvent(new CustomEvent("plot-pick", { bubbles: true, detail: { name: p.name } }));
+    });
+    u.over.addEventListener("dblclick", () => {
+      state.x = null; state.y = null;
+      u.batch(() => {
+        u.setScale("x", { min: full.x[0], max: full.x[1] });
+        u.setScale("y", { min: full.y[0], max: full.y[1] });
+      });
+      container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: null } }));
+    });
+  }
+
   function drawHistory(container) {
     const h = DATA.history;
     if (!h.points.length) return empty(container, "No trial reported the objective yet.");
@@ -214,22 +236,7 @@
     });
     container.append(tipBox);
     container.uplot = u;
-    let down = null;
-    u.over.addEventListener("mousedown", (e) => { down = [e.clientX, e.clientY]; });
-    u.over.addEventListener("click", (e) => {
-      if (down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) > 3) return;
-      const r = u.over.getBoundingClientRect();
-      const p = nearest(u, e.clientX - r.left, e.clientY - r.top);
-      if (p) container.dispatchEvent(new CustomEvent("plot-pick", { bubbles: true, detail: { name: p.name } }));
-    });
-    u.over.addEventListener("dblclick", () => {
-      state.x = null; state.y = null;
-      u.batch(() => {
-        u.setScale("x", { min: full.x[0], max: full.x[1] });
-        u.setScale("y", { min: full.y[0], max: full.y[1] });
-      });
-      container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: null } }));
-    });
+    pickAndReset(u, container, state, full, nearest);
     done(container, h.points.length + (h.best.length ? 1 : 0));
   }
 
@@ -575,22 +582,7 @@
     // The axes' names are drawn on the canvas: recorded here for whoever reads the page.
     container.dataset.xLabel = cfg.x.label;
     container.dataset.yLabel = cfg.y.label;
-    let down = null;
-    u.over.addEventListener("mousedown", (e) => { down = [e.clientX, e.clientY]; });
-    u.over.addEventListener("click", (e) => {
-      if (down && Math.hypot(e.clientX - down[0], e.clientY - down[1]) > 3) return;
-      const r = u.over.getBoundingClientRect();
-      const p = nearest(u, e.clientX - r.left, e.clientY - r.top);
-      if (p) container.dispatchEvent(new CustomEvent("plot-pick", { bubbles: true, detail: { name: p.name } }));
-    });
-    u.over.addEventListener("dblclick", () => {
-      state.x = null; state.y = null;
-      u.batch(() => {
-        u.setScale("x", { min: full.x[0], max: full.x[1] });
-        u.setScale("y", { min: full.y[0], max: full.y[1] });
-      });
-      container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: null } }));
-    });
+    pickAndReset(u, container, state, full, nearest);
     done(container, (curves ? groups.length : pts.length) + links.length + (cfg.crosses || []).length);
   }
 

@@ -77,11 +77,12 @@ test-unit: venv browser cluster-build $(CHECKOV) ## fast tests, no cluster
 # real node's suite: the one fills the cores and starts no cluster, the other mostly
 # waits on its kubelet and pods, so together they take little longer than the unit
 # tests alone. The process node's suite follows on its own (two clusters starting at
-# once would pick their ports from the same range). Tests written for either node that
-# need not run on both (ON_REAL_NODE_INSTEAD) run on the real node alone when it runs
-# (as root), and on the process node otherwise.
+# once would pick their ports from the same range). Suites written for either node
+# (ON_REAL_NODE_INSTEAD) run on the real node alone when it runs (as root), and on the
+# process node otherwise: the real node is the stronger check, and running them twice
+# would cost about five minutes.
 TEST_SETUP := lint browser $(CHECKOV) cluster-build node-build images
-ON_REAL_NODE_INSTEAD := e2e/test_checkpoints.py
+ON_REAL_NODE_INSTEAD := e2e/test_faults.py e2e/test_checkpoints.py
 
 test: ## everything: lint, unit tests beside the real node's e2e tests, then the process node's
 	$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_SETUP)
@@ -139,8 +140,7 @@ node-build: node-tools cluster-build ## build kubelet + kube-proxy, containerd a
 # the built images running a sweep per metrics source, the termination-message fallback,
 # GPU trials, and the fault suite against the chart's pods. Its cluster lives in ~/.cache/kubesweep/cluster-real (never the process
 # node's); one running there (make dev-cluster NODE=real) is reused.
-REAL_NODE_TESTS := e2e/test_realnode.py e2e/test_realnode_chart.py e2e/test_faults.py \
-	$(ON_REAL_NODE_INSTEAD)
+REAL_NODE_TESTS := e2e/test_realnode.py e2e/test_realnode_chart.py $(ON_REAL_NODE_INSTEAD)
 
 test-e2e-real: venv cluster-build node-build images ## e2e tests on the real node: the chart with the built images
 	KUBESWEEP_E2E_NODE=real $(BIN)/pytest $(REAL_NODE_TESTS) -q --durations=10

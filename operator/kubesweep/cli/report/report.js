@@ -100,6 +100,25 @@
   // back to the whole range), a log scale to switch on. A drag also selects the trials inside
   // and tells the page ("plot-select", their names; null when the zoom is reset), and a click
   // on a point names its trial ("plot-pick"): the dashboard filters its table with them.
+  // uPlot hooks of a plot of trials: a dragged box selects the points inside it (the
+  // table filters to them), and the zoom is kept in state (null when the whole plot shows).
+  function selectAndKeepZoom(container, state, points, isFull) {
+    return {
+      setSelect: [(u) => {
+        const s = u.select;
+        if (s.width < 3 && s.height < 3) return;
+        const x0 = u.posToVal(s.left, "x"), x1 = u.posToVal(s.left + s.width, "x");
+        const y0 = u.posToVal(s.top + s.height, "y"), y1 = u.posToVal(s.top, "y");
+        const names = points.filter((p) => p.x >= x0 && p.x <= x1 && p.y >= y0 && p.y <= y1)
+          .map((p) => p.name);
+        container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: names } }));
+      }],
+      setScale: [(u, key) => {
+        if (key === "x" || key === "y") state[key] = isFull(key, u) ? null : [u.scales[key].min, u.scales[key].max];
+      }],
+    };
+  }
+
   // On a uPlot plot of trials: a click (not the end of a drag) picks the trial
   // nearest(u, left, top) finds; a double click shows the whole plot again (the
   // zoom kept in state is forgotten) and clears the selection.
@@ -199,18 +218,7 @@
           tipBox.style.top = `${u.over.offsetTop + u.valToPos(p.y, "y") - 10}px`;
         }
       }],
-      setSelect: [(u) => {
-        const s = u.select;
-        if (s.width < 3 && s.height < 3) return;
-        const x0 = u.posToVal(s.left, "x"), x1 = u.posToVal(s.left + s.width, "x");
-        const y0 = u.posToVal(s.top + s.height, "y"), y1 = u.posToVal(s.top, "y");
-        const names = h.points.filter((p) => p.x >= x0 && p.x <= x1 && p.y >= y0 && p.y <= y1)
-          .map((p) => p.name);
-        container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: names } }));
-      }],
-      setScale: [(u, key) => {
-        if (key === "x" || key === "y") state[key] = isFull(key, u) ? null : [u.scales[key].min, u.scales[key].max];
-      }],
+      ...selectAndKeepZoom(container, state, h.points, isFull),
     };
     const toggle = document.createElement("label");
     toggle.className = "plot-toggle";
@@ -537,17 +545,7 @@
           tipBox.style.top = `${u.over.offsetTop + u.valToPos(p.y, "y") - 10}px`;
         }
       }],
-      setSelect: [(u) => {
-        const s = u.select;
-        if (s.width < 3 && s.height < 3) return;
-        const x0 = u.posToVal(s.left, "x"), x1 = u.posToVal(s.left + s.width, "x");
-        const y0 = u.posToVal(s.top + s.height, "y"), y1 = u.posToVal(s.top, "y");
-        const names = pts.filter((p) => p.x >= x0 && p.x <= x1 && p.y >= y0 && p.y <= y1).map((p) => p.name);
-        container.dispatchEvent(new CustomEvent("plot-select", { bubbles: true, detail: { names: names } }));
-      }],
-      setScale: [(u, key) => {
-        if (key === "x" || key === "y") state[key] = isFull(key, u) ? null : [u.scales[key].min, u.scales[key].max];
-      }],
+      ...selectAndKeepZoom(container, state, pts, isFull),
     };
     container.style.position = "relative";
     const toggles = document.createElement("div");

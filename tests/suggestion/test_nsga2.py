@@ -46,6 +46,18 @@ def test_the_elite_is_feasible_by_rank_and_crowding_then_infeasible_by_violation
     assert order.tolist() == [1, 3, 2, 0, 5, 4]
 
 
+@pytest.mark.parametrize("objectives", [1, 2, 3])
+def test_an_elite_of_some_size_is_the_head_of_the_whole_order(objectives: int) -> None:
+    rng = np.random.default_rng(objectives)
+    losses = np.round(rng.random((300, objectives)), 1)  # ties within and across ranks
+    feasible = (rng.random(300) < 0.8).tolist()
+    violations = np.where(feasible, 0.0, rng.random(300)).tolist()
+    whole = elite_order(losses, feasible, violations)
+    assert sorted(whole.tolist()) == list(range(300))
+    for size in (1, 20, 100, 240, 300):
+        assert elite_order(losses, feasible, violations, size).tolist() == whole[:size].tolist()
+
+
 @pytest.mark.slow
 def test_nsga2_finds_a_better_zdt1_front_than_random_search() -> None:
     ours = [

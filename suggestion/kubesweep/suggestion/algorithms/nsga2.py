@@ -35,6 +35,7 @@ Settings:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -107,7 +108,7 @@ def elite_order(
         by_rank = np.argsort(ranks, kind="stable")
         sorted_rows = good[by_rank]
         starts = [0, *(np.flatnonzero(np.diff(ranks[by_rank])) + 1).tolist(), len(good)]
-        for start, end in zip(starts, starts[1:], strict=False):
+        for start, end in pairwise(starts):
             if len(order) >= wanted:
                 break
             members = sorted_rows[start:end]

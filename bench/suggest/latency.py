@@ -104,6 +104,15 @@ def build_history(
     problem = problem_by_name(fidelity_problem if multi else "mixed")
     space = space_of(problem, with_fidelity=multi)
     spec = Algorithm(name=name, seed=0)
+    if name is AlgorithmName.PBT:
+        # A population trains a fixed number of intervals each, so a history of ``n`` of
+        # its own trials needs a population of about ``n`` / intervals members.
+        from kubesweep.suggestion.algorithms.pbt import interval_budgets
+
+        assert space.fidelity is not None  # a multi-fidelity problem's space
+        intervals = len(interval_budgets(space.fidelity))
+        members = min(1000, max(8, math.ceil(n / intervals)))  # 1000: the setting's maximum
+        spec = Algorithm(name=name, seed=0, settings={"populationSize": members})
     history: list[ObservedTrial] = []
     if multi:
         # BOHB keeps hyperband's brackets, rungs and tags and only samples new
@@ -119,7 +128,10 @@ def build_history(
                 )
             )
             if not reply.assignments:
-                raise RuntimeError(f"{algorithm} gave no assignment at {len(history)} trials")
+                raise RuntimeError(
+                    f"{algorithm} gave no assignment at {len(history)} trials"
+                    + (" (its schedule ended)" if reply.exhausted else "")
+                )
             for a in reply.assignments:
                 history.append(
                     _completed(problem, len(history), dict(a.parameters), a.fidelity, a.tags)

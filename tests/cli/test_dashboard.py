@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from kubesweep.api import Direction, Experiment
+from kubesweep.api import Experiment
 from kubesweep.cli.experiment_sources import LocalRuns
 from kubesweep.cli.local.runner import trials_dir
 from kubesweep.cli.main import main
 from kubesweep.cli.report.data import report_data
-from tests.cli.conftest import T0, example, record
+from tests.cli.conftest import T0, example
 from tests.cli.dashboard_runs import LiveRun, loss_of, parameters_of
 
 web = pytest.importorskip("aiohttp.web", reason="the dashboard needs aiohttp (kubesweep[cli])")
@@ -27,13 +27,7 @@ from kubesweep.cli.dashboard import server as server_module  # noqa: E402
 from kubesweep.cli.dashboard.deltas import apply  # noqa: E402
 from kubesweep.cli.dashboard.feeds import LocalFeed  # noqa: E402
 from kubesweep.cli.dashboard.server import Views, make_app, normal_prefix  # noqa: E402
-from kubesweep.cli.dashboard.views import (  # noqa: E402
-    drawn_records,
-    fitted_records,
-    plot_data,
-    runs_version,
-    thin_pareto,
-)
+from kubesweep.cli.dashboard.views import plot_data, runs_version  # noqa: E402
 
 TestClient = test_utils.TestClient
 TestServer = test_utils.TestServer
@@ -286,35 +280,8 @@ def test_plot_data_is_the_report_data(run: LiveRun, experiment: Experiment) -> N
     records = source.trials(found)
     report = report_data(found, records, T0)
     page = plot_data(found, records, report["importance"], T0)
-    assert page.pop("drawn") == {"trials": 6, "of": 6}
+    assert page["drawn"] == {"trials": 6, "of": 6}
     assert page == report
-
-
-def test_large_experiments_draw_the_best_and_an_even_sample_of_the_rest() -> None:
-    records = [record(i, objective=float((i * 7919) % 3000)) for i in range(3000)]
-    drawn = drawn_records(records, Direction.MINIMIZE, limit=1000)
-    assert 500 < len(drawn) == len({r.name for r in drawn}) <= 1000
-    assert [r.index for r in drawn] == sorted(r.index for r in drawn)
-    objectives = {r.objective for r in drawn}
-    assert set(map(float, range(200))) <= objectives  # the 200 best
-    assert 2999.0 in objectives  # and the worst
-    # One more trial (not among the best) leaves the others drawn as they were.
-    more = drawn_records([*records, record(3000, objective=2500.5)], Direction.MINIMIZE, 1000)
-    assert {r.name for r in drawn} - {r.name for r in more} == set()
-    assert drawn_records(records[:50], Direction.MINIMIZE, limit=1000) == records[:50]
-    fitted = fitted_records(records, limit=2000)
-    assert len(fitted) == 2000
-    assert (fitted[0], fitted[-1]) == (records[0], records[-1])
-    assert fitted_records(records[:10]) == records[:10]
-
-
-def test_a_pareto_front_is_drawn_whole_and_its_dominated_points_thinned() -> None:
-    points = [{"name": str(i), "values": [i, -i], "front": i % 100 == 0} for i in range(3000)]
-    thinned = thin_pareto({"metrics": ["a", "b"], "points": points}, limit=500)
-    assert thinned is not None
-    kept = thinned["points"]
-    assert len(kept) == 500
-    assert [p for p in points if p["front"]] == [p for p in kept if p["front"]]
 
 
 async def test_a_body_is_computed_once_per_change_and_importance_less_often(

@@ -37,6 +37,7 @@ from kubesweep.cli.report.html import (
     write_report,
 )
 from kubesweep.cli.report.importance import importance
+from kubesweep.cli.report.sample import drawn_records, fitted_records, thin_pareto
 from tests.cli.conftest import ROOT, T0, record
 
 ARTIFACTS = ROOT / "artifacts"
@@ -148,6 +149,50 @@ def test_report_data_has_every_section(random_experiment: Experiment) -> None:
     assert len(data["parallel"]["rows"]) == 11
     assert data["pareto"] is None  # one objective
     json.dumps(data)  # JSON-ready
+
+
+def test_large_experiments_draw_the_best_and_an_even_sample_of_the_rest() -> None:
+    records = [record(i, objective=float((i * 7919) % 3000)) for i in range(3000)]
+    drawn = drawn_records(records, Direction.MINIMIZE, limit=1000)
+    assert 500 < len(drawn) == len({r.name for r in drawn}) <= 1000
+    assert [r.index for r in drawn] == sorted(r.index for r in drawn)
+    objectives = {r.objective for r in drawn}
+    assert set(map(float, range(200))) <= objectives  # the 200 best
+    assert 2999.0 in objectives  # and the worst
+    # One more trial (not among the best) leaves the others drawn as they were.
+    more = drawn_records([*records, record(3000, objective=2500.5)], Direction.MINIMIZE, 1000)
+    assert {r.name for r in drawn} - {r.name for r in more} == set()
+    assert drawn_records(records[:50], Direction.MINIMIZE, limit=1000) == records[:50]
+    fitted = fitted_records(records, limit=2000)
+    assert len(fitted) == 2000
+    assert (fitted[0], fitted[-1]) == (records[0], records[-1])
+    assert fitted_records(records[:10]) == records[:10]
+
+
+def test_a_pareto_front_is_drawn_whole_and_its_dominated_points_thinned() -> None:
+    points = [{"name": str(i), "values": [i, -i], "front": i % 100 == 0} for i in range(3000)]
+    thinned = thin_pareto({"metrics": ["a", "b"], "points": points}, limit=500)
+    assert thinned is not None
+    kept = thinned["points"]
+    assert len(kept) == 500
+    assert [p for p in points if p["front"]] == [p for p in kept if p["front"]]
+
+
+def test_a_large_report_draws_a_sample_per_trial_and_says_so(
+    random_experiment: Experiment,
+) -> None:
+    records = synthetic(random_experiment, 3000)
+    data = report_data(random_experiment, records, now=T0)
+    drawn = data["drawn"]
+    assert drawn["of"] == 3000
+    assert 500 < drawn["trials"] <= 1000
+    assert len(data["history"]["points"]) == 2999  # every trial with an objective
+    assert len(data["parallel"]["rows"]) < drawn["trials"]  # the drawn ones that finished
+    assert len(data["curves"]["series"]) <= drawn["trials"]
+    assert 'id="drawn"' in render_html(data)
+    small = report_data(random_experiment, records[:12], now=T0)
+    assert small["drawn"] == {"trials": 12, "of": 12}
+    assert 'id="drawn"' not in render_html(small)
 
 
 def test_html_embeds_data_safely_and_names_every_plot(random_experiment: Experiment) -> None:

@@ -37,13 +37,13 @@ from kubesweep.cli.dashboard.views import (
     LOG_TAIL,
     experiment_row,
     experiment_view,
-    fitted_records,
     trial_view,
 )
 from kubesweep.cli.experiment_sources import NotFoundError
 from kubesweep.cli.kube import KubeError
 from kubesweep.cli.report.data import importances
 from kubesweep.cli.report.html import STYLE, VENDOR
+from kubesweep.cli.report.sample import fitted_records
 
 #: Seconds between two looks at the state files, and between keep-alive comments.
 INTERVAL = 0.5

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubesweep.api import Direction, Experiment, ExperimentSpec, ExperimentStatus, TrialPhase
+from kubesweep.api import Experiment, ExperimentSpec, ExperimentStatus, TrialPhase
 from kubesweep.cli.failures import explain
-from kubesweep.cli.front import objectives_text
-from kubesweep.cli.ranking import TrialRecord, lineage, rank, with_fidelity
+from kubesweep.cli.ranking import TrialRecord, lineage, with_fidelity
 from kubesweep.cli.report import data
 from kubesweep.cli.report.data import curves, shown_parameters
+from kubesweep.cli.report.sample import fitted_records
 
 #: Lines of a trial's log the trial page shows.
 LOG_TAIL = 50
@@ -109,85 +109,18 @@ def trial_row(record: TrialRecord, spec: ExperimentSpec | None = None) -> dict[s
     )
 
 
-#: Trials the plots drawn as one SVG element per trial (parallel coordinates, slices,
-#: intermediate values, Pareto fronts) show at most; the history (a canvas) shows every one.
-DRAWN = 1000
-#: Trials the parameter importance is fitted on at most: an even sample of them.
-FITTED = 2000
-
-
-def drawn_records(
-    records: Sequence[TrialRecord], direction: Direction, limit: int = DRAWN
-) -> list[TrialRecord]:
-    """The trials the per-trial plots draw: all of them up to ``limit``, else a fifth of
-    ``limit`` best ones, the worst, and an even sample of the others, by index.
-
-    Ten thousand SVG lines take seconds to draw and say no more than a thousand:
-    the best trials are the ones looked at, the sample keeps the shape of the rest.
-    The sample is every ``stride``-th trial by index, ``stride`` a power of two, so
-    a new trial leaves it as it was until the count doubles: the page's deltas
-    then carry the one new trial, not a sample shifted by one.
-    """
-    if len(records) <= limit:
-        return list(records)
-    ranked = rank(records, direction)
-    best = ranked[: limit // 5]
-    room = limit - len(best) - 1
-    stride = 1
-    while len(records) > stride * room:
-        stride *= 2
-    picked = [r for r in ranked[limit // 5 :] if r.index % stride == 0]
-    return sorted({r.name: r for r in [*best, *picked, ranked[-1]]}.values(), key=lambda r: r.index)
-
-
-def fitted_records(records: Sequence[TrialRecord], limit: int = FITTED) -> list[TrialRecord]:
-    """An even sample of at most ``limit`` trials, by index: what importance is fitted on."""
-    if len(records) <= limit:
-        return list(records)
-    return [records[i * (len(records) - 1) // (limit - 1)] for i in range(limit)]
-
-
-def thin_pareto(front: dict[str, Any] | None, limit: int = DRAWN) -> dict[str, Any] | None:
-    """Every point of the front, and an even sample of the dominated ones up to ``limit``."""
-    if front is None or len(front["points"]) <= limit:
-        return front
-    on = [p for p in front["points"] if p["front"]]
-    off = [p for p in front["points"] if not p["front"]]
-    room = max(limit - len(on), 2)
-    sample = [off[i * (len(off) - 1) // (room - 1)] for i in range(min(room, len(off)))]
-    return {**front, "points": [*on, *sample]}
-
-
 def plot_data(
     experiment: Experiment,
     records: Sequence[TrialRecord],
     importance: list[dict[str, Any]],
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """:func:`~kubesweep.cli.report.data.report_data`, with the importance given, and the
-    per-trial SVG plots drawn from :func:`drawn_records` (``drawn`` says how many of how many).
+    """:func:`~kubesweep.cli.report.data.report_data` with the importance given.
 
     Importance fits a random forest (seconds at 10,000 trials), so the server
     computes it less often than the plots redraw and passes the last result in.
     """
-    objective = experiment.spec.objective
-    drawn = drawn_records(records, objective.direction)
-    return {
-        "experiment": experiment.metadata.name,
-        "namespace": experiment.metadata.namespace,
-        "generated": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "objective": {"metric": objective.metric, "direction": objective.direction.value},
-        "objectives": objectives_text(experiment),
-        "algorithm": experiment.spec.algorithm.name.value,
-        "summary": data.summary(experiment, records),
-        "history": data.history(records, objective.direction),
-        "parallel": data.parallel(drawn, experiment),
-        "importance": importance,
-        "slices": data.slices(drawn, experiment),
-        "curves": data.curves(drawn),
-        "pareto": thin_pareto(data.pareto(records, experiment)),
-        "drawn": {"trials": len(drawn), "of": len(records)},
-    }
+    return data.report_data(experiment, records, now, importance)
 
 
 def experiment_view(

@@ -30,6 +30,7 @@ from kubesweep.cli.output import fmt_value
 from kubesweep.cli.ranking import TrialRecord, best_so_far, lineage, rank, with_fidelity
 from kubesweep.cli.report.axes import linear_axis, log_axis
 from kubesweep.cli.report.importance import importance
+from kubesweep.cli.report.sample import drawn_records, fitted_records, thin_pareto
 from kubesweep.planning.outcome import front_summary
 
 
@@ -342,10 +343,18 @@ def shown_parameters(parameters: Mapping[str, ParameterValue]) -> dict[str, str]
 
 
 def report_data(
-    experiment: Experiment, records: Sequence[TrialRecord], now: datetime | None = None
+    experiment: Experiment,
+    records: Sequence[TrialRecord],
+    now: datetime | None = None,
+    importance: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Everything the page shows."""
+    """Everything the page shows: the per-trial plots from :func:`~.sample.drawn_records`
+    (``drawn`` says how many of how many), importance fitted on
+    :func:`~.sample.fitted_records` unless given."""
     objective = experiment.spec.objective
+    drawn = drawn_records(records, objective.direction)
+    if importance is None:
+        importance = importances(fitted_records(records), experiment)
     return {
         "experiment": experiment.metadata.name,
         "namespace": experiment.metadata.namespace,
@@ -355,9 +364,10 @@ def report_data(
         "algorithm": experiment.spec.algorithm.name.value,
         "summary": summary(experiment, records),
         "history": history(records, objective.direction),
-        "parallel": parallel(records, experiment),
-        "importance": importances(records, experiment),
-        "slices": slices(records, experiment),
-        "curves": curves(records),
-        "pareto": pareto(records, experiment),
+        "parallel": parallel(drawn, experiment),
+        "importance": importance,
+        "slices": slices(drawn, experiment),
+        "curves": curves(drawn),
+        "pareto": thin_pareto(pareto(records, experiment)),
+        "drawn": {"trials": len(drawn), "of": len(records)},
     }

@@ -101,6 +101,18 @@ def has_lineage(data: dict[str, Any]) -> bool:
 LINEAGE_TITLE = "Lineage: each trial linked to the trial whose training it continues"
 
 
+def _drawn_note(data: dict[str, Any]) -> str:
+    """A line saying the per-trial plots draw a sample, when they do."""
+    drawn = data.get("drawn")
+    if not drawn or drawn["of"] <= drawn["trials"]:
+        return ""
+    return (
+        f'<p class="meta" id="drawn">The plots below draw {drawn["trials"]} of the '
+        f"{drawn['of']} trials: the best and an even sample of the others (the history "
+        "above draws every trial; <code>kubesweep trials</code> lists them all).</p>"
+    )
+
+
 def _plot(id_: str, title: str) -> str:
     return f'<div class="plot" id="{id_}"><h3>{html.escape(title)}</h3></div>'
 
@@ -174,6 +186,7 @@ def render_html(data: dict[str, Any]) -> str:
 <h2>Optimisation history</h2>
 <div class="grid2">{_plot("plot-history", f"{metric} per trial, and the best so far (green)")}
 {_plot("plot-importance", "Parameter importance (random-forest fANOVA, main effects)")}</div>
+{_drawn_note(data)}
 <h2>Parallel coordinates</h2>
 {_plot("plot-parallel", "Each line a trial; colour: better objective is bluer")}
 <h2>Slices</h2><div class="grid2">{slices}</div>

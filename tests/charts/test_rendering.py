@@ -197,6 +197,18 @@ def test_extra_args_env_and_volumes_reach_both_programs(render: Render, tmp_path
     assert suggestion["env"] == [{"name": "OMP_NUM_THREADS", "value": "1"}]
 
 
+def test_the_held_histories_of_the_suggestion_service_are_sized_by_values(
+    render: Render,
+) -> None:
+    default = parse_settings(_container(render(), "suggestion")["args"])
+    assert (default.history_experiments, default.history_bytes) == (64, 64 * 1024 * 1024)
+    docs = render(
+        "--set", "suggestion.history.experiments=8", "--set", "suggestion.history.bytes=300000000"
+    )
+    settings = parse_settings(_container(docs, "suggestion")["args"])
+    assert (settings.history_experiments, settings.history_bytes) == (8, 300_000_000)
+
+
 @pytest.mark.parametrize("values", SCENARIOS, ids=lambda p: p.name)
 def test_rendered_flags_are_understood_by_the_programs(
     render: Render, values: Path, tmp_path: Path

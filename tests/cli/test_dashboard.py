@@ -27,7 +27,7 @@ from kubesweep.cli.dashboard import server as server_module  # noqa: E402
 from kubesweep.cli.dashboard.deltas import apply  # noqa: E402
 from kubesweep.cli.dashboard.feeds import LocalFeed  # noqa: E402
 from kubesweep.cli.dashboard.server import Views, make_app, normal_prefix  # noqa: E402
-from kubesweep.cli.dashboard.views import plot_data, runs_version  # noqa: E402
+from kubesweep.cli.dashboard.views import clean_row, experiment_view, runs_version  # noqa: E402
 
 TestClient = test_utils.TestClient
 TestServer = test_utils.TestServer
@@ -272,16 +272,18 @@ def test_a_cluster_dashboard_without_a_kubeconfig_says_so_and_exits_2(
     assert "no kubeconfig" in result.output
 
 
-def test_plot_data_is_the_report_data(run: LiveRun, experiment: Experiment) -> None:
+def test_the_experiment_pages_plots_are_the_report_data(
+    run: LiveRun, experiment: Experiment
+) -> None:
     for index in range(6):
         run.run(index)
     source = LocalRuns(run.store.path.parent)
     found = source.experiment("digits-random")
     records = source.trials(found)
     report = report_data(found, records, T0)
-    page = plot_data(found, records, report["importance"], T0)
+    page = experiment_view(found, records, T0, report["importance"])["report"]
     assert page["drawn"] == {"trials": 6, "of": 6}
-    assert page == report
+    assert page == clean_row(report)
 
 
 async def test_a_body_is_computed_once_per_change_and_importance_less_often(

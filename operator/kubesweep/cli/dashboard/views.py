@@ -20,7 +20,6 @@ from kubesweep.cli.failures import explain
 from kubesweep.cli.ranking import TrialRecord, lineage, with_fidelity
 from kubesweep.cli.report import data
 from kubesweep.cli.report.data import curves, shown_parameters
-from kubesweep.cli.report.sample import fitted_records
 
 #: Lines of a trial's log the trial page shows.
 LOG_TAIL = 50
@@ -109,20 +108,6 @@ def trial_row(record: TrialRecord, spec: ExperimentSpec | None = None) -> dict[s
     )
 
 
-def plot_data(
-    experiment: Experiment,
-    records: Sequence[TrialRecord],
-    importance: list[dict[str, Any]],
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """:func:`~kubesweep.cli.report.data.report_data` with the importance given.
-
-    Importance fits a random forest (seconds at 10,000 trials), so the server
-    computes it less often than the plots redraw and passes the last result in.
-    """
-    return data.report_data(experiment, records, now, importance)
-
-
 def experiment_view(
     experiment: Experiment,
     records: Sequence[TrialRecord],
@@ -131,13 +116,13 @@ def experiment_view(
 ) -> dict[str, Any]:
     """The experiment page: its line, the report's plot data, every trial.
 
-    ``importance`` is computed here when not given.
+    Importance fits a random forest (seconds at 10,000 trials), so the server fits
+    it less often than the plots redraw and passes the last result in; without it,
+    :func:`~kubesweep.cli.report.data.report_data` fits it.
     """
-    if importance is None:
-        importance = data.importances(fitted_records(records), experiment)
     return {
         "experiment": experiment_row(experiment, records, now),
-        "report": clean_row(plot_data(experiment, records, importance, now)),
+        "report": clean_row(data.report_data(experiment, records, now, importance)),
         "trials": [trial_row(r, experiment.spec) for r in sorted(records, key=lambda r: r.index)],
     }
 

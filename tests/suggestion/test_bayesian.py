@@ -85,6 +85,59 @@ def test_fitted_length_scales_find_the_relevant_dimension() -> None:
     assert lengths[0] < lengths[2]
 
 
+# Hartmann-6: four Gaussian wells; its second-best minimum lies near the last row of P.
+_H6_A = np.array(
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ]
+)
+_H6_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+
+
+def _hartmann6(x: np.ndarray) -> np.ndarray:
+    wells = np.exp(-(_H6_A[None] * (x[:, None, :] - _H6_P[None]) ** 2).sum(axis=2))
+    values: np.ndarray = -(wells * _H6_ALPHA).sum(axis=1)
+    return values
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_trials_crowded_in_one_basin_do_not_switch_dimensions_off(seed: int) -> None:
+    """A design over the cube plus many trials in one well, as after a search
+    settles there: every dimension matters elsewhere, so no length scale may grow
+    to several cube widths (the model would stop telling points apart along it and
+    never search the other wells; the earlier prior gave two of them 13 to 58)."""
+    rng = np.random.default_rng(seed)
+    design = rng.random((16, 6))
+    crowd = np.clip(_H6_P[3] + 0.05 * rng.standard_normal((30, 6)), 0.0, 1.0)
+    x = np.vstack([design, crowd])
+    y = _hartmann6(x)
+    hp = _gp.fit_hyperparameters(x, (y - y.mean()) / y.std(), 20)
+    assert np.exp(hp.log_lengths).max() < 3.0
+
+
+def test_length_scale_prior_gradient_matches_finite_differences() -> None:
+    hp = _gp.Hyperparameters(np.log(np.array([0.05, 0.5, 4.0])), 0.3, math.log(1e-4))
+    error = check_grad(
+        lambda t: _gp.log_prior(_gp.Hyperparameters.from_vector(t))[0],
+        lambda t: _gp.log_prior(_gp.Hyperparameters.from_vector(t))[1],
+        hp.to_vector(),
+    )
+    assert error < 1e-5
+    mode = _gp.prior_mode(3)
+    assert np.allclose(_gp.log_prior(mode)[1], 0.0)
+
+
 def test_log_expected_improvement_matches_the_closed_form_and_stays_finite() -> None:
     mean = np.array([-1.0, 0.0, 0.5, 2.0, 4.0])
     sd = np.array([1.0, 0.5, 2.0, 1.0, 1.0])

@@ -63,12 +63,14 @@ def space(base: Mapping[str, Any]) -> SearchSpace:
 def generations(
     base: Mapping[str, Any], objective: Objective, rounds: int, seed: int = 3, **settings: Any
 ) -> list[ObservedTrial]:
-    """The history of ``rounds`` calls, each for one population, all completed between calls."""
+    """The history of ``rounds`` calls, each for one generation (its mean and population),
+    all completed between calls."""
     trials: list[ObservedTrial] = []
     algorithm = cma_es.create(space(base), settings, seed)
     population = algorithm.base_population
-    for _ in range(rounds):
-        reply = algorithm.suggest(History(trials, Direction.MINIMIZE), population)
+    for round_ in range(rounds):
+        mean = 1 if algorithm.evaluate_mean and round_ > 0 else 0
+        reply = algorithm.suggest(History(trials, Direction.MINIMIZE), population + mean)
         for assignment in reply.assignments:
             value = objective(assignment.parameters)
             trials.append(observe(assignment, len(trials), value=value))
@@ -80,15 +82,21 @@ def reference(
 ) -> list[dict[str, ParameterValue]]:
     """The points of one optimizer asked and told in a loop, as a stateful sampler would:
     each generation told its points as their trials record them, each drawn from its own
-    stream."""
+    stream, every odd member the reflection of the one before it through the mean when
+    mirrored."""
     algorithm = cma_es.create(space(base), settings, seed)
     run = algorithm._runs([])[0]
     optimizer = algorithm._optimizer(run)
     points = []
     for generation in range(rounds):
         solutions = []
+        previous = np.empty(0)
         for member in range(run.population):
-            encoded, raw = algorithm._draw(optimizer)
+            if algorithm.mirrored and member % 2 == 1:
+                encoded = raw = np.clip(2 * optimizer.mean - previous, 0.0, 1.0)
+            else:
+                encoded, raw = algorithm._draw(optimizer, [])
+            previous = encoded
             values = algorithm._values(encoded)
             points.append(values)
             tags = {}
@@ -114,8 +122,9 @@ def reference(
 def test_the_replayed_history_is_one_optimizer_asked_and_told(
     base: dict[str, Any], margin: bool
 ) -> None:
-    trials = generations(base, sphere, rounds=12, margin=margin)
-    assert [t.parameters for t in trials] == reference(base, sphere, rounds=12, margin=margin)
+    settings = {"margin": margin, "evaluateMean": False}
+    trials = generations(base, sphere, rounds=12, **settings)
+    assert [t.parameters for t in trials] == reference(base, sphere, rounds=12, **settings)
     last = trials[-1].tags
     assert {k: last[k] for k in ("restart", "generation", "member")} == {
         "restart": "0",
@@ -139,7 +148,7 @@ def test_it_minimises_a_bowl(base: dict[str, Any], margin: bool) -> None:
 
 
 def test_free_slots_take_further_members_of_the_waiting_generation() -> None:
-    algorithm = cma_es.create(space(PLANE), {}, 5)
+    algorithm = cma_es.create(space(PLANE), {"evaluateMean": False}, 5)
     population = algorithm.base_population
     reply = algorithm.suggest(History([], Direction.MINIMIZE), population + 3)
     assert {a.tags["generation"] for a in reply.assignments} == {"0"}
@@ -180,6 +189,68 @@ def test_failed_members_are_replaced_by_later_ones() -> None:
     trials += [observe(a, len(trials) + i) for i, a in enumerate(waiting.assignments)]
     told = algorithm.suggest(History(trials, Direction.MINIMIZE), 1)
     assert told.assignments[0].tags["generation"] == "1"
+
+
+def units(algorithm: cma_es.CmaEs, trials: list[ObservedTrial]) -> list[np.ndarray]:
+    """Each trial's point in the unit cube the search runs in."""
+    out = []
+    for trial in trials:
+        vector = algorithm._vector(trial)
+        assert vector is not None
+        out.append(vector)
+    return out
+
+
+def test_mirrored_members_are_pairs_through_the_mean() -> None:
+    algorithm = cma_es.create(space(PLANE), {}, 5)
+    population = algorithm.base_population
+    reply = algorithm.suggest(History([], Direction.MINIMIZE), population)
+    trials = [observe(a, i, value=sphere(a.parameters)) for i, a in enumerate(reply.assignments)]
+    points = units(algorithm, trials)
+    # The first mean is the centre of the cube.
+    for even, odd in ((0, 1), (2, 3), (4, 5)):
+        np.testing.assert_allclose(points[even] + points[odd], 1.0, atol=1e-9)
+    assert not np.allclose(points[0] + points[2], 1.0)  # pairs are independent draws
+    plain = cma_es.create(space(PLANE), {"mirrored": False}, 5)
+    unmirrored = plain.suggest(History([], Direction.MINIMIZE), 2).assignments
+    first, second = units(plain, [observe(a, i) for i, a in enumerate(unmirrored)])
+    assert not np.allclose(first + second, 1.0)
+    # Rounded coordinates are drawn afresh: mirroring would freeze them sooner.
+    assert not cma_es.create(space(INTEGERS), {}, 5).mirrored
+
+
+def test_each_generation_after_the_first_begins_at_its_mean() -> None:
+    algorithm = cma_es.create(space(PLANE), {}, 5)
+    population = algorithm.base_population
+    first = algorithm.suggest(History([], Direction.MINIMIZE), population)
+    assert all("member" in a.tags and "mean" not in a.tags for a in first.assignments)
+    trials = [observe(a, i, value=sphere(a.parameters)) for i, a in enumerate(first.assignments)]
+    reply = algorithm.suggest(History(trials, Direction.MINIMIZE), 3)
+    mean, *members = reply.assignments
+    assert mean.tags == {"restart": "0", "generation": "1", "mean": "1"}
+    assert [a.tags["member"] for a in members] == ["0", "1"]
+    # The mean is the updated distribution's, and the mirrored pair is centred on it.
+    run = algorithm._runs([])[0]
+    optimizer = algorithm._optimizer(run)
+    optimizer.tell([(v, t.value) for v, t in zip(units(algorithm, trials), trials, strict=True)])
+    centre, *pair = units(algorithm, [observe(a, i) for i, a in enumerate(reply.assignments)])
+    np.testing.assert_allclose(centre, optimizer.mean, atol=1e-9)
+    np.testing.assert_allclose(pair[0] + pair[1], 2 * centre, atol=1e-9)
+    # Proposed once: pending or finished, however good, it never moves the distribution.
+    pending = [*trials, observe(mean, len(trials), state=TrialState.PENDING)]
+    done = [*trials, observe(mean, len(trials), value=-100.0)]
+    after_pending = algorithm.suggest(History(pending, Direction.MINIMIZE), 2)
+    after_done = algorithm.suggest(History(done, Direction.MINIMIZE), 2)
+    assert after_pending == after_done
+    assert [a.tags.get("member") for a in after_done.assignments] == ["0", "1"]
+    without = cma_es.create(space(PLANE), {"evaluateMean": False}, 5)
+    plain = without.suggest(History(trials, Direction.MINIMIZE), 2).assignments
+    assert [a.tags.get("member") for a in plain] == ["0", "1"]
+
+
+def test_the_initial_step_size_spans_the_range_in_three_deviations() -> None:
+    algorithm = cma_es.create(space(PLANE), {}, 5)
+    assert algorithm._runs([])[0].sigma == pytest.approx(1 / 6)
 
 
 def restarts(strategy: str) -> list[ObservedTrial]:

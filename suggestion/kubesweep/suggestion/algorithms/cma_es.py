@@ -30,17 +30,18 @@ How it works, and why:
   member before it through the mean. The pair is as likely as two independent
   draws, but their errors cancel in the mean's update, so the mean moves with
   less noise and fewer trials; it also shrinks the step size somewhat sooner,
-  which a small budget rewards and the restarts make up for in long runs. It
-  applies to spaces of unrounded floats only: with integers or steps the
+  which a small budget rewards (a run that shrinks too far ends in a restart).
+  It applies to spaces of unrounded floats only: with integers or steps the
   sooner-shrinking step size freezes a rounded value next to the best one.
 - The mean of each generation after the first is proposed once, before the
   generation's members (``evaluateMean``): after an update the mean is the
-  distribution's best estimate of the optimum, usually better than any of the
-  members drawn around it, so trying it costs one trial a generation and often
-  finds the best value sooner. It is tagged ``mean`` (no member number) and
-  never moves the distribution: it is no draw from it. The first generation's
-  mean is only the centre of the space, no better than a draw, so it is not
-  proposed.- It searches the unit cube of the space (log parameters on their log scale).
+  distribution's best estimate of the optimum, and once the search closes in
+  it is often better than every member drawn around it, so trying it costs one
+  trial a generation and often finds the best value sooner. It is tagged
+  ``mean`` (no member number) and never moves the distribution: it is no draw
+  from it. The first generation's mean is only the centre of the space, no
+  better than a draw, so it is not proposed.
+- It searches the unit cube of the space (log parameters on their log scale).
   Integers and stepped floats are rounded; the coordinates they were drawn at
   are kept in the trial's ``raw`` tag, so the update sees the draws, not the
   rounded values. With ``margin``, evenly spaced integers and steps are

@@ -118,7 +118,8 @@ _H6_A = np.array(
         [17, 8, 0.05, 10, 0.1, 14],
     ]
 )
-_H6_P = 1e-4 * np.array(
+#: The centres of Hartmann-6's four Gaussian wells.
+HARTMANN6_WELLS = 1e-4 * np.array(
     [
         [1312, 1696, 5569, 124, 8283, 5886],
         [2329, 4135, 8307, 3736, 1004, 9991],
@@ -132,7 +133,7 @@ HARTMANN6_ARGMIN = (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573)
 
 def hartmann6(x: np.ndarray) -> float:
     """Hartmann-6 on ``[0, 1]^6``; minimum -3.32237."""
-    inner = np.sum(_H6_A * (x[None, :] - _H6_P) ** 2, axis=1)
+    inner = np.sum(_H6_A * (x[None, :] - HARTMANN6_WELLS) ** 2, axis=1)
     return float(-np.sum(_H6_ALPHA * np.exp(-inner)))
 
 

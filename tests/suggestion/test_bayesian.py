@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bench.suggest.problems import HARTMANN6_WELLS, hartmann6
 from scipy.optimize import check_grad
 from scipy.stats import norm
 
@@ -85,32 +86,6 @@ def test_fitted_length_scales_find_the_relevant_dimension() -> None:
     assert lengths[0] < lengths[2]
 
 
-# Hartmann-6: four Gaussian wells; its second-best minimum lies near the last row of P.
-_H6_A = np.array(
-    [
-        [10, 3, 17, 3.5, 1.7, 8],
-        [0.05, 10, 17, 0.1, 8, 14],
-        [3, 3.5, 1.7, 10, 17, 8],
-        [17, 8, 0.05, 10, 0.1, 14],
-    ]
-)
-_H6_P = 1e-4 * np.array(
-    [
-        [1312, 1696, 5569, 124, 8283, 5886],
-        [2329, 4135, 8307, 3736, 1004, 9991],
-        [2348, 1451, 3522, 2883, 3047, 6650],
-        [4047, 8828, 8732, 5743, 1091, 381],
-    ]
-)
-_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
-
-
-def _hartmann6(x: np.ndarray) -> np.ndarray:
-    wells = np.exp(-(_H6_A[None] * (x[:, None, :] - _H6_P[None]) ** 2).sum(axis=2))
-    values: np.ndarray = -(wells * _H6_ALPHA).sum(axis=1)
-    return values
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_trials_crowded_in_one_basin_do_not_switch_dimensions_off(seed: int) -> None:
     """A design over the cube plus many trials in one well, as after a search
@@ -119,9 +94,10 @@ def test_trials_crowded_in_one_basin_do_not_switch_dimensions_off(seed: int) -> 
     never search the other wells; the earlier prior gave two of them 13 to 58)."""
     rng = np.random.default_rng(seed)
     design = rng.random((16, 6))
-    crowd = np.clip(_H6_P[3] + 0.05 * rng.standard_normal((30, 6)), 0.0, 1.0)
+    # Hartmann-6's second-best minimum lies near the centre of its last well.
+    crowd = np.clip(HARTMANN6_WELLS[3] + 0.05 * rng.standard_normal((30, 6)), 0.0, 1.0)
     x = np.vstack([design, crowd])
-    y = _hartmann6(x)
+    y = np.array([hartmann6(row) for row in x])
     hp = _gp.fit_hyperparameters(x, (y - y.mean()) / y.std(), 20)
     assert np.exp(hp.log_lengths).max() < 3.0
 

@@ -3,8 +3,8 @@
 The shared contract suite covers validity, budgets within bounds, determinism
 and distinct parallel suggestions; these tests check that the schedule is
 exactly Hyperband's, that the model is fitted on the largest budget with enough
-data, and that its configurations concentrate where that budget's best trials
-are.
+data (a cheaper one only once the top budget confirms its ranking), and that its
+configurations concentrate where that budget's best trials are.
 """
 
 from __future__ import annotations
@@ -132,30 +132,110 @@ def test_the_model_concentrates_new_configurations_near_the_best_trials() -> Non
     assert np.median(distance(model)) < 0.5 * np.median(distance(uniform))
 
 
+def trial(name: str, point: tuple[float, float], fidelity: float, value: float) -> ObservedTrial:
+    return ObservedTrial(
+        name=name,
+        parameters={"x": point[0], "y": point[1], "kind": "b"},
+        fidelity=fidelity,
+        state=TrialState.COMPLETED,
+        value=value,
+    )
+
+
+CHEAP_OPTIMUM = (-3.0, 3.0)
+
+
+def cheap_trials(count: int, seed: int) -> list[ObservedTrial]:
+    """Trials at the cheapest budget whose losses say the optimum is at (-3, 3)."""
+    rng = np.random.default_rng(seed)
+    return [
+        trial(f"c{i}", (float(x), float(y)), 1, (x + 3.0) ** 2 + (y - 3.0) ** 2)
+        for i, (x, y) in enumerate(rng.uniform(-5, 5, (count, 2)))
+    ]
+
+
 def test_the_model_uses_the_largest_budget_with_enough_trials() -> None:
     rng = np.random.default_rng(1)
     # Many cheap trials say the optimum is at (-3, 3); few full-budget ones at
     # (1, -2). Three parameters + 1 = 4 points are needed; the top budget has 12.
-    cheap = [
-        ObservedTrial(
-            name=f"c{i}",
-            parameters={"x": float(x), "y": float(y), "kind": "b"},
-            fidelity=1,
-            state=TrialState.COMPLETED,
-            value=(x + 3.0) ** 2 + (y - 3.0) ** 2,
-        )
-        for i, (x, y) in enumerate(rng.uniform(-5, 5, (40, 2)))
-    ]
     full = [at((float(x), float(y)), 27, i) for i, (x, y) in enumerate(rng.uniform(-5, 5, (12, 2)))]
-    points = _new_configurations(cheap + full, {"randomFraction": 0.0})
+    points = _new_configurations(cheap_trials(40, 1) + full, {"randomFraction": 0.0})
     to_full = np.hypot(points[:, 0] - 1.0, points[:, 1] + 2.0)
     to_cheap = np.hypot(points[:, 0] + 3.0, points[:, 1] - 3.0)
     assert np.median(to_full) < np.median(to_cheap)
-    # Too few full-budget trials: the model falls back to the cheap budget.
-    points = _new_configurations(cheap + full[:3], {"randomFraction": 0.0})
-    to_full = np.hypot(points[:, 0] - 1.0, points[:, 1] + 2.0)
-    to_cheap = np.hypot(points[:, 0] + 3.0, points[:, 1] - 3.0)
-    assert np.median(to_cheap) < np.median(to_full)
+
+
+def _checked(order: str) -> list[ObservedTrial]:
+    """40 cheap trials, and 3 configurations also run at the top budget, whose top-budget
+    losses rank them in the same (``"same"``) or the reverse (``"reverse"``) order."""
+    line = [(-3.0 + 4.0 * t, 3.0 - 5.0 * t) for t in (0.2, 0.5, 0.8)]
+    cheap = [
+        trial(f"s{i}", p, 1, (p[0] + 3.0) ** 2 + (p[1] - 3.0) ** 2) for i, p in enumerate(line)
+    ]
+    top = [
+        trial(f"f{i}", p, 27, float(i if order == "same" else 2 - i)) for i, p in enumerate(line)
+    ]
+    return cheap_trials(40, 1) + cheap + top
+
+
+def _uniform_draws(history: list[ObservedTrial]) -> list[Any]:
+    """Hyperband's new configurations (uniform draws) for ``history``."""
+    reply = hyperband.create(SPACE, {}, 3).suggest(History(history, Direction.MINIMIZE), 12)
+    return [a.parameters for a in reply.assignments]
+
+
+def _bohb_draws(history: list[ObservedTrial]) -> list[Any]:
+    algorithm = bohb.create(SPACE, {"randomFraction": 0.0}, 3)
+    reply = algorithm.suggest(History(history, Direction.MINIMIZE), 12)
+    return [a.parameters for a in reply.assignments]
+
+
+def test_a_cheaper_budget_is_used_once_the_top_budget_confirms_its_ranking() -> None:
+    # The top budget has 3 trials, too few for a model; the cheap budget ranks them
+    # as the top budget does, so its model steers the draws towards (-3, 3).
+    history = _checked("same")
+    points = _new_configurations(history, {"randomFraction": 0.0})
+    uniform = np.array([[float(p["x"]), float(p["y"])] for p in _uniform_draws(history)])
+
+    def to_cheap(points: np.ndarray[Any, Any]) -> Any:
+        return np.median(np.hypot(points[:, 0] + 3.0, points[:, 1] - 3.0))
+
+    assert to_cheap(points) < 0.5 * to_cheap(uniform)
+
+
+def test_a_cheaper_budget_that_ranks_against_the_top_budget_is_not_used() -> None:
+    # The same cheap trials, but the top budget orders the shared configurations the
+    # other way round: no model, the draws are Hyperband's uniform ones.
+    history = _checked("reverse")
+    assert _bohb_draws(history) == _uniform_draws(history)
+
+
+def test_a_cheaper_budget_without_a_check_against_the_top_budget_is_not_used() -> None:
+    # The first bracket filling up: many cheap results, nothing at the top budget yet.
+    history = cheap_trials(40, 2)
+    assert _bohb_draws(history) == _uniform_draws(history)
+    # Two shared configurations are too few to judge a ranking by.
+    history = _checked("same")[:-1]
+    assert _bohb_draws(history) == _uniform_draws(history)
+
+
+@pytest.mark.parametrize(
+    ("low", "top", "agree"),
+    [
+        ({"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 0.1, "b": 0.2, "c": 0.3}, True),
+        ({"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 0.3, "b": 0.2, "c": 0.1}, False),
+        ({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}, {"a": 0.2, "b": 0.1, "c": 0.4, "d": 0.3}, True),
+        ({"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 0.1, "b": 0.2, "x": 0.0}, False),  # 2 shared
+        ({"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 0.1, "b": 0.2, "c": 0.3}, False),  # all tied
+    ],
+)
+def test_ranks_agree_when_more_pairs_are_ordered_right_than_wrong(
+    low: dict[str, float], top: dict[str, float], agree: bool
+) -> None:
+    def keyed(losses: dict[str, float]) -> dict[Any, float]:
+        return {(("name", k),): v for k, v in losses.items()}
+
+    assert bohb.ranks_agree(keyed(low), keyed(top)) is agree
 
 
 def test_a_long_run_stays_valid_and_improves_with_budget() -> None:

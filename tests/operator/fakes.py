@@ -112,9 +112,9 @@ class FakeKube:
     def index_into(self, directory: Directory) -> None:
         """Fill the intake's directory as the operator's Trial stream does."""
         for trial in (slim_trial(b) for b in self.trials.values()):
-            if trial is not None and trial.metadata.uid:
-                key = (trial.metadata.namespace or "ns", trial.metadata.name)
-                directory.trials[key] = trial_entry(trial, trial.metadata.uid)
+            if trial is not None and trial.uid:
+                key = (trial.namespace or "ns", trial.name)
+                directory.trials[key] = trial_entry(trial, trial.uid)
 
     # -- what the job controller and the collector would do ------------------
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubesweep.api import Trial
 from kubesweep.operator.children import ChildIndex, Kind, pod_record, slim_job, slim_trial
+from kubesweep.operator.compact import IndexedTrial
 from kubesweep.rendering import COLLECTOR_NAME, LABEL_EXPERIMENT, LABEL_TRIAL
 
 
@@ -31,7 +31,7 @@ def child_body(name: str, trial: str, experiment: str, namespace: str = "ns") ->
     }
 
 
-def phase_of(trial: Trial) -> str:
+def phase_of(trial: IndexedTrial) -> str:
     """The phase a slim trial's status holds (every indexed trial has a status)."""
     assert trial.status is not None
     return trial.status.phase.value
@@ -46,8 +46,9 @@ def test_slim_trial_drops_metadata_noise() -> None:
         }
     )
     assert trial is not None
-    assert trial.metadata.uid == "u"
-    assert "managedFields" not in trial.metadata.model_dump()
+    assert (trial.name, trial.namespace, trial.uid, trial.experiment) == ("exp-0", "ns", "u", "exp")
+    assert trial.source is not None  # a running trial keeps what its workload is rendered from
+    assert "managedFields" not in trial.source.metadata.model_dump()
     assert slim_trial({"metadata": {"name": "x"}, "spec": {"index": -1}}) is None
 
 
@@ -156,15 +157,15 @@ def test_trials_are_grouped_by_experiment_and_each_change_names_it() -> None:
     assert index.apply(Kind.TRIALS, "ADDED", trial_body("a-0", "a", namespace="other")) == {
         ("other", "a")
     }
-    assert sorted(t.metadata.name for t in index.trials(("ns", "a"))) == ["a-0", "a-1"]
-    assert [t.metadata.name for t in index.trials(("other", "a"))] == ["a-0"]
+    assert sorted(t.name for t in index.trials(("ns", "a"))) == ["a-0", "a-1"]
+    assert [t.name for t in index.trials(("other", "a"))] == ["a-0"]
 
     index.apply(Kind.TRIALS, "MODIFIED", trial_body("a-1", "a", phase="Succeeded"))
-    phases = {t.metadata.name: phase_of(t) for t in index.trials(("ns", "a"))}
+    phases = {t.name: phase_of(t) for t in index.trials(("ns", "a"))}
     assert phases == {"a-0": "Running", "a-1": "Succeeded"}
 
     assert index.apply(Kind.TRIALS, "DELETED", trial_body("a-0", "a")) == {("ns", "a")}
-    assert [t.metadata.name for t in index.trials(("ns", "a"))] == ["a-1"]
+    assert [t.name for t in index.trials(("ns", "a"))] == ["a-1"]
     assert index.trial("ns", "a-0") is None
     assert index.count(Kind.TRIALS) == 3
 

@@ -1,13 +1,15 @@
-"""Lean Trials: what every decision reads from one equals what it read from the validated Trial."""
+"""Indexed Trials: every decision reads from one what it read from the validated Trial."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from kubesweep.api import Trial, TrialStatus
-from kubesweep.operator.compact import lean_trial
+from kubesweep.api import Trial
+from kubesweep.operator.children import slim_trial
+from kubesweep.operator.compact import IndexedTrial
 from kubesweep.operator.directory import trial_entry
 from kubesweep.operator.reconciler import _view
 from kubesweep.planning.requests import observed_trial
@@ -51,56 +53,94 @@ def body(index: int, phase: str = "Succeeded", **status: Any) -> dict[str, Any]:
     }
 
 
-def pair(index: int, phase: str = "Succeeded") -> tuple[Trial, Trial]:
-    full = Trial.model_validate(body(index, phase))
-    return full, lean_trial(full)
+def pair(index: int, phase: str = "Succeeded") -> tuple[Trial, IndexedTrial]:
+    raw = body(index, phase)
+    return Trial.model_validate(raw), indexed(raw)
+
+
+def indexed(raw: dict[str, Any]) -> IndexedTrial:
+    trial = slim_trial(raw)
+    assert trial is not None
+    return trial
 
 
 @pytest.mark.parametrize("phase", ["Succeeded", "Failed", "EarlyStopped", "Running", "Pending"])
-def test_a_lean_trial_equals_the_validated_one(phase: str) -> None:
-    full, lean = pair(7, phase)
-    assert lean == full
-    assert lean.to_wire() == full.to_wire()
-    assert lean.model_fields_set == full.model_fields_set
-    assert lean.metadata.model_fields_set == full.metadata.model_fields_set
+def test_an_indexed_trial_holds_the_values_of_the_validated_one(phase: str) -> None:
+    full, kept = pair(7, phase)
+    assert (kept.name, kept.namespace, kept.uid) == ("exp-7", "ns", "uid-7")
+    assert kept.experiment == full.spec.experiment
+    assert kept.index == full.spec.index
+    assert kept.parameters == full.spec.parameters
+    assert kept.fidelity == full.spec.fidelity
+    assert kept.tags == full.spec.tags
     assert full.status is not None
-    assert lean.status is not None
-    assert lean.status.model_fields_set == full.status.model_fields_set
+    assert kept.status is not None
+    assert kept.status == full.status
+    assert kept.status.to_wire() == full.status.to_wire()
+    assert kept.status.model_fields_set == full.status.model_fields_set
+
+
+@pytest.mark.parametrize("phase", ["Running", "Pending"])
+def test_a_trial_that_may_still_run_keeps_the_trial_its_workload_is_rendered_from(
+    phase: str,
+) -> None:
+    full, kept = pair(2, phase)
+    assert not kept.finished
+    assert kept.source is not None
+    assert kept.source.spec == full.spec
+    assert (kept.source.metadata.name, kept.source.metadata.uid) == ("exp-2", "uid-2")
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed", "EarlyStopped", "MetricsUnavailable"])
+def test_a_finished_trial_keeps_no_trial_model(phase: str) -> None:
+    _, kept = pair(2, phase)
+    assert kept.finished
+    assert kept.source is None
 
 
 @pytest.mark.parametrize("phase", ["Succeeded", "Failed", "Running"])
-def test_decisions_read_the_same_from_a_lean_trial(phase: str) -> None:
-    full, lean = pair(3, phase)
+def test_decisions_read_the_same_from_an_indexed_trial(phase: str) -> None:
+    full, kept = pair(3, phase)
     assert full.status is not None
-    assert lean.status is not None
+    assert kept.status is not None
     for has_job in (False, True):
-        view, lean_view = _view(full, full.status, has_job), _view(lean, lean.status, has_job)
-        assert lean_view == view
-        assert lean_view.finished == view.finished
+        view = _view(kept, kept.status, has_job)
+        assert view.name == full.metadata.name
+        assert (view.index, view.parameters, view.tags) == (
+            full.spec.index,
+            full.spec.parameters,
+            full.spec.tags,
+        )
+        assert view.status == full.status
         # the suggestion request's history and the early-stopping curve
-        assert observed_trial(lean_view) == observed_trial(view)
-    assert trial_entry(lean, "uid-3") == trial_entry(full, "uid-3")
+        observed = observed_trial(view)
+        reference = observed_trial(replace(view, status=full.status))
+        assert observed == reference
+        assert observed.to_wire() == reference.to_wire()
+    assert trial_entry(kept, "uid-3").experiment == "exp"
 
 
-def test_a_lean_trial_without_status_stays_without() -> None:
+def test_an_indexed_trial_without_status_stays_without() -> None:
     raw = body(1)
     del raw["status"]
-    full = Trial.model_validate(raw)
-    lean = lean_trial(full)
-    assert lean == full
-    assert lean.status is None
-    assert _view(lean, TrialStatus(), False) == _view(full, TrialStatus(), False)
+    kept = indexed(raw)
+    assert kept.status is None
+    assert not kept.finished
+    assert kept.source is not None
 
 
-def test_lean_trials_share_what_is_equal_and_nothing_else() -> None:
+def test_indexed_trials_share_what_is_equal_and_nothing_else() -> None:
     (_, one), (_, two) = pair(1), pair(2)
     assert one.status is not None
     assert two.status is not None
-    # what makes them lean: one fields-set per shape, equal labels once
+    # what makes them lean: one fields-set per shape, equal tags once, names interned
     assert one.status.model_fields_set is two.status.model_fields_set
-    assert one.metadata.labels is two.metadata.labels
-    assert one.spec.tags is not two.spec.tags  # the rung differs
-    assert one.spec.parameters is not two.spec.parameters
+    assert one.experiment is two.experiment
+    assert one.status.metrics[0].name is two.status.metrics[0].name
+    same_rung = indexed(body(3))
+    assert one.tags is same_rung.tags
+    assert one.tags is not two.tags  # the rung differs
+    assert one.parameters is not two.parameters
     # a copy with a change leaves the shared fields-set (and the other trial) alone
     assert "observed_generation" not in one.status.model_fields_set
     changed = one.status.model_copy(update={"observed_generation": 3})
@@ -109,12 +149,12 @@ def test_lean_trials_share_what_is_equal_and_nothing_else() -> None:
 
 
 def test_finished_trials_directory_entries_keep_no_metrics() -> None:
-    (full_done, _), (full_running, _) = pair(4), pair(5, "Running")
-    done = trial_entry(full_done, "uid-4")
+    (_, done_trial), (_, running_trial) = pair(4), pair(5, "Running")
+    done = trial_entry(done_trial, "uid-4")
     assert done.finished
     assert done.metrics == ()
     assert done.curve == ()
-    running = trial_entry(full_running, "uid-5")
+    running = trial_entry(running_trial, "uid-5")
     assert running.curve
     assert running.metrics
     assert not running.finished

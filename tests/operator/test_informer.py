@@ -156,10 +156,8 @@ async def test_pages_then_watches_from_the_listing_version_and_follows_bookmarks
     assert rewatch["resourceVersion"] == "16"  # the last event's version, past the bookmark
     assert stream.listed.is_set()
 
-    assert [(t.metadata.name, phase_of(t)) for t in index.trials(("ns", "a"))] == [
-        ("a-0", "Succeeded")
-    ]
-    assert [t.metadata.name for t in index.trials(("ns", "b"))] == ["b-0"]
+    assert [(t.name, phase_of(t)) for t in index.trials(("ns", "a"))] == [("a-0", "Succeeded")]
+    assert [t.name for t in index.trials(("ns", "b"))] == ["b-0"]
     assert [(k, e, n) for k, e, n, _ in seen] == [
         (Kind.TRIALS, "ADDED", "a-0"),
         (Kind.TRIALS, "ADDED", "a-1"),
@@ -194,7 +192,7 @@ async def test_a_version_too_old_relists_and_what_vanished_meanwhile_is_deleted(
         None,
         "40",
     ]
-    assert sorted(t.metadata.name for t in index.trials(("ns", "a"))) == ["a-1", "a-2"]
+    assert sorted(t.name for t in index.trials(("ns", "a"))) == ["a-1", "a-2"]
     assert ("DELETED", "a-0") in [(e, n) for _, e, n, _ in seen]
 
 
@@ -280,7 +278,7 @@ async def test_an_expired_continue_token_starts_the_listing_again() -> None:
     assert [q.get("continue") for _, q in api.requests[:3]] == [None, "page2", None]
     assert api.requests[3][1]["resourceVersion"] == "20"
     # The fresh listing lacks a-0: it went while the first listing was under way.
-    assert [t.metadata.name for t in index.trials(("ns", "a"))] == ["a-1"]
+    assert [t.name for t in index.trials(("ns", "a"))] == ["a-1"]
     assert ("DELETED", "a-0") in [(e, n) for _, e, n, _ in seen]
 
 

@@ -318,10 +318,14 @@ def test_extreme_objective_values_are_as_unusable_as_nan(
 
 def test_a_history_of_only_extreme_objectives_is_a_history_of_failures(name: AlgorithmName) -> None:
     trials, _ = run(name, rounds=3, count=3)
-    extreme = [t.model_copy(update={"value": 1e308 * (-1) ** i}) for i, t in enumerate(trials)]
-    failed = [t.model_copy(update={"value": None, "state": TrialState.FAILED}) for t in trials]
-    for trial in (*extreme, *failed):
-        trial.intermediate.clear()
+    extreme = [
+        t.model_copy(update={"value": 1e308 * (-1) ** i, "intermediate": []})
+        for i, t in enumerate(trials)
+    ]
+    failed = [
+        t.model_copy(update={"value": None, "state": TrialState.FAILED, "intermediate": []})
+        for t in trials
+    ]
     assert registry.suggest(request(name, extreme, count=3)) == registry.suggest(
         request(name, failed, count=3)
     )

@@ -8,11 +8,19 @@ Experiment, a summary and a downsampled curve on each Trial.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, overload
 
-from pydantic import ConfigDict, Field
+from pydantic import (
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 from pydantic.dataclasses import dataclass
 
 from kubesweep.api.base import ApiModel
@@ -179,8 +187,14 @@ class ExperimentStatus(ApiModel):
         return next((c for c in self.conditions if c.type == type_), None)
 
 
-class MetricSummary(ApiModel):
+@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class MetricSummary:
     """One metric of a trial reduced to the figures that matter."""
+
+    # A slotted dataclass rather than a model, as CurvePoint: every finished Trial
+    # of an experiment of 100,000 keeps its summaries in the operator's index,
+    # and a model instance (its own dict and fields-set) costs about three times
+    # the memory of the values.
 
     name: str
     latest: float
@@ -188,6 +202,19 @@ class MetricSummary(ApiModel):
     max: float
     step: int | None = Field(default=None, description="Step of the latest observation.")
     count: int = Field(default=1, ge=1)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The summary as Kubernetes stores it (no unset step)."""
+        wire: dict[str, Any] = {
+            "name": self.name,
+            "latest": self.latest,
+            "min": self.min,
+            "max": self.max,
+        }
+        if self.step is not None:
+            wire["step"] = self.step
+        wire["count"] = self.count
+        return wire
 
 
 @dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
@@ -206,6 +233,87 @@ class CurvePoint:
         return {"step": self.step, "value": self.value}
 
 
+def _point(step: int, value: float) -> CurvePoint:
+    """A point read back from a packed curve: its values were validated when it was packed.
+
+    Validating them again would make reading (and writing whole histories) several
+    times slower than reading a list.
+    """
+    point = object.__new__(CurvePoint)
+    object.__setattr__(point, "step", step)
+    object.__setattr__(point, "value", value)
+    return point
+
+
+class PackedCurve(Sequence[CurvePoint]):
+    """A curve that will not change, as two arrays: a finished trial's, in the operator's index.
+
+    Every finished trial of an experiment of 100,000 keeps its curve in the
+    operator's index; as a list, each point costs about 80 bytes (the slotted
+    point and its float), here 16. It reads as the sequence of its points (each
+    made when read), equals any sequence of equal points, and is serialized as
+    the list it stands for. Models that hold a curve take one as it is (see
+    :data:`Curve`): it is only ever built from points that were validated.
+    """
+
+    __slots__ = ("_steps", "_values")
+
+    def __init__(self, points: Iterable[CurvePoint]) -> None:
+        """Raises ``OverflowError`` for a step beyond 64 bits (keep such a curve as a list)."""
+        steps, values = array("q"), array("d")
+        for point in points:
+            steps.append(point.step)
+            values.append(point.value)
+        self._steps = steps
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    @overload
+    def __getitem__(self, position: int) -> CurvePoint: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[CurvePoint]: ...
+
+    def __getitem__(self, position: int | slice) -> CurvePoint | list[CurvePoint]:
+        if isinstance(position, slice):
+            return list(map(_point, self._steps[position], self._values[position]))
+        return _point(self._steps[position], self._values[position])
+
+    def __iter__(self) -> Iterator[CurvePoint]:
+        return map(_point, self._steps, self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PackedCurve):
+            return self._steps == other._steps and self._values == other._values
+        if isinstance(other, list | tuple):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which have none
+
+    def __repr__(self) -> str:
+        return f"PackedCurve({list(self)!r})"
+
+
+def _curve_as_is(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    return value if isinstance(value, PackedCurve) else handler(value)
+
+
+def _curve_points(value: Sequence[CurvePoint]) -> list[CurvePoint]:
+    # Serialized as the list of its points is (so a NaN stays a float in JSON mode).
+    return value if isinstance(value, list) else list(value)
+
+
+#: A curve field: a list of points from the wire, or a :class:`PackedCurve` kept as it is.
+Curve = Annotated[
+    Sequence[CurvePoint],
+    WrapValidator(_curve_as_is),
+    PlainSerializer(_curve_points, return_type=list[CurvePoint]),
+]
+
+
 class TrialStatus(ApiModel):
     """Observed state of a Trial."""
 
@@ -218,5 +326,5 @@ class TrialStatus(ApiModel):
     completion_time: datetime | None = None
     objective: float | None = None
     metrics: list[MetricSummary] = Field(default_factory=list, max_length=MAX_TRIAL_METRICS)
-    curve: list[CurvePoint] = Field(default_factory=list, max_length=MAX_CURVE_POINTS)
+    curve: Curve = Field(default_factory=list, max_length=MAX_CURVE_POINTS)
     gpu_seconds: float = 0.0

@@ -27,7 +27,7 @@ from kubesweep.api.experiment import (
     Parameter,
     ParameterValue,
 )
-from kubesweep.api.status import CurvePoint
+from kubesweep.api.status import Curve
 
 
 class TrialState(StrEnum):
@@ -47,7 +47,7 @@ class ObservedTrial(ApiModel):
     fidelity: float | None = None
     state: TrialState
     value: float | None = Field(default=None, description="Final objective, if any.")
-    intermediate: list[CurvePoint] = Field(
+    intermediate: Curve = Field(
         default_factory=list, description="Objective by step (epoch, fidelity unit)."
     )
     tags: dict[str, str] = Field(default_factory=dict, max_length=16)

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kubesweep.api import Trial
-from kubesweep.operator.compact import lean_trial
+from kubesweep.operator.compact import IndexedTrial, indexed_trial
 from kubesweep.planning import PodView, pod_spec_gpus
 from kubesweep.planning.workload import parse_time
 from kubesweep.rendering import COLLECTOR_NAME, LABEL_EXPERIMENT, LABEL_TRIAL
@@ -63,8 +63,12 @@ def plain(value: Any) -> Any:
     return value
 
 
-def slim_trial(body: Mapping[str, Any]) -> Trial | None:
-    """A Trial from its body, without the metadata kubesweep never reads, lean (see compact)."""
+def slim_trial(body: Mapping[str, Any]) -> IndexedTrial | None:
+    """A Trial from its JSON body, validated, as the index keeps it (see compact).
+
+    Bodies come from the list-and-watch streams' JSON, so they are plain dicts
+    already; the metadata kubesweep never reads is not validated at all.
+    """
     meta = body.get("metadata", {})
     try:
         trial = Trial.model_validate(
@@ -73,16 +77,15 @@ def slim_trial(body: Mapping[str, Any]) -> Trial | None:
                     "name": meta.get("name"),
                     "namespace": meta.get("namespace"),
                     "uid": meta.get("uid"),
-                    "labels": dict(meta.get("labels") or {}),
                 },
-                "spec": plain(body.get("spec")),
-                "status": plain(body.get("status")) or None,
+                "spec": body.get("spec"),
+                "status": body.get("status") or None,
             }
         )
     except ValidationError as error:
         logger.warning("ignoring malformed Trial %s: %s", meta.get("name"), error)
         return None
-    return lean_trial(trial)
+    return indexed_trial(trial)
 
 
 def _slim_job_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -278,7 +281,7 @@ def _entry(kind: Kind, obj: Key, body: Mapping[str, Any]) -> _Entry | None:
         trial = slim_trial(body)
         if trial is None:
             return None
-        experiment = (namespace, trial.spec.experiment)
+        experiment = (namespace, trial.experiment)
         return _Entry(group=experiment, experiment=experiment, record=trial)
     labels = (body.get("metadata") or {}).get("labels") or {}
     trial_name, experiment_name = labels.get(LABEL_TRIAL), labels.get(LABEL_EXPERIMENT)
@@ -327,12 +330,12 @@ class ChildIndex:
         """The objects of a kind known in a namespace (``None``: all)."""
         return [o for o in self._kinds[kind].by_object if namespace in (None, o[0])]
 
-    def trial(self, namespace: str, name: str) -> Trial | None:
+    def trial(self, namespace: str, name: str) -> IndexedTrial | None:
         """A Trial by name."""
         entry = self._kinds[Kind.TRIALS].by_object.get((namespace, name))
         return None if entry is None else entry.record
 
-    def trials(self, experiment: Key) -> list[Trial]:
+    def trials(self, experiment: Key) -> list[IndexedTrial]:
         """The Trials of an experiment."""
         return list(self._kinds[Kind.TRIALS].groups.get(experiment, {}).values())
 

@@ -1,64 +1,66 @@
-"""Lean copies of validated Trials, so that 100,000 of them fit the operator's memory.
+"""Trials as the operator's index keeps them: 100,000 of one experiment fit its memory.
 
-The index keeps every Trial of the experiments it watches, and a pass reads
-them as models (views, requests, early stopping and GPU-hours all take
-:class:`~kubesweep.api.Trial` and :class:`~kubesweep.api.TrialStatus`). What a
-validated model costs is mostly not its values: each model instance carries its
-own set of the fields that were set (a set of six names costs 728 bytes, more
-than the six values), every Trial of an experiment carries its own copy of the
-same labels, and names repeated in every Trial (the experiment, parameter and
-metric names, reasons) are separate strings per object. Measured with
-``tracemalloc`` on the memory benchmark's finished Trials (20-point curve, two
-metric summaries): about 7.0 KB per Trial as validated (see docs/benchmarks.md).
+The index keeps every Trial of the experiments it watches, and almost all of
+them are finished: at 100,000 trials, what each one costs is what the operator
+costs. A pass reads a Trial's name, uid, index, parameters, fidelity, tags and
+status (views, requests, early stopping, GPU-hours); nothing reads its labels,
+annotations or owner references, and only a trial that may still run is
+rendered into a workload, from the whole validated Trial. A validated Trial is
+six model instances, each with its own dict and its own set of the fields that
+were set (a set of six names costs 728 bytes, more than the six values), with
+the same labels copied into every Trial and names repeated as separate strings.
 
-:func:`lean_trial` rebuilds a validated Trial with the same values, field by
-field, through ``model_construct``: one shared fields-set per model class and
-set of fields, labels, tags and empty mappings shared between Trials that have
-equal ones, repeated strings interned. Nothing is dropped, so every reader sees
-the value it saw before (``tests/operator/test_compact.py`` pins that), and the
-models are frozen, so a shared part is never changed through one of them.
+:func:`indexed_trial` keeps instead one slotted :class:`IndexedTrial` of what a
+pass reads: a finished trial's status rebuilt with one shared fields-set per set
+of fields and its curve packed into two arrays (:class:`~kubesweep.api.PackedCurve`;
+metric summaries are slotted dataclasses), tags shared between Trials that have
+equal ones, repeated names interned. The validated
+Trial is kept beside it only while the trial may still run. Every reader sees
+the values it saw in the validated Trial (``tests/operator/test_compact.py``
+pins that), and the models are frozen, so a shared part is never changed
+through one of them. Measured per finished Trial of the memory benchmark in
+``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel
+from kubesweep.api import MetricSummary, PackedCurve, ParameterValue, Trial, TrialStatus
 
-from kubesweep.api import MetricSummary, Trial, TrialStatus
-from kubesweep.api.trial import ObjectMeta, TrialSpec
-
-M = TypeVar("M", bound=BaseModel)
-
-#: One fields-set per model class and the names in it (there are a few dozen).
-_FIELDS_SETS: dict[tuple[type[BaseModel], frozenset[str]], set[str]] = {}
-#: Equal string mappings (labels, tags) shared between Trials; bounded below.
+#: One fields-set per set of TrialStatus fields (there are a few).
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+#: Equal string mappings (tags) shared between Trials; bounded below.
 _MAPPINGS: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
 #: Past this many distinct mappings, new ones are kept as they are (unique tags).
 MAX_SHARED_MAPPINGS = 4096
 
 
-def _fields_set(model: BaseModel) -> set[str]:
-    names = frozenset(model.model_fields_set)
-    key = (type(model), names)
-    shared = _FIELDS_SETS.get(key)
-    if shared is None:
-        shared = _FIELDS_SETS[key] = set(names)
-    return shared
+@dataclass(frozen=True, slots=True)
+class IndexedTrial:
+    """One Trial as a reconciliation pass reads it."""
 
+    name: str
+    namespace: str
+    uid: str | None
+    experiment: str
+    index: int
+    parameters: Mapping[str, ParameterValue]
+    fidelity: float | None
+    tags: Mapping[str, str]
+    status: TrialStatus | None
+    #: The validated Trial while the trial may still run (its workload is rendered
+    #: from it); ``None`` once it has finished.
+    source: Trial | None = None
 
-def _rebuilt(model: M, **values: Any) -> M:
-    """``model`` again, with a shared fields-set and some values replaced by leaner equal ones."""
-    fields = {name: getattr(model, name) for name in type(model).model_fields}
-    fields |= model.model_extra or {}
-    built = type(model).model_construct(_fields_set(model), **(fields | values))
-    if built.__pydantic_extra__ is not None:
-        # With extra="allow", the extras are what is left of the keyword arguments:
-        # a dict emptied of every field, still the size it was. Kept at its size.
-        object.__setattr__(built, "__pydantic_extra__", dict(built.__pydantic_extra__))
-    return built
+    @property
+    def finished(self) -> bool:
+        """Whether the trial will not run again."""
+        return self.status is not None and self.status.phase.is_finished
 
 
 def _text(value: str) -> str:
@@ -76,40 +78,47 @@ def _mapping(values: Mapping[str, str]) -> dict[str, str]:
     return shared
 
 
-def _meta(meta: ObjectMeta) -> ObjectMeta:
-    return _rebuilt(
-        meta,
-        labels=_mapping(meta.labels),
-        annotations=_mapping(meta.annotations),
-    )
-
-
-def _spec(spec: TrialSpec) -> TrialSpec:
-    return _rebuilt(
-        spec,
-        experiment=_text(spec.experiment),
-        parameters={_text(k): v for k, v in spec.parameters.items()},
-        tags=_mapping(spec.tags),
-    )
-
-
 def _metric(summary: MetricSummary) -> MetricSummary:
-    return _rebuilt(summary, name=_text(summary.name))
-
-
-def _status(status: TrialStatus) -> TrialStatus:
-    return _rebuilt(
-        status,
-        reason=None if status.reason is None else _text(status.reason),
-        metrics=[_metric(m) for m in status.metrics],
+    name = _text(summary.name)
+    if name is summary.name:
+        return summary
+    return MetricSummary(
+        name=name,
+        latest=summary.latest,
+        min=summary.min,
+        max=summary.max,
+        step=summary.step,
+        count=summary.count,
     )
 
 
-def lean_trial(trial: Trial) -> Trial:
-    """An equal Trial that costs less memory (see the module's docstring)."""
-    return _rebuilt(
-        trial,
-        metadata=_meta(trial.metadata),
-        spec=_spec(trial.spec),
-        status=None if trial.status is None else _status(trial.status),
+def lean_status(status: TrialStatus) -> TrialStatus:
+    """An equal finished TrialStatus: a shared fields-set, interned names, a packed curve."""
+    names = frozenset(status.model_fields_set)
+    fields_set = _FIELDS_SETS.get(names)
+    if fields_set is None:
+        fields_set = _FIELDS_SETS[names] = set(names)
+    values: dict[str, Any] = {name: getattr(status, name) for name in TrialStatus.model_fields}
+    values["reason"] = None if status.reason is None else _text(status.reason)
+    values["metrics"] = [_metric(m) for m in status.metrics]
+    with contextlib.suppress(OverflowError):  # a step beyond 64 bits: the list as it is
+        values["curve"] = PackedCurve(status.curve)
+    return TrialStatus.model_construct(fields_set, **values)
+
+
+def indexed_trial(trial: Trial) -> IndexedTrial:
+    """What the index keeps of a validated Trial (see the module's docstring)."""
+    status = trial.status
+    finished = status is not None and status.phase.is_finished
+    return IndexedTrial(
+        name=_text(trial.metadata.name),
+        namespace=_text(trial.metadata.namespace or ""),
+        uid=trial.metadata.uid,
+        experiment=_text(trial.spec.experiment),
+        index=trial.spec.index,
+        parameters={_text(k): v for k, v in trial.spec.parameters.items()},
+        fidelity=trial.spec.fidelity,
+        tags=_mapping(trial.spec.tags),
+        status=lean_status(status) if finished and status is not None else status,
+        source=None if finished else trial,
     )

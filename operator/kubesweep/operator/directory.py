@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kubesweep.api import CurvePoint, MetricSummary, Objective, Trial
+from kubesweep.api import CurvePoint, MetricSummary, Objective
+from kubesweep.operator.compact import IndexedTrial
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +30,14 @@ class TrialEntry:
     curve: tuple[CurvePoint, ...] = ()
 
 
-def trial_entry(trial: Trial, uid: str) -> TrialEntry:
+def trial_entry(trial: IndexedTrial, uid: str) -> TrialEntry:
     """What the intake keeps of an indexed Trial."""
     status = trial.status
     if status is not None and status.phase.is_finished:
-        return TrialEntry(uid=uid, experiment=trial.spec.experiment, finished=True)
+        return TrialEntry(uid=uid, experiment=trial.experiment, finished=True)
     return TrialEntry(
         uid=uid,
-        experiment=trial.spec.experiment,
+        experiment=trial.experiment,
         metrics=tuple(status.metrics) if status else (),
         curve=tuple(status.curve) if status else (),
     )

@@ -151,11 +151,11 @@ class Operator:
             return
         key = (namespace, name)
         trial = self.informer.index.trial(namespace, name)
-        if event_type == "DELETED" or trial is None or not trial.metadata.uid:
+        if event_type == "DELETED" or trial is None or not trial.uid:
             if rt.directory.trials.pop(key, None) is not None:
                 rt.intake.forget(namespace, name)
             return
-        entry = rt.directory.trials[key] = trial_entry(trial, trial.metadata.uid)
+        entry = rt.directory.trials[key] = trial_entry(trial, trial.uid)
         if entry.finished:
             rt.intake.forget(namespace, name)  # its final metrics are written
 
@@ -167,7 +167,7 @@ class Operator:
         jobs = {}
         pods = {}
         for trial in trials:
-            trial_name = trial.metadata.name
+            trial_name = trial.name
             job = index.job(namespace, trial_name) or index.workload(namespace, trial_name)
             if job is not None:
                 jobs[trial_name] = job

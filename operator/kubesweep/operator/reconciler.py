@@ -51,6 +51,7 @@ from kubesweep.api.suggestion_wire import (
 from kubesweep.metrics.tokens import trial_token
 from kubesweep.metrics.wire import WireError, decode_summary
 from kubesweep.operator.children import PodRecord
+from kubesweep.operator.compact import IndexedTrial
 from kubesweep.operator.patching import merge_patch
 from kubesweep.operator.runtime import Runtime
 from kubesweep.operator.workloads import WorkloadResource
@@ -126,20 +127,31 @@ class ExperimentState:
 class Children:
     """An experiment's Trials, and their workloads (Jobs, JobSets, ...) and pods by trial name."""
 
-    trials: Sequence[Trial]
+    trials: Sequence[IndexedTrial]
     jobs: Mapping[str, Mapping[str, Any]]
     pods: Mapping[str, Sequence[PodRecord]]
 
 
-def _view(trial: Trial, status: TrialStatus, has_job: bool) -> TrialView:
+def _view(trial: IndexedTrial, status: TrialStatus, has_job: bool) -> TrialView:
+    return TrialView(
+        name=trial.name,
+        index=trial.index,
+        parameters=trial.parameters,
+        fidelity=trial.fidelity,
+        tags=trial.tags,
+        status=status,
+        has_job=has_job,
+    )
+
+
+def _created_view(trial: Trial) -> TrialView:
+    """A Trial this pass created, before the index shows it."""
     return TrialView(
         name=trial.metadata.name,
         index=trial.spec.index,
         parameters=trial.spec.parameters,
         fidelity=trial.spec.fidelity,
         tags=trial.spec.tags,
-        status=status,
-        has_job=has_job,
     )
 
 
@@ -209,7 +221,7 @@ class ClusterPorts:
         self.namespace = experiment.metadata.namespace or ""
         self.uid = experiment.metadata.uid
         self.key = self.uid or f"{self.namespace}/{self.name}"
-        self.trials_by_name = {t.metadata.name: t for t in children.trials}
+        self.trials_by_name = {t.name: t for t in children.trials}
 
     # -- observe ---------------------------------------------------------------
 
@@ -217,7 +229,9 @@ class ClusterPorts:
         """The state of a trial's workload, as its kind tells it."""
         return workload_state(self.experiment.spec.trial_template, self.children.jobs.get(name))
 
-    async def _metrics_for(self, trial: Trial, state: WorkloadState | None) -> TrialMetrics | None:
+    async def _metrics_for(
+        self, trial: IndexedTrial, state: WorkloadState | None
+    ) -> TrialMetrics | None:
         """The last metrics of a trial whose workload completed, to write with its final phase.
 
         They must be the collector's complete account: its final batch's summary, or
@@ -227,7 +241,7 @@ class ClusterPorts:
         """
         if state is None or state.succeeded is None:
             return None
-        name = trial.metadata.name
+        name = trial.name
         metrics = self.rt.intake.take(self.namespace, name)
         if metrics is not None and metrics.complete:
             return metrics
@@ -249,7 +263,7 @@ class ClusterPorts:
         """Every indexed Trial (unfinished ones with Job, pods and metrics), then created ones."""
         seen: list[Observation] = []
         for trial in self.children.trials:
-            name = trial.metadata.name
+            name = trial.name
             self.state.created.pop(name, None)
             self.state.created_trials.pop(name, None)
             job = self._state(name)
@@ -333,7 +347,7 @@ class ClusterPorts:
             return None
         trial = Trial.model_validate(stored)
         self.rt.metrics.trials_created.inc()
-        view = _view(trial, TrialStatus(), has_job=False)
+        view = _created_view(trial)
         self.state.created[new.name] = view
         self.state.created_trials[new.name] = trial
         return view
@@ -341,7 +355,8 @@ class ClusterPorts:
     async def start_workload(self, view: TrialView) -> TrialView | None:
         """Render and create the Trial's Job (409: it exists); a template error fails the trial."""
         name = view.name
-        trial = self.trials_by_name.get(name) or self.state.created_trials.get(name)
+        indexed = self.trials_by_name.get(name)
+        trial = indexed.source if indexed is not None else self.state.created_trials.get(name)
         if trial is None or name in self.state.jobs_created or trial.metadata.uid is None:
             return None
         try:

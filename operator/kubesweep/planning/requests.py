@@ -52,7 +52,7 @@ def observed_trial(trial: TrialView, spec: ExperimentSpec | None = None) -> Obse
         fidelity=trial.fidelity,
         state=_STATES[trial.phase],
         value=trial.status.objective if valued else None,
-        intermediate=list(trial.status.curve),
+        intermediate=trial.status.curve,  # a finished trial's packed curve is kept packed
         tags=dict(trial.tags),
     )
     if spec is None or not valued:

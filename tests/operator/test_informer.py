@@ -142,7 +142,9 @@ async def test_pages_then_watches_from_the_listing_version_and_follows_bookmarks
         ]
     )
     seen, on_change = recorder()
-    stream = Stream(api, Source(Kind.TRIALS, "ns"), index := _index(), on_change)
+    stream = Stream(
+        api, Source(Kind.TRIALS, "ns"), index := _index(), on_change, stream_lists=False
+    )
     await run_until_exhausted(stream, api)
 
     paths = {path for path, _ in api.requests}
@@ -181,7 +183,9 @@ async def test_a_version_too_old_relists_and_what_vanished_meanwhile_is_deleted(
         ]
     )
     seen, on_change = recorder()
-    stream = Stream(api, Source(Kind.TRIALS, "ns"), index := _index(), on_change)
+    stream = Stream(
+        api, Source(Kind.TRIALS, "ns"), index := _index(), on_change, stream_lists=False
+    )
     await run_until_exhausted(stream, api)
 
     assert [q.get("resourceVersion") for _, q in api.requests] == [
@@ -206,7 +210,7 @@ async def test_errors_are_retried_and_jobs_and_pods_are_selected_by_label_on_the
         ]
     )
     seen, on_change = recorder()
-    stream = Stream(api, Source(Kind.PODS, None), index := _index(), on_change)
+    stream = paged(api, Source(Kind.PODS, None), index := _index(), on_change)
     await run_until_exhausted(stream, api)
 
     assert slept == [1.0]
@@ -247,7 +251,7 @@ class ListsThenHolds:
 
 async def test_the_informer_is_ready_only_when_every_stream_has_listed() -> None:
     api = ListsThenHolds()
-    informer = Informer(api, ["ns"], lambda *_: None)
+    informer = Informer(api, ["ns"], lambda *_: None, stream_lists=False)
     informer.start()
     paths = [s.source.path for s in informer.streams]
     for path in paths:
@@ -263,6 +267,11 @@ def _index() -> ChildIndex:
     return ChildIndex()
 
 
+def paged(api: ScriptedApi, source: Source, index: ChildIndex, on_change: OnChange) -> Stream:
+    """A stream that lists in pages (the server's streaming listing is tested below)."""
+    return Stream(api, source, index, on_change, stream_lists=False)
+
+
 async def test_an_expired_continue_token_starts_the_listing_again() -> None:
     api = ScriptedApi(
         [
@@ -272,7 +281,9 @@ async def test_an_expired_continue_token_starts_the_listing_again() -> None:
         ]
     )
     seen, on_change = recorder()
-    stream = Stream(api, Source(Kind.TRIALS, "ns"), index := _index(), on_change)
+    stream = Stream(
+        api, Source(Kind.TRIALS, "ns"), index := _index(), on_change, stream_lists=False
+    )
     await run_until_exhausted(stream, api)
 
     assert [q.get("continue") for _, q in api.requests[:3]] == [None, "page2", None]
@@ -284,7 +295,7 @@ async def test_an_expired_continue_token_starts_the_listing_again() -> None:
 
 async def test_a_first_page_refused_with_410_is_retried_after_a_pause(slept: list[float]) -> None:
     api = ScriptedApi([FakeResponse(status=410, body={"message": "gone"}), listing([], "1")])
-    stream = Stream(api, Source(Kind.TRIALS, "ns"), _index(), lambda *_: None)
+    stream = paged(api, Source(Kind.TRIALS, "ns"), _index(), lambda *_: None)
     await run_until_exhausted(stream, api)
     assert slept == [1.0]
     assert stream.listed.is_set()
@@ -308,7 +319,9 @@ async def test_a_workload_kind_whose_crd_is_missing_does_not_hold_planning_back(
         ]
     )
     seen, on_change = recorder()
-    stream = Stream(api, Source(Kind.WORKLOADS, "ns", JOBSET), _index(), on_change)
+    stream = Stream(
+        api, Source(Kind.WORKLOADS, "ns", JOBSET), _index(), on_change, stream_lists=False
+    )
     task = asyncio.create_task(stream.run())
     await asyncio.wait_for(stream.listed.wait(), 5)
     assert slept == [1.0]  # listed as empty at once, and asked again after a pause
@@ -318,3 +331,103 @@ async def test_a_workload_kind_whose_crd_is_missing_does_not_hold_planning_back(
         await task
     assert api.requests[0][0] == "/apis/jobset.x-k8s.io/v1alpha2/namespaces/ns/jobsets"
     assert seen == [(Kind.WORKLOADS, "ADDED", "a-0", {("ns", "a")})]
+
+
+def end_of_initial_events(version: str) -> dict[str, Any]:
+    return {
+        "type": "BOOKMARK",
+        "object": {
+            "metadata": {
+                "resourceVersion": version,
+                "annotations": {"k8s.io/initial-events-end": "true"},
+            }
+        },
+    }
+
+
+async def test_a_streaming_listing_is_ready_at_its_end_bookmark_and_goes_on_watching() -> None:
+    index = _index()
+    index.apply(Kind.TRIALS, "ADDED", trial_body("gone-0", "gone"))  # from before a restart
+    api = ScriptedApi(
+        [
+            FakeResponse(
+                chunks=frames(
+                    # initial events come in no order of version: none of theirs is kept
+                    {"type": "ADDED", "object": with_version(trial_body("a-0", "a"), "30")},
+                    {"type": "ADDED", "object": with_version(trial_body("a-1", "a"), "12")},
+                    end_of_initial_events("31"),
+                    {
+                        "type": "MODIFIED",
+                        "object": with_version(trial_body("a-1", "a", phase="Succeeded"), "33"),
+                    },
+                    split_at=41,
+                )
+            ),
+        ]
+    )
+    seen, on_change = recorder()
+    stream = Stream(api, Source(Kind.TRIALS, "ns"), index, on_change)
+    await run_until_exhausted(stream, api)
+
+    path, query = api.requests[0]
+    assert path == "/apis/kubesweep.io/v1alpha1/namespaces/ns/trials"
+    assert query["watch"] == "1"
+    assert query["sendInitialEvents"] == "true"
+    assert query["resourceVersionMatch"] == "NotOlderThan"
+    assert "resourceVersion" not in query
+    assert stream.listed.is_set()
+    # the watch after the server ended this one starts from the last event's version
+    assert api.requests[1][1]["resourceVersion"] == "33"
+    assert "sendInitialEvents" not in api.requests[1][1]
+    assert [(e, n) for _, e, n, _ in seen] == [
+        ("ADDED", "a-0"),
+        ("ADDED", "a-1"),
+        ("DELETED", "gone-0"),  # the listing lacked it
+        ("MODIFIED", "a-1"),
+    ]
+    assert {t.name: phase_of(t) for t in index.trials(("ns", "a"))} == {
+        "a-0": "Running",
+        "a-1": "Succeeded",
+    }
+
+
+async def test_a_server_that_refuses_streaming_lists_is_listed_in_pages_from_then_on() -> None:
+    refusal = {"message": "sendInitialEvents is forbidden for watch unless ..."}
+    api = ScriptedApi(
+        [
+            FakeResponse(status=422, body=refusal),
+            listing([trial_body("a-0", "a")], "5"),
+            FakeResponse(status=410, body={"message": "too old"}),  # the watch falls behind
+            listing([trial_body("a-0", "a")], "9"),  # listed in pages again, not streamed
+        ]
+    )
+    stream = Stream(api, Source(Kind.TRIALS, "ns"), _index(), lambda *_: None)
+    await run_until_exhausted(stream, api)
+    kinds = ["watch" if q.get("watch") else "list" for _, q in api.requests]
+    assert kinds == ["watch", "list", "watch", "list", "watch"]
+    assert "sendInitialEvents" not in api.requests[2][1]
+    assert stream.listed.is_set()
+    assert not stream.stream_lists
+
+
+async def test_a_watch_that_ends_before_its_initial_events_are_marked_is_listed_in_pages(
+    slept: list[float],
+) -> None:
+    # A server that ignores sendInitialEvents sends the objects but never the end mark.
+    api = ScriptedApi(
+        [
+            FakeResponse(
+                chunks=frames(
+                    {"type": "ADDED", "object": with_version(trial_body("a-0", "a"), "3")}
+                )
+            ),
+            listing([trial_body("a-0", "a"), trial_body("a-1", "a")], "8"),
+        ]
+    )
+    stream = Stream(api, Source(Kind.TRIALS, "ns"), index := _index(), lambda *_: None)
+    await run_until_exhausted(stream, api)
+    assert stream.listed.is_set()
+    assert not stream.stream_lists
+    assert api.requests[2][1]["resourceVersion"] == "8"
+    assert sorted(t.name for t in index.trials(("ns", "a"))) == ["a-0", "a-1"]
+    assert slept == []

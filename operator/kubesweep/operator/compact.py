@@ -79,17 +79,9 @@ def _mapping(values: Mapping[str, str]) -> dict[str, str]:
 
 
 def _metric(summary: MetricSummary) -> MetricSummary:
-    name = _text(summary.name)
-    if name is summary.name:
-        return summary
-    return MetricSummary(
-        name=name,
-        latest=summary.latest,
-        min=summary.min,
-        max=summary.max,
-        step=summary.step,
-        count=summary.count,
-    )
+    """The summary with its name interned, in place: it was just validated, nothing shares it."""
+    object.__setattr__(summary, "name", _text(summary.name))
+    return summary
 
 
 def lean_status(status: TrialStatus) -> TrialStatus:

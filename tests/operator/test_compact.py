@@ -11,7 +11,7 @@ from kubesweep.api import Trial
 from kubesweep.operator.children import slim_trial
 from kubesweep.operator.compact import IndexedTrial
 from kubesweep.operator.directory import trial_entry
-from kubesweep.operator.reconciler import _view
+from kubesweep.planning import trial_view
 from kubesweep.planning.requests import observed_trial
 from kubesweep.rendering import LABEL_EXPERIMENT
 
@@ -104,7 +104,7 @@ def test_decisions_read_the_same_from_an_indexed_trial(phase: str) -> None:
     assert full.status is not None
     assert kept.status is not None
     for has_job in (False, True):
-        view = _view(kept, kept.status, has_job)
+        view = trial_view(kept, kept.status, has_job)
         assert view.name == full.metadata.name
         assert (view.index, view.parameters, view.tags) == (
             full.spec.index,

@@ -62,6 +62,7 @@ from kubesweep.planning import (
     SuggestionHealth,
     TrialMetrics,
     TrialView,
+    trial_view,
 )
 from kubesweep.planning.executor import (
     Event,
@@ -130,18 +131,6 @@ class Children:
     trials: Sequence[IndexedTrial]
     jobs: Mapping[str, Mapping[str, Any]]
     pods: Mapping[str, Sequence[PodRecord]]
-
-
-def _view(trial: IndexedTrial, status: TrialStatus, has_job: bool) -> TrialView:
-    return TrialView(
-        name=trial.name,
-        index=trial.index,
-        parameters=trial.parameters,
-        fidelity=trial.fidelity,
-        tags=trial.tags,
-        status=status,
-        has_job=has_job,
-    )
 
 
 def _created_view(trial: Trial) -> TrialView:
@@ -274,7 +263,7 @@ class ClusterPorts:
             has_job = (
                 job is not None and name not in self.state.workloads_removed
             ) or name in self.state.jobs_created
-            view = _view(trial, trial.status or TrialStatus(), has_job)
+            view = trial_view(trial, trial.status or TrialStatus(), has_job)
             if view.finished:
                 self.state.written_trials.pop(name, None)
                 seen.append(Observation(view))

@@ -26,7 +26,14 @@ from kubesweep.planning.requests import (
     suggest_request,
 )
 from kubesweep.planning.trial_status import derive_trial_status
-from kubesweep.planning.views import PodView, SuggestionHealth, TrialMetrics, TrialView
+from kubesweep.planning.views import (
+    PodView,
+    SuggestionHealth,
+    TrialMetrics,
+    TrialRecord,
+    TrialView,
+    trial_view,
+)
 
 __all__ = [
     "FINAL_REASONS",
@@ -37,6 +44,7 @@ __all__ = [
     "StopOrder",
     "SuggestionHealth",
     "TrialMetrics",
+    "TrialRecord",
     "TrialView",
     "best_trial",
     "derive_trial_status",
@@ -49,4 +57,5 @@ __all__ = [
     "stop_orders",
     "stop_request",
     "suggest_request",
+    "trial_view",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from kubesweep.api import CurvePoint, MetricSummary, ParameterValue, TrialPhase, TrialStatus
 
@@ -35,6 +36,48 @@ class TrialView:
     def finished(self) -> bool:
         """Whether the trial will not run again."""
         return self.status.phase.is_finished
+
+
+class TrialRecord(Protocol):
+    """A trial as its runner keeps it (the operator's index, the local run's store)."""
+
+    @property
+    def name(self) -> str:
+        """The trial's name."""
+        ...
+
+    @property
+    def index(self) -> int:
+        """Its position in the experiment."""
+        ...
+
+    @property
+    def parameters(self) -> Mapping[str, ParameterValue]:
+        """Its assignment."""
+        ...
+
+    @property
+    def fidelity(self) -> float | None:
+        """Its budget, for multi-fidelity algorithms."""
+        ...
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        """The algorithm's tags."""
+        ...
+
+
+def trial_view(trial: TrialRecord, status: TrialStatus, has_job: bool) -> TrialView:
+    """The view of a recorded trial with the status observed for it."""
+    return TrialView(
+        name=trial.name,
+        index=trial.index,
+        parameters=trial.parameters,
+        fidelity=trial.fidelity,
+        tags=trial.tags,
+        status=status,
+        has_job=has_job,
+    )
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ from kubesweep.planning import (
     TrialView,
     gpus_per_pod,
     search_space,
+    trial_view,
 )
 from kubesweep.planning.executor import (
     Event,
@@ -399,15 +400,7 @@ class Runner:
         return True
 
     def _view(self, trial: LocalTrial, status: TrialStatus) -> TrialView:
-        return TrialView(
-            name=trial.name,
-            index=trial.index,
-            parameters=trial.parameters,
-            fidelity=trial.fidelity,
-            tags=trial.tags,
-            status=status,
-            has_job=trial.name in self.procs,
-        )
+        return trial_view(trial, status, has_job=trial.name in self.procs)
 
     # -- ports: act ----------------------------------------------------------------
 

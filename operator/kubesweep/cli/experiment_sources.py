@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from kubesweep.api import Experiment, Trial
+from kubesweep.api import Experiment, ExperimentSpec, Trial
+from kubesweep.cli.bulk import collector_paused
 from kubesweep.cli.local.processes import log_tail
 from kubesweep.cli.local.runner import trials_dir
-from kubesweep.cli.local.store import ParsedTrials, Store
+from kubesweep.cli.local.store import LocalTrial, ParsedTrials, Store
 from kubesweep.cli.ranking import TrialRecord, record_from_status, record_from_trial
 
 
@@ -52,10 +53,55 @@ class Source(Protocol):
         ...
 
 
+def _record(trial: LocalTrial, spec: ExperimentSpec) -> TrialRecord:
+    return record_from_status(
+        name=trial.name,
+        index=trial.index,
+        parameters=trial.parameters,
+        fidelity=trial.fidelity,
+        status=trial.status,
+        spec=spec,
+        attempts=trial.attempts,
+        parent=trial.parent,
+        perturbation=trial.perturbation,
+    )
+
+
+class ParsedRecords:
+    """A state file's trials parsed before, and the records built from them.
+
+    A reader that reads the same store at every change (the dashboard) parses
+    only the rows that changed (:class:`ParsedTrials`) and builds records for
+    those only: every other trial comes back as the very record it was before,
+    so what the reader derives from a record (a table row) it can keep by
+    identity. At 100,000 trials, building every record again is seconds a write.
+    """
+
+    def __init__(self) -> None:
+        self.trials = ParsedTrials()
+        self._spec: ExperimentSpec | None = None
+        self._records: dict[str, tuple[LocalTrial, TrialRecord]] = {}
+
+    def records(self, trials: Sequence[LocalTrial], spec: ExperimentSpec) -> list[TrialRecord]:
+        """The record of each of ``trials`` under ``spec`` (which decides its metrics)."""
+        if spec != self._spec:
+            self._spec, self._records = spec, {}
+        known = self._records
+        kept: dict[str, tuple[LocalTrial, TrialRecord]] = {}
+        out = []
+        for trial in trials:
+            seen = known.get(trial.name)
+            record = seen[1] if seen is not None and seen[0] is trial else _record(trial, spec)
+            kept[trial.name] = (trial, record)
+            out.append(record)
+        self._records = kept
+        return out
+
+
 class LocalSource:
     """A local run's SQLite state file."""
 
-    def __init__(self, path: Path, parsed: ParsedTrials | None = None) -> None:
+    def __init__(self, path: Path, parsed: ParsedRecords | None = None) -> None:
         if not path.exists():
             raise NotFoundError(f"no state file {path}; run the experiment with kubesweep run")
         self.path = path
@@ -84,20 +130,10 @@ class LocalSource:
 
     def trials(self, experiment: Experiment) -> list[TrialRecord]:
         """Every recorded trial."""
-        return [
-            record_from_status(
-                name=t.name,
-                index=t.index,
-                parameters=t.parameters,
-                fidelity=t.fidelity,
-                status=t.status,
-                spec=experiment.spec,
-                attempts=t.attempts,
-                parent=t.parent,
-                perturbation=t.perturbation,
-            )
-            for t in self.store.trials(self.parsed)
-        ]
+        with collector_paused():
+            if self.parsed is None:
+                return [_record(t, experiment.spec) for t in self.store.trials()]
+            return self.parsed.records(self.store.trials(self.parsed.trials), experiment.spec)
 
     def log_lines(self, trial: str, lines: int) -> list[str]:
         """The last non-empty lines of the trial's log (none if it has no log)."""
@@ -121,12 +157,12 @@ class LocalRuns:
 
     def __init__(self, directory: Path = STATE_DIR, *, keep_parsed: bool = False) -> None:
         self.directory = directory
-        #: With ``keep_parsed``, the trials parsed so far per state file, for readers that
-        #: read again at every change (the dashboard).
-        self.parsed: dict[Path, ParsedTrials] | None = {} if keep_parsed else None
+        #: With ``keep_parsed``, the trials parsed so far per state file and their records,
+        #: for readers that read again at every change (the dashboard).
+        self.parsed: dict[Path, ParsedRecords] | None = {} if keep_parsed else None
 
     def _open(self, path: Path) -> LocalSource:
-        parsed = None if self.parsed is None else self.parsed.setdefault(path, ParsedTrials())
+        parsed = None if self.parsed is None else self.parsed.setdefault(path, ParsedRecords())
         return LocalSource(path, parsed)
 
     def state_files(self) -> list[Path]:

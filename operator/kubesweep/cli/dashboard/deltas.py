@@ -54,7 +54,9 @@ def _rows(old: Sequence[Any], new: Sequence[Any]) -> Patch | bool | None:
     fresh = [row for name, row in zip(new_names, new, strict=True) if name not in known]
     changed = {}
     for name, row in zip(new_names, new, strict=True):
-        if name in known and before[name] != row and (inner := diff(before[name], row)):
+        if name not in known or before[name] is row:
+            continue  # a row the server kept as it was: nothing to compare
+        if before[name] != row and (inner := diff(before[name], row)):
             changed[name] = inner
     gone = [n for n in old_names if n not in present]
     if not fresh and not changed and not gone:
@@ -69,6 +71,8 @@ def _rows(old: Sequence[Any], new: Sequence[Any]) -> Patch | bool | None:
 
 def diff(old: Any, new: Any) -> Patch | None:
     """The patch that turns ``old`` into ``new`` (JSON values); ``None`` when equal."""
+    if old is new:
+        return None
     if isinstance(old, dict) and isinstance(new, dict):
         changes = {}
         for key, value in new.items():

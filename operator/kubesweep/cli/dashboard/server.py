@@ -31,10 +31,12 @@ from typing import Any
 from aiohttp import web
 
 from kubesweep.api import TrialPhase
+from kubesweep.cli.bulk import collector_paused
 from kubesweep.cli.dashboard.deltas import diff
 from kubesweep.cli.dashboard.feeds import Feed, LocalFeed
 from kubesweep.cli.dashboard.views import (
     LOG_TAIL,
+    TrialRows,
     experiment_row,
     experiment_view,
     trial_view,
@@ -134,6 +136,7 @@ class Views:
     fit_share: float = FIT_SHARE
     states: dict[str, PageState] = field(default_factory=dict)
     importance: dict[str, _Importance] = field(default_factory=dict)
+    rows: dict[str, TrialRows] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def state(self, name: str) -> PageState:
@@ -154,6 +157,10 @@ class Views:
         return await asyncio.to_thread(state.body)
 
     def _advance(self, name: str, known: PageState | None, version: object) -> PageState:
+        with collector_paused():  # a page of 100,000 trials is millions of small objects
+            return self._advance_from(name, known, version)
+
+    def _advance_from(self, name: str, known: PageState | None, version: object) -> PageState:
         view = self._compute(name)
         if known is None:
             return PageState(version, 0, view)
@@ -178,7 +185,8 @@ class Views:
             shares = importances(fitted_records(records), experiment)
             known = _Importance(now, succeeded, shares, time.monotonic() - now)
             self.importance[name] = known
-        return experiment_view(experiment, records, importance=known.shares)
+        rows = self.rows.setdefault(name, TrialRows())
+        return experiment_view(experiment, records, importance=known.shares, rows=rows)
 
 
 def _encode(data: Any) -> bytes:

@@ -25,8 +25,15 @@ from kubesweep.cli.report.data import curves, shown_parameters
 LOG_TAIL = 50
 
 
+#: The types of value that :func:`clean` hands back as they are, looked up first: most of
+#: a page's values are names and counts.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def clean(value: Any) -> Any:
     """NaN and infinities become null: JSON has neither."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -108,22 +115,63 @@ def trial_row(record: TrialRecord, spec: ExperimentSpec | None = None) -> dict[s
     )
 
 
+def _clean_report(report: dict[str, Any]) -> dict[str, Any]:
+    """:func:`clean_row` of the report data, but for the history's parts that are clean as
+    made (one element per trial)."""
+    history = report["history"]
+    made = {key: history[key] for key in data.CLEAN_BY_MAKING}
+    rest = {key: value for key, value in history.items() if key not in made}
+    cleaned = clean_row({**report, "history": rest})
+    cleaned["history"] = {**cleaned["history"], **made}
+    return cleaned
+
+
+class TrialRows:
+    """The table rows of one experiment's trials, each kept with the record it was made from.
+
+    The experiment page is computed again at every change, while a change touches
+    a trial or two: a record that is the same object as before, or equal to it,
+    gets the row made before (the same object, which the deltas then pass over
+    at once). At 100,000 trials, making every row again is most of a change's cost.
+    """
+
+    def __init__(self) -> None:
+        self._spec: ExperimentSpec | None = None
+        self._rows: dict[str, tuple[TrialRecord, dict[str, Any]]] = {}
+
+    def rows(self, records: Sequence[TrialRecord], spec: ExperimentSpec) -> list[dict[str, Any]]:
+        """The row of each of ``records``, by index."""
+        if spec != self._spec:
+            self._spec, self._rows = spec, {}
+        known = self._rows
+        kept: dict[str, tuple[TrialRecord, dict[str, Any]]] = {}
+        for record in sorted(records, key=lambda r: r.index):
+            seen = known.get(record.name)
+            same = seen is not None and (seen[0] is record or seen[0] == record)
+            row = seen[1] if seen is not None and same else trial_row(record, spec)
+            kept[record.name] = (record, row)
+        self._rows = kept
+        return [row for _, row in kept.values()]
+
+
 def experiment_view(
     experiment: Experiment,
     records: Sequence[TrialRecord],
     now: datetime | None = None,
     importance: list[dict[str, Any]] | None = None,
+    rows: TrialRows | None = None,
 ) -> dict[str, Any]:
     """The experiment page: its line, the report's plot data, every trial.
 
     Importance fits a random forest (seconds at 10,000 trials), so the server fits
     it less often than the plots redraw and passes the last result in; without it,
-    :func:`~kubesweep.cli.report.data.report_data` fits it.
+    :func:`~kubesweep.cli.report.data.report_data` fits it. The server passes its
+    ``rows`` too, which remember the rows of trials that did not change.
     """
     return {
         "experiment": experiment_row(experiment, records, now),
-        "report": clean_row(data.report_data(experiment, records, now, importance)),
-        "trials": [trial_row(r, experiment.spec) for r in sorted(records, key=lambda r: r.index)],
+        "report": _clean_report(data.report_data(experiment, records, now, importance)),
+        "trials": (rows or TrialRows()).rows(records, experiment.spec),
     }
 
 

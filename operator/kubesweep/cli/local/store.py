@@ -30,6 +30,7 @@ from kubesweep.api import (
     TrialStatus,
     trial_name,
 )
+from kubesweep.cli.bulk import collector_paused
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -219,9 +220,10 @@ class Store:
     def trials(self, parsed: ParsedTrials | None = None) -> list[LocalTrial]:
         """Every trial, by index; rows unchanged since ``parsed`` saw them are not parsed again."""
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY idx").fetchall()
-        if parsed is None:
-            return [_trial(row) for row in rows]
-        return [parsed.trial(row) for row in rows]
+        with collector_paused():
+            if parsed is None:
+                return [_trial(row) for row in rows]
+            return [parsed.trial(row) for row in rows]
 
     def trial(self, name: str) -> LocalTrial | None:
         """One trial by name."""

@@ -13,6 +13,7 @@ objective there is no front to draw, and no metric's direction is guessed.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -38,9 +39,18 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+#: The parts of :func:`history` that are JSON-safe as made (finite numbers, names): a
+#: page of 100,000 trials skips looking at each of them for NaN.
+CLEAN_BY_MAKING = ("points", "best")
+
+
 def history(records: Sequence[TrialRecord], direction: Direction) -> dict[str, Any]:
     """Objective per trial (by index), the best-so-far line over succeeded trials, the axes,
-    and the phases the points are coloured by (for the legend), in the order phases go."""
+    and the phases the points are coloured by (for the legend), in the order phases go.
+
+    The points and the best-so-far line hold finite objectives only, so they need no
+    cleaning for JSON (:data:`CLEAN_BY_MAKING`).
+    """
     ordered = sorted(records, key=lambda r: r.index)
     points = [
         {
@@ -297,19 +307,28 @@ def importances(records: Sequence[TrialRecord], experiment: Experiment) -> list[
     ]
 
 
-def summary(experiment: Experiment, records: Sequence[TrialRecord]) -> dict[str, Any]:
-    """Headline figures: phase, counts, best trial (with several objectives: the front's)."""
+def summary(
+    experiment: Experiment,
+    records: Sequence[TrialRecord],
+    ranked: Sequence[TrialRecord] | None = None,
+) -> dict[str, Any]:
+    """Headline figures: phase, counts, best trial (with several objectives: the front's).
+
+    ``ranked`` is ``records`` ranked, when the caller has it already.
+    """
     status = experiment.status or ExperimentStatus()
     spec = experiment.spec
     best = status.best_trial
-    ranked = rank(records, spec.objective.direction)
+    if ranked is None:
+        ranked = rank(records, spec.objective.direction)
+    tally = Counter(r.phase for r in records)
     front = status.pareto_front or []
     return {
         "phase": status.phase.value,
         "front": front_summary(spec, front, status.pareto_front_size or len(front)),
         "message": status.message or "",
         "trials": len(records),
-        "counts": {phase.value: sum(r.phase is phase for r in records) for phase in TrialPhase},
+        "counts": {phase.value: tally[phase] for phase in TrialPhase},
         "best": None
         if best is None
         else {
@@ -352,7 +371,8 @@ def report_data(
     (``drawn`` says how many of how many), importance fitted on
     :func:`~.sample.fitted_records` unless given."""
     objective = experiment.spec.objective
-    drawn = drawn_records(records, objective.direction)
+    ranked = rank(records, objective.direction)
+    drawn = drawn_records(records, objective.direction, ranked=ranked)
     if importance is None:
         importance = importances(fitted_records(records), experiment)
     return {
@@ -362,7 +382,7 @@ def report_data(
         "objective": {"metric": objective.metric, "direction": objective.direction.value},
         "objectives": objectives_text(experiment),
         "algorithm": experiment.spec.algorithm.name.value,
-        "summary": summary(experiment, records),
+        "summary": summary(experiment, records, ranked),
         "history": history(records, objective.direction),
         "parallel": parallel(drawn, experiment),
         "importance": importance,

@@ -23,7 +23,10 @@ FITTED = 2000
 
 
 def drawn_records(
-    records: Sequence[TrialRecord], direction: Direction, limit: int = DRAWN
+    records: Sequence[TrialRecord],
+    direction: Direction,
+    limit: int = DRAWN,
+    ranked: Sequence[TrialRecord] | None = None,
 ) -> list[TrialRecord]:
     """The trials the per-trial plots draw: all of them up to ``limit``, else a fifth of
     ``limit`` best ones, the worst, and an even sample of the others, by index.
@@ -32,11 +35,13 @@ def drawn_records(
     the best trials are the ones looked at, the sample keeps the shape of the rest.
     The sample is every ``stride``-th trial by index, ``stride`` a power of two, so
     a new trial leaves it as it was until the count doubles: the page's deltas
-    then carry the one new trial, not a sample shifted by one.
+    then carry the one new trial, not a sample shifted by one. ``ranked`` is
+    ``records`` ranked, when the caller has it already (a sort of 100,000 trials).
     """
     if len(records) <= limit:
         return list(records)
-    ranked = rank(records, direction)
+    if ranked is None:
+        ranked = rank(records, direction)
     best = ranked[: limit // 5]
     room = limit - len(best) - 1
     stride = 1

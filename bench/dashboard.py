@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -239,7 +240,13 @@ def measure(trials: int, repeats: int, wait: float = WAIT) -> dict[str, Any]:
         dashboard.stop()
         run.store.close()
         shutil.rmtree(folder, ignore_errors=True)  # 100 MB at 100,000 trials
-    results.update(page_open_s=page, update_s=update, load_end=os.getloadavg()[0])
+    results.update(
+        page_open_s=page,
+        update_s=update,
+        load_end=os.getloadavg()[0],
+        # This process: the state file's writer and the dashboard's server (Chromium apart).
+        max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
     return results
 
 

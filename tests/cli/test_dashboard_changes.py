@@ -14,6 +14,7 @@ import dataclasses
 import gc
 import json
 import math
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,15 @@ from typing import Any
 import pytest
 
 from kubesweep.api import Direction, Experiment
+from kubesweep.cli import experiment_sources
 from kubesweep.cli.bulk import collector_paused
 from kubesweep.cli.experiment_sources import LocalRuns
+from kubesweep.cli.local.store import LocalTrial, parse_row
 from kubesweep.cli.ranking import TrialRecord, rank
 from kubesweep.cli.report import data
 from kubesweep.cli.report.sample import drawn_records
 from tests.cli.conftest import T0, example, record
-from tests.cli.dashboard_runs import LiveRun
+from tests.cli.dashboard_runs import LiveRun, loss_of
 
 pytest.importorskip("aiohttp.web", reason="the dashboard needs aiohttp (kubesweep[cli])")
 
@@ -75,6 +78,29 @@ def test_a_state_file_read_again_gives_the_same_records_for_unchanged_trials(
     third = runs.trials(_another_budget(experiment))
     assert third == second
     assert not any(a is b for a, b in zip(third, second, strict=True))
+
+
+def test_a_reader_keeps_the_rows_and_records_not_the_parsed_trials(
+    run: LiveRun, experiment: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[weakref.ref[LocalTrial]] = []
+
+    def tracked(row: Any) -> LocalTrial:
+        trial = parse_row(row)
+        parsed.append(weakref.ref(trial))
+        return trial
+
+    monkeypatch.setattr(experiment_sources, "parse_row", tracked)
+    for index in range(3):
+        run.run(index)
+    runs = LocalRuns(run.store.path.parent, keep_parsed=True)
+    records = runs.trials(experiment)
+    run.run(3)
+    records = runs.trials(experiment)
+    assert len(parsed) == 4  # each row parsed once
+    gc.collect()
+    assert [ref() for ref in parsed] == [None] * 4
+    assert [r.objective for r in records] == [loss_of(i) for i in range(4)]
 
 
 def test_a_reader_that_keeps_nothing_builds_new_records(

@@ -12,9 +12,9 @@ from kubesweep.api import ExperimentStatus, TrialPhase, TrialStatus
 from kubesweep.cli.local.runner import RunOptions, checkpoints_dir, open_state
 from kubesweep.cli.local.store import (
     LocalTrial,
-    ParsedTrials,
     StateError,
     Store,
+    parse_row,
     resumed_status,
 )
 from tests.cli.conftest import example
@@ -34,21 +34,21 @@ def test_a_trial_index_is_recorded_once(store: Store) -> None:
     assert [t.parameters for t in store.trials()] == [{"lr": 0.1}]
 
 
-def test_a_reader_that_keeps_parsed_trials_parses_only_the_rows_that_changed(
-    store: Store,
-) -> None:
+def test_rows_are_the_trials_unparsed(store: Store) -> None:
     for index in range(3):
         store.add_trial(LocalTrial(index=index, name=f"exp-{index}", parameters={"lr": index}))
-    parsed = ParsedTrials()
-    first = store.trials(parsed)
-    running = TrialStatus(phase=TrialPhase.RUNNING)
-    store.update_trial(replace(first[1], status=running))
-    second = store.trials(parsed)
-    assert second[0] is first[0]
-    assert second[2] is first[2]
-    assert second[1] is not first[1]
-    assert second[1].status == running
-    assert second == store.trials()  # what a reader without it reads
+    store.update_trial(
+        LocalTrial(
+            index=1,
+            name="exp-1",
+            parameters={"lr": 1},
+            status=TrialStatus(phase=TrialPhase.RUNNING),
+        )
+    )
+    rows = store.rows()
+    assert [row[1] for row in rows] == ["exp-0", "exp-1", "exp-2"]
+    assert [parse_row(row) for row in rows] == store.trials()
+    assert store.rows() == rows  # read again unchanged: equal rows, which readers compare
 
 
 def test_a_trial_must_be_named_after_its_experiment_and_index(store: Store) -> None:

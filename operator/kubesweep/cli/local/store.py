@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS trials (
 #: Columns added after the first state files were written, and their SQL types: a
 #: state file from before gets them on open, so ``--resume`` keeps working.
 LATER_COLUMNS = {"lineage": "TEXT"}
+#: A row of the trials table as read, in the order of ``_COLUMNS``.
+TrialRow = tuple[Any, ...]
 _COLUMNS = "idx, name, parameters, fidelity, tags, status, attempts, pid, pid_start, lineage"
 
 
@@ -217,13 +219,21 @@ class Store:
 
     # -- trials ----------------------------------------------------------------
 
-    def trials(self, parsed: ParsedTrials | None = None) -> list[LocalTrial]:
-        """Every trial, by index; rows unchanged since ``parsed`` saw them are not parsed again."""
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY idx").fetchall()
+    def trials(self) -> list[LocalTrial]:
+        """Every trial, by index."""
+        rows = self.rows()
         with collector_paused():
-            if parsed is None:
-                return [_trial(row) for row in rows]
-            return [parsed.trial(row) for row in rows]
+            return [parse_row(row) for row in rows]
+
+    def rows(self) -> list[TrialRow]:
+        """Every trial's row as stored, by index, unparsed (:func:`parse_row` parses one).
+
+        A reader that reads the same store at every change (the dashboard) keeps
+        what it made from each row with the row, and parses only the rows that
+        differ from the ones it kept: at 100,000 trials, parsing every status is
+        most of a read.
+        """
+        return self._db.execute(f"SELECT {_COLUMNS} FROM trials ORDER BY idx").fetchall()
 
     def trial(self, name: str) -> LocalTrial | None:
         """One trial by name."""
@@ -231,7 +241,7 @@ class Store:
             f"SELECT {_COLUMNS} FROM trials WHERE name = ?",
             (name,),
         ).fetchone()
-        return None if row is None else _trial(row)
+        return None if row is None else parse_row(row)
 
     def add_trial(self, trial: LocalTrial) -> bool:
         """Record a new trial; ``False`` if its index exists (nothing is changed then)."""
@@ -306,28 +316,8 @@ class Store:
         return unfinished
 
 
-class ParsedTrials:
-    """Trials parsed before, each with the row it was parsed from.
-
-    A reader that reads the same store again and again (the dashboard, at every
-    change) parses only the rows that changed since: at 10,000 trials, parsing
-    every status is most of a read.
-    """
-
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[tuple[Any, ...], LocalTrial]] = {}
-
-    def trial(self, row: tuple[Any, ...]) -> LocalTrial:
-        """The trial of ``row``, parsed once per distinct row."""
-        known = self.rows.get(row[1])
-        if known is not None and known[0] == row:
-            return known[1]
-        trial = _trial(row)
-        self.rows[str(row[1])] = (tuple(row), trial)
-        return trial
-
-
-def _trial(row: tuple[Any, ...]) -> LocalTrial:
+def parse_row(row: TrialRow) -> LocalTrial:
+    """The trial a row of :meth:`Store.rows` holds."""
     index, name, parameters, fidelity, tags, status, attempts, pid, pid_start, lineage = row
     lines: dict[str, str] = json.loads(lineage) if lineage else {}
     return LocalTrial(

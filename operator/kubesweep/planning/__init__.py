@@ -28,9 +28,9 @@ from kubesweep.planning.requests import (
 from kubesweep.planning.trial_status import derive_trial_status
 from kubesweep.planning.views import (
     PodView,
+    StoredTrial,
     SuggestionHealth,
     TrialMetrics,
-    TrialRecord,
     TrialView,
     trial_view,
 )
@@ -42,9 +42,9 @@ __all__ = [
     "Plan",
     "PodView",
     "StopOrder",
+    "StoredTrial",
     "SuggestionHealth",
     "TrialMetrics",
-    "TrialRecord",
     "TrialView",
     "best_trial",
     "derive_trial_status",

@@ -38,7 +38,7 @@ class TrialView:
         return self.status.phase.is_finished
 
 
-class TrialRecord(Protocol):
+class StoredTrial(Protocol):
     """A trial as its runner keeps it (the operator's index, the local run's store)."""
 
     @property
@@ -67,7 +67,7 @@ class TrialRecord(Protocol):
         ...
 
 
-def trial_view(trial: TrialRecord, status: TrialStatus, has_job: bool) -> TrialView:
+def trial_view(trial: StoredTrial, status: TrialStatus, has_job: bool) -> TrialView:
     """The view of a recorded trial with the status observed for it."""
     return TrialView(
         name=trial.name,

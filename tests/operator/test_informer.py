@@ -431,3 +431,30 @@ async def test_a_watch_that_ends_before_its_initial_events_are_marked_is_listed_
     assert api.requests[2][1]["resourceVersion"] == "8"
     assert sorted(t.name for t in index.trials(("ns", "a"))) == ["a-0", "a-1"]
     assert slept == []
+
+
+async def test_a_streaming_listing_cut_before_its_end_keeps_no_version_and_lists_again(
+    slept: list[float],
+) -> None:
+    api = ScriptedApi(
+        [
+            FakeResponse(
+                chunks=frames(
+                    {"type": "ADDED", "object": with_version(trial_body("a-0", "a"), "40")},
+                    {
+                        "type": "MODIFIED",
+                        "object": with_version(trial_body("a-0", "a", phase="Succeeded"), "41"),
+                    },
+                    {"type": "ERROR", "object": {"code": 500, "message": "etcd went away"}},
+                )
+            ),
+            FakeResponse(chunks=frames(end_of_initial_events("50"))),
+        ]
+    )
+    stream = Stream(api, Source(Kind.TRIALS, "ns"), index := _index(), lambda *_: None)
+    await run_until_exhausted(stream, api)
+    # neither object version was kept: the stream listed again, then watched from 50
+    assert [q.get("sendInitialEvents") for _, q in api.requests] == ["true", "true", None]
+    assert api.requests[2][1]["resourceVersion"] == "50"
+    assert index.trials(("ns", "a")) == []  # the second listing had no a-0
+    assert slept == [1.0]  # after the error, a pause

@@ -275,8 +275,10 @@ class Stream:
                         self.resource_version = str(meta.get("resourceVersion") or "") or None
                         self._listed(listed)
                         listed = None
-                else:
-                    self.handle(event)  # an error ends it; nothing else comes before the end
+                elif event_type == "ERROR":
+                    self.handle(event)  # raises: 410 lists again, others back off
+                else:  # not expected before the end; applied, its version not kept
+                    self.on_change(kind, event_type, body, self.index.apply(kind, event_type, body))
         if listed is not None:
             # The server ended the watch without marking the end of its initial
             # events: one that ignores sendInitialEvents sends them unmarked.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from kubesweep.api import Experiment, ExperimentSpec, Trial
-from kubesweep.cli.bulk import collector_paused
+from kubesweep.cli.bulk import KeptByName, collector_paused
 from kubesweep.cli.local.processes import log_tail
 from kubesweep.cli.local.runner import trials_dir
 from kubesweep.cli.local.store import LocalTrial, Store, TrialRow, parse_row
@@ -79,27 +79,15 @@ class ParsedRecords:
     """
 
     def __init__(self) -> None:
-        self._spec: ExperimentSpec | None = None
-        self._records: dict[str, tuple[TrialRow, TrialRecord]] = {}
+        self._kept: KeptByName[TrialRow, TrialRecord] = KeptByName()
 
     def records(self, rows: Sequence[TrialRow], spec: ExperimentSpec) -> list[TrialRecord]:
         """The record of each of ``rows`` under ``spec`` (which decides its metrics)."""
-        if spec != self._spec:
-            self._spec, self._records = spec, {}
-        known = self._records
-        kept: dict[str, tuple[TrialRow, TrialRecord]] = {}
-        out = []
-        for row in rows:
-            name = str(row[1])
-            seen = known.get(name)
-            if seen is not None and seen[0] == row:
-                record = seen[1]
-            else:
-                record = _record(parse_row(row), spec)
-            kept[name] = (tuple(row), record)
-            out.append(record)
-        self._records = kept
-        return out
+        return self._kept.values(
+            ((str(row[1]), tuple(row)) for row in rows),
+            spec,
+            lambda row: _record(parse_row(row), spec),
+        )
 
 
 class LocalSource:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesweep.api import Experiment, ExperimentSpec, ExperimentStatus, TrialPhase
+from kubesweep.cli.bulk import KeptByName
 from kubesweep.cli.failures import explain
 from kubesweep.cli.ranking import TrialRecord, lineage, with_fidelity
 from kubesweep.cli.report import data
@@ -136,22 +137,14 @@ class TrialRows:
     """
 
     def __init__(self) -> None:
-        self._spec: ExperimentSpec | None = None
-        self._rows: dict[str, tuple[TrialRecord, dict[str, Any]]] = {}
+        self._kept: KeptByName[TrialRecord, dict[str, Any]] = KeptByName()
 
     def rows(self, records: Sequence[TrialRecord], spec: ExperimentSpec) -> list[dict[str, Any]]:
         """The row of each of ``records``, by index."""
-        if spec != self._spec:
-            self._spec, self._rows = spec, {}
-        known = self._rows
-        kept: dict[str, tuple[TrialRecord, dict[str, Any]]] = {}
-        for record in sorted(records, key=lambda r: r.index):
-            seen = known.get(record.name)
-            same = seen is not None and (seen[0] is record or seen[0] == record)
-            row = seen[1] if seen is not None and same else trial_row(record, spec)
-            kept[record.name] = (record, row)
-        self._rows = kept
-        return [row for _, row in kept.values()]
+        ordered = sorted(records, key=lambda r: r.index)
+        return self._kept.values(
+            ((r.name, r) for r in ordered), spec, lambda record: trial_row(record, spec)
+        )
 
 
 def experiment_view(

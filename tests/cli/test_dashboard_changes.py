@@ -23,7 +23,6 @@ import pytest
 
 from kubesweep.api import Direction, Experiment
 from kubesweep.cli import experiment_sources
-from kubesweep.cli.bulk import collector_paused
 from kubesweep.cli.experiment_sources import LocalRuns
 from kubesweep.cli.local.store import LocalTrial, parse_row
 from kubesweep.cli.ranking import TrialRecord, rank
@@ -221,23 +220,3 @@ def test_a_value_compared_with_itself_has_no_patch() -> None:
     new = {"rows": [row, {"name": "b", "value": 3}]}
     assert diff(row, row) is None
     assert diff(old, new) == {"{}": {"rows": {"[]": [], "~": {"b": {"{}": {"value": {"=": 3}}}}}}}
-
-
-def test_a_bulk_read_pauses_the_collector_and_restores_it() -> None:
-    assert gc.isenabled()
-    try:
-        with collector_paused():
-            assert not gc.isenabled()
-            with collector_paused():
-                assert not gc.isenabled()
-            assert not gc.isenabled()  # the inner pause leaves the outer one as it was
-        assert gc.isenabled()
-        with pytest.raises(RuntimeError), collector_paused():
-            raise RuntimeError("a read that fails")
-        assert gc.isenabled()
-        gc.disable()
-        with collector_paused():
-            pass
-        assert not gc.isenabled()  # off before, off after
-    finally:
-        gc.enable()

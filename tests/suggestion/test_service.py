@@ -8,6 +8,7 @@ serve the real registry to show the pieces fit.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -518,3 +519,26 @@ async def test_the_real_registry() -> None:
         bad = suggest_body(algorithm={"name": "random", "settings": {"noSuchSetting": 1}})
         error = await error_of(await client.post("/v1/suggest", json=bad), 422)
         assert error["problems"][0].startswith("algorithm.settings.noSuchSetting")
+
+
+def test_an_ask_runs_with_the_cyclic_collector_paused() -> None:
+    """A held history of 100,000 trials makes as many acyclic objects per ask: the
+    collector's full passes over them were most of an incremental ask's time."""
+    from kubesweep.suggestion.service import handle_stop, handle_suggest
+
+    seen: list[bool] = []
+
+    def suggest(_: SuggestRequest) -> SuggestReply:
+        seen.append(gc.isenabled())
+        return SuggestReply(assignments=[], exhausted=True)
+
+    def stop(_: StopRequest) -> StopReply:
+        seen.append(gc.isenabled())
+        return StopReply()
+
+    engine = Engine(suggest=suggest, stop=stop, validate=no_problems)
+    assert gc.isenabled()
+    assert handle_suggest(engine, json.dumps(suggest_body()).encode()).status == 200
+    assert handle_stop(engine, json.dumps(suggest_body()).encode()).status == 200
+    assert seen == [False, False]
+    assert gc.isenabled()

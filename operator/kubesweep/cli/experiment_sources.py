@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Protocol
 
 from kubesweep.api import Experiment, ExperimentSpec, Trial
-from kubesweep.cli.bulk import KeptByName, collector_paused
+from kubesweep.cli.bulk import KeptByName
 from kubesweep.cli.local.processes import log_tail
 from kubesweep.cli.local.runner import trials_dir
 from kubesweep.cli.local.store import LocalTrial, Store, TrialRow, parse_row
 from kubesweep.cli.ranking import TrialRecord, record_from_status, record_from_trial
+from kubesweep.gcpause import collector_paused
 
 
 class NotFoundError(LookupError):

@@ -77,6 +77,7 @@ from kubesweep.api.suggestion_wire import (
     ValidateReply,
     ValidateRequest,
 )
+from kubesweep.gcpause import collector_paused
 from kubesweep.suggestion.auth import (
     DEFAULT_AUDIENCE,
     Authenticator,
@@ -396,6 +397,11 @@ def _carried(base: str | None) -> HistoryResult:
 
 def handle_suggest(engine: Engine, body: bytes, histories: HistoryLimits | None = None) -> Outcome:
     """Parse, make the whole history, validate the space and settings, then suggest."""
+    with collector_paused():  # a history of 100,000 trials makes as many acyclic objects
+        return _suggest(engine, body, histories)
+
+
+def _suggest(engine: Engine, body: bytes, histories: HistoryLimits | None) -> Outcome:
     try:
         request = parse(SuggestRequest, body)
     except ClientError as error:
@@ -421,6 +427,11 @@ def handle_suggest(engine: Engine, body: bytes, histories: HistoryLimits | None 
 
 def handle_stop(engine: Engine, body: bytes, histories: HistoryLimits | None = None) -> Outcome:
     """Parse, make the whole history, validate the space and the stopping rule, then decide."""
+    with collector_paused():
+        return _stop(engine, body, histories)
+
+
+def _stop(engine: Engine, body: bytes, histories: HistoryLimits | None) -> Outcome:
     try:
         request = parse(StopRequest, body)
     except ClientError as error:

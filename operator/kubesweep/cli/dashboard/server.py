@@ -31,7 +31,6 @@ from typing import Any
 from aiohttp import web
 
 from kubesweep.api import TrialPhase
-from kubesweep.cli.bulk import collector_paused
 from kubesweep.cli.dashboard.deltas import diff
 from kubesweep.cli.dashboard.feeds import Feed, LocalFeed
 from kubesweep.cli.dashboard.views import (
@@ -46,6 +45,7 @@ from kubesweep.cli.kube import KubeError
 from kubesweep.cli.report.data import importances
 from kubesweep.cli.report.html import STYLE, VENDOR
 from kubesweep.cli.report.sample import fitted_records
+from kubesweep.gcpause import collector_paused
 
 #: Seconds between two looks at the state files, and between keep-alive comments.
 INTERVAL = 0.5

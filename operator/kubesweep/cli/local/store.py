@@ -30,7 +30,7 @@ from kubesweep.api import (
     TrialStatus,
     trial_name,
 )
-from kubesweep.cli.bulk import collector_paused
+from kubesweep.gcpause import collector_paused
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -38,7 +38,19 @@ from bench.suggest.latency import build_history
 from kubesweep.api.suggestion_wire import ObservedTrial, SuggestRequest, TrialState
 from kubesweep.operator.suggestions import HttpSuggestionBackend, SuggestionUnavailable
 
-ALGORITHMS = ("grid", "random", "sobol", "bayesian", "tpe", "hyperband", "asha", "bohb")
+ALGORITHMS = (
+    "grid",
+    "random",
+    "sobol",
+    "bayesian",
+    "tpe",
+    "cmaes",
+    "nsga2",
+    "hyperband",
+    "asha",
+    "bohb",
+    "pbt",
+)
 #: Address space of each service process (server and each worker).
 CAP_BYTES = 4 << 30
 

@@ -50,7 +50,10 @@ def _completed(
     parameters: dict[str, Any],
     fidelity: float | None,
     tags: dict[str, str],
+    *,
+    trained_from: int = 0,
 ) -> ObservedTrial:
+    """A finished trial; its curve holds the steps after ``trained_from`` (a resumed trial's)."""
     if fidelity is None:
         return ObservedTrial(
             name=f"trial-{i}",
@@ -66,7 +69,9 @@ def _completed(
         fidelity=fidelity,
         state=TrialState.COMPLETED,
         value=curve[-1],
-        intermediate=[CurvePoint(step=s + 1, value=v) for s, v in enumerate(curve)],
+        intermediate=[
+            CurvePoint(step=s + 1, value=v) for s, v in enumerate(curve) if s >= trained_from
+        ],
         tags=tags,
     )
 
@@ -105,14 +110,7 @@ def build_history(
     space = space_of(problem, with_fidelity=multi)
     spec = Algorithm(name=name, seed=0)
     if name is AlgorithmName.PBT:
-        # A population trains a fixed number of intervals each, so a history of ``n`` of
-        # its own trials needs a population of about ``n`` / intervals members.
-        from kubesweep.suggestion.algorithms.pbt import interval_budgets
-
-        assert space.fidelity is not None  # a multi-fidelity problem's space
-        intervals = len(interval_budgets(space.fidelity))
-        members = min(1000, max(8, math.ceil(n / intervals)))  # 1000: the setting's maximum
-        spec = Algorithm(name=name, seed=0, settings={"populationSize": members})
+        space, spec = _pbt_population(space, n)
     history: list[ObservedTrial] = []
     if multi:
         # BOHB keeps hyperband's brackets, rungs and tags and only samples new
@@ -121,6 +119,8 @@ def build_history(
         driver = (
             Algorithm(name=AlgorithmName.HYPERBAND, seed=0) if name is AlgorithmName.BOHB else spec
         )
+        assert space.fidelity is not None  # a multi-fidelity problem's space
+        interval = space.fidelity.min
         while len(history) < n:
             reply = registry.suggest(
                 SuggestRequest(
@@ -133,8 +133,18 @@ def build_history(
                     + (" (its schedule ended)" if reply.exhausted else "")
                 )
             for a in reply.assignments:
+                # A pbt trial resumes its parent's checkpoint and trains one interval.
+                resumed = a.fidelity is not None and name is AlgorithmName.PBT
+                start = round(a.fidelity - interval) if resumed and a.fidelity else 0
                 history.append(
-                    _completed(problem, len(history), dict(a.parameters), a.fidelity, a.tags)
+                    _completed(
+                        problem,
+                        len(history),
+                        dict(a.parameters),
+                        a.fidelity,
+                        a.tags,
+                        trained_from=start,
+                    )
                 )
     elif name in NUMBERS_ONLY:
         # CMA-ES keeps its generations in tags and searches numbers only: its own
@@ -143,6 +153,10 @@ def build_history(
         fixed = {p.name: (p.values or [""])[0] for p in problem.parameters if p.values}
         space = SearchSpace(parameters=[p for p in problem.parameters if p.name not in fixed])
         count = 4 + math.floor(3 * math.log(len(space.parameters)))
+        if n > 10_000:
+            # One generation per ask makes the build quadratic (12,500 asks for 100,000
+            # trials): a larger history comes from a sweep with n / 1000 slots.
+            count = n // 1000
         while len(history) < n:
             request = SuggestRequest(
                 space=space, algorithm=spec, trials=history, count=min(count, n - len(history))
@@ -155,6 +169,27 @@ def build_history(
         configs, _ = random_history(problem, n)
         history = [_completed(problem, i, c, None, {}) for i, c in enumerate(configs)]
     return space, spec, history
+
+
+def _pbt_population(space: SearchSpace, n: int) -> tuple[SearchSpace, Algorithm]:
+    """PBT's space and settings for a history of ``n`` of its own trials.
+
+    A population trains a fixed number of intervals each, so ``n`` trials need about
+    ``n`` / intervals members; past 1000 members (the setting's maximum) the fidelity
+    gets more intervals of the same length, as a longer training would.
+    """
+    from kubesweep.suggestion.algorithms.pbt import interval_budgets
+
+    assert space.fidelity is not None  # a multi-fidelity problem's space
+    intervals = len(interval_budgets(space.fidelity))
+    members = min(1000, max(8, math.ceil(n / intervals)))
+    if members * intervals < n:
+        longer = space.fidelity.min * math.ceil(n / members)
+        space = space.model_copy(
+            update={"fidelity": space.fidelity.model_copy(update={"max": longer})}
+        )
+    spec = Algorithm(name=AlgorithmName.PBT, seed=0, settings={"populationSize": members})
+    return space, spec
 
 
 def _child(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -345,6 +346,8 @@ def test_a_forged_member_number_costs_nothing() -> None:
         ({"restarts": "sometimes"}, "restarts"),
         ({"sigma0": 0.0}, "sigma0"),
         ({"populationSize": -1}, "populationSize"),
+        ({"populationSize": 1}, "populationSize"),
+        ({"populationSize": 3}, "populationSize"),
         ({"incPopsize": 0}, "incPopsize"),
     ],
 )
@@ -353,3 +356,27 @@ def test_settings_are_checked(settings: dict[str, ParameterValue], named: str) -
     problems = registry.validate(space(PLANE), algorithm)
     assert len(problems) == 1
     assert problems[0].startswith(f"algorithm.settings.{named}:")
+
+
+def test_the_smallest_population_allowed_adapts_without_dividing_by_zero() -> None:
+    algorithm = Algorithm(name=AlgorithmName.CMAES, seed=0, settings={"populationSize": 4})
+    assert registry.validate(space(PLANE), algorithm) == []
+    trials: list[ObservedTrial] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a division by zero fails the test
+        for i in range(24):
+            reply = registry.suggest(
+                SuggestRequest(space=space(PLANE), algorithm=algorithm, trials=trials, count=1)
+            )
+            (assignment,) = reply.assignments
+            values = assignment.parameters
+            loss = sum((float(v) - 0.3) ** 2 for v in values.values())
+            trials.append(
+                ObservedTrial(
+                    name=f"t{i}",
+                    parameters=values,
+                    state=TrialState.COMPLETED,
+                    value=loss,
+                    tags=assignment.tags,
+                )
+            )

@@ -89,7 +89,9 @@ How it works, and why:
 Settings:
 
 - ``populationSize`` (default ``0``, meaning ``4 + floor(3 ln n)`` for ``n``
-  searched parameters): points per generation of the first restart.
+  searched parameters): points per generation of the first restart. At least 4:
+  a generation's better half then holds two members, which the covariance's
+  rank-mu update needs (with one, the library's learning rates divide by zero).
 - ``sigma0`` (default ``1/6``, 0.1667): the initial step size, as a fraction of
   each parameter's range (on its log scale when ``log``).
 - ``restarts`` (default ``"ipop"``): ``ipop``, ``bipop`` or ``none``.
@@ -121,7 +123,7 @@ from kubesweep.api.suggestion_wire import (
     SuggestReply,
     TrialState,
 )
-from kubesweep.suggestion.contract import History, rng_for
+from kubesweep.suggestion.contract import History, SettingsError, rng_for
 from kubesweep.suggestion.settings import Setting, parse
 from kubesweep.suggestion.space import Dimension, Key, Space, SpaceError
 
@@ -130,11 +132,14 @@ from kubesweep.suggestion.space import Dimension, Key, Space, SpaceError
 #: the whole range without most draws falling outside it.
 SIGMA0 = 1.0 / 6.0
 
+#: The smallest population that selects two members (its better half).
+MIN_POPULATION = 4
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "populationSize",
         0,
-        "points per generation of the first restart; 0 means 4 + floor(3 ln n)",
+        "points per generation of the first restart, at least 4; 0 means 4 + floor(3 ln n)",
         minimum=0,
         maximum=10_000,
     ),
@@ -609,5 +614,14 @@ def require_numbers(space: SearchSpace) -> None:
 def create(space: SearchSpace, settings: Mapping[str, ParameterValue], seed: int | None) -> CmaEs:
     """Build CMA-ES (refuses categorical parameters and unknown settings)."""
     parsed = parse(SETTINGS, settings)
+    population = parsed.integer("populationSize")
+    if 0 < population < MIN_POPULATION:
+        # One or two selected members give the rank-mu update no weight: the library's
+        # learning rates divide by zero (1) or become infinite (2 and 3).
+        raise SettingsError(
+            "populationSize",
+            f"must be 0 (4 + floor(3 ln n)) or at least {MIN_POPULATION}, so that a "
+            "generation selects at least two members",
+        )
     require_numbers(space)
     return CmaEs(Space(space), seed, parsed.as_dict())

@@ -120,7 +120,6 @@ def build_history(
             Algorithm(name=AlgorithmName.HYPERBAND, seed=0) if name is AlgorithmName.BOHB else spec
         )
         assert space.fidelity is not None  # a multi-fidelity problem's space
-        interval = space.fidelity.min
         while len(history) < n:
             reply = registry.suggest(
                 SuggestRequest(
@@ -133,9 +132,10 @@ def build_history(
                     + (" (its schedule ended)" if reply.exhausted else "")
                 )
             for a in reply.assignments:
-                # A pbt trial resumes its parent's checkpoint and trains one interval.
-                resumed = a.fidelity is not None and name is AlgorithmName.PBT
-                start = round(a.fidelity - interval) if resumed and a.fidelity else 0
+                start = 0
+                if name is AlgorithmName.PBT and a.fidelity is not None:
+                    # A pbt trial resumes its parent's checkpoint and trains one interval.
+                    start = round(a.fidelity - space.fidelity.min)
                 history.append(
                     _completed(
                         problem,

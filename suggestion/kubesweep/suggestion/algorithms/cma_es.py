@@ -616,8 +616,9 @@ def create(space: SearchSpace, settings: Mapping[str, ParameterValue], seed: int
     parsed = parse(SETTINGS, settings)
     population = parsed.integer("populationSize")
     if 0 < population < MIN_POPULATION:
-        # One or two selected members give the rank-mu update no weight: the library's
-        # learning rates divide by zero (1) or become infinite (2 and 3).
+        # The better half of 1 to 3 members is fewer than two, which leaves the rank-mu
+        # update no weight: the library's assertion fails (1) or its rates become
+        # infinite (2 and 3).
         raise SettingsError(
             "populationSize",
             f"must be 0 (4 + floor(3 ln n)) or at least {MIN_POPULATION}, so that a "

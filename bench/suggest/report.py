@@ -642,20 +642,23 @@ def render(records: Sequence[Record], meta: dict[str, Any], docs: Path, img: Pat
     m = meta["machine"]
     q, f, lat = Quality(records), Fidelity(records), Latency(records)
     sessions = meta.get("sessions", [])
-    when = (
-        f"{sessions[0]['start']} to {sessions[-1]['end']}, in {len(sessions)} invocations "
-        "(" + "; ".join(_session(x) for x in sessions) + ")"
-        if len(sessions) > 1
-        else meta["date"]
-    )
+    if len(sessions) > 1:
+        # Invocations gathered into one file name themselves, each with its commit.
+        ordered = sorted(sessions, key=lambda x: str(x["start"]))
+        how = (
+            f"{ordered[0]['start']} to {max(str(x['end']) for x in sessions)}, in "
+            f"{len(sessions)} invocations of `python -m bench.suggest.run` (`make "
+            "bench-suggest`): " + "; ".join(_session(x) for x in ordered) + ";"
+        )
+    else:
+        how = (
+            f"{meta['date']} at commit {meta.get('commit', 'unknown')} with `make "
+            f"bench-suggest`, which runs `{meta['command']}` (profile `{settings['profile']}`),"
+        )
     lines = [
         BEGIN,
         "",
-        f"Measured {when}"
-        + ("" if len(sessions) > 1 else f" at commit {meta.get('commit', 'unknown')}")
-        + " with "
-        f"`make bench-suggest`, which runs `{meta['command']}` (profile "
-        f"`{settings['profile']}`), "
+        f"Measured {how} "
         f"{meta['seconds'] / 60:.1f} minutes of wall time, on {m['cpus']} cores "
         f"({m['cpu'] or 'unknown CPU'}, "
         f"{m['memory']}, {m['system']}, Python {m['python']}), shared with other work and "

@@ -14,7 +14,8 @@ mounted read-only into each build step and never becomes part of an image.
 Output, outside the repository: ``$KUBESWEEP_CACHE/images`` (default
 ``~/.cache/kubesweep/images``) holds ``<name>.oci.tar`` (an OCI archive whose image is
 named ``localhost/kubesweep/<name>:<tag>``), ``<name>.json`` (key, reference, sizes,
-build seconds) and the builder's own storage (``storage/``), which also caches layers.
+build seconds) and the builder's own storage (``storage/``), which also caches layers;
+the untagged images earlier builds left there are pruned after each build.
 
     python images/build.py build [NAME...]          # default: every image but the optional ones
     python images/build.py push --registry REG      # to REG/kubesweep/<name>:<tag>
@@ -28,6 +29,7 @@ and skopeo.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import fnmatch
 import gzip
 import hashlib
@@ -244,6 +246,18 @@ def bud_argv(
     return [*argv, "."]
 
 
+def prune_argv(builder: str, cache: Path) -> list[str]:
+    """Remove the untagged images earlier builds left in the cache's storage.
+
+    Each build tags its new image and leaves the one it replaces, and that one's
+    intermediate steps, untagged: a day of builds grew the storage to 12 GB, 1.6 GB
+    once pruned. The steps of the tagged images stay (an image whose child is kept is
+    kept); those of a multi-stage build's first stage go too, which costs the next
+    build of that stage the steps before its first changed ``COPY``.
+    """
+    return [*storage_flags(builder, cache), "rmi", "--prune"]
+
+
 def push_argv(archive: Path, destination: str) -> list[str]:
     return ["skopeo", "copy", f"oci-archive:{archive}", f"docker://{destination}"]
 
@@ -349,7 +363,15 @@ def blob_or(tar: tarfile.TarFile, name: str) -> IO[bytes]:
 
 
 def build(names: Sequence[str], tag: str, force: bool, builder: str, cache: Path) -> list[Record]:
+    """Build what changed; one build at a time per cache, as the prune after one would
+    remove the untagged steps of another in progress."""
     cache.mkdir(parents=True, exist_ok=True)
+    with (cache / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(names, tag, force, builder, cache)
+
+
+def _build(names: Sequence[str], tag: str, force: bool, builder: str, cache: Path) -> list[Record]:
     base = ensure_base(builder, cache)
     build_args = {BASE_ARG: base}
     patterns = read_ignore_patterns(IGNORE_FILE.read_text())
@@ -364,7 +386,8 @@ def build(names: Sequence[str], tag: str, force: bool, builder: str, cache: Path
     records = _records(cache, names)
     ca = CA_BUNDLE if Path(CA_BUNDLE).exists() else None
     done = []
-    for step in plan(keys, records, present, tag, force):
+    steps = plan(keys, records, present, tag, force)
+    for step in steps:
         archive = cache / f"{step.name}.oci.tar"
         if not step.build:
             print(f"{step.name}: up to date ({step.key})", file=sys.stderr)
@@ -396,6 +419,9 @@ def build(names: Sequence[str], tag: str, force: bool, builder: str, cache: Path
         )
         (cache / f"{step.name}.json").write_text(json.dumps(asdict(record), indent=2) + "\n")
         done.append(record)
+    if any(step.build for step in steps):
+        # Not checked: an image a container still uses stays, and that is no failure.
+        subprocess.run(prune_argv(builder, cache), capture_output=True, check=False)
     return done
 
 

@@ -170,3 +170,15 @@ def test_base_key_is_the_recipe() -> None:
     assert build.base_key() == build.base_key()
     assert build.base_key(packages=[*build.BASE_PACKAGES, "curl"]) != build.base_key()
     assert build.base_reference(build.base_key()).startswith("localhost/kubesweep/base:")
+
+
+def test_prune_removes_the_untagged_images_of_the_cache_storage_only() -> None:
+    assert build.prune_argv("buildah", Path("/c")) == [
+        "buildah",
+        "--root",
+        "/c/storage",
+        "--runroot",
+        "/c/run",
+        "rmi",
+        "--prune",
+    ]

@@ -253,9 +253,11 @@ def prune_argv(builder: str, cache: Path) -> list[str]:
     intermediate steps, untagged: a day of builds grew the storage to 12 GB, 1.6 GB
     once pruned. The steps of the tagged images stay (an image whose child is kept is
     kept); those of a multi-stage build's first stage go too, which costs the next
-    build of that stage the steps before its first changed ``COPY``.
+    build of that stage the steps before its first changed ``COPY``. podman says it
+    ``image prune``.
     """
-    return [*storage_flags(builder, cache), "rmi", "--prune"]
+    verb = ["image", "prune", "--force"] if Path(builder).name == "podman" else ["rmi", "--prune"]
+    return [*storage_flags(builder, cache), *verb]
 
 
 def push_argv(archive: Path, destination: str) -> list[str]:

@@ -182,3 +182,4 @@ def test_prune_removes_the_untagged_images_of_the_cache_storage_only() -> None:
         "rmi",
         "--prune",
     ]
+    assert build.prune_argv("podman", Path("/c"))[-3:] == ["image", "prune", "--force"]
